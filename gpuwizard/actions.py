@@ -1,0 +1,208 @@
+"""Plans are data: a step's plan is a list of actions.
+
+Each action can (1) describe itself for a plan — the exact argv, or the unified diff of a file —,
+(2) tell, without changing anything, whether it is already done, so a re-run or a resume repeats
+nothing, and (3) apply itself through the host seam. Dry-run and ``gpuwizard plan`` use (1) and (2)
+only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import StepFailed
+from .host import join_argv, load_json_object, unified_diff
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import StepContext
+
+
+class Action:
+    """Base class. ``id`` is stable across runs (the state file records outcomes by it)."""
+
+    id: str
+    title: str
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return []
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return False
+
+    def apply(self, ctx: "StepContext") -> None:
+        raise NotImplementedError
+
+    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+        return {"id": self.id, "type": type(self).__name__.lower(), "title": self.title, "preview": self.preview(ctx)}
+
+
+@dataclass
+class Run(Action):
+    """Run a command. It must say how to tell it is done: ``creates`` (a system path that exists
+    afterwards), ``done_when`` (a read-only probe argv that exits 0 once done) or
+    ``idempotent=True`` (running it again changes nothing, e.g. ``systemctl restart``)."""
+
+    id: str
+    title: str
+    argv: list[str]
+    creates: str | None = None
+    done_when: list[str] | None = None
+    idempotent: bool = False
+    timeout: float | None = None
+    env: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.creates or self.done_when or self.idempotent):
+            raise ValueError(f"action {self.id}: say how to tell it is done (creates/done_when/idempotent)")
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return ["$ " + join_argv(self.argv)]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        if self.creates and ctx.host.exists(self.creates):
+            return True
+        if self.done_when:
+            result = ctx.host.runner.probe(self.done_when)
+            return bool(result and result.ok)
+        return False
+
+    def apply(self, ctx: "StepContext") -> None:
+        ctx.host.runner.run(self.argv, timeout=self.timeout, env=self.env, check=True)
+
+    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+        data = super().as_json(ctx)
+        data["argv"] = list(self.argv)
+        return data
+
+
+@dataclass
+class WriteFile(Action):
+    id: str
+    title: str
+    path: str
+    content: str
+    mode: int = 0o644
+    backup: bool = True
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        diff = unified_diff(self.path, ctx.host.read_text(self.path), self.content)
+        return diff.splitlines() or [f"(no change to {self.path})"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return ctx.host.read_text(self.path) == self.content
+
+    def apply(self, ctx: "StepContext") -> None:
+        if self.backup:
+            saved = ctx.host.backup(self.path)
+            if saved:
+                ctx.note(f"backup of {self.path}: {saved}")
+        ctx.host.write_file(self.path, self.content, self.mode)
+
+    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+        data = super().as_json(ctx)
+        data["path"] = self.path
+        return data
+
+
+@dataclass
+class EditJson(Action):
+    """Change some keys of a JSON object file, keeping all others; always backed up first."""
+
+    id: str
+    title: str
+    path: str
+    edit: Callable[[dict[str, Any]], dict[str, Any]]
+    mode: int = 0o644
+
+    def _current(self, ctx: "StepContext") -> dict[str, Any]:
+        return load_json_object(self.path, ctx.host.read_text(self.path))
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        old_text = ctx.host.read_text(self.path)
+        current = load_json_object(self.path, old_text)
+        new = self.edit(json.loads(json.dumps(current)))
+        diff = unified_diff(self.path, old_text, json.dumps(new, indent=4) + "\n")
+        return diff.splitlines() or [f"(no change to {self.path})"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        current = self._current(ctx)
+        return self.edit(json.loads(json.dumps(current))) == current
+
+    def apply(self, ctx: "StepContext") -> None:
+        changed, backup = ctx.host.edit_json(self.path, self.edit, self.mode)
+        if backup:
+            ctx.note(f"backup of {self.path}: {backup}")
+
+    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+        data = super().as_json(ctx)
+        data["path"] = self.path
+        return data
+
+
+@dataclass
+class WaitFor(Action):
+    """Wait until a read-only condition holds (polling with an event wait, not a sleep loop)."""
+
+    id: str
+    title: str
+    check: Callable[["StepContext"], bool]
+    timeout: float = 300.0
+    interval: float = 2.0
+    failure_hint: str = ""
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"wait up to {self.timeout:g}s: {self.title}"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return bool(self.check(ctx))
+
+    def apply(self, ctx: "StepContext") -> None:
+        deadline = time.monotonic() + self.timeout
+        waiter = ctx.host.runner.cancel
+        while True:
+            if self.check(ctx):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StepFailed(f"timed out after {self.timeout:g}s waiting: {self.title}" + (f"; {self.failure_hint}" if self.failure_hint else ""))
+            if waiter.wait(min(self.interval, left)):
+                raise StepFailed(f"cancelled while waiting: {self.title}")
+
+
+@dataclass
+class Reboot(Action):
+    """The host must reboot before the step can go on. The engine records the boot id; the action
+    counts as done once the host runs on another boot id."""
+
+    id: str
+    title: str
+    reason: str
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"reboot: {self.reason}", "then run: gpuwizard --resume"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        record = ctx.action_record(self.id)
+        requested_on = record.get("boot_id") if record else None
+        return bool(requested_on) and requested_on != ctx.host.boot_id()
+
+    def apply(self, ctx: "StepContext") -> None:  # handled by the engine
+        raise AssertionError("Reboot is applied by the engine")
+
+
+@dataclass
+class Fail(Action):
+    """A plan that cannot go on: shows why in the plan, fails the step when applied."""
+
+    id: str
+    title: str
+    reason: str
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"cannot continue: {self.reason}"]
+
+    def apply(self, ctx: "StepContext") -> None:
+        raise StepFailed(self.reason)

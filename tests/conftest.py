@@ -1,0 +1,42 @@
+"""Shared fixtures. Nothing here touches this machine's /etc: every host is a temp root."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> Path:
+    """An empty host root with the few files every host has."""
+    root = tmp_path / "root"
+    (root / "proc/sys/kernel/random").mkdir(parents=True)
+    (root / "proc/sys/kernel/random/boot_id").write_text("11111111-2222-3333-4444-555555555555\n")
+    (root / "etc").mkdir()
+    return root
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path) -> Path:
+    """A PATH directory for test tools written as tiny scripts."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    return d
+
+
+def write_tool(bin_dir: Path, name: str, body: str) -> Path:
+    path = bin_dir / name
+    path.write_text(f"#!{sys.executable}\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_color(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("GPUWIZARD_SIM_FAIL", raising=False)
