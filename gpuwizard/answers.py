@@ -1,0 +1,422 @@
+"""The answer file: model, YAML loading with line marks, JSON Schema export.
+
+An answer file is ``version: 1`` plus one optional section per step id. In unattended mode the steps
+that run are ``detect`` and the sections present (``driver: {}`` runs the driver step with its
+defaults). The model is strict: unknown keys are errors. Every error names the file, line and
+column, the key path, the value and what was expected; all errors are reported at once and nothing
+runs until the file is valid.
+
+The JSON Schema in ``gpuwizard/schema/answers-v1.json`` is generated from this model
+(``python -m gpuwizard.answers --write-schema``); a test fails when the two drift.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InvalidInput
+from .podspec import PodSpecAnswers
+from .validate import (
+    AbsPath,
+    ImageRef,
+    K8sName,
+    KubeContext,
+    NodeLabel,
+    Sha256,
+    UrlOrPath,
+    Version,
+)
+
+MAX_BYTES = 1024 * 1024
+SCHEMA_PATH = Path(__file__).parent / "schema" / "answers-v1.json"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectAnswers(Section):
+    require_gpu: bool = Field(True, description="Fail the run when no NVIDIA GPU is found.")
+
+
+class DriverAnswers(Section):
+    method: Literal["package", "runfile"] | None = Field(
+        None, description="How to install: the distribution's packages (default on Ubuntu/Debian) or NVIDIA's .run file."
+    )
+    version: Union[Literal["recommended"], Version] = Field(
+        "recommended", description="Driver version (e.g. 565.57.01 or a branch like 565), or 'recommended'."
+    )
+    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of NVIDIA-Linux-<arch>-<ver>.run (method: runfile).")
+    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the runfile; a mismatch is refused and the file never executed.")
+    module: Literal["open", "proprietary"] | None = Field(None, description="Kernel module flavour (default: the installer's choice for the card).")
+    secure_boot: Literal["refuse", "sign"] = Field("refuse", description="With Secure Boot on: refuse (default) or sign the module and enrol the key with mokutil.")
+    reboot: Literal["prompt", "auto", "never"] = Field("prompt", description="When a reboot is needed: stop and ask (unattended: exit 3), reboot automatically, or never.")
+
+    @model_validator(mode="after")
+    def _runfile_needs_method(self) -> "DriverAnswers":
+        if self.runfile and self.method == "package":
+            raise ValueError("runfile is given but method is 'package'; use method: runfile")
+        if self.sha256 and not self.runfile:
+            raise ValueError("sha256 is given without a runfile")
+        return self
+
+
+class CudaAnswers(Section):
+    version: Version | None = Field(None, description="CUDA toolkit version, e.g. 12.6 (default: the newest the driver can run).")
+    method: Literal["package", "runfile"] | None = Field(None, description="NVIDIA's cuda-keyring packages or the .run file.")
+    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of cuda_<ver>_<drv>_linux.run.")
+    sha256: Sha256 | None = None
+    env_file: Union[AbsPath, Literal["~/.bashrc"]] = Field(
+        "/etc/profile.d/cuda.sh", description="Where PATH/LD_LIBRARY_PATH for the toolkit are written (once)."
+    )
+    pytorch_check: bool = Field(False, description="Afterwards, check CUDA from PyTorch in a venv (like the seed recipe's script).")
+
+
+class ContainerAnswers(Section):
+    runtime: Literal["docker", "containerd"] = "docker"
+    install_docker: bool = Field(False, description="Install Docker when it is absent (otherwise stop with guidance).")
+    set_as_default: bool = Field(False, description="Make nvidia the default runtime.")
+    cdi: bool = Field(False, description="Enable CDI in the runtime.")
+    test_image: ImageRef | None = Field(None, description="Image for the `docker run --gpus all … nvidia-smi` check (default: a CUDA base image the driver can run).")
+
+
+class KindAnswers(Section):
+    cluster_name: K8sName = "gpu-cluster"
+    node_image: ImageRef | None = Field(None, description="kindest/node image, pinned with @sha256 digest.")
+    gpus: Union[Literal["all"], list[int]] = Field("all", description="'all' or a list of GPU indexes to mount into the node.")
+    workers: int = Field(0, ge=0, le=16)
+    recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
+    existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
+
+    @field_validator("node_image")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value and "@sha256:" not in value:
+            raise ValueError("expected an image pinned with a digest (…@sha256:<64 hex>)")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _indexes(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(i < 0 for i in value) or len(set(value)) != len(value)):
+            raise ValueError("expected 'all' or a non-empty list of distinct GPU indexes (0, 1, …)")
+        return value
+
+
+Auto = Union[Literal["auto"], bool]
+
+
+class OperatorAnswers(Section):
+    namespace: K8sName = "gpu-operator"
+    release: K8sName = "gpu-operator"
+    chart_version: Version | None = None
+    driver_enabled: Auto = "auto"
+    toolkit_enabled: Auto = "auto"
+    device_plugin: Auto = "auto"
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra Helm values (written to a values file, shown in the plan).")
+    verify: bool = True
+
+
+class HamiAnswers(Section):
+    namespace: K8sName = "kube-system"
+    release: K8sName = "hami"
+    chart_version: Version | None = None
+    split_count: int = Field(10, ge=1, le=100)
+    memory_scaling: float = Field(1.0, gt=0, le=100)
+    core_scaling: float = Field(1.0, gt=0, le=100)
+    node_label: NodeLabel = "gpu=on"
+    nodes: list[K8sName] | None = None
+
+
+class AnswerFile(BaseModel):
+    """gpuwizard answer file, version 1."""
+
+    model_config = ConfigDict(extra="forbid", title="gpuwizard answer file")
+
+    version: Literal[1]
+    detect: DetectAnswers | None = None
+    driver: DriverAnswers | None = None
+    cuda: CudaAnswers | None = None
+    container: ContainerAnswers | None = None
+    kind: KindAnswers | None = None
+    operator: OperatorAnswers | None = None
+    hami: HamiAnswers | None = None
+    podspec: list[PodSpecAnswers] | None = None
+
+
+SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "detect": DetectAnswers,
+    "driver": DriverAnswers,
+    "cuda": CudaAnswers,
+    "container": ContainerAnswers,
+    "kind": KindAnswers,
+    "operator": OperatorAnswers,
+    "hami": HamiAnswers,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    schema = AnswerFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading with marks
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    value: str | None = None  # the offending value, shown as "(got …)"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        if self.value is not None and "got " not in self.message:
+            text += f" (got {self.value})"
+        return text
+
+
+class AnswerFileError(InvalidInput):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        n = len(problems)
+        head = f"the answer file has {n} problem{'s' if n != 1 else ''}; nothing was executed"
+        super().__init__(head + "\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class _MarkLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (no billion-laughs) and keeps marks per key path."""
+
+
+def _walk(node: yaml.Node, path: tuple, marks: dict, key_marks: dict, problems: list, fname: str) -> Any:
+    marks[path] = node.start_mark
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(_problem(fname, key_node.start_mark, path, "a key must be a plain name"))
+                continue
+            key = key_node.value
+            if key == "<<":
+                problems.append(_problem(fname, key_node.start_mark, path, "merge keys ('<<') are not supported"))
+                continue
+            if key in out:
+                problems.append(_problem(fname, key_node.start_mark, path + (key,), "duplicate key (the earlier value would be silently lost)"))
+                continue
+            key_marks[path + (key,)] = key_node.start_mark
+            out[key] = _walk(value_node, path + (key,), marks, key_marks, problems, fname)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(child, path + (i,), marks, key_marks, problems, fname) for i, child in enumerate(node.value)]
+    loader = _MarkLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def _problem(fname: str, mark: Any, path: tuple, message: str) -> Problem:
+    return Problem(fname, mark.line + 1, mark.column + 1, _dotted(path), message)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_yaml_with_marks(text: str, fname: str) -> tuple[Any, dict, dict, list[Problem]]:
+    problems: list[Problem] = []
+    loader = _MarkLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        msg = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            msg += f" ({exc.context})"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, {}, {}, [Problem(fname, line, col, "", msg)]
+    except yaml.YAMLError as exc:
+        return None, {}, {}, [Problem(fname, 1, 1, "", f"YAML error: {exc}")]
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, {}, {}, [Problem(fname, 1, 1, "", "the file is empty; expected at least 'version: 1'")]
+    if _has_alias(node, set()):
+        return None, {}, {}, [_problem(fname, node.start_mark, (), "YAML anchors and aliases are not allowed in answer files")]
+    marks: dict = {}
+    key_marks: dict = {}
+    data = _walk(node, (), marks, key_marks, problems, fname)
+    return data, marks, key_marks, problems
+
+
+def _has_alias(node: yaml.Node, seen: set[int]) -> bool:
+    if id(node) in seen:
+        return True  # a node reached twice is an alias
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        return any(_has_alias(k, seen) or _has_alias(v, seen) for k, v in node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return any(_has_alias(c, seen) for c in node.value)
+    return False
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    elif msg.startswith("Input should be"):
+        msg = "expected " + msg[len("Input should be "):]
+    elif err["type"] == "extra_forbidden":
+        return "unknown key (not part of answer file version 1)"
+    elif err["type"] == "missing":
+        return "required key is missing"
+    return msg
+
+
+def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[AnswerFile | None, list[Problem]]:
+    if not isinstance(data, dict):
+        return None, [Problem(fname, 1, 1, "", "expected a mapping at the top level, starting with 'version: 1'")]
+    try:
+        return AnswerFile.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            # pydantic adds union branch names to loc; keep only the parts present in the data
+            loc = _real_path(data, tuple(err["loc"]))
+            table = key_marks if err["type"] == "extra_forbidden" else marks
+            mark = None
+            probe = loc
+            while mark is None and probe is not None:
+                mark = table.get(probe) or marks.get(probe)
+                probe = probe[:-1] if probe else None
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            value = None
+            if err["type"] != "missing" and "input" in err and not isinstance(err["input"], dict):
+                value = _describe(err["input"])
+            problems.append(Problem(fname, line, col, _dotted(loc), _message(err), value))
+        # one report per (path, message): unions can repeat themselves
+        unique = list(dict.fromkeys(problems))
+        return None, _collapse_unions(unique)
+
+
+def _real_path(data: Any, loc: tuple) -> tuple:
+    """Keep the parts of a pydantic loc that walk through ``data`` (drops union tags)."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not any(c in part for c in "[]()-,") and part not in ("function-after",):
+            # a missing key: keep it so the report names it
+            if part.isidentifier():
+                path.append(part)
+                node = None
+    return tuple(path)
+
+
+def _collapse_unions(problems: list[Problem]) -> list[Problem]:
+    """A value refused by every branch of a union yields one error per branch; merge them."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (p.line, p.column, p.path)
+        if key in merged:
+            prev = merged[key]
+            if p.message not in prev.message:
+                extra = p.message.removeprefix("expected ")
+                merged[key] = Problem(p.file, p.line, p.column, p.path, f"{prev.message} or {extra}", prev.value)
+        else:
+            merged[key] = p
+    return list(merged.values())
+
+
+def load_answers(path: str | Path) -> AnswerFile:
+    """Read and validate an answer file; raises AnswerFileError listing every problem."""
+    fname = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise AnswerFileError([Problem(fname, 1, 1, "", "file not found")]) from None
+    except OSError as exc:
+        raise AnswerFileError([Problem(fname, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise AnswerFileError([Problem(fname, 1, 1, "", f"file is {len(raw)} bytes; an answer file may be at most {MAX_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnswerFileError([Problem(fname, 1, 1, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    return parse_answers(text, fname)
+
+
+def parse_answers(text: str, fname: str = "<answers>") -> AnswerFile:
+    data, marks, key_marks, problems = parse_yaml_with_marks(text, fname)
+    if data is None and problems:
+        raise AnswerFileError(problems)
+    model, more = validate(data, fname, marks, key_marks)
+    problems += more
+    if problems or model is None:
+        raise AnswerFileError(sorted(problems, key=lambda p: (p.line, p.column)))
+    return model
+
+
+def selected_steps(answers: AnswerFile) -> list[str]:
+    """detect, then the sections present, in the order of the contract."""
+    from .state import STEP_IDS
+
+    return [sid for sid in STEP_IDS if sid == "detect" or getattr(answers, sid) is not None]
+
+
+def section(answers: AnswerFile, step_id: str) -> Any:
+    value = getattr(answers, step_id)
+    if value is None and step_id in SECTION_MODELS:
+        return SECTION_MODELS[step_id]()
+    return value
+
+
+def to_state(answers: AnswerFile) -> dict[str, Any]:
+    """The answers as saved in the state file (what the user set; replayable as an answer file)."""
+    return answers.model_dump(mode="json", exclude_unset=True)
+
+
+def from_state(data: dict[str, Any], state_path: str) -> AnswerFile:
+    try:
+        return AnswerFile.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"the answers saved in {state_path} are no longer valid: {exc.errors()[0]['msg']}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args == ["--write-schema"]:
+        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_PATH.write_text(text)
+        print(f"wrote {SCHEMA_PATH}")
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""Command line: argument parsing, mode selection, exit codes.
+
+    gpuwizard [global options]                    the wizard (TUI), or unattended with --answers
+    gpuwizard [global options] doctor [--json]    what is installed and healthy
+    gpuwizard [global options] plan [--json]      what a run would do; executes nothing
+
+Global options are accepted before or after the subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_REBOOT,
+    GpuwizardError,
+    InvalidInput,
+    StateError,
+)
+
+EPILOG = """\
+exit codes:
+  0  every requested step done or already satisfied
+  1  a step failed (state saved, log path printed)
+  2  invalid input (command line or answer file): nothing executed
+  3  stopped for a reboot: reboot, then run `gpuwizard --resume`
+  4  another gpuwizard holds the lock
+
+examples:
+  gpuwizard --simulate t4-bare doctor          a simulated Tesla T4 host, nothing real touched
+  gpuwizard --answers answers.yaml             unattended run
+  gpuwizard plan --answers answers.yaml        what would happen, executing nothing
+  gpuwizard --resume                           continue after a failure or the driver's reboot
+"""
+
+
+def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    """The options every mode honours. On subparsers their default is SUPPRESS, so a value given
+    after the subcommand overrides, and one given before is kept."""
+    d = (lambda v: argparse.SUPPRESS) if sub else (lambda v: v)
+    g = parser.add_argument_group("global options")
+    g.add_argument("--root", metavar="DIR", default=d(None), help="take every system path (/etc, /proc, /sys, /usr/local, /var) under DIR")
+    g.add_argument("--state", metavar="PATH", default=d(None), help="state file (default: <root>/var/lib/gpuwizard/state.json as root, else the XDG state dir)")
+    g.add_argument("--log-dir", metavar="DIR", default=d(None), help="where the per-run log file goes (default: <root>/var/log/gpuwizard as root)")
+    g.add_argument("--simulate", metavar="PROFILE", default=d(None), help="run against a simulated host (a sandbox; nothing real is touched); with --root DIR the sandbox is kept in DIR")
+    g.add_argument("--dry-run", action="store_true", default=d(False), help="show every command and file change; execute nothing")
+    g.add_argument("--answers", metavar="FILE", default=d(None), help="YAML answer file: run unattended (with plan: the plan for it)")
+    g.add_argument("--resume", action="store_true", default=d(False), help="continue the run saved in the state file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuwizard",
+        description="From 'there is an NVIDIA card in it' to pods sharing it through HAMi: driver, CUDA, "
+        "Docker GPU runtime, Kind (or your cluster), gpu-operator, HAMi, pod specs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
+    _global_options(parser, sub=False)
+    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan}")
+    doctor = subs.add_parser("doctor", help="what is installed and healthy, layer by layer", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_options(doctor, sub=True)
+    plan = subs.add_parser("plan", help="print every command and file diff a run would make; executes nothing", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_options(plan, sub=True)
+    return parser
+
+
+
+# ------------------------------------------------------------------------------------------------
+class Session:
+    """Everything a mode needs: the host seam, where state and logs go, the simulated sandbox."""
+
+    def __init__(self, args: argparse.Namespace, *, unattended: bool, err: IO[str]):
+        from .host import Host, Runner, privilege_prefix
+        from .state import default_log_dir, default_state_path
+
+        self.args = args
+        self.sandbox = None
+        env: dict[str, str] = {}
+        path = None
+        euid = os.geteuid()
+        if args.simulate:
+            from .simulate import SandboxError, prepare
+
+            try:
+                self.sandbox = prepare(args.simulate, Path(args.root) if args.root else None)
+            except SandboxError as exc:
+                raise InvalidInput(str(exc)) from None
+            root = self.sandbox.root
+            env = self.sandbox.env()
+            path = env.pop("PATH")
+            if not args.root:
+                err.write(f"gpuwizard: simulated host '{args.simulate}' in {root} (pass --root {root} to reuse it)\n")
+        elif args.root:
+            root = Path(args.root)
+            if not root.is_dir():
+                raise InvalidInput(f"--root {args.root}: not a directory")
+        else:
+            root = Path("/")
+        rooted = root.resolve() != Path("/")
+        privilege = privilege_prefix(euid=euid, real_root=not rooted, unattended=unattended)
+        self.host = Host(root, Runner(path=path, env=env, privilege=privilege, dry_run=bool(args.dry_run)))
+        self.state_path = Path(args.state) if args.state else default_state_path(self.host.root, euid=euid, rooted=rooted)
+        self.log_dir = Path(args.log_dir) if args.log_dir else default_log_dir(self.host.root, euid=euid, rooted=rooted)
+
+
+# ------------------------------------------------------------------------------------------------
+def cmd_doctor(session: Session, out: IO[str]) -> int:
+    from . import doctor
+    from .detect import detect
+
+    facts = detect(session.host)
+    if session.args.json:
+        doctor.render_json(facts, out)
+    elif out.isatty():
+        doctor.render_rich(facts, out)
+    else:
+        doctor.render_text(facts, out)
+    return EXIT_OK
+
+
+def _load_run_answers(session: Session, *, need: bool) -> tuple[Any, Any]:
+    """(AnswerFile, State|None) from --answers and/or the state file."""
+    from .answers import from_state, load_answers
+    from .state import State
+
+    args = session.args
+    state = State.load(session.state_path)
+    if args.answers:
+        return load_answers(args.answers), state
+    if args.resume:
+        if state is None:
+            raise StateError(f"nothing to resume: no state file at {session.state_path}")
+        return from_state(state.answers, str(session.state_path)), state
+    if need:
+        raise InvalidInput("an answer file is needed here: pass --answers FILE (or --resume to use the saved run)")
+    return None, state
+
+
+def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
+    from .answers import section, selected_steps
+    from .engine import Engine
+    from .state import State
+    from .steps import registry
+
+    answers, state = _load_run_answers(session, need=True)
+    selected = selected_steps(answers)
+    engine = Engine(session.host, state or State(session.state_path), registry())
+    planned = engine.plan(selected, {sid: section(answers, sid) for sid in selected})
+    if as_json:
+        doc = []
+        for p in planned:
+            from .engine import StepContext
+
+            ctx = StepContext(engine, p.step.id)
+            doc.append(
+                {
+                    "step": p.step.id,
+                    "title": p.step.title,
+                    "error": p.error,
+                    "actions": [dict(a.as_json(ctx), done=d) for a, d in zip(p.actions, p.done)],
+                }
+            )
+        out.write(json.dumps({"steps": doc}, indent=2) + "\n")
+        return EXIT_OK
+    from .engine import StepContext
+
+    for p in planned:
+        out.write(f"[{p.step.id}] {p.step.title}\n")
+        if p.error:
+            out.write(f"  cannot plan: {p.error}\n")
+            continue
+        if not p.actions:
+            out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
+        ctx = StepContext(engine, p.step.id)
+        for action, done in zip(p.actions, p.done):
+            out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
+            if not done:
+                for line in action.preview(ctx):
+                    out.write(f"      {line}\n")
+    out.write("(plan only: nothing was executed)\n")
+    return EXIT_OK
+
+
+def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
+    from .answers import section, selected_steps, to_state
+    from .console import ConsoleReporter, LogFile
+    from .engine import Engine
+    from .state import RunLock, State
+    from .steps import registry
+
+    lock = RunLock(session.state_path).acquire()
+    log: LogFile | None = None
+    try:
+        answers, state = _load_run_answers(session, need=True)
+        if state is None:
+            state = State(session.state_path)
+        state.data["answers"] = to_state(answers)
+        selected = selected_steps(answers)
+        reboot = answers.driver.reboot if answers.driver else "never"
+        engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
+        log = LogFile(session.log_dir)
+        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)}")
+        reporter = ConsoleReporter(out)
+        engine.listeners += [log, reporter]
+        state.save()
+        code = engine.run(selected, {sid: section(answers, sid) for sid in selected})
+        if code == EXIT_FAILED:
+            err.write(f"gpuwizard: a step failed; state saved in {session.state_path}\n")
+            err.write(f"gpuwizard: full log: {log.path}\n")
+            err.write("gpuwizard: fix the cause, then run: gpuwizard --resume\n")
+        elif code == EXIT_REBOOT:
+            err.write(f"gpuwizard: stopped for a reboot; state saved in {session.state_path}; after the reboot run: gpuwizard --resume\n")
+        else:
+            out.write(f"all requested steps done (log: {log.path})\n")
+        return code
+    finally:
+        if log is not None:
+            log.close()
+        lock.release()
+
+
+def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for bad usage
+        return int(exc.code or 0)
+    try:
+        if args.command == "doctor":
+            session = Session(args, unattended=True, err=err)
+            return cmd_doctor(session, out)
+        if args.command == "plan" or (args.dry_run and (args.answers or args.resume)):
+            session = Session(args, unattended=True, err=err)
+            return cmd_plan(session, out, getattr(args, "json", False))
+        if args.answers or args.resume:
+            session = Session(args, unattended=True, err=err)
+            return cmd_run(session, out, err)
+        err.write(
+            "gpuwizard: the interactive wizard is not available in this version yet.\n"
+            "  unattended:  gpuwizard --answers FILE   (see examples/)\n"
+            "  inspect:     gpuwizard doctor | gpuwizard plan --answers FILE\n"
+        )
+        return EXIT_INVALID
+    except GpuwizardError as exc:
+        err.write(f"gpuwizard: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("gpuwizard: interrupted; the state file keeps what was done: run gpuwizard --resume to continue\n")
+        return EXIT_FAILED
+
+
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID", "EXIT_REBOOT", "EXIT_LOCKED"]

@@ -1,0 +1,453 @@
+"""Detection: what is on this host, layer by layer.
+
+All probes are read-only and run concurrently; a missing tool is a fact (the layer is ``None``), not
+an error. Where a probe *failed* (as opposed to finding nothing) its reason lands in ``problems``.
+The result is the ``doctor --json`` document; steps read it as their facts.
+
+GPUs are found through NVML first (only on the real root: under ``--root``/``--simulate`` NVML
+would describe the machine we run on, not the one we look at), then ``nvidia-smi``, then
+``lspci -nn``, then sysfs, so a card with no driver is still found.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from . import parsers as P
+from .host import Host, load_json_object
+from .errors import GpuwizardError
+
+SMI_QUERY = "index,name,memory.total,uuid,pci.bus_id,driver_version,mig.mode.current"
+KUBE_TIMEOUT = "--request-timeout=5s"
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# host
+def probe_os(host: Host) -> dict[str, Any]:
+    info = P.parse_os_release(host.read_text("/etc/os-release") or host.read_text("/usr/lib/os-release") or "")
+    return {
+        "os": info.get("ID"),
+        "version": info.get("VERSION_ID"),
+        "pretty_name": info.get("PRETTY_NAME"),
+        "id_like": info.get("ID_LIKE", "").split() or None,
+        "codename": info.get("VERSION_CODENAME") or None,
+    }
+
+
+def probe_kernel(host: Host) -> str | None:
+    text = host.read_text("/proc/sys/kernel/osrelease")
+    if text and text.strip():
+        return text.strip()
+    result = host.runner.probe(["uname", "-r"])
+    return result.stdout.strip() or None if result and result.ok else None
+
+
+def probe_arch(host: Host) -> str | None:
+    result = host.runner.probe(["uname", "-m"])
+    if result and result.ok and result.stdout.strip():
+        return result.stdout.strip()
+    if host.is_real_root:
+        import platform
+
+        return platform.machine() or None
+    return None
+
+
+def probe_secure_boot(host: Host) -> dict[str, Any]:
+    result = host.runner.probe(["mokutil", "--sb-state"])
+    if result is None:
+        return {"secure_boot": None, "problem": None}
+    return {"secure_boot": P.parse_mokutil_sb_state(result.stdout + result.stderr), "problem": None}
+
+
+def probe_modules(host: Host) -> set[str]:
+    return P.parse_proc_modules(host.read_text("/proc/modules") or "")
+
+
+# --------------------------------------------------------------------------------------------
+# GPUs and driver
+def probe_nvml() -> dict[str, Any]:
+    """Read GPUs through NVML. Returns {"status": ..., "gpus": [...], "driver": {...}}."""
+    try:
+        import pynvml
+    except ImportError:  # pragma: no cover - a dependency
+        return {"status": "unavailable", "reason": "nvidia-ml-py is not installed"}
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError_LibraryNotFound:
+        return {"status": "no-driver", "reason": "NVML library (libnvidia-ml.so.1) not found: no NVIDIA driver installed"}
+    except pynvml.NVMLError_DriverNotLoaded:
+        return {"status": "not-loaded", "reason": "the NVIDIA driver is installed but its kernel module is not loaded"}
+    except pynvml.NVMLError_LibRmVersionMismatch:
+        return {
+            "status": "rm-mismatch",
+            "reason": "driver/library version mismatch: the driver was upgraded and the host needs a reboot",
+        }
+    except pynvml.NVMLError as exc:
+        return {"status": "error", "reason": f"NVML: {exc}"}
+    try:
+        version = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            try:
+                current, _pending = pynvml.nvmlDeviceGetMigMode(h)
+                mig: str | None = "Enabled" if current else "Disabled"
+            except pynvml.NVMLError:
+                mig = None
+            gpus.append(
+                {
+                    "index": i,
+                    "name": _s(pynvml.nvmlDeviceGetName(h)),
+                    "memory_mib": int(pynvml.nvmlDeviceGetMemoryInfo(h).total // (1024 * 1024)),
+                    "uuid": _s(pynvml.nvmlDeviceGetUUID(h)),
+                    "pci_bus_id": _s(pynvml.nvmlDeviceGetPciInfo(h).busId),
+                    "mig": mig,
+                }
+            )
+        return {
+            "status": "ok",
+            "gpus": gpus,
+            "driver": {"version": _s(version), "cuda_version": f"{cuda // 1000}.{(cuda % 1000) // 10}"},
+        }
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def probe_smi(host: Host) -> dict[str, Any] | None:
+    query = host.runner.probe(["nvidia-smi", f"--query-gpu={SMI_QUERY}", "--format=csv,noheader,nounits"])
+    if query is None:
+        return None
+    if not query.ok:
+        kind = P.parse_smi_error(query.stdout + query.stderr)
+        reasons = {
+            "no-driver": ("not-loaded", "nvidia-smi cannot talk to the NVIDIA driver (not loaded, or installed for another kernel)"),
+            "rm-mismatch": ("rm-mismatch", "driver/library version mismatch: the driver was upgraded and the host needs a reboot"),
+            "no-devices": ("no-devices", "the NVIDIA driver sees no GPU"),
+        }
+        status, reason = reasons.get(kind, ("error", f"nvidia-smi failed (exit {query.rc}): {_first_line(query.stderr or query.stdout)}"))
+        return {"status": status, "reason": reason}
+    rows = P.parse_smi_query_csv(query.stdout)
+    table = host.runner.probe(["nvidia-smi"])
+    parsed = P.parse_smi_table(table.stdout) if table and table.ok else None
+    driver_version = parsed.driver_version if parsed else None
+    driver_version = driver_version or next((r.driver_version for r in rows if r.driver_version), None)
+    return {
+        "status": "ok",
+        "gpus": [
+            {
+                "index": r.index,
+                "name": r.name,
+                "memory_mib": r.memory_mib,
+                "uuid": r.uuid,
+                "pci_bus_id": r.pci_bus_id,
+                "mig": r.mig_mode,
+            }
+            for r in rows
+        ],
+        "driver": {"version": driver_version, "cuda_version": parsed.cuda_version if parsed else None},
+    }
+
+
+def probe_pci(host: Host) -> list[dict[str, Any]] | None:
+    """NVIDIA display-class devices from lspci, else sysfs. None when neither can be read."""
+    result = host.runner.probe(["lspci", "-nn"])
+    if result is not None and result.ok:
+        devices = P.nvidia_gpus(P.parse_lspci_nn(result.stdout))
+        return [
+            {"index": i, "name": d.description, "memory_mib": None, "uuid": None, "pci_bus_id": _full_slot(d.slot), "mig": None}
+            for i, d in enumerate(devices)
+        ]
+    found = []
+    for dev in host.glob("/sys/bus/pci/devices/*"):
+        vendor = host.read_text(dev + "/vendor") or ""
+        device = host.read_text(dev + "/device") or ""
+        klass = host.read_text(dev + "/class") or ""
+        if P.gpu_from_sysfs(vendor, device, klass):
+            slot = dev.rsplit("/", 1)[-1]
+            found.append(
+                {
+                    "index": len(found),
+                    "name": f"NVIDIA device [10de:{device.strip().removeprefix('0x')}]",
+                    "memory_mib": None,
+                    "uuid": None,
+                    "pci_bus_id": _full_slot(slot),
+                    "mig": None,
+                }
+            )
+    if found or host.exists("/sys/bus/pci/devices"):
+        return found
+    return None
+
+
+def _full_slot(slot: str) -> str:
+    """``00:07.0`` -> ``00000000:00:07.0`` (nvidia-smi's form), keeping a domain if present."""
+    parts = slot.split(":")
+    if len(parts) == 2:
+        return "00000000:" + slot
+    domain, rest = parts[0], ":".join(parts[1:])
+    return domain.rjust(8, "0") + ":" + rest
+
+
+def detect_gpus(host: Host) -> dict[str, Any]:
+    """GPUs and driver: NVML -> nvidia-smi -> lspci -> sysfs."""
+    problems = []
+    if host.is_real_root:
+        nvml = probe_nvml()
+        if nvml["status"] == "ok":
+            return {"source": "nvml", "gpus": nvml["gpus"], "driver": nvml["driver"], "driver_status": "ok", "problem": None}
+        driver_status = nvml["status"]
+        if nvml["status"] not in ("no-driver", "unavailable"):
+            problems.append(nvml["reason"])
+    else:
+        driver_status = "no-driver"
+    smi = probe_smi(host)
+    if smi is not None and smi["status"] == "ok":
+        return {"source": "nvidia-smi", "gpus": smi["gpus"], "driver": smi["driver"], "driver_status": "ok", "problem": None}
+    if smi is not None:
+        driver_status = smi["status"]
+        if smi["reason"] not in problems:
+            problems.append(smi["reason"])
+    pci = probe_pci(host)
+    return {
+        "source": "lspci/sysfs" if pci is not None else None,
+        "gpus": pci or [],
+        "driver": None,
+        "driver_status": driver_status,
+        "problem": "; ".join(problems) or None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# CUDA toolkit
+def probe_cuda_toolkit(host: Host) -> dict[str, Any] | None:
+    result = host.runner.probe(["nvcc", "--version"])
+    if result is not None and result.ok:
+        parsed = P.parse_nvcc_version(result.stdout)
+        if parsed:
+            exe = host.runner.which("nvcc") or ""
+            path = exe.rsplit("/bin/", 1)[0] if "/bin/" in exe else None
+            return {"version": parsed.release, "full_version": parsed.full, "path": path, "on_path": True}
+    # Installed but not on PATH (the runfile leaves PATH to the user): read version.json.
+    for home in sorted(host.glob("/usr/local/cuda-*"), reverse=True):
+        text = host.read_text(home + "/version.json")
+        if text:
+            try:
+                version = json.loads(text)["cuda"]["version"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            release = ".".join(str(version).split(".")[:2])
+            return {"version": release, "full_version": version, "path": home, "on_path": False}
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# container runtime
+def probe_docker(host: Host) -> tuple[dict[str, Any] | None, str | None]:
+    client = host.runner.probe(["docker", "--version"])
+    if client is None or not client.ok:
+        return None, None
+    info: dict[str, Any] = {
+        "version": P.parse_docker_version(client.stdout),
+        "server_version": None,
+        "running": False,
+        "daemon_json": "/etc/docker/daemon.json",
+        "runtimes": [],
+        "default_runtime": None,
+    }
+    server = host.runner.probe(["docker", "version", "--format", "{{.Server.Version}}"])
+    if server is not None and server.ok and server.stdout.strip():
+        info["server_version"] = server.stdout.strip()
+        info["running"] = True
+    problem = None
+    try:
+        config = load_json_object("/etc/docker/daemon.json", host.read_text("/etc/docker/daemon.json"))
+        info["runtimes"] = sorted((config.get("runtimes") or {}).keys())
+        info["default_runtime"] = config.get("default-runtime")
+        info["cdi"] = bool((config.get("features") or {}).get("cdi"))
+    except GpuwizardError as exc:
+        problem = str(exc)
+        info["daemon_json_error"] = problem
+    return info, problem
+
+
+def probe_version(host: Host, argv: list[str], parse: Callable[[str], str | None]) -> str | None:
+    result = host.runner.probe(argv)
+    if result is None or not result.ok:
+        return None
+    return parse(result.stdout)
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes
+def probe_kubernetes(host: Host) -> tuple[dict[str, Any] | None, str | None]:
+    ctx = host.runner.probe(["kubectl", "config", "current-context"])
+    if ctx is None or not ctx.ok or not ctx.stdout.strip():
+        return None, None
+    context = ctx.stdout.strip()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut_ver = pool.submit(host.runner.probe, ["kubectl", "version", "-o", "json", KUBE_TIMEOUT])
+        fut_nodes = pool.submit(host.runner.probe, ["kubectl", "get", "nodes", "-o", "json", KUBE_TIMEOUT])
+        ver, nodes = fut_ver.result(), fut_nodes.result()
+    parsed = P.parse_kube_version_json(ver.stdout) if ver is not None else None
+    info: dict[str, Any] = {
+        "context": context,
+        "server_version": parsed.server if parsed else None,
+        "nodes": [],
+    }
+    if nodes is None or not nodes.ok:
+        reason = _first_line((nodes.stderr or nodes.stdout) if nodes else "") or "no answer"
+        return info, f"the cluster of context {context!r} did not answer: {reason}"
+    try:
+        items = json.loads(nodes.stdout).get("items", [])
+    except ValueError:
+        return info, "kubectl get nodes returned something that is not JSON"
+    for item in items:
+        status = item.get("status", {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+        labels = item.get("metadata", {}).get("labels", {})
+        info["nodes"].append(
+            {
+                "name": item.get("metadata", {}).get("name"),
+                "ready": ready,
+                "gpu_capacity": _int_or_none(status.get("capacity", {}).get("nvidia.com/gpu")),
+                "gpu_allocatable": _int_or_none(status.get("allocatable", {}).get("nvidia.com/gpu")),
+                "labels": {k: v for k, v in labels.items() if k == "gpu" or k.startswith("nvidia.com/")},
+            }
+        )
+    return info, None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def probe_helm_releases(host: Host) -> list[dict[str, Any]] | None:
+    result = host.runner.probe(["helm", "list", "--all-namespaces", "-o", "json"], timeout=10)
+    if result is None or not result.ok:
+        return None
+    try:
+        releases = json.loads(result.stdout or "[]")
+    except ValueError:
+        return None
+    return releases if isinstance(releases, list) else None
+
+
+def _release(releases: list[dict[str, Any]] | None, chart: str) -> dict[str, Any] | None:
+    for rel in releases or []:
+        name = str(rel.get("chart", ""))
+        if name.rsplit("-", 1)[0] == chart:
+            return {
+                "release": rel.get("name"),
+                "namespace": rel.get("namespace"),
+                "chart_version": name.rsplit("-", 1)[-1],
+                "app_version": rel.get("app_version"),
+                "status": rel.get("status"),
+            }
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+def detect(host: Host) -> dict[str, Any]:
+    """Run every probe (concurrently) and assemble the doctor document."""
+    jobs: dict[str, Callable[[], Any]] = {
+        "os": lambda: probe_os(host),
+        "kernel": lambda: probe_kernel(host),
+        "arch": lambda: probe_arch(host),
+        "secure_boot": lambda: probe_secure_boot(host),
+        "modules": lambda: probe_modules(host),
+        "gpus": lambda: detect_gpus(host),
+        "cuda": lambda: probe_cuda_toolkit(host),
+        "docker": lambda: probe_docker(host),
+        "containerd": lambda: probe_version(host, ["containerd", "--version"], P.parse_containerd_version),
+        "nvidia_ctk": lambda: probe_version(host, ["nvidia-ctk", "--version"], P.parse_nvidia_ctk_version),
+        "kind": lambda: probe_version(host, ["kind", "version"], P.parse_kind_version),
+        "kubectl": lambda: probe_version(host, ["kubectl", "version", "--client", "-o", "json"], _kubectl_client),
+        "helm": lambda: probe_version(host, ["helm", "version", "--short"], P.parse_helm_version),
+        "kubernetes": lambda: probe_kubernetes(host),
+        "releases": lambda: probe_helm_releases(host),
+    }
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in jobs.items()}
+        results: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, fut in futures.items():
+            try:
+                results[name] = fut.result()
+            except Exception as exc:  # noqa: BLE001 — a probe that breaks is a reported fact
+                results[name] = None
+                problems[name] = f"probe failed: {type(exc).__name__}: {exc}"
+
+    os_info = results["os"] or {}
+    sb = results["secure_boot"] or {"secure_boot": None}
+    modules = results["modules"] or set()
+    gpus = results["gpus"] or {"gpus": [], "driver": None, "driver_status": None, "source": None, "problem": None}
+    docker, docker_problem = results["docker"] or (None, None)
+    kube, kube_problem = results["kubernetes"] or (None, None)
+    releases = results["releases"]
+    if gpus.get("problem"):
+        problems["driver"] = gpus["problem"]
+    if docker_problem:
+        problems["docker"] = docker_problem
+    if kube_problem:
+        problems["kubernetes"] = kube_problem
+
+    ctk_version = results["nvidia_ctk"]
+    facts: dict[str, Any] = {
+        "host": {
+            "os": os_info.get("os"),
+            "version": os_info.get("version"),
+            "pretty_name": os_info.get("pretty_name"),
+            "id_like": os_info.get("id_like"),
+            "codename": os_info.get("codename"),
+            "kernel": results["kernel"],
+            "arch": results["arch"],
+            "secure_boot": sb.get("secure_boot"),
+            "nouveau_loaded": "nouveau" in modules,
+            "nvidia_loaded": "nvidia" in modules,
+        },
+        "gpus": gpus["gpus"],
+        "gpu_source": gpus["source"],
+        "driver": gpus["driver"],
+        "driver_status": gpus["driver_status"],
+        "cuda_toolkit": results["cuda"],
+        "container_toolkit": {"version": ctk_version} if ctk_version else None,
+        "docker": docker,
+        "kubernetes": kube,
+        "gpu_operator": _release(releases, "gpu-operator"),
+        "hami": _release(releases, "hami"),
+        "tools": {
+            "containerd": results["containerd"],
+            "nvidia-ctk": ctk_version,
+            "kind": results["kind"],
+            "kubectl": results["kubectl"],
+            "helm": results["helm"],
+        },
+        "problems": problems,
+    }
+    return facts
+
+
+def _kubectl_client(text: str) -> str | None:
+    parsed = P.parse_kube_version_json(text)
+    return parsed.client if parsed else None

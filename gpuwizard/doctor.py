@@ -1,0 +1,112 @@
+"""``gpuwizard doctor``: what is installed and healthy, layer by layer."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+LAYERS = ("host", "gpus", "driver", "cuda_toolkit", "container_toolkit", "docker", "kubernetes", "gpu_operator", "hami")
+
+
+def document(facts: dict[str, Any]) -> dict[str, Any]:
+    """The ``doctor --json`` document: the contract's layers first, then extras."""
+    doc = {key: facts.get(key) for key in LAYERS}
+    doc["gpu_source"] = facts.get("gpu_source")
+    doc["driver_status"] = facts.get("driver_status")
+    doc["tools"] = facts.get("tools", {})
+    doc["problems"] = facts.get("problems", {})
+    return doc
+
+
+def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(layer, status, details) — status is ok / missing / problem."""
+    problems = facts.get("problems", {})
+    out: list[tuple[str, str, str]] = []
+    h = facts["host"]
+    sb = {True: "Secure Boot on", False: "Secure Boot off", None: "Secure Boot unknown"}[h.get("secure_boot")]
+    host_status = "problem" if h.get("nouveau_loaded") or h.get("secure_boot") else "ok"
+    out.append(
+        (
+            "host",
+            host_status,
+            f"{h.get('pretty_name') or h.get('os') or 'unknown OS'}, kernel {h.get('kernel') or '?'}, {h.get('arch') or '?'}, "
+            f"{sb}, nouveau {'loaded' if h.get('nouveau_loaded') else 'not loaded'}",
+        )
+    )
+    gpus = facts.get("gpus") or []
+    if gpus:
+        for g in gpus:
+            mem = f", {g['memory_mib']} MiB" if g.get("memory_mib") else ""
+            mig = f", MIG {g['mig']}" if g.get("mig") and g.get("mig") not in ("Disabled", "N/A") else ""
+            out.append(("gpus" if g is gpus[0] else "", "ok", f"{g['index']}: {g['name']}{mem} at {g.get('pci_bus_id') or '?'}{mig}"))
+    else:
+        out.append(("gpus", "missing", "no NVIDIA GPU found"))
+    d = facts.get("driver")
+    if d:
+        out.append(("driver", "ok", f"{d.get('version')} (supports CUDA ≤ {d.get('cuda_version') or '?'})"))
+    else:
+        out.append(("driver", "problem" if "driver" in problems else "missing", problems.get("driver", "not installed")))
+    c = facts.get("cuda_toolkit")
+    if c:
+        where = c.get("path") or "?"
+        note = "" if c.get("on_path", True) else " (not on PATH)"
+        out.append(("cuda_toolkit", "ok", f"{c['version']} at {where}{note}"))
+    else:
+        out.append(("cuda_toolkit", "missing", "nvcc not found"))
+    ct = facts.get("container_toolkit")
+    out.append(("container_toolkit", "ok" if ct else "missing", f"nvidia-ctk {ct['version']}" if ct else "nvidia-ctk not found"))
+    dk = facts.get("docker")
+    if dk:
+        status = "problem" if "docker" in problems or not dk.get("running") else "ok"
+        runtimes = ", ".join(dk.get("runtimes") or []) or "none extra"
+        detail = f"{dk.get('version')} ({'running' if dk.get('running') else 'daemon not running'}); runtimes: {runtimes}"
+        if dk.get("default_runtime"):
+            detail += f"; default {dk['default_runtime']}"
+        if "docker" in problems:
+            detail += f"; {problems['docker']}"
+        out.append(("docker", status, detail))
+    else:
+        out.append(("docker", "missing", "docker not found"))
+    k = facts.get("kubernetes")
+    if k:
+        nodes = k.get("nodes") or []
+        node_text = ", ".join(
+            f"{n['name']}{'' if n.get('ready') else ' (NotReady)'} gpu={n.get('gpu_capacity') if n.get('gpu_capacity') is not None else 0}"
+            for n in nodes
+        )
+        detail = f"context {k['context']}, server {k.get('server_version') or '?'}; nodes: {node_text or 'none'}"
+        if "kubernetes" in problems:
+            detail += f"; {problems['kubernetes']}"
+        out.append(("kubernetes", "problem" if "kubernetes" in problems else "ok", detail))
+    else:
+        out.append(("kubernetes", "missing", "no kube context"))
+    for key in ("gpu_operator", "hami"):
+        rel = facts.get(key)
+        if rel:
+            out.append((key, "ok" if rel.get("status") == "deployed" else "problem", f"release {rel['release']} in {rel['namespace']}, chart {rel['chart_version']}, {rel['status']}"))
+        else:
+            out.append((key, "missing", "not installed"))
+    return out
+
+
+def render_text(facts: dict[str, Any], stream: IO[str]) -> None:
+    for layer, status, detail in rows(facts):
+        stream.write(f"{layer:<18} {status:<8} {detail}\n")
+
+
+def render_rich(facts: dict[str, Any], stream: IO[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="gpuwizard doctor", expand=False)
+    table.add_column("layer", style="bold")
+    table.add_column("status")
+    table.add_column("details", overflow="fold")
+    colors = {"ok": "green", "missing": "yellow", "problem": "red"}
+    for layer, status, detail in rows(facts):
+        table.add_row(layer, f"[{colors[status]}]{status}[/]", detail)
+    Console(file=stream).print(table)
+
+
+def render_json(facts: dict[str, Any], stream: IO[str]) -> None:
+    stream.write(json.dumps(document(facts), indent=2) + "\n")

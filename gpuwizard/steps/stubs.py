@@ -1,0 +1,24 @@
+"""Steps whose implementation has not landed yet: they plan and validate their answers, but fail
+loudly ("not implemented") instead of pretending when asked to run."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from ..answers import SECTION_MODELS
+from ..engine import Step, StepContext
+from ..errors import NotImplementedStep
+
+
+def stub(step_id: str, title: str) -> type[Step]:
+    class _Stub(Step):
+        id = step_id
+        implemented = False
+        Answers = SECTION_MODELS.get(step_id, BaseModel)
+
+        def plan(self, ctx: StepContext, answers: BaseModel) -> list:
+            raise NotImplementedStep(step_id)
+
+    _Stub.title = title
+    _Stub.__name__ = _Stub.__qualname__ = f"{step_id.capitalize()}Stub"
+    return _Stub

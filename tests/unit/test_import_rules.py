@@ -1,0 +1,39 @@
+"""Step logic never imports Textual: the TUI and unattended mode share every line of it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[2] / "gpuwizard"
+CORE = ["engine", "actions", "host", "state", "answers", "detect", "doctor", "console", "parsers", "podspec", "validate", "cli"]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_steps_and_core_never_import_textual_in_source():
+    files = list((PKG / "steps").rglob("*.py")) + [PKG / f"{m}.py" for m in CORE if (PKG / f"{m}.py").exists()]
+    files += list((PKG / "simulate").rglob("*.py"))
+    offenders = [str(f.relative_to(PKG)) for f in files if "textual" in _imports(f)]
+    assert offenders == []
+
+
+def test_loading_the_engine_and_steps_does_not_load_textual():
+    code = (
+        "import sys, gpuwizard.steps, gpuwizard.engine, gpuwizard.detect, gpuwizard.cli, gpuwizard.answers;"
+        "gpuwizard.steps.registry();"
+        "print('textual' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
