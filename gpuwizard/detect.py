@@ -11,8 +11,10 @@ would describe the machine we run on, not the one we look at), then ``nvidia-smi
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable
 
 from . import parsers as P
@@ -171,30 +173,39 @@ def probe_pci(host: Host) -> list[dict[str, Any]] | None:
     result = host.runner.probe(["lspci", "-nn"])
     if result is not None and result.ok:
         devices = P.nvidia_gpus(P.parse_lspci_nn(result.stdout))
-        return [
-            {"index": i, "name": d.description, "memory_mib": None, "uuid": None, "pci_bus_id": _full_slot(d.slot), "mig": None}
-            for i, d in enumerate(devices)
-        ]
+        return [_pci_gpu(i, d.device_id, P.pci_gpu_name(d), d.slot) for i, d in enumerate(devices)]
     found = []
     for dev in host.glob("/sys/bus/pci/devices/*"):
         vendor = host.read_text(dev + "/vendor") or ""
         device = host.read_text(dev + "/device") or ""
         klass = host.read_text(dev + "/class") or ""
         if P.gpu_from_sysfs(vendor, device, klass):
-            slot = dev.rsplit("/", 1)[-1]
-            found.append(
-                {
-                    "index": len(found),
-                    "name": f"NVIDIA device [10de:{device.strip().removeprefix('0x')}]",
-                    "memory_mib": None,
-                    "uuid": None,
-                    "pci_bus_id": _full_slot(slot),
-                    "mig": None,
-                }
-            )
+            device_id = device.strip().lower().removeprefix("0x")
+            found.append(_pci_gpu(len(found), device_id, f"NVIDIA device [10de:{device_id}]", dev.rsplit("/", 1)[-1]))
     if found or host.exists("/sys/bus/pci/devices"):
         return found
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def known_gpus() -> dict[str, dict[str, Any]]:
+    """PCI device id -> name and memory as nvidia-smi reports them (assets/known-gpus.json)."""
+    data = json.loads((Path(__file__).parent / "assets" / "known-gpus.json").read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def _pci_gpu(index: int, device_id: str, name: str, slot: str) -> dict[str, Any]:
+    """A GPU seen on the PCI bus only: name and memory from the table of known cards if listed."""
+    known = known_gpus().get(device_id.lower())
+    return {
+        "index": index,
+        "name": known["name"] if known else name,
+        "memory_mib": known["memory_mib"] if known else None,
+        "uuid": None,
+        "pci_bus_id": _full_slot(slot),
+        "mig": None,
+        "pci_device_id": f"10de:{device_id.lower()}",
+    }
 
 
 def _full_slot(slot: str) -> str:

@@ -1211,6 +1211,19 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+_UNSAFE_PLAIN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # PyYAML may emit NEL, LS/PS and C1 controls raw in plain or single-quoted scalars, where a
+    # reader folds them into spaces; double quotes escape them, so the value round-trips exactly.
+    style = '"' if _UNSAFE_PLAIN.search(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def to_yaml(manifest: Mapping[str, Any]) -> str:
     """Block-style YAML, keys in insertion order, no aliases, no line wrapping."""
     return yaml.dump(

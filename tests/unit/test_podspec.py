@@ -889,3 +889,10 @@ def test_property_image_validation_never_crashes_and_rejects_shell(text):
         assert "image" in fields(r.errors)
     if r.ok:
         assert r.manifest["spec"]["containers"][0]["image"] == text
+
+
+@pytest.mark.parametrize("text", ["\x85", "a\u2028b", "tab\there", "\x01", "sleep 86400"])
+def test_yaml_round_trips_line_break_and_control_characters(text):
+    # found by the property test: PyYAML emitted NEL raw and read it back as a space
+    manifest = build(PodSpecAnswers(name="p", image="ubuntu:18.04", command=["bash", "-c", text], gpumem=100, gpucores=10))
+    assert yaml.safe_load(to_yaml(manifest)) == manifest
