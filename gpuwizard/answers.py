@@ -351,6 +351,29 @@ def _collapse_unions(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
+def _podspec_list_problems(model: AnswerFile, fname: str, marks: dict) -> list[Problem]:
+    """Rules over the whole podspec list: unique names/outputs; outputs are system paths
+    (absolute, taken under --root like every system path)."""
+    from .podspec import duplicate_problems
+    from .validate import _abs_path
+
+    out = []
+    for problem in duplicate_problems(model.podspec or []):
+        index = int(problem.field.split("[", 1)[1].split("]", 1)[0])
+        key = problem.field.rsplit(".", 1)[-1]
+        mark = marks.get(("podspec", index, key)) or marks.get(("podspec", index))
+        out.append(Problem(fname, mark.line + 1, mark.column + 1, problem.field, problem.message.split(": ", 1)[-1]))
+    for index, spec in enumerate(model.podspec or []):
+        if spec.output is None:
+            continue
+        try:
+            _abs_path(spec.output)
+        except ValueError as exc:
+            mark = marks.get(("podspec", index, "output")) or marks.get(("podspec", index))
+            out.append(Problem(fname, mark.line + 1, mark.column + 1, f"podspec[{index}].output", str(exc), repr(spec.output)))
+    return out
+
+
 def load_answers(path: str | Path) -> AnswerFile:
     """Read and validate an answer file; raises AnswerFileError listing every problem."""
     fname = str(path)
@@ -375,6 +398,8 @@ def parse_answers(text: str, fname: str = "<answers>") -> AnswerFile:
         raise AnswerFileError(problems)
     model, more = validate(data, fname, marks, key_marks)
     problems += more
+    if model is not None and model.podspec:
+        problems += _podspec_list_problems(model, fname, marks)
     if problems or model is None:
         raise AnswerFileError(sorted(problems, key=lambda p: (p.line, p.column)))
     return model

@@ -69,13 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
     _global_options(parser, sub=False)
-    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan}")
+    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,podspec}")
     doctor = subs.add_parser("doctor", help="what is installed and healthy, layer by layer", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(doctor, sub=True)
     plan = subs.add_parser("plan", help="print every command and file diff a run would make; executes nothing", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(plan, sub=True)
+    from . import podspec_cli
+
+    podspec_cli.add_parser(subs, _global_options)
     return parser
 
 
@@ -247,6 +250,10 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
         if args.command == "doctor":
             session = Session(args, unattended=True, err=err)
             return cmd_doctor(session, out)
+        if args.command == "podspec":
+            from . import podspec_cli
+
+            return podspec_cli.run(args, Session(args, unattended=True, err=err), out, err)
         if args.command == "plan" or (args.dry_run and (args.answers or args.resume)):
             session = Session(args, unattended=True, err=err)
             return cmd_plan(session, out, getattr(args, "json", False))

@@ -1356,6 +1356,22 @@ def duplicate_problems(specs: list[PodSpecAnswers], prefix: str = "podspec") -> 
     return out
 
 
+def _rules_on_the_rest(spec: Mapping[str, Any], exc: ValidationError, facts: ClusterGpuFacts | None) -> list[Problem]:
+    """So that every problem is listed at once: drop the keys the model refused and check the
+    remaining spec against the cluster facts too (errors about the dropped keys are not repeated)."""
+    bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+    if not bad or bad & {"name", "image"} and not facts:
+        return []
+    rest = {k: v for k, v in spec.items() if k not in bad}
+    rest.setdefault("name", "placeholder")
+    rest.setdefault("image", "placeholder")
+    try:
+        partial = PodSpecAnswers.model_validate(rest)
+    except ValidationError:
+        return []
+    return [p for p in check(partial, facts).errors if p.field.split(".")[0] not in bad]
+
+
 def make(
     spec: PodSpecAnswers | Mapping[str, Any],
     facts: ClusterGpuFacts | None = None,
@@ -1370,7 +1386,8 @@ def make(
         try:
             model = PodSpecAnswers.model_validate(dict(spec))
         except ValidationError as exc:
-            return Result(None, None, None, errors=problems_from_validation_error(exc))
+            errors = problems_from_validation_error(exc)
+            return Result(None, None, None, errors=errors + _rules_on_the_rest(spec, exc, facts))
     res = check(model, facts)
     if res.errors:
         return Result(model, None, None, res.errors, res.warnings, res.notes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..engine import Step
 from .detect import DetectStep
+from .podspec import PodspecStep
 from .stubs import stub
 
 STEP_CLASSES: list[type[Step]] = [
@@ -18,7 +19,7 @@ STEP_CLASSES: list[type[Step]] = [
     stub("kind", "Kubernetes cluster (Kind or existing)"),
     stub("operator", "NVIDIA gpu-operator"),
     stub("hami", "HAMi GPU sharing"),
-    stub("podspec", "HAMi pod specs"),
+    PodspecStep,
 ]
 
 

@@ -1,0 +1,69 @@
+"""Step ``podspec``: build the HAMi pod specs of the answer file, check them against what was
+detected, and write each one to its ``output`` (a system path, taken under --root)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import actions as A
+from .. import podspec as PS
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+
+
+def cluster_facts(facts: dict[str, Any], hami: dict[str, Any] | None = None) -> PS.ClusterGpuFacts | None:
+    """GPU facts for the rules: the detected cards (when their memory is known) and the HAMi
+    settings the run uses (answers' hami section, else the chart defaults)."""
+    gpus = [g for g in facts.get("gpus") or [] if g.get("memory_mib")]
+    if not gpus:
+        return None
+    hami = hami or {}
+    nodes = (facts.get("kubernetes") or {}).get("nodes") or []
+    gpu_nodes = [n["name"] for n in nodes if n.get("gpu_capacity")]
+    node = gpu_nodes[0] if len(gpu_nodes) == 1 else None  # one box: the cards are that node's
+    return PS.ClusterGpuFacts.from_gpu_dicts(
+        gpus,
+        node=node,
+        split_count=int(hami.get("split_count", 10)),
+        memory_scaling=float(hami.get("memory_scaling", 1.0)),
+        core_scaling=float(hami.get("core_scaling", 1.0)),
+    )
+
+
+def build_all(ctx: StepContext, specs: list[PS.PodSpecAnswers]) -> list[PS.Result]:
+    facts = cluster_facts(ctx.facts, ctx.state.answers.get("hami"))
+    results = [PS.make(spec, facts) for spec in specs]
+    errors = [f"podspec[{i}] ({r.spec.name if r.spec else '?'}): {e}" for i, r in enumerate(results) for e in r.errors]
+    if errors:
+        raise StepFailed("pod specs refused:\n  " + "\n  ".join(errors))
+    return results
+
+
+class PodspecStep(Step):
+    id = "podspec"
+    title = "HAMi pod specs"
+    Answers = PS.PodSpecAnswers
+    many = True  # the answer file holds a list of these
+
+    def plan(self, ctx: StepContext, answers: list[PS.PodSpecAnswers]) -> list[A.Action]:
+        results = build_all(ctx, answers)
+        return [
+            A.WriteFile(f"write-{r.spec.namespace}-{r.spec.name}", f"write {r.spec.kind} {r.spec.name} to {r.spec.output}", r.spec.output, r.yaml, backup=True)
+            for r in results
+            if r.spec.output
+        ]
+
+    def verify(self, ctx: StepContext, answers: list[PS.PodSpecAnswers]) -> str:
+        results = build_all(ctx, answers)
+        for r in results:
+            for w in r.warnings:
+                ctx.note(f"{r.spec.name}: {w}")
+            for n in r.notes:
+                ctx.note(f"{r.spec.name}: {n}")
+            if r.spec.output:
+                if ctx.host.read_text(r.spec.output) != r.yaml:
+                    raise StepFailed(f"{r.spec.output} does not hold the pod spec {r.spec.name}")
+            else:
+                ctx.note(f"{r.spec.name} (no output: file given):\n{r.yaml}")
+        written = [r.spec.output for r in results if r.spec.output]
+        return f"{len(results)} pod spec(s) valid" + (f"; written: {', '.join(written)}" if written else "")
