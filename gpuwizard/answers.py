@@ -245,7 +245,10 @@ def parse_yaml_with_marks(text: str, fname: str) -> tuple[Any, dict, dict, list[
         mark = exc.problem_mark or exc.context_mark
         msg = f"YAML syntax error: {exc.problem or exc.context}"
         if exc.context and exc.problem:
-            msg += f" ({exc.context})"
+            msg += f" ({exc.context}"
+            if exc.context_mark is not None and exc.context_mark is not mark:
+                msg += f" that started at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+            msg += ")"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, {}, {}, [Problem(fname, line, col, "", msg)]
     except yaml.YAMLError as exc:

@@ -37,3 +37,25 @@ def test_loading_the_engine_and_steps_does_not_load_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_only_the_runner_starts_processes_and_never_through_a_shell():
+    """Every command goes through host.Runner as an argv list: no other module of the wizard
+    imports subprocess or calls os.system/os.popen, and nothing passes shell=True.
+    (The simulated tools are test doubles of the host, not the wizard, and are excluded.)"""
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        rel = str(path.relative_to(PKG))
+        if rel.startswith("simulate/"):
+            continue
+        tree = ast.parse(path.read_text(), rel)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                offenders.append(f"{rel}: shell= keyword")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr in ("system", "popen", "execv", "execvp", "spawnv"):
+                offenders.append(f"{rel}: os.{node.attr}")
+        if rel == "host.py":
+            continue
+        if {"subprocess", "sh", "pty"} & _imports(path):
+            offenders.append(f"{rel}: imports a process module")
+    assert offenders == []
