@@ -70,7 +70,7 @@ class Run(Action):
         return False
 
     def apply(self, ctx: "StepContext") -> None:
-        ctx.host.runner.run(self.argv, timeout=self.timeout, env=self.env, check=True)
+        ctx.host.runner.run(self.argv, timeout=self.timeout, env=self.env, check=True, capture=False)
 
     def as_json(self, ctx: "StepContext") -> dict[str, Any]:
         data = super().as_json(ctx)

@@ -52,7 +52,7 @@ class ConsoleReporter:
 
     def __call__(self, ev: Event) -> None:
         if ev.kind == "output":
-            self.tail.append(ev.text)
+            self.tail.extend(ev.data["lines"][-self.tail.maxlen :])
         elif ev.kind == "step-started":
             self.tail.clear()
             suffix = " (re-checking)" if ev.data.get("reverify") else ""
@@ -96,7 +96,8 @@ class LogFile:
 
     def __call__(self, ev: Event) -> None:
         if ev.kind == "output":
-            self._fh.write(f"  {'!' if ev.stream == 'stderr' else '|'} {ev.text}\n")
+            mark = "  ! " if ev.stream == "stderr" else "  | "
+            self._fh.write(mark + ev.text.replace("\n", "\n" + mark) + "\n")
             return
         parts: list[Any] = [ev.kind]
         if ev.step:

@@ -32,7 +32,8 @@ class Event:
     """Something happened. ``kind`` is one of:
 
     run-started, step-started, step-finished (status), action-started, action-finished
-    (outcome: ok | changed | would-change | failed), output (stream, text), note (text),
+    (outcome: ok | changed | would-change | failed), output (stream; ``data["lines"]`` the lines of
+    one read — one or thousands —, ``text`` the same joined by newlines), note (text),
     reboot-required (text), run-finished (status).
     """
 
@@ -137,9 +138,9 @@ class Engine:
             for listener in list(self.listeners):
                 listener(event)
 
-    def _on_output(self, stream: str, line: str) -> None:
+    def _on_output(self, stream: str, lines: list[str]) -> None:
         ctx = self._ctx
-        self.emit(Event("output", ctx.step_id if ctx else None, ctx.current_action if ctx else None, line, stream=stream))
+        self.emit(Event("output", ctx.step_id if ctx else None, ctx.current_action if ctx else None, "\n".join(lines), stream=stream, data={"lines": lines}))
 
     # -- facts ----------------------------------------------------------------------------------
     def facts(self, refresh: bool = False) -> dict[str, Any]:

@@ -36,7 +36,10 @@ from typing import Any, Callable, Iterable
 from .errors import CommandFailed, GpuwizardError, ToolMissing
 
 LineListener = Callable[[str, str], None]
-"""Called as ``listener(stream, line)`` with stream ``"stdout"`` or ``"stderr"``, line without newline."""
+"""Called as ``on_line(stream, line)`` with stream ``"stdout"`` or ``"stderr"``, line without newline."""
+BlockListener = Callable[[str, list[str]], None]
+"""Called as ``listener(stream, lines)`` with the complete lines of one read (one or thousands):
+per-block delivery is what keeps a flood of output cheap for the log file and the TUI."""
 
 TAIL_LINES = 40
 
@@ -79,7 +82,7 @@ class Runner:
         self.privilege = list(privilege or [])
         self.dry_run = dry_run
         self.default_timeout = default_timeout
-        self.listeners: list[LineListener] = []
+        self.listeners: list[BlockListener] = []
         self.recorded: list[list[str]] = []
         self.cancel = threading.Event()  # set by a UI to stop the command in flight
         self._lock = threading.Lock()
@@ -143,15 +146,16 @@ class Runner:
         err_lines: list[str] = []
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         listeners = list(self.listeners) if change else []
-        if on_line is not None:
-            listeners.append(on_line)
 
-        def deliver(stream: str, line: str) -> None:
+        def deliver(stream: str, lines: list[str]) -> None:
             if capture:
-                (out_lines if stream == "stdout" else err_lines).append(line)
-            tail.append(line)
+                (out_lines if stream == "stdout" else err_lines).extend(lines)
+            tail.extend(lines[-TAIL_LINES:])
             for listener in listeners:
-                listener(stream, line)
+                listener(stream, lines)
+            if on_line is not None:
+                for line in lines:
+                    on_line(stream, line)
 
         timeout = self.default_timeout if timeout is None else timeout
         start = time.monotonic()
@@ -225,7 +229,7 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def _pump(proc: subprocess.Popen, deliver, deadline: float | None, cancel: threading.Event) -> str | None:
-    """Read both pipes until EOF, delivering whole lines as they arrive.
+    """Read both pipes until EOF, delivering the whole lines of each read as they arrive.
 
     Returns ``"timeout"`` or ``"cancel"`` when the command had to be stopped, else None.
     """
@@ -253,12 +257,12 @@ def _pump(proc: subprocess.Popen, deliver, deadline: float | None, cancel: threa
                     sel.unregister(key.fileobj)
                     text = partial[stream] + decoders[stream].decode(b"", final=True)
                     if text:
-                        deliver(stream, text)
+                        deliver(stream, [text])
                     continue
                 text = partial[stream] + decoders[stream].decode(chunk)
                 *lines, partial[stream] = text.split("\n")
-                for line in lines:
-                    deliver(stream, line)
+                if lines:
+                    deliver(stream, lines)
             if stopped is None:
                 if cancel.is_set():
                     stopped = "cancel"

@@ -109,7 +109,7 @@ def test_listeners_see_change_commands_not_probes(bin_dir: Path):
     write_tool(bin_dir, "say", "print('hello')")
     runner = Runner(path=str(bin_dir))
     heard = []
-    runner.listeners.append(lambda s, l: heard.append(l))
+    runner.listeners.append(lambda s, lines: heard.extend(lines))
     runner.run(["say"], change=False)
     assert heard == []
     runner.run(["say"])
