@@ -376,8 +376,18 @@ class Host:
         if self.dry_run:
             self.runner.recorded.append(["<write>", system_path])
             return True
-        atomic_write(self.path(system_path), content, mode)
+        self._guarded_write(system_path, content, mode)
         return True
+
+    def _guarded_write(self, system_path: str, data: str | bytes, mode: int) -> None:
+        try:
+            atomic_write(self.path(system_path), data, mode)
+        except PermissionError:
+            raise GpuwizardError(
+                f"cannot write {system_path}: permission denied; run gpuwizard as root (sudo gpuwizard …)"
+            ) from None
+        except OSError as exc:
+            raise GpuwizardError(f"cannot write {system_path}: {exc.strerror or exc}") from None
 
     def backup(self, system_path: str, now: _dt.datetime | None = None) -> str | None:
         """Copy a file to ``<path>.gpuwizard-<timestamp>.bak`` before it is changed."""
@@ -394,7 +404,7 @@ class Host:
             self.runner.recorded.append(["<backup>", system_path, dest])
             return dest
         data = src.read_bytes()
-        atomic_write(self.path(dest), data, src.stat().st_mode & 0o777)
+        self._guarded_write(dest, data, src.stat().st_mode & 0o777)
         return dest
 
     def edit_json(

@@ -37,7 +37,7 @@ def test_failed_write_keeps_the_old_file(fake_root: Path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(GpuwizardError, match="cannot write /etc/a.conf: disk full"):
         host.write_file("/etc/a.conf", "new\n")
     assert (fake_root / "etc/a.conf").read_text() == "old\n"
     assert os.listdir(fake_root / "etc") == ["a.conf"]
@@ -82,3 +82,12 @@ def test_dry_run_changes_no_file(fake_root: Path):
 def test_unified_diff_for_plans():
     assert unified_diff("/etc/a", None, "x\n").splitlines()[:2] == ["--- /dev/null", "+++ /etc/a"]
     assert "+y" in unified_diff("/etc/a", "x\n", "x\ny\n")
+
+
+def test_an_unwritable_path_is_a_clear_error(fake_root: Path):
+    host = Host(fake_root)
+    (fake_root / "etc/readonly").mkdir()
+    (fake_root / "etc/readonly/file").write_text("x")
+    # a path whose parent is a file cannot be created: an OSError becomes a message, not a traceback
+    with pytest.raises(GpuwizardError, match=r"cannot write /etc/readonly/file/child"):
+        host.write_file("/etc/readonly/file/child", "y\n")
