@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 from typing import IO, Any
 
-from . import podspec as PS
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 
 
@@ -99,6 +98,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
 
 
 def run(args: argparse.Namespace, session, out: IO[str], err: IO[str]) -> int:
+    from . import podspec as PS  # pydantic models: imported only when this command runs
     from .host import atomic_write
     from .parsers import parse_smi_table
     from .steps.podspec import cluster_facts

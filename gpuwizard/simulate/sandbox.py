@@ -67,8 +67,14 @@ def _precompile(root: Path) -> None:
         sys.pycache_prefix = W.pycache_dir(root)
         for f in files:
             if f.is_file():
+                cfile = importlib.util.cache_from_source(str(f))
                 try:
-                    py_compile.compile(str(f), cfile=importlib.util.cache_from_source(str(f)), doraise=True,
+                    if os.stat(cfile).st_mtime >= f.stat().st_mtime:
+                        continue  # reused sandbox: already compiled
+                except OSError:
+                    pass
+                try:
+                    py_compile.compile(str(f), cfile=cfile, doraise=True,
                                        invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
                 except (py_compile.PyCompileError, OSError):
                     pass  # the tool will compile it itself
