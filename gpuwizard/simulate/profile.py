@@ -80,8 +80,13 @@ Profile schema (every key optional unless marked required; unknown keys are erro
         nodes:                       # default: one control-plane node
           - name: str, role: control-plane|worker, labels: {}, annotations: {},
             capacity: {"nvidia.com/gpu": "10", ...}, allocatable: {}, ready: bool, age: "12m"
+            gpus: all | [int] | null, mounts: [containerPath], ldconfig_real: bool,   # Kind nodes (tools_cluster)
+            nvidia_runtime: bool, nvidia_default_runtime: bool
         releases:                    # helm releases in this cluster
-          - {name, namespace, chart, app_version, revision, status, updated}
+          - {name, namespace, chart, app_version, revision, status, updated, values: {}}
+        namespaces: {name: {labels: {}}}   # default: kube's own plus the releases' namespaces
+    cluster_faults: {image_pull: "<pod prefix>", validator: bool, hami_plugin_crash: bool, settle_polls: int}
+    helm_repos: {name: url}          # `helm repo add` state
     current_context: str | null      # default: the first cluster's context
     files: {"/abs/path": "content"}  # seed files written once under the sandbox root
     failures:                        # failure injection (see gpuwizard.simulate.tools)
@@ -158,9 +163,11 @@ _GPU = {"slot": _STR, "name": _STR, "memory_mib": _INT, "uuid": _STR, "persisten
         "power_cap_w": _INT, "memory_used_mib": _INT, "util_pct": _INT, "compute_mode": _STR,
         "mig": (_STR, None), "compute_cap": _STR, "serial": _STR, "vbios": _STR}
 _NODE = {"name": _STR, "role": _STR, "labels": "map", "annotations": "map", "capacity": "map",
-         "allocatable": "map", "ready": _BOOL, "age": _STR, "ip": _STR, "taints": "list"}
+         "allocatable": "map", "ready": _BOOL, "age": _STR, "ip": _STR, "taints": "list",
+         "gpus": (_STR, ("list", _INT), None), "mounts": ("list", _STR), "ldconfig_real": _BOOL,
+         "nvidia_runtime": _BOOL, "nvidia_default_runtime": _BOOL}
 _RELEASE = {"name": _STR, "namespace": _STR, "chart": _STR, "app_version": _STR, "revision": _INT,
-            "status": _STR, "updated": _STR}
+            "status": _STR, "updated": _STR, "values": "map"}
 _FAILURE = {"match": ("list", _STR), "rc": _INT, "stdout": _STR, "stderr": _STR, "times": _INT,
             "sleep": _NUM, "passthrough": _BOOL}
 
@@ -187,7 +194,10 @@ SCHEMA = {
     "services": "map",
     "clusters": [{"name": _STR, "provider": _STR, "context": _STR, "version": _STR, "api_server": _STR,
                   "running": _BOOL, "created": _STR, "commit": _STR, "build_date": _STR, "go": _STR,
-                  "container_runtime": _STR, "os_image": _STR, "nodes": [_NODE], "releases": [_RELEASE]}],
+                  "container_runtime": _STR, "os_image": _STR, "nodes": [_NODE], "releases": [_RELEASE],
+                  "namespaces": "map", "image": _STR}],
+    "cluster_faults": "map",
+    "helm_repos": "map",
     "current_context": (_STR, None),
     "files": "map",
     "failures": [_FAILURE],

@@ -161,6 +161,7 @@ def main(root: str) -> None:
         argv = argv[1:]
     prog = argv[0] if argv else ""
     name = os.environ.get("GPUWIZARD_SIM_TOOL") or os.path.basename(prog)
+    os.environ["GPUWIZARD_SIM_ROOT"] = str(root)  # the sandbox this script belongs to, whatever the caller's env
     ctx = Ctx(root, name, argv[1:], prog)
     rc = run(ctx)
     rec = {"argv": ctx.argv, "rc": rc}
@@ -205,6 +206,14 @@ def run(ctx: Ctx) -> int:
         traceback.print_exc()
         ctx.flags["internal_error"] = True
         return INTERNAL_RC
+
+
+# Host-layer tools (package managers, installers, keys): gpuwizard/simulate/tools_host.py, imported
+# only when one of them runs.
+for _name, _fn in (("apt-get", "apt_get"), ("dpkg", "dpkg"), ("dnf", "dnf"), ("ubuntu-drivers", "ubuntu_drivers"),
+                   ("curl", "curl"), ("gpg", "gpg"), ("openssl", "openssl"), ("update-initramfs", "update_initramfs"),
+                   ("dracut", "dracut"), ("modprobe", "modprobe"), ("sh", "sh")):
+    TOOLS[_name] = "gpuwizard.simulate.tools_host:" + _fn
 
 
 # =============================================================================================
@@ -706,6 +715,9 @@ def mokutil(ctx: Ctx) -> int:
             return 255
         ctx.out("SecureBoot enabled" if h.get("secure_boot") else "SecureBoot disabled")
         return 0
+    if ctx.args and ctx.args[0] in ("--import", "--test-key", "--list-new"):
+        from gpuwizard.simulate import tools_host
+        return tools_host.mokutil_more(ctx)
     known = ("--list-enrolled", "--import", "--list-new", "--delete", "--disable-validation",
              "--enable-validation", "--test-key", "--revoke-import", "--password", "--reset")
     if ctx.args and ctx.args[0] in known:
@@ -1060,6 +1072,9 @@ def docker(ctx: Ctx) -> int:
         ctx.out(" Name: %s" % info["Name"])
         ctx.out(" Docker Root Dir: /var/lib/docker")
         return 0
+    if cmd == "run" and W.service_active(w, "docker"):
+        from gpuwizard.simulate import tools_host
+        return tools_host.docker_run(ctx, rest)
     if cmd in ("ps", "run", "exec", "pull", "images", "inspect", "rm", "stop", "start", "logs", "network",
                "volume", "system", "image", "container", "compose", "buildx", "login"):
         if not W.service_active(w, "docker"):
@@ -1089,6 +1104,9 @@ def nvidia_ctk(ctx: Ctx) -> int:
         ctx.out("NVIDIA Container Toolkit CLI version %s" % t["version"])
         ctx.out("commit: %s" % t.get("commit", "5bc031544833253e3ab6a36daec376cb13a4f70d"))
         return 0
+    if ctx.args[:2] == ["runtime", "configure"]:
+        from gpuwizard.simulate import tools_host
+        return tools_host.nvidia_ctk_runtime(ctx)
     if ctx.args and ctx.args[0] in ("runtime", "config", "cdi", "hook", "system", "info"):
         return ctx.unsupported()
     return ctx.usage('Incorrect Usage: flag provided but not defined: -%s\n\nNAME:\n   NVIDIA Container Toolkit CLI - '
@@ -1584,3 +1602,11 @@ def helm(ctx: Ctx) -> int:
                "template", "rollback", "history", "show"):
         return ctx.unsupported()
     return ctx.usage('Error: unknown command "%s" for "helm"\nRun \'helm --help\' for usage.' % cmd)
+
+
+# Cluster-layer tools (kind create/delete, kubectl pods/labels/apply/logs, helm repo/upgrade, docker
+# exec/inspect into Kind nodes, nvidia-ctk config, sysctl, install, tar): gpuwizard/simulate/
+# tools_cluster.py, imported only when one of them runs; what it does not model falls through to the
+# handlers above.
+for _name in ("kind", "kubectl", "helm", "docker", "nvidia-ctk", "sysctl", "install", "tar"):
+    TOOLS[_name] = "gpuwizard.simulate.tools_cluster:" + _name.replace("-", "_")

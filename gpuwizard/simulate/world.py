@@ -313,8 +313,14 @@ def boot(root, world: dict) -> None:
     nouveau = bool(host.get("nouveau")) and gpu and not modprobe_blacklisted(root, "nouveau")
     drv = world.get("driver")
     nvidia = bool(drv) and gpu and not nouveau and not modprobe_blacklisted(root, "nvidia")
+    # keys queued with `mokutil --import` are enrolled at the console (MokManager) during this boot
+    if host.get("mok_pending"):
+        host["mok_enrolled"] = list(host.get("mok_enrolled", [])) + host.pop("mok_pending")
     if nvidia and host.get("secure_boot") and not drv.get("signed"):
         nvidia = False  # the kernel rejects the unsigned module ("Key was rejected by service")
+    if nvidia and host.get("secure_boot") and drv.get("signing_key") and \
+            drv["signing_key"] not in host.get("mok_enrolled", []):
+        nvidia = False  # signed, but with a key the firmware does not trust
     mods = list(BASE_MODULES)
     if nouveau:
         mods += NOUVEAU_MODULES
@@ -349,7 +355,24 @@ def docker_reload(root, world: dict) -> str | None:
 # tool presence: which simulated tools exist in bin/ for a given world.
 # Later work registers more tools here (apt-get, dpkg, ...) with a predicate on the world.
 
-ALWAYS_PRESENT = ("lspci", "uname", "mokutil", "reboot", "shutdown", "systemctl", "sudo")
+ALWAYS_PRESENT = ("lspci", "uname", "mokutil", "reboot", "shutdown", "systemctl", "sudo",
+                  "sh", "curl", "gpg", "openssl", "modprobe")
+
+
+def _os_ids(w) -> set:
+    ids = set()
+    for line in w.get("host", {}).get("os_release", "").splitlines():
+        if line.startswith(("ID=", "ID_LIKE=")):
+            ids.update(line.split("=", 1)[1].strip('"').split())
+    return ids
+
+
+def _debianish(w) -> bool:
+    return bool(_os_ids(w) & {"debian", "ubuntu"})
+
+
+def _rhelish(w) -> bool:
+    return bool(_os_ids(w) & {"rhel", "fedora", "centos", "rocky", "almalinux"})
 
 TOOL_PRESENCE = {
     "nvidia-smi": lambda w: bool(w.get("driver")),
@@ -360,6 +383,15 @@ TOOL_PRESENCE = {
     "kind": lambda w: w.get("kind") is not None,
     "kubectl": lambda w: w.get("kubectl") is not None,
     "helm": lambda w: w.get("helm") is not None,
+    "sysctl": lambda w: True,
+    "install": lambda w: True,
+    "tar": lambda w: True,
+    "apt-get": _debianish,
+    "dpkg": _debianish,
+    "update-initramfs": _debianish,
+    "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),
+    "dnf": _rhelish,
+    "dracut": _rhelish,
 }
 
 

@@ -7,18 +7,24 @@ Steps never import Textual: the TUI and unattended mode share every line of step
 from __future__ import annotations
 
 from ..engine import Step
+from .container import ContainerStep
+from .cuda import CudaStep
 from .detect import DetectStep
+from .driver import DriverStep
+from .hami import HamiStep
+from .kind import KindStep
+from .operator import OperatorStep
 from .podspec import PodspecStep
 from .stubs import stub
 
 STEP_CLASSES: list[type[Step]] = [
     DetectStep,
-    stub("driver", "NVIDIA driver"),
-    stub("cuda", "CUDA toolkit"),
-    stub("container", "Container runtime (nvidia-container-toolkit)"),
-    stub("kind", "Kubernetes cluster (Kind or existing)"),
-    stub("operator", "NVIDIA gpu-operator"),
-    stub("hami", "HAMi GPU sharing"),
+    DriverStep,
+    CudaStep,
+    ContainerStep,
+    KindStep,
+    OperatorStep,
+    HamiStep,
     PodspecStep,
 ]
 

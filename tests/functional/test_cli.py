@@ -99,7 +99,11 @@ def test_plan_prints_every_step_and_executes_nothing(tmp_path: Path):
     assert not (root / "var/lib/gpuwizard/state.json").exists()
     calls = prepare("t4-bare", root).calls()
     # only read-only probes ran: no installer, no reboot, no restart
-    assert all(c["argv"][0] in {"nvidia-smi", "lspci", "uname", "mokutil", "nvcc", "docker", "containerd", "nvidia-ctk", "kind", "kubectl", "helm"} for c in calls)
+    assert all(c["argv"][0] in {"nvidia-smi", "lspci", "uname", "mokutil", "nvcc", "docker", "containerd", "nvidia-ctk", "kind", "kubectl", "helm", "ubuntu-drivers", "dpkg", "gpg"} for c in calls)
+    # the host-layer steps' probes are read-only forms
+    assert all(c["argv"][1:2] in (["devices"], ["-s"], ["--show-keys"], ["--sb-state"], ["--test-key"])
+               for c in calls if c["argv"][0] in {"ubuntu-drivers", "dpkg", "gpg", "mokutil"})
+    assert not [c for c in calls if c["argv"][0] == "docker" and c["argv"][1:2] == ["run"]]
 
 
 def test_broken_answer_file_exits_2_names_the_line_and_runs_nothing(tmp_path: Path):
@@ -137,15 +141,22 @@ def test_no_gpu_detect_fails_with_a_clear_message(tmp_path: Path):
     assert "no NVIDIA GPU found" in out and "full log:" in err and "Traceback" not in out + err
 
 
-def test_unimplemented_step_fails_loudly_and_resume_retries(tmp_path: Path):
+def test_unimplemented_step_fails_loudly_and_resume_retries(tmp_path: Path, monkeypatch):
+    from gpuwizard import steps
+    from gpuwizard.steps.stubs import stub
+
+    # every step is implemented now: put a stub in the registry for this run
+    monkeypatch.setattr(steps, "STEP_CLASSES", [stub("kind", "Kubernetes cluster") if c.id == "kind" else c for c in steps.STEP_CLASSES])
     root = tmp_path / "s"
-    code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(EXAMPLES / "host.yaml"))
+    answers = tmp_path / "kind.yaml"
+    answers.write_text("version: 1\nkind: {}\n")
+    code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(answers))
     assert code == 1
     assert "not implemented yet" in out
     state = json.loads((root / "var/lib/gpuwizard/state.json").read_text())
-    assert state["steps"]["detect"]["status"] == "done" and state["steps"]["driver"]["status"] == "failed"
+    assert state["steps"]["detect"]["status"] == "done" and state["steps"]["kind"]["status"] == "failed"
     code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--resume")
-    assert code == 1 and "[driver] failed" in out
+    assert code == 1 and "[kind] failed" in out
 
 
 def test_resume_without_state_is_invalid(tmp_path: Path):

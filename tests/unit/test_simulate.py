@@ -690,3 +690,19 @@ def test_tools_module_imports_nothing_heavy():
             "if m in sys.modules]; print(bad)" % W.package_parent())
     r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_simulated_tools_never_write_outside_their_sandbox(tmp_path):
+    """curl -o with a path outside the sandbox is refused (a simulated tool must not change the
+    real machine, whatever path a buggy step hands it)."""
+    import subprocess as _sp
+
+    sb = prepare("t4-bare", tmp_path / "sb")
+    outside = tmp_path / "outside.txt"
+    curl = sb.bin_dir / "curl"
+    if not curl.exists():
+        pytest.skip("no simulated curl in this profile")
+    proc = _sp.run([str(curl), "-fsSL", "-o", str(outside), "https://nvidia.github.io/libnvidia-container/gpgkey"],
+                   capture_output=True, text=True, env={"PATH": str(sb.bin_dir)})
+    assert proc.returncode == 2 and "outside the sandbox" in proc.stderr
+    assert not outside.exists()

@@ -1,0 +1,1438 @@
+"""Simulated cluster tools: kind create/delete, kubectl (pods, namespaces, labels, apply, logs,
+ClusterPolicy), helm (repos, upgrade --install, get values), docker exec/inspect into Kind nodes,
+nvidia-ctk config, sysctl, install and tar (the kind/kubectl/helm release installs).
+
+Imported lazily (``TOOLS["kind"] = "gpuwizard.simulate.tools_cluster:kind"``); every command this
+module does not model falls through to the plain handlers in ``tools`` (version, get nodes, helm
+list...). Built-in modules only.
+
+One cluster model lives in the world (``world["clusters"][i]``): nodes (labels, capacity, the host
+GPUs mounted into them, whether ``/sbin/ldconfig.real`` exists), namespaces with labels, helm
+releases with their values, user pods (the cuda-vectoradd check) and a settle counter. The pods of
+gpu-operator and HAMi, the ClusterPolicy state, the GFD labels and each node's ``nvidia.com/gpu``
+capacity are *derived* from that by :func:`reconcile`, so what verification reads is what the
+install produced.
+
+Faults (``world["cluster_faults"]``, a mapping):
+  ``image_pull: "<pod name prefix>"``  that pod stays in ErrImagePull / ImagePullBackOff
+  ``validator: true``                   nvidia-operator-validator's init containers fail
+  ``hami_plugin_crash: true``           hami-device-plugin crash-loops
+  ``settle_polls: N``                   after create/install, N reads see nodes NotReady / pods creating
+Unreachable API: stop docker (Kind) or set the cluster's ``running: false``.
+
+Outputs are modelled on real ones: ``kind create cluster`` (kind v0.25 release notes and
+kubernetes-sigs/kind docs: "Creating cluster ... ✓ Ensuring node image ..."), ``helm upgrade
+--install`` ("Release \\"x\\" does not exist. Installing it now." / NAME / LAST DEPLOYED / NAMESPACE /
+STATUS / REVISION / TEST SUITE), ``helm repo add/update`` as helm 3 prints them, the seed recipe's
+``kubectl get pod -n gpu-operator`` table and ``kubectl logs cuda-vectoradd`` output.
+"""
+import os
+import sys
+
+from gpuwizard.simulate import tools as T
+from gpuwizard.simulate import world as W
+
+# ---------------------------------------------------------------------------------------------
+# catalogue: charts the simulated repositories hold, releases of the tools
+
+REPOS = {
+    "https://helm.ngc.nvidia.com/nvidia": {"gpu-operator": ["v24.6.2", "v24.9.0", "v24.9.2", "v25.3.0", "v25.10.0"]},
+    "https://project-hami.github.io/HAMi/": {"hami": ["2.4.1", "2.5.0", "2.6.1", "2.7.0", "2.10.0"]},
+}
+KIND_NODE_GPU_DIR = "/var/run/nvidia-container-devices/"
+DEFAULT_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
+
+VECTORADD_LOG = ["[Vector addition of 50000 elements]",
+                 "Copy input data from the host memory to the CUDA device",
+                 "CUDA kernel launch with 196 blocks of 256 threads",
+                 "Copy output data from the CUDA device to the host memory",
+                 "Test PASSED",
+                 "Done"]
+
+# tool release downloads: url -> (tool, version, kind)
+RELEASES = {
+    "kind": "https://github.com/kubernetes-sigs/kind/releases/download/%(v)s/kind-linux-%(arch)s",
+    "kubectl": "https://dl.k8s.io/release/%(v)s/bin/linux/%(arch)s/kubectl",
+    "helm": "https://get.helm.sh/helm-%(v)s-linux-%(arch)s.tar.gz",
+}
+SIM_BINARY = "gpuwizard-sim-binary %s %s\n"
+SIM_TARBALL = "gpuwizard-sim-tarball %s %s %s\n"
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def release_urls(world) -> dict:
+    """The simulated internet's copies of the kind/kubectl/helm releases and their checksum files."""
+    arch = T._arch_go(world)
+    out = {}
+    for tool, versions in (("kind", ("v0.24.0", "v0.25.0")), ("kubectl", ("v1.31.2",)), ("helm", ("v3.16.2",))):
+        for v in versions:
+            url = RELEASES[tool] % {"v": v, "arch": arch}
+            body = (SIM_TARBALL % (tool, v, arch)) if url.endswith(".tar.gz") else (SIM_BINARY % (tool, v))
+            out[url] = body
+            base = url.rsplit("/", 1)[1]
+            # kind and helm publish "<sha>  <file>" (.sha256sum); kubectl publishes the bare hash (.sha256)
+            if tool == "kubectl":
+                out[url + ".sha256"] = _sha256(body)
+            else:
+                out[url + ".sha256sum"] = "%s  %s\n" % (_sha256(body), base)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _p(ctx, path):
+    """A path in an argv -> the file in the sandbox. The wizard passes root-mapped paths (as for a
+    --root image); a plain system path is mapped too."""
+    root = str(ctx.root).rstrip("/")
+    if path == root or path.startswith(root + "/"):
+        return path
+    return W.host_path(ctx.root, path)
+
+
+def _unmap(ctx, path):
+    root = str(ctx.root).rstrip("/")
+    if path == root or path.startswith(root + "/"):
+        return "/" + path[len(root):].lstrip("/")
+    return path
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _suffix(seed: str, n: int = 5) -> str:
+    """Deterministic pod-name suffix (FNV-1a), from the alphabet Kubernetes uses."""
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    h = 2166136261
+    for ch in seed:
+        h = ((h ^ ord(ch)) * 16777619) & 0xFFFFFFFF
+    out = ""
+    for _ in range(n):
+        out += alphabet[h % len(alphabet)]
+        h //= len(alphabet)
+        if h == 0:
+            h = 2166136261 ^ len(out)
+    return out
+
+
+def _vkey(v) -> list:
+    out = []
+    for part in str(v).lstrip("v").split("-")[0].split("."):
+        out.append(int(part) if part.isdigit() else 0)
+    return out
+
+
+def _get(tree, dotted, default=None):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _cluster(world, name):
+    for c in world.get("clusters", []):
+        if c["name"] == name and c.get("provider", "kind") == "kind":
+            return c
+    return None
+
+
+def _context_cluster(ctx, context):
+    """(cluster or None, rc or None) — prints the real errors for a missing context / refused API."""
+    c, refused = T._kube_connect(ctx, context)
+    if refused == 1:
+        return None, 1
+    if refused:
+        return None, refused
+    return c, None
+
+
+def _locate(world, cname):
+    for i, c in enumerate(world.get("clusters", [])):
+        if c["name"] == cname:
+            return i
+    return None
+
+
+def _node_gpu_count(world, node) -> int:
+    g = node.get("gpus")
+    if g == "all":
+        return len(world.get("gpus", []))
+    if isinstance(g, list):
+        return len(g)
+    return 0
+
+
+def _node_gpus(world, node) -> list:
+    gpus = T.smi_gpus(world)
+    g = node.get("gpus")
+    if g == "all":
+        return gpus
+    if isinstance(g, list):
+        return [x for x in gpus if x["index"] in g]
+    return []
+
+
+def parse_values(text: str) -> dict:
+    """The values files the wizard writes: nested ``key:`` blocks by two-space indentation, scalars
+    and flow collections in JSON syntax, ``#`` comments. (Tools run without PyYAML.)"""
+    json = T._json()
+    root: dict = {}
+    stack = [(-1, root)]
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip() or line.strip() == "---":
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        key, _, value = line.strip().partition(":")
+        key = key.strip().strip('"')
+        value = value.strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        if value == "":
+            parent[key] = {}
+            stack.append((indent, parent[key]))
+            continue
+        try:
+            parent[key] = json.loads(value)
+        except ValueError:
+            parent[key] = {"true": True, "false": False, "null": None}.get(value, value)
+    return root
+
+
+def _merge(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def _set_dotted(tree, dotted, value):
+    json = T._json()
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    try:
+        value = json.loads(value)
+    except ValueError:
+        pass
+    node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# the model: derived pods, ClusterPolicy, labels and capacity
+
+
+def _namespaces(c) -> dict:
+    """The cluster's namespaces (materialized: the defaults plus every release's namespace)."""
+    spaces = c.get("namespaces")
+    if not spaces:
+        spaces = {n: {"labels": {"kubernetes.io/metadata.name": n}} for n in DEFAULT_NAMESPACES}
+    for r in c.get("releases", []):
+        ns = r.get("namespace", "default")
+        spaces.setdefault(ns, {"labels": {"kubernetes.io/metadata.name": ns}})
+    c["namespaces"] = spaces
+    return spaces
+
+
+def _release_of(c, chart):
+    for r in c.get("releases", []):
+        if r["chart"].rsplit("-", 1)[0] == chart:
+            return r
+    return None
+
+
+def _pod(name, ns, node, ready, status, restarts=0, age="2m", logs=None, reason=None, containers=1, owner=None):
+    return {"name": name, "namespace": ns, "node": node, "ready": ready, "status": status,
+            "restarts": restarts, "age": age, "logs": logs or [], "reason": reason, "containers": containers,
+            "owner": owner}
+
+
+def _ok(n):
+    return "%d/%d" % (n, n)
+
+
+def operator_cdi(release) -> bool:
+    vals = release.get("values") or {}
+    v = _get(vals, "cdi.enabled")
+    if v is None:
+        return _vkey(release["chart"].rsplit("-", 1)[1]) >= [25, 10]
+    return bool(v)
+
+
+def reconcile(world, c) -> None:
+    """Derive pods, node labels and capacity from the releases, nodes and faults (in place)."""
+    faults = world.get("cluster_faults") or {}
+    kind_cluster = c.get("provider", "kind") == "kind"
+    pods = [p for p in c.get("pods", []) if p.get("owner") == "user"]
+    nodes = c.get("nodes", [])
+    op = _release_of(c, "gpu-operator")
+    hami = _release_of(c, "hami")
+    drv = world.get("driver") or {}
+    plugin_on_node = {}  # node -> "operator" | "hami"
+    op_ready = False
+    if op:
+        ns = op.get("namespace", "gpu-operator")
+        vals = op.get("values") or {}
+        rel = op["name"]
+        driver = _get(vals, "driver.enabled", True) is not False
+        toolkit = _get(vals, "toolkit.enabled", True) is not False
+        plugin = _get(vals, "devicePlugin.enabled", True) is not False
+        ops = [
+            _pod("gpu-operator-%s-%s" % (_suffix(rel + "rs", 10), _suffix(rel)), ns, nodes[0]["name"], "1/1", "Running", age="109s"),
+            _pod("%s-node-feature-discovery-gc-%s-%s" % (rel, _suffix(rel + "gc", 10), _suffix(rel + "gc2")), ns,
+                 nodes[0]["name"], "1/1", "Running", age="109s"),
+            _pod("%s-node-feature-discovery-master-%s-%s" % (rel, _suffix(rel + "m", 8), _suffix(rel + "m2")), ns,
+                 nodes[0]["name"], "1/1", "Running", age="109s"),
+        ]
+        ok = True
+        for n in nodes:
+            ops.append(_pod("%s-node-feature-discovery-worker-%s" % (rel, _suffix(n["name"] + "nfd")), ns, n["name"],
+                            "1/1", "Running", age="103s"))
+            count = _node_gpu_count(world, n)
+            if not count:
+                continue
+            sfx = lambda what: _suffix(n["name"] + what)  # noqa: E731
+            failing = None
+            if driver:
+                msg = ("Could not load the NVIDIA kernel module from inside the Kind node" if kind_cluster
+                       else "driver container failed to build the kernel module")
+                ops.append(_pod("nvidia-driver-daemonset-%s" % sfx("drv"), ns, n["name"], "0/1", "Init:CrashLoopBackOff",
+                                restarts=6, reason=msg, logs=["Stopping NVIDIA persistence daemon...",
+                                                              "Unloading NVIDIA driver kernel modules...",
+                                                              "Could not unload NVIDIA driver kernel modules, driver is in use"
+                                                              if drv else msg]))
+                if kind_cluster or drv:
+                    failing = "driver"
+            if toolkit:
+                ops.append(_pod("nvidia-container-toolkit-daemonset-%s" % sfx("tk"), ns, n["name"], "1/1", "Running", age="73s"))
+            if faults.get("validator") or failing or (toolkit and kind_cluster and not n.get("ldconfig_real")) \
+                    or (not toolkit and kind_cluster and not n.get("nvidia_runtime")):
+                why = ("failed to run nvidia-container-cli: ldconfig.real: no such file or directory"
+                       if toolkit and kind_cluster and not n.get("ldconfig_real") else "driver validation failed")
+                ops.append(_pod("nvidia-operator-validator-%s" % sfx("val"), ns, n["name"], "0/1",
+                                "Init:CrashLoopBackOff", restarts=5, reason=why,
+                                logs=["time=\"2024-11-10T09:38:01Z\" level=info msg=\"version: 8f0b1ba5\"",
+                                      "time=\"2024-11-10T09:38:02Z\" level=error msg=\"%s\"" % why]))
+                ok = False
+                continue
+            ops.append(_pod("gpu-feature-discovery-%s" % sfx("gfd"), ns, n["name"], "1/1", "Running", age="71s"))
+            ops.append(_pod("nvidia-cuda-validator-%s" % sfx("cv"), ns, n["name"], "0/1", "Completed", age="20s"))
+            ops.append(_pod("nvidia-dcgm-exporter-%s" % sfx("dcgm"), ns, n["name"], "1/1", "Running", age="72s"))
+            if plugin:
+                ops.append(_pod("nvidia-device-plugin-daemonset-%s" % sfx("dp"), ns, n["name"], "1/1", "Running", age="72s"))
+                plugin_on_node[n["name"]] = "operator"
+            ops.append(_pod("nvidia-operator-validator-%s" % sfx("val"), ns, n["name"], "1/1", "Running", age="73s"))
+            n["nvidia_runtime"] = True
+            if not operator_cdi(op):
+                n["nvidia_default_runtime"] = True
+            labels = n.setdefault("labels", {})
+            gpus = _node_gpus(world, n)
+            labels["nvidia.com/gpu.present"] = "true"
+            labels["nvidia.com/gpu.count"] = str(count)
+            if gpus:
+                labels["nvidia.com/gpu.product"] = gpus[0]["name"].replace(" ", "-")
+        prefix = faults.get("image_pull")
+        for p in ops:
+            if prefix and p["name"].startswith(prefix):
+                p.update(ready="0/1", status="ImagePullBackOff", restarts=0,
+                         reason='Back-off pulling image "nvcr.io/nvidia/%s": manifest unknown' % prefix)
+                ok = False
+        pods += ops
+        op_ready = ok
+        c["clusterpolicy"] = {"name": "cluster-policy", "state": "ready" if ok else "notReady"}
+    else:
+        c.pop("clusterpolicy", None)
+    if hami:
+        ns = hami.get("namespace", "kube-system")
+        vals = hami.get("values") or {}
+        rel = hami["name"]
+        ver = hami["chart"].rsplit("-", 1)[1]
+        split = int(_get(vals, "devicePlugin.deviceSplitCount", 10))
+        selector = _get(vals, "devicePlugin.nvidiaNodeSelector", {"gpu": "on"}) or {}
+        rtc = _get(vals, "devicePlugin.runtimeClassName", "") or ""
+        if _vkey(ver) < [2, 7]:
+            tag = _get(vals, "scheduler.kubeScheduler.imageTag", "")
+        else:
+            tag = _get(vals, "scheduler.kubeScheduler.image.tag", "") or c.get("version", "v1.31.2")
+        sched = _pod("%s-scheduler-%s-%s" % (rel, _suffix(rel + "s", 9), _suffix(rel + "s2")), ns, nodes[0]["name"],
+                     "2/2", "Running", age="12m", containers=2)
+        if not tag:
+            sched.update(ready="0/2", status="InvalidImageName",
+                         reason='Failed to apply default image tag "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler:": invalid reference format')
+        pods.append(sched)
+        for n in nodes:
+            labels = n.get("labels", {})
+            if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            count = _node_gpu_count(world, n)
+            name = "%s-device-plugin-%s" % (rel, _suffix(n["name"] + "hami"))
+            crash = None
+            if faults.get("hami_plugin_crash"):
+                crash = "nvml init failed: ERROR_LIBRARY_NOT_FOUND"
+            elif not count:
+                crash = "no NVIDIA GPU found on node %s (is it a GPU node?)" % n["name"]
+            elif op and operator_cdi(op) and rtc != "nvidia":
+                crash = "Incompatible strategy detected auto; libcuda.so.1: cannot open shared object file"
+            elif not n.get("nvidia_runtime"):
+                crash = "could not load NVML library: libnvidia-ml.so.1: cannot open shared object file"
+            elif not n.get("nvidia_default_runtime") and rtc != "nvidia":
+                crash = "Incompatible strategy detected auto; libcuda.so.1: cannot open shared object file"
+            if crash:
+                pods.append(_pod(name, ns, n["name"], "1/2", "CrashLoopBackOff", restarts=5, containers=2, reason=crash,
+                                 logs=["I1110 10:14:58.112233       1 main.go:159] Starting FS watcher.",
+                                       "I1110 10:14:58.112301       1 main.go:166] Starting OS watcher.",
+                                       "E1110 10:14:58.201442       1 main.go:132] %s" % crash,
+                                       "F1110 10:14:58.201501       1 main.go:133] failed to start plugins"]))
+                continue
+            pods.append(_pod(name, ns, n["name"], "2/2", "Running", age="6m31s", containers=2,
+                             logs=["I1110 10:14:58.112233       1 main.go:159] Starting FS watcher.",
+                                   "I1110 10:14:58.301442       1 register.go:197] Registered device plugin for 'nvidia.com/gpu' with Kubelet",
+                                   "I1110 10:14:58.301501       1 plugin.go:312] Devices: %d vGPU(s) on %d GPU(s)" % (count * split, count)]))
+            plugin_on_node[n["name"]] = ("hami", count * split)
+    for n in nodes:
+        cap = n.setdefault("capacity", {})
+        alloc = n.setdefault("allocatable", {})
+        who = plugin_on_node.get(n["name"])
+        if isinstance(who, tuple):
+            cap["nvidia.com/gpu"] = alloc["nvidia.com/gpu"] = str(who[1])
+        elif who == "operator" and op_ready:
+            cap["nvidia.com/gpu"] = alloc["nvidia.com/gpu"] = str(_node_gpu_count(world, n))
+        else:
+            cap.pop("nvidia.com/gpu", None)
+            alloc.pop("nvidia.com/gpu", None)
+    # user pods (the vectoradd check): run where nvidia.com/gpu is allocatable
+    for p in pods:
+        if p.get("owner") != "user":
+            continue
+        if p.get("status") in ("Completed", "Error"):
+            continue
+        want = p.get("gpu_request", 0)
+        fits = [n for n in nodes if int(n.get("capacity", {}).get("nvidia.com/gpu", "0")) >= want] if want else nodes
+        if not fits:
+            p.update(status="Pending", ready="0/1", reason="0/%d nodes are available: %d Insufficient nvidia.com/gpu."
+                     % (len(nodes), len(nodes)))
+            continue
+        need = p.get("cuda")
+        have = drv.get("cuda_version")
+        if need and have and _vkey(need) > _vkey(have):
+            p.update(status="Error", ready="0/1", node=fits[0]["name"],
+                     reason="unsatisfied condition: cuda>=%s, please update your driver to a newer version" % need,
+                     logs=["Failed to allocate device vector A (error code CUDA driver version is insufficient "
+                           "for CUDA runtime version)!"])
+            continue
+        p.update(status="Completed", ready="0/1", node=fits[0]["name"], logs=list(VECTORADD_LOG), reason=None)
+    c["pods"] = pods
+
+
+def _view(ctx, c):
+    """The cluster as a reader sees it now (reconciled copy)."""
+    import copy
+    w = copy.deepcopy(ctx.world)
+    i = _locate(w, c["name"])
+    reconcile(w, w["clusters"][i])
+    return w, w["clusters"][i]
+
+
+def _managed_mutate(ctx, cname, fn):
+    """Mutate one cluster, reconcile it, save."""
+    def outer(world):
+        i = _locate(world, cname)
+        c = world["clusters"][i]
+        if fn(world, c) is False:
+            return False
+        reconcile(world, c)
+    return ctx.mutate(outer)
+
+
+def _settling(ctx, c) -> bool:
+    """A read during settle: consumes one poll; True while the cluster still settles."""
+    if int(c.get("settle", 0)) <= 0:
+        return False
+
+    def fn(world):
+        i = _locate(world, c["name"])
+        world["clusters"][i]["settle"] = max(0, int(world["clusters"][i].get("settle", 0)) - 1)
+    ctx.mutate(fn)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# kind
+
+
+def _parse_kind_config(text: str):
+    """(nodes [{role, image, mounts[]}], error)."""
+    nodes = []
+    cur = None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        s = line.strip()
+        if s.startswith("- role:"):
+            cur = {"role": s.split(":", 1)[1].strip(), "image": None, "mounts": []}
+            nodes.append(cur)
+        elif s.startswith("image:") and cur is not None:
+            cur["image"] = s.split(":", 1)[1].strip().strip('"')
+        elif s.startswith("containerPath:") and cur is not None:
+            cur["mounts"].append(s.split(":", 1)[1].strip().strip('"'))
+        elif s.startswith("kind:") and s.split(":", 1)[1].strip() != "Cluster":
+            return None, "unknown kind %s" % s
+    if not nodes:
+        nodes = [{"role": "control-plane", "image": None, "mounts": []}]
+    return nodes, None
+
+
+def _toml_true(text: str, key: str) -> bool:
+    for line in (text or "").splitlines():
+        s = line.strip()
+        if s.startswith("#") or "=" not in s:
+            continue
+        k, v = s.split("=", 1)
+        if k.strip() == key:
+            return v.strip() == "true"
+    return False
+
+
+def kind(ctx) -> int:
+    args = list(ctx.args)
+    w = ctx.world
+    if args[:2] == ["create", "cluster"]:
+        name, config, image = "kind", None, None
+        i = 2
+        while i < len(args):
+            for flag in ("--name", "--config", "--image", "--wait"):
+                v, j = T._kv_flag(args, i, (flag,))
+                if j != i:
+                    if v is None:
+                        return ctx.usage("ERROR: flag needs an argument: %s" % flag)
+                    if flag == "--name":
+                        name = v
+                    elif flag == "--config":
+                        config = v
+                    elif flag == "--image":
+                        image = v
+                    i = j
+                    break
+            else:
+                return ctx.usage("ERROR: unknown flag: %s" % args[i])
+        if not W.service_active(w, "docker"):
+            ctx.err("ERROR: failed to create cluster: failed to get docker info: command \"docker info --format "
+                    "'{{json .}}'\" failed with error: exit status 1")
+            return 1
+        if _cluster(w, name) is not None:
+            ctx.err('ERROR: failed to create cluster: node(s) already exist for a cluster with the name "%s"' % name)
+            return 1
+        nodes_cfg = [{"role": "control-plane", "image": None, "mounts": []}]
+        if config:
+            text = _read(_p(ctx, config))
+            if text is None:
+                ctx.err("ERROR: failed to create cluster: error reading file: open %s: no such file or directory" % config)
+                return 1
+            nodes_cfg, err = _parse_kind_config(text)
+            if err:
+                ctx.err("ERROR: failed to create cluster: %s" % err)
+                return 1
+        img = image or nodes_cfg[0].get("image") or "kindest/node:v1.31.2"
+        version = img.split(":", 1)[1].split("@", 1)[0] if ":" in img else "v1.31.2"
+        toml = _read(_p(ctx, "/etc/nvidia-container-runtime/config.toml"))
+        accept = _toml_true(toml, "accept-nvidia-visible-devices-as-volume-mounts")
+        nvidia_default = ((w.get("docker") or {}).get("loaded_config") or {}).get("default-runtime") == "nvidia"
+        settle = int((w.get("cluster_faults") or {}).get("settle_polls", 0))
+        nodes = []
+        workers = 0
+        for k, nc in enumerate(nodes_cfg):
+            if nc["role"] == "control-plane":
+                nname = "%s-control-plane" % name if k == 0 else "%s-control-plane%d" % (name, k + 1)
+            else:
+                workers += 1
+                nname = "%s-worker%s" % (name, "" if workers == 1 else workers)
+            mounts = [m for m in nc["mounts"]]
+            gpus = None
+            devs = [m[len(KIND_NODE_GPU_DIR):] for m in mounts if m.startswith(KIND_NODE_GPU_DIR)]
+            if devs and accept and nvidia_default and W.driver_loaded(w):
+                gpus = "all" if "all" in devs else sorted(int(d) for d in devs if d.isdigit())
+            nodes.append({"name": nname, "role": nc["role"], "labels": {}, "mounts": mounts, "gpus": gpus,
+                          "ldconfig_real": False, "ready": True, "age": "2m"})
+        ctx.err('Creating cluster "%s" ...' % name)
+        for line in (" ✓ Ensuring node image (%s) 🖼" % img.split("@", 1)[0], " ✓ Preparing nodes 📦 ",
+                     " ✓ Writing configuration 📜", " ✓ Starting control-plane 🕹️", " ✓ Installing CNI 🔌",
+                     " ✓ Installing StorageClass 💾"):
+            ctx.err(line)
+        if workers:
+            ctx.err(" ✓ Joining worker nodes 🚜")
+
+        def fn(world):
+            world.setdefault("clusters", []).append({
+                "name": name, "provider": "kind", "version": version, "image": img,
+                "api_server": "https://127.0.0.1:%d" % (39127 + len(world.get("clusters", []))), "running": True,
+                "created": "2024-11-10T09:20:11Z", "nodes": nodes, "releases": [], "pods": [],
+                "namespaces": {n: {"labels": {"kubernetes.io/metadata.name": n}} for n in DEFAULT_NAMESPACES},
+                "settle": settle})
+            world["current_context"] = "kind-%s" % name
+        ctx.mutate(fn)
+        ctx.err('Set kubectl context to "kind-%s"' % name)
+        ctx.err("You can now use your cluster with:\n\nkubectl cluster-info --context kind-%s\n" % name)
+        ctx.err("Have a nice day! 👋")
+        return 0
+    if args[:2] == ["delete", "cluster"]:
+        name = "kind"
+        v, j = T._kv_flag(args, 2, ("--name",)) if len(args) > 2 else (None, 2)
+        if v is not None:
+            name = v
+        ctx.err('Deleting cluster "%s" ...' % name)
+        c = _cluster(w, name)
+        if c is None:
+            return 0  # kind deletes nothing and succeeds
+
+        def fn(world):
+            i = _locate(world, name)
+            gone = world["clusters"].pop(i)
+            if world.get("current_context") == "kind-%s" % name:
+                world["current_context"] = None
+            return gone
+        ctx.mutate(fn)
+        ctx.err("Deleted nodes: [%s]" % ", ".join('"%s"' % n["name"] for n in c.get("nodes", [])))
+        return 0
+    if args[:2] == ["get", "nodes"]:
+        name = "kind"
+        v, j = T._kv_flag(args, 2, ("--name",)) if len(args) > 2 else (None, 2)
+        if v is not None:
+            name = v
+        c = _cluster(w, name)
+        if c is None:
+            ctx.err('No kind nodes found for cluster "%s".' % name)
+            return 0
+        for n in c.get("nodes", []):
+            ctx.out(n["name"])
+        return 0
+    return T.kind(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# docker exec / inspect (Kind nodes are containers)
+
+
+def _kind_node(world, container):
+    if not W.service_active(world, "docker"):
+        return None, None
+    for c in world.get("clusters", []):
+        if c.get("provider", "kind") != "kind" or not c.get("running", True):
+            continue
+        for n in c.get("nodes", []):
+            if n.get("name") == container:
+                return c, n
+    return None, None
+
+
+def docker_exec(ctx, rest) -> int:
+    args = [a for a in rest if a not in ("-i", "-t", "-it", "-ti")]
+    if not args:
+        return ctx.usage('"docker exec" requires at least 2 arguments.')
+    container, cmd = args[0], args[1:]
+    c, n = _kind_node(ctx.world, container)
+    if n is None:
+        ctx.err("Error response from daemon: No such container: %s" % container)
+        return 1
+    if cmd == ["test", "-e", "/sbin/ldconfig.real"]:
+        return 0 if n.get("ldconfig_real") else 1
+    if cmd == ["ln", "-s", "/sbin/ldconfig", "/sbin/ldconfig.real"]:
+        if n.get("ldconfig_real"):
+            ctx.err("ln: failed to create symbolic link '/sbin/ldconfig.real': File exists")
+            return 1
+
+        def fn(world, cl):
+            for node in cl["nodes"]:
+                if node["name"] == container:
+                    node["ldconfig_real"] = True
+        _managed_mutate(ctx, c["name"], fn)
+        return 0
+    if cmd == ["nvidia-smi", "-L"]:
+        gpus = _node_gpus(ctx.world, n)
+        if not gpus:
+            ctx.err("OCI runtime exec failed: exec failed: unable to start container process: exec: \"nvidia-smi\": "
+                    "executable file not found in $PATH: unknown")
+            return 126
+        for g in gpus:
+            ctx.out("GPU %d: %s (UUID: %s)" % (g["index"], g["name"], g["uuid"]))
+        return 0
+    return ctx.unsupported()
+
+
+def docker_inspect(ctx, rest) -> int:
+    fmt = None
+    names = []
+    i = 0
+    while i < len(rest):
+        v, j = T._kv_flag(rest, i, ("--format", "-f"))
+        if j != i:
+            fmt, i = v, j
+            continue
+        names.append(rest[i])
+        i += 1
+    if len(names) != 1 or fmt not in ("{{json .Mounts}}",):
+        return ctx.unsupported()
+    c, n = _kind_node(ctx.world, names[0])
+    if n is None:
+        ctx.err("Error: No such object: %s" % names[0])
+        return 1
+    mounts = [{"Type": "bind", "Source": "/lib/modules", "Destination": "/lib/modules", "Mode": "ro", "RW": False,
+               "Propagation": "rprivate"}]
+    for m in n.get("mounts", []):
+        mounts.append({"Type": "bind", "Source": "/dev/null", "Destination": m, "Mode": "", "RW": True,
+                       "Propagation": "rprivate"})
+    mounts.append({"Type": "volume", "Name": _suffix(n["name"], 12) * 4, "Source": "/var/lib/docker/volumes/x/_data",
+                   "Destination": "/var", "Driver": "local", "Mode": "", "RW": True, "Propagation": ""})
+    ctx.out(T._json().dumps(mounts, separators=(",", ":")))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# nvidia-ctk config --set k=v --in-place
+
+
+def nvidia_ctk_config(ctx) -> int:
+    args = ctx.args[1:]
+    sets = []
+    in_place = False
+    path = "/etc/nvidia-container-runtime/config.toml"
+    i = 0
+    while i < len(args):
+        v, j = T._kv_flag(args, i, ("--set",))
+        if j != i:
+            sets.append(v)
+            i = j
+            continue
+        v, j = T._kv_flag(args, i, ("--config-file", "--config"))
+        if j != i:
+            path, i = v, j
+            continue
+        if args[i] in ("--in-place", "-i"):
+            in_place = True
+            i += 1
+            continue
+        ctx.err("Incorrect Usage: flag provided but not defined: -%s" % args[i].lstrip("-"))
+        return 1
+    text = _read(_p(ctx, path)) or ""
+    lines = text.splitlines()
+    for s in sets:
+        if not s or "=" not in s:
+            ctx.err("ERROR[0000] invalid --set option %r" % s)
+            return 1
+        k, v = s.split("=", 1)
+        rendered = "%s = %s" % (k, v if v in ("true", "false") or v.isdigit() else '"%s"' % v)
+        for n, line in enumerate(lines):
+            bare = line.lstrip("#").strip()
+            if bare.split("=", 1)[0].strip() == k and "=" in bare:
+                lines[n] = rendered
+                break
+        else:
+            lines.insert(0, rendered)
+    out = "\n".join(lines) + "\n"
+    if not in_place:
+        sys.stdout.write(out)
+        return 0
+    p = _p(ctx, path)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "w", encoding="utf-8") as f:
+        f.write(out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# sysctl, install, tar (tool release installs)
+
+
+def sysctl(ctx) -> int:
+    args = list(ctx.args)
+    write = False
+    if args and args[0] == "-w":
+        write = True
+        args = args[1:]
+    if not args:
+        return ctx.unsupported()
+    for a in args:
+        key, eq, val = a.partition("=")
+        path = _p(ctx, "/proc/sys/" + key.replace(".", "/"))
+        if eq:
+            if not write:
+                return ctx.usage('sysctl: "%s" must be of the form name=value with -w' % a, 255)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(val + "\n")
+            ctx.out("%s = %s" % (key, val))
+        else:
+            cur = _read(path)
+            if cur is None:
+                ctx.err("sysctl: cannot stat /proc/sys/%s: No such file or directory" % key.replace(".", "/"))
+                return 255
+            ctx.out("%s = %s" % (key, cur.strip()))
+    return 0
+
+
+def install(ctx) -> int:
+    """install [-o U] [-g G] -m MODE SRC DEST: copies; a simulated release binary landing in
+    /usr/local/bin makes the tool exist (it appears in bin/)."""
+    args = list(ctx.args)
+    mode = 0o755
+    pos = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-m", "-o", "-g"):
+            if i + 1 >= len(args):
+                return ctx.usage("install: option requires an argument -- '%s'" % a[1])
+            if a == "-m":
+                mode = int(args[i + 1], 8)
+            i += 2
+            continue
+        if a.startswith("-"):
+            return ctx.unsupported()
+        pos.append(a)
+        i += 1
+    if len(pos) != 2:
+        return ctx.usage("install: missing destination file operand")
+    src, dest = pos
+    data = _read(_p(ctx, src))
+    if data is None:
+        ctx.err("install: cannot stat '%s': No such file or directory" % src)
+        return 1
+    p = _p(ctx, dest)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "w", encoding="utf-8") as f:
+        f.write(data)
+    os.chmod(p, mode)
+    dest = _unmap(ctx, dest)
+    if data.startswith("gpuwizard-sim-binary ") and dest.startswith("/usr/local/bin/"):
+        _, tool_name, version = data.split()[:3]
+        if tool_name == os.path.basename(dest):
+            def fn(world):
+                info = {"version": version}
+                if tool_name == "kubectl":
+                    info.update(commit="5864a4677267e6adeae276ad85882a8714d69d9d", build_date="2024-10-22T20:35:25Z",
+                                go="go1.22.8", kustomize="v5.4.2")
+                world[tool_name] = info
+            ctx.mutate(fn)
+    return 0
+
+
+def tar(ctx) -> int:
+    args = list(ctx.args)
+    if not args or args[0] not in ("-xzf", "xzf", "-xf"):
+        return ctx.unsupported()
+    if len(args) < 2:
+        return ctx.usage("tar: option requires an argument -- 'f'")
+    src = args[1]
+    dest = "."
+    members = []
+    i = 2
+    while i < len(args):
+        if args[i] == "-C" and i + 1 < len(args):
+            dest = args[i + 1]
+            i += 2
+            continue
+        members.append(args[i])
+        i += 1
+    data = _read(_p(ctx, src))
+    if data is None:
+        ctx.err("tar (child): %s: Cannot open: No such file or directory" % src)
+        return 2
+    if not data.startswith("gpuwizard-sim-tarball "):
+        ctx.err("gzip: stdin: not in gzip format\ntar: Child returned status 1\ntar: Error is not recoverable: exiting now")
+        return 2
+    _, tool_name, version, arch = data.split()[:4]
+    have = ["linux-%s/%s" % (arch, tool_name), "linux-%s/LICENSE" % arch, "linux-%s/README.md" % arch]
+    for m in members or have:
+        if m not in have:
+            ctx.err("tar: %s: Not found in archive\ntar: Exiting with failure status due to previous errors" % m)
+            return 2
+        p = _p(ctx, os.path.join(dest, m))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(SIM_BINARY % (tool_name, version) if m.endswith("/" + tool_name) else "sim\n")
+        os.chmod(p, 0o755)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# kubectl
+
+
+def _pods_json(c, pods):
+    items = []
+    for p in pods:
+        phase = {"Running": "Running", "Completed": "Succeeded", "Error": "Failed", "Pending": "Pending"}.get(
+            p["status"], "Pending")
+        ready = p["ready"].split("/")
+        cs = []
+        for k in range(p.get("containers", 1)):
+            ok = k < int(ready[0])
+            state = {"running": {"startedAt": "2024-11-10T09:38:01Z"}} if ok and phase == "Running" else {}
+            if not ok:
+                if p["status"] == "Completed":
+                    state = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+                elif p["status"] == "Error":
+                    state = {"terminated": {"exitCode": 1, "reason": "Error"}}
+                else:
+                    reason = p["status"].split(":")[-1]
+                    state = {"waiting": {"reason": reason, "message": p.get("reason") or ""}}
+            cs.append({"name": "c%d" % k, "ready": ok, "restartCount": p.get("restarts", 0), "state": state})
+        status = {"phase": phase, "containerStatuses": cs}
+        if p["status"] == "Pending" and p.get("reason"):
+            status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                     "message": p["reason"]}]
+        items.append({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": p["name"], "namespace": p["namespace"]},
+                      "spec": {"nodeName": p.get("node")}, "status": status})
+    return items
+
+
+def _pod_table(ctx, pods, all_ns):
+    rows = [(["NAMESPACE"] if all_ns else []) + ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]]
+    for p in pods:
+        restarts = str(p.get("restarts", 0))
+        if p.get("restarts"):
+            restarts += " (%s ago)" % "52s"
+        rows.append(([p["namespace"]] if all_ns else []) + [p["name"], p["ready"], p["status"], restarts, p.get("age", "1m")])
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for r in rows:
+        ctx.out("   ".join(r[k].ljust(widths[k]) for k in range(len(r) - 1)) + "   " + r[-1])
+
+
+def kubectl(ctx) -> int:
+    args, context, namespace, err = T._kube_strip_globals(ctx.args)
+    if err or not args:
+        return T.kubectl(ctx)
+    cmd, rest = args[0], args[1:]
+    if cmd == "get" and rest and rest[0] in ("nodes", "node", "no"):
+        c, refused = _context_cluster(ctx, context)
+        if c is not None and c.get("settle"):
+            if _settling(ctx, c):
+                # nodes report NotReady while the cluster settles (CNI starting)
+                w, cv = _view(ctx, c)
+                for n in cv["nodes"]:
+                    n["ready"] = False
+                ctx._world = w
+                return T.kubectl(ctx)
+        if c is not None:
+            ctx._world, _ = _view(ctx, c)
+        return T.kubectl(ctx)
+    handled = ("get", "label", "create", "apply", "delete", "logs")
+    if cmd not in handled:
+        return T.kubectl(ctx)
+    c, refused = _context_cluster(ctx, context)
+    if refused == 1:
+        return 1
+    if refused:
+        return T._kube_refused(ctx, refused, True)
+    ns = namespace or "default"
+    output = None
+    all_ns = False
+    flags = {}
+    pos = []
+    i = 0
+    while i < len(rest):
+        v, j = T._kv_flag(rest, i, ("-o", "--output"))
+        if j != i:
+            output, i = v, j
+            continue
+        if rest[i] in ("-A", "--all-namespaces"):
+            all_ns = True
+            i += 1
+            continue
+        for f in ("-f", "--filename", "--tail", "-c", "--container", "--timeout"):
+            v, j = T._kv_flag(rest, i, (f,))
+            if j != i:
+                flags[f.lstrip("-")[0] if f in ("-f", "--filename") else f.lstrip("-")] = v
+                i = j
+                break
+        else:
+            if rest[i] in ("--overwrite", "--ignore-not-found", "--ignore-not-found=true", "--wait=false"):
+                flags[rest[i].split("=")[0].lstrip("-")] = True
+                i += 1
+                continue
+            if rest[i].startswith("-"):
+                return ctx.unsupported()
+            pos.append(rest[i])
+            i += 1
+    if cmd == "get":
+        return _kubectl_get(ctx, c, pos, ns, output, all_ns)
+    if cmd == "label":
+        return _kubectl_label(ctx, c, pos, flags)
+    if cmd == "create":
+        if len(pos) == 2 and pos[0] in ("namespace", "ns"):
+            if pos[1] in _namespaces(c):
+                ctx.err('Error from server (AlreadyExists): namespaces "%s" already exists' % pos[1])
+                return 1
+
+            def fn(world, cl):
+                _namespaces(cl)[pos[1]] = {"labels": {"kubernetes.io/metadata.name": pos[1]}}
+            _managed_mutate(ctx, c["name"], fn)
+            ctx.out("namespace/%s created" % pos[1])
+            return 0
+        return ctx.unsupported()
+    if cmd == "apply":
+        return _kubectl_apply(ctx, c, flags.get("f"), ns)
+    if cmd == "delete":
+        if len(pos) == 1 and pos[0].startswith("pod/"):
+            pos = ["pod", pos[0][4:]]
+        if len(pos) == 2 and pos[0] in ("pod", "pods", "po"):
+            found = [p for p in c.get("pods", []) if p["name"] == pos[1] and p["namespace"] == ns and p.get("owner") == "user"]
+            if not found:
+                if flags.get("ignore-not-found"):
+                    return 0
+                ctx.err('Error from server (NotFound): pods "%s" not found' % pos[1])
+                return 1
+
+            def fn(world, cl):
+                cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == pos[1] and p["namespace"] == ns)]
+            _managed_mutate(ctx, c["name"], fn)
+            ctx.out('pod "%s" deleted' % pos[1])
+            return 0
+        return ctx.unsupported()
+    if cmd == "logs":
+        if len(pos) != 1:
+            return ctx.unsupported()
+        name = pos[0][4:] if pos[0].startswith("pod/") else pos[0]
+        w, cv = _view(ctx, c)
+        for p in cv["pods"]:
+            if p["name"] == name and p["namespace"] == ns:
+                lines = p.get("logs") or []
+                if p["status"] in ("Pending", "ContainerCreating") or (p["status"].startswith("Init:") and not lines):
+                    ctx.err('Error from server (BadRequest): container "c0" in pod "%s" is waiting to start: %s'
+                            % (name, p["status"]))
+                    return 1
+                tail = flags.get("tail")
+                if tail and tail.lstrip("-").isdigit() and int(tail) >= 0:
+                    lines = lines[-int(tail):] if int(tail) else []
+                for line in lines:
+                    ctx.out(line)
+                return 0
+        ctx.err('Error from server (NotFound): pods "%s" not found' % name)
+        return 1
+    return ctx.unsupported()
+
+
+def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:
+    if not pos:
+        return ctx.usage("error: Required resource not specified.", 1)
+    kind_ = pos[0]
+    names = pos[1:]
+    if "/" in kind_:
+        kind_, one = kind_.split("/", 1)
+        names = [one]
+    json = T._json()
+    if kind_ in ("pods", "pod", "po"):
+        settling = _settling(ctx, c)
+        w, cv = _view(ctx, c)
+        pods = [p for p in cv["pods"] if all_ns or p["namespace"] == ns]
+        if settling:
+            for p in pods:
+                if p.get("owner") != "user":
+                    p.update(ready="0/%d" % p.get("containers", 1), status="ContainerCreating", restarts=0, logs=[])
+        if names:
+            pods = [p for p in pods if p["name"] in names]
+            if not pods:
+                ctx.err('Error from server (NotFound): pods "%s" not found' % names[0])
+                return 1
+        if output == "json":
+            items = _pods_json(cv, pods)
+            if names and len(names) == 1:
+                ctx.out(json.dumps(items[0], indent=4))
+            else:
+                ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List",
+                                    "metadata": {"resourceVersion": ""}}, indent=4))
+            return 0
+        if output is not None:
+            return ctx.unsupported()
+        if not pods:
+            ctx.err("No resources found in %s namespace." % ns)
+            return 0
+        _pod_table(ctx, pods, all_ns)
+        return 0
+    if kind_ in ("namespace", "namespaces", "ns"):
+        spaces = _namespaces(dict(c))
+        sel = names or sorted(spaces)
+        for n in sel:
+            if n not in spaces:
+                ctx.err('Error from server (NotFound): namespaces "%s" not found' % n)
+                return 1
+        items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": spaces[n].get("labels", {})},
+                  "status": {"phase": "Active"}} for n in sel]
+        if output == "json":
+            ctx.out(json.dumps(items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List"}, indent=4))
+            return 0
+        if output is not None:
+            return ctx.unsupported()
+        ctx.out("NAME%s   STATUS   AGE" % (" " * (max(len(n) for n in sel) - 4)))
+        for n in sel:
+            ctx.out("%s   Active   12m" % n.ljust(max(4, max(len(x) for x in sel))))
+        return 0
+    if kind_ in ("clusterpolicies", "clusterpolicy", "clusterpolicies.nvidia.com"):
+        w, cv = _view(ctx, c)
+        cp = cv.get("clusterpolicy")
+        if cp is None:
+            if _release_of(cv, "gpu-operator") is None:
+                ctx.err('error: the server doesn\'t have a resource type "%s"' % kind_)
+                return 1
+            items = []
+        else:
+            items = [{"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": cp["name"]},
+                      "status": {"state": cp["state"]}}]
+        if output == "json":
+            ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}, indent=4))
+            return 0
+        if output is not None:
+            return ctx.unsupported()
+        if not items:
+            ctx.err("No resources found")
+            return 0
+        ctx.out("NAME             STATUS   AGE")
+        ctx.out("%-16s %-8s 2024-11-10T09:36:40Z" % (cp["name"], cp["state"]))
+        return 0
+    return ctx.unsupported()
+
+
+def _kubectl_label(ctx, c, pos, flags) -> int:
+    if len(pos) < 3 or pos[0] not in ("node", "nodes", "no", "namespace", "ns"):
+        return ctx.unsupported()
+    what, name, pairs = pos[0], pos[1], pos[2:]
+    is_node = what in ("node", "nodes", "no")
+    if is_node:
+        target = next((n for n in c.get("nodes", []) if n["name"] == name), None)
+        if target is None:
+            ctx.err('Error from server (NotFound): nodes "%s" not found' % name)
+            return 1
+        labels = target.get("labels", {})
+    else:
+        spaces = _namespaces(dict(c))
+        if name not in spaces:
+            ctx.err('Error from server (NotFound): namespaces "%s" not found' % name)
+            return 1
+        labels = spaces[name].get("labels", {})
+    changes = {}
+    for pair in pairs:
+        if pair.endswith("-") and "=" not in pair:
+            changes[pair[:-1]] = None
+            continue
+        k, eq, v = pair.partition("=")
+        if not eq:
+            return ctx.usage("error: at least one label update is required", 1)
+        if k in labels and labels[k] != v and not flags.get("overwrite"):
+            ctx.err("error: '%s' already has a value (%s), and --overwrite is false" % (k, labels[k]))
+            return 1
+        changes[k] = v
+    unchanged = all(labels.get(k) == v for k, v in changes.items())
+
+    def fn(world, cl):
+        if is_node:
+            node = next(n for n in cl["nodes"] if n["name"] == name)
+            tgt = node.setdefault("labels", {})
+        else:
+            tgt = _namespaces(cl)[name].setdefault("labels", {})
+        for k, v in changes.items():
+            if v is None:
+                tgt.pop(k, None)
+            else:
+                tgt[k] = v
+    if not unchanged:
+        _managed_mutate(ctx, c["name"], fn)
+    ctx.out("%s/%s %s" % ("node" if is_node else "namespace", name, "not labeled" if unchanged else "labeled"))
+    return 0
+
+
+def _kubectl_apply(ctx, c, path, ns) -> int:
+    if not path:
+        return ctx.usage("error: must specify one of -f and -k", 1)
+    text = _read(_p(ctx, path))
+    if text is None:
+        ctx.err('error: the path "%s" does not exist' % path)
+        return 1
+    name = image = None
+    gpu = 0
+    kind_ = None
+    for raw in text.splitlines():
+        s = raw.strip()
+        if s.startswith("kind:"):
+            kind_ = s.split(":", 1)[1].strip()
+        elif s.startswith("name:") and name is None:
+            name = s.split(":", 1)[1].strip().strip('"')
+        elif s.startswith("namespace:"):
+            ns = s.split(":", 1)[1].strip().strip('"')
+        elif s.startswith("image:"):
+            image = s.split(":", 1)[1].strip().strip('"')
+        elif s.startswith("nvidia.com/gpu:"):
+            gpu = int(s.split(":", 1)[1].strip().strip('"'))
+    if kind_ != "Pod" or not name:
+        return ctx.unsupported("only Pod manifests are simulated")
+    cuda = None
+    if image and "vectoradd-cuda" in image:
+        cuda = image.split("vectoradd-cuda", 1)[1].split("-", 1)[0]
+    exists = any(p["name"] == name and p["namespace"] == ns for p in c.get("pods", []))
+
+    def fn(world, cl):
+        cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == name and p["namespace"] == ns)]
+        pod = _pod(name, ns, None, "0/1", "Pending", age="5s", owner="user")
+        pod.update(image=image, gpu_request=gpu, cuda=cuda)
+        cl["pods"].append(pod)
+    _managed_mutate(ctx, c["name"], fn)
+    ctx.out("pod/%s %s" % (name, "configured" if exists else "created"))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# helm
+
+
+def _helm_repos(world) -> dict:
+    return world.get("helm_repos") or {}
+
+
+def helm(ctx) -> int:
+    args, context, namespace, err = T._kube_strip_globals(ctx.args)
+    clean = []
+    i = 0
+    while i < len(args or []):
+        v, j = T._kv_flag(args, i, ("--kube-context",))
+        if j != i:
+            context, i = v, j
+            continue
+        clean.append(args[i])
+        i += 1
+    args = clean
+    if err or not args:
+        return T.helm(ctx)
+    cmd, rest = args[0], args[1:]
+    w = ctx.world
+    if cmd == "repo":
+        sub = rest[0] if rest else ""
+        if sub == "add" and len(rest) >= 3:
+            name, url = rest[1], rest[2]
+            extra = rest[3:]
+            if [e for e in extra if e not in ("--force-update",)]:
+                return ctx.unsupported()
+            repos = _helm_repos(w)
+            if name in repos and repos[name] == url:
+                ctx.out('"%s" already exists with the same configuration, skipping' % name)
+                return 0
+            if name in repos and "--force-update" not in extra:
+                ctx.err("Error: repository name (%s) already exists, please specify a different name" % name)
+                return 1
+            if url not in REPOS:
+                ctx.err('Error: looks like "%s" is not a valid chart repository or cannot be reached: failed to fetch '
+                        '%s/index.yaml : 404 Not Found' % (url, url.rstrip("/")))
+                return 1
+
+            def fn(world):
+                world.setdefault("helm_repos", {})[name] = url
+            ctx.mutate(fn)
+            ctx.out('"%s" has been added to your repositories' % name)
+            return 0
+        if sub == "update":
+            repos = _helm_repos(w)
+            names = rest[1:] or sorted(repos)
+            for n in names:
+                if n not in repos:
+                    ctx.err("Error: no repositories found matching '%s'.  Nothing will be updated" % n)
+                    return 1
+            if not names:
+                ctx.err("Error: no repositories found. You must add one before updating")
+                return 1
+            ctx.out("Hang tight while we grab the latest from your chart repositories...")
+            for n in names:
+                ctx.out('...Successfully got an update from the "%s" chart repository' % n)
+            ctx.out("Update Complete. ⎈Happy Helming!⎈")
+            return 0
+        if sub in ("list", "ls"):
+            repos = _helm_repos(w)
+            if rest[1:] in (["-o", "json"], ["--output", "json"], ["-o=json"], ["--output=json"]):
+                ctx.out(T._json().dumps([{"name": k, "url": v} for k, v in sorted(repos.items())]))
+                return 0
+            if rest[1:]:
+                return ctx.unsupported()
+            if not repos:
+                ctx.err("Error: no repositories to show")
+                return 1
+            ctx.out("NAME        \tURL")
+            for k, v in sorted(repos.items()):
+                ctx.out("%-12s\t%s" % (k, v))
+            return 0
+        return ctx.unsupported()
+    if cmd == "get" and rest[:1] == ["values"]:
+        rel = None
+        output = None
+        all_values = False
+        i = 1
+        while i < len(rest):
+            v, j = T._kv_flag(rest, i, ("-o", "--output"))
+            if j != i:
+                output, i = v, j
+                continue
+            if rest[i] in ("-a", "--all"):
+                all_values = True
+                i += 1
+                continue
+            if rest[i].startswith("-"):
+                return ctx.unsupported()
+            rel = rest[i]
+            i += 1
+        if rel is None or all_values or output not in ("json", None):
+            return ctx.unsupported()
+        c, refused = _context_cluster(ctx, context)
+        if refused == 1:
+            return 1
+        if refused:
+            return T._helm_unreachable(ctx, refused)
+        ns = namespace or "default"
+        r = next((r for r in c.get("releases", []) if r["name"] == rel and r.get("namespace", "default") == ns), None)
+        if r is None:
+            ctx.err("Error: release: not found")
+            return 1
+        vals = r.get("values") or {}
+        if output == "json":
+            ctx.out(T._json().dumps(vals, separators=(",", ":")) if vals else "null")
+        else:
+            ctx.out("USER-SUPPLIED VALUES:")
+            ctx.out(T._yaml_dump(vals).rstrip("\n") if vals else "null")
+        return 0
+    if cmd == "upgrade":
+        return _helm_upgrade(ctx, rest, context, namespace)
+    return T.helm(ctx)
+
+
+def _helm_upgrade(ctx, rest, context, namespace) -> int:
+    install = False
+    version = None
+    values_files = []
+    sets = []
+    reuse = False
+    create_ns = False
+    pos = []
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a in ("--install", "-i"):
+            install = True
+            i += 1
+            continue
+        if a in ("--reuse-values", "--create-namespace", "--wait", "--atomic"):
+            reuse = reuse or a == "--reuse-values"
+            create_ns = create_ns or a == "--create-namespace"
+            i += 1
+            continue
+        matched = False
+        for f in ("--version", "--values", "-f", "--set", "--timeout"):
+            v, j = T._kv_flag(rest, i, (f,))
+            if j != i:
+                if v is None:
+                    return ctx.usage("Error: flag needs an argument: %s" % f)
+                if f == "--version":
+                    version = v
+                elif f in ("--values", "-f"):
+                    values_files.append(v)
+                elif f == "--set":
+                    sets.append(v)
+                i = j
+                matched = True
+                break
+        if matched:
+            continue
+        if a.startswith("-"):
+            return ctx.unsupported()
+        pos.append(a)
+        i += 1
+    if len(pos) != 2:
+        return ctx.usage('Error: "helm upgrade" requires 2 arguments\n\nUsage:  helm upgrade [RELEASE] [CHART] [flags]')
+    rel, chart_ref = pos
+    c, refused = _context_cluster(ctx, context)
+    if refused == 1:
+        return 1
+    if refused:
+        return T._helm_unreachable(ctx, refused)
+    ns = namespace or "default"
+    repo, _, chart = chart_ref.partition("/")
+    url = _helm_repos(ctx.world).get(repo)
+    if not chart or url is None:
+        ctx.err("Error: repo %s not found" % repo)
+        return 1
+    versions = REPOS.get(url, {}).get(chart)
+    if not versions:
+        ctx.err('Error: chart "%s" not found in %s index. (try \'helm repo update\')' % (chart, repo))
+        return 1
+    version = version or versions[-1]
+    if version not in versions:
+        ctx.err('Error: chart "%s" matching %s not found in %s index. (try \'helm repo update\'): no chart version '
+                'found for %s-%s' % (chart, version, repo, chart, version))
+        return 1
+    existing = next((r for r in c.get("releases", []) if r["name"] == rel and r.get("namespace", "default") == ns), None)
+    if existing is None and not install:
+        ctx.err('Error: UPGRADE FAILED: "%s" has no deployed releases' % rel)
+        return 1
+    values = dict(existing.get("values") or {}) if (existing and reuse) else {}
+    for vf in values_files:
+        text = _read(_p(ctx, vf))
+        if text is None:
+            ctx.err("Error: open %s: no such file or directory" % vf)
+            return 1
+        values = _merge(values, parse_values(text))
+    for s in sets:
+        k, eq, v = s.partition("=")
+        if not eq:
+            ctx.err('Error: failed parsing --set data: key "%s" has no value' % k)
+            return 1
+        _set_dotted(values, k, v)
+    spaces = _namespaces(dict(c))
+    if ns not in spaces and not create_ns:
+        ctx.err('Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % ns)
+        return 1
+    import time as _t
+    stamp = _t.strftime("%a %b %d %H:%M:%S %Y")
+    revision = (int(existing.get("revision", 1)) + 1) if existing else 1
+    app = version if chart == "gpu-operator" else version
+
+    def fn(world, cl):
+        _namespaces(cl).setdefault(ns, {"labels": {"kubernetes.io/metadata.name": ns}})
+        cl["releases"] = [r for r in cl.get("releases", []) if not (r["name"] == rel and r.get("namespace", "default") == ns)]
+        cl["releases"].append({"name": rel, "namespace": ns, "chart": "%s-%s" % (chart, version), "app_version": app,
+                               "revision": revision, "status": "deployed", "values": values,
+                               "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC")})
+        cl["settle"] = int((world.get("cluster_faults") or {}).get("settle_polls", 0))
+    _managed_mutate(ctx, c["name"], fn)
+    if existing:
+        ctx.out('Release "%s" has been upgraded. Happy Helming!' % rel)
+    else:
+        ctx.out('Release "%s" does not exist. Installing it now.' % rel)
+    ctx.out("NAME: %s\nLAST DEPLOYED: %s\nNAMESPACE: %s\nSTATUS: deployed\nREVISION: %d\nTEST SUITE: None"
+            % (rel, stamp, ns, revision))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# entry points for docker / nvidia-ctk sub-commands (called from tools.py)
+
+
+def docker(ctx) -> int:
+    args = list(ctx.args)
+    if args and args[0] in ("exec", "inspect") and W.service_active(ctx.world, "docker"):
+        return docker_exec(ctx, args[1:]) if args[0] == "exec" else docker_inspect(ctx, args[1:])
+    return T.docker(ctx)
+
+
+def nvidia_ctk(ctx) -> int:
+    if ctx.args[:1] == ["config"] and "--set" in " ".join(ctx.args):
+        return nvidia_ctk_config(ctx)
+    return T.nvidia_ctk(ctx)

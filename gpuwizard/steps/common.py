@@ -1,0 +1,265 @@
+"""What the host-layer steps (driver, cuda, container) share: a few more action kinds, fresh probes,
+OS families and the version tables of the NVIDIA stack. Never imports Textual."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import actions as A
+from .. import download as D
+from ..engine import Event
+from ..errors import StepFailed
+from ..host import Host, Runner, join_argv
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import StepContext
+
+CACHE_DIR = "/var/cache/gpuwizard"
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+# CUDA toolkit X.Y -> minimum Linux driver (toolkit GA), from the "CUDA Toolkit and Corresponding
+# Driver Versions" table, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/ (Table 3).
+CUDA_MIN_DRIVER: dict[str, str] = {
+    "11.8": "520.61.05",
+    "12.0": "525.60.13",
+    "12.1": "530.30.02",
+    "12.2": "535.54.03",
+    "12.3": "545.23.06",
+    "12.4": "550.54.14",
+    "12.5": "555.42.02",
+    "12.6": "560.28.03",
+    "12.8": "570.26",
+    "12.9": "575.51.03",
+    "13.0": "580.65.06",
+}
+# CUDA X.Y -> (the latest update's full version, the driver bundled in its runfile name), as in
+# https://developer.download.nvidia.com/compute/cuda/<full>/local_installers/cuda_<full>_<drv>_linux.run
+# (the seed recipe: cuda_12.6.2_560.35.03_linux.run).
+CUDA_RUNFILES: dict[str, tuple[str, str]] = {
+    "11.8": ("11.8.0", "520.61.05"),
+    "12.0": ("12.0.1", "525.85.12"),
+    "12.1": ("12.1.1", "530.30.02"),
+    "12.2": ("12.2.2", "535.104.05"),
+    "12.3": ("12.3.2", "545.23.08"),
+    "12.4": ("12.4.1", "550.54.15"),
+    "12.5": ("12.5.1", "555.42.06"),
+    "12.6": ("12.6.2", "560.35.03"),
+    "12.8": ("12.8.1", "570.124.06"),
+    "12.9": ("12.9.1", "575.57.08"),
+}
+
+
+def vkey(version: str | None) -> list[int]:
+    out = []
+    for part in str(version or "").lstrip("v").split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return out
+
+
+def major_minor(version: str) -> str:
+    parts = str(version).lstrip("v").split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else parts[0] + ".0"
+
+
+def newest_cuda_for(driver_cuda: str | None) -> str | None:
+    """The newest toolkit X.Y we know that a driver reporting ``driver_cuda`` can run."""
+    if not driver_cuda:
+        return None
+    fits = [v for v in CUDA_RUNFILES if vkey(v) <= vkey(driver_cuda)]
+    return max(fits, key=vkey) if fits else None
+
+
+# -- OS families ---------------------------------------------------------------------------------
+def os_family(host_facts: dict[str, Any]) -> str:
+    """``ubuntu``, ``debian``, ``rhel`` or ``other``."""
+    ids = {host_facts.get("os") or ""} | set(host_facts.get("id_like") or [])
+    if "ubuntu" in ids:
+        return "ubuntu"
+    if "debian" in ids:
+        return "debian"
+    if ids & {"rhel", "fedora", "centos", "rocky", "almalinux"}:
+        return "rhel"
+    return "other"
+
+
+def nvidia_repo_distro(host_facts: dict[str, Any]) -> str:
+    """``ubuntu2204`` / ``debian12`` / ``rhel9`` as NVIDIA's CUDA repository paths spell it."""
+    fam = os_family(host_facts)
+    version = str(host_facts.get("version") or "")
+    if fam == "ubuntu":
+        return "ubuntu" + version.replace(".", "")
+    if fam == "debian":
+        return "debian" + version.split(".")[0]
+    return "rhel" + version.split(".")[0]
+
+
+def repo_arch(host_facts: dict[str, Any]) -> str:
+    arch = host_facts.get("arch") or "x86_64"
+    return {"aarch64": "sbsa", "arm64": "sbsa"}.get(arch, arch)
+
+
+# -- probes ---------------------------------------------------------------------------------------
+def driver_now(host: Host) -> dict[str, Any]:
+    """A fresh look at the driver through nvidia-smi: {status, version, cuda_version, gpus}."""
+    from ..detect import probe_smi
+
+    smi = probe_smi(host)
+    if smi is None:
+        return {"status": "no-driver", "version": None, "cuda_version": None, "gpus": []}
+    if smi["status"] != "ok":
+        return {"status": smi["status"], "reason": smi.get("reason"), "version": None, "cuda_version": None, "gpus": []}
+    drv = smi.get("driver") or {}
+    return {"status": "ok", "version": drv.get("version"), "cuda_version": drv.get("cuda_version"), "gpus": smi["gpus"]}
+
+
+def runner_with_path(host: Host, *dirs: str) -> Runner:
+    """A runner whose PATH starts with some system dirs (e.g. /usr/local/cuda-12.6/bin): tools are
+    still found on a PATH, the one a user gets from the env file."""
+    base = host.runner
+    path = ":".join([*(str(host.path(d)) for d in dirs), base.path])
+    runner = Runner(path=path, env=base.extra_env, privilege=base.privilege, dry_run=base.dry_run,
+                    default_timeout=base.default_timeout)
+    runner.listeners = base.listeners
+    runner.cancel = base.cancel
+    return runner
+
+
+def hp(ctx: "StepContext", system_path: str) -> str:
+    """A system path as a command line argument: mapped under the root (identity on a real host)."""
+    return str(ctx.host.path(system_path))
+
+
+# -- more action kinds ------------------------------------------------------------------------------
+@dataclass
+class Check(A.Action):
+    """A read-only precondition. Done when it holds; applying it re-checks and fails the step with
+    ``failure`` (before anything else changes) when it still does not."""
+
+    id: str
+    title: str
+    check: Callable[["StepContext"], bool]
+    failure: str | Callable[["StepContext"], str] = ""
+    on_failure: Callable[["StepContext"], None] | None = None
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"check: {self.title}"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return bool(self.check(ctx))
+
+    def apply(self, ctx: "StepContext") -> None:
+        if self.check(ctx):
+            return
+        if self.on_failure is not None:
+            self.on_failure(ctx)
+        reason = self.failure(ctx) if callable(self.failure) else self.failure
+        raise StepFailed(reason or f"check failed: {self.title}")
+
+
+@dataclass
+class RunIf(A.Run):
+    """A command whose done-ness needs more than a path or a probe's exit code."""
+
+    done: Callable[["StepContext"], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.done is None:
+            super().__post_init__()
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        if self.done is not None and self.done(ctx):
+            return True
+        return A.Run.is_done(self, ctx) if (self.creates or self.done_when) else False
+
+
+@dataclass
+class RebootUnless(A.Reboot):
+    """A reboot that is only needed when ``unless`` does not hold by the time the engine gets here
+    (e.g. the new driver loaded without one)."""
+
+    unless: Callable[["StepContext"], bool] | None = None
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"reboot only if needed: {self.reason}", "then run: gpuwizard --resume"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return super().is_done(ctx) or bool(self.unless and self.unless(ctx))
+
+
+@dataclass
+class MakeDir(A.Action):
+    """A directory (mode 0700 by default) that a command writes into (curl -o, openssl -keyout)."""
+
+    id: str
+    title: str
+    path: str
+    mode: int = 0o700
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        return [f"mkdir -m {self.mode:o} -p {self.path}"]
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return ctx.host.path(self.path).is_dir()
+
+    def apply(self, ctx: "StepContext") -> None:
+        ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
+
+
+@dataclass
+class Download(A.Action):
+    """Fetch an installer into the cache (resumable, checksum-verified) or copy a local one there.
+    The cached file exists only once verified, so running it never runs an unverified file."""
+
+    id: str
+    title: str
+    source: str  # http(s) URL, or an absolute path on this machine
+    dest: str  # system path in the cache
+    sha256: str | None = None
+
+    def preview(self, ctx: "StepContext") -> list[str]:
+        how = "download" if self.source.startswith(("http://", "https://")) else "copy"
+        lines = [f"{how} {self.source}", f"  -> {self.dest}"]
+        lines.append(f"  verify sha256 {self.sha256}" if self.sha256 else "  (no sha256 given: the file is not verified)")
+        return lines
+
+    def is_done(self, ctx: "StepContext") -> bool:
+        return D.verified(ctx.host.path(self.dest), self.sha256)
+
+    def apply(self, ctx: "StepContext") -> None:
+        target = ctx.host.path(self.dest)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.source.startswith(("http://", "https://")):
+            D.copy_local(self.source, target, sha256=self.sha256)
+            return
+        reporter = _ProgressReporter(ctx, self.source)
+        D.download(self.source, target, sha256=self.sha256, progress=reporter)
+        if not self.sha256:
+            ctx.note(f"{PurePosixPath(self.dest).name}: no sha256 in the answer file, so it was not verified")
+
+
+class _ProgressReporter:
+    """Download progress as output events: every 10 % (or every 8 MiB when the size is unknown)."""
+
+    def __init__(self, ctx: "StepContext", url: str):
+        self.ctx, self.url = ctx, url
+        self.last = -1
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        mark = (done * 10 // total) if total else done // (8 << 20)
+        if mark == self.last and not (total and done >= total):
+            return
+        self.last = mark
+        mib = done / (1 << 20)
+        text = f"downloaded {mib:.1f} MiB" + (f" of {total / (1 << 20):.1f} MiB ({done * 100 // total}%)" if total else "")
+        engine = self.ctx.engine
+        engine.emit(Event("output", self.ctx.step_id, self.ctx.current_action, text, stream="stdout",
+                          data={"lines": [text], "progress": [done, total]}))
+
+
+def cmd(argv: list[str]) -> str:
+    return join_argv(argv)

@@ -1,0 +1,234 @@
+"""Step ``cuda``: the CUDA toolkit (never the driver bundled in its runfile), PATH and
+LD_LIBRARY_PATH written once, and ``nvcc --version`` as the proof.
+
+* A toolkit newer than the driver can run is refused before any change, naming the minimum driver
+  (the driver's ceiling is the "CUDA Version" nvidia-smi reports, i.e. NVML's
+  ``nvmlSystemGetCudaDriverVersion``).
+* runfile: ``sh cuda_<ver>_<drv>_linux.run --silent --toolkit``; package: NVIDIA's ``cuda-keyring``
+  (Ubuntu/Debian) or the CUDA repository (RHEL family), then ``cuda-toolkit-X-Y``.
+* ``env_file``: ``/etc/profile.d/cuda.sh`` (default) or a marked block in ``~/.bashrc``.
+* ``pytorch_check``: the seed recipe's check (venv, torch, device count/name/memory), shown.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from .. import actions as A
+from .. import parsers as P
+from ..answers import CudaAnswers
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+from . import common as C
+
+CUDA_RUNFILE = re.compile(r"^cuda_(?P<full>\d+\.\d+\.\d+)_(?P<drv>\d+(?:\.\d+)*)_linux(?:_sbsa)?\.run$")
+RUNFILE_URL = "https://developer.download.nvidia.com/compute/cuda/{full}/local_installers/cuda_{full}_{drv}_linux.run"
+BLOCK_BEGIN = "# >>> gpuwizard: CUDA toolkit >>>"
+BLOCK_END = "# <<< gpuwizard: CUDA toolkit <<<"
+VENV = "/opt/gpuwizard/torch-venv"
+
+# The seed recipe's check_cuda_pytorch.py, in English.
+TORCH_CHECK = """\
+import torch
+print("PyTorch", torch.__version__, "CUDA", torch.version.cuda)
+if not torch.cuda.is_available():
+    raise SystemExit("CUDA is not available to PyTorch")
+n = torch.cuda.device_count()
+print(f"{n} CUDA device(s)")
+for i in range(n):
+    p = torch.cuda.get_device_properties(i)
+    print(f"device {i}: {torch.cuda.get_device_name(i)}, {p.total_memory / 1024 ** 3:.2f} GiB, "
+          f"allocated {torch.cuda.memory_allocated(i) / 1024 ** 3:.2f} GiB, reserved {torch.cuda.memory_reserved(i) / 1024 ** 3:.2f} GiB")
+"""
+
+
+def env_content(home: str) -> str:
+    return (
+        f"# CUDA toolkit {PurePosixPath(home).name.removeprefix('cuda-')} (written by gpuwizard)\n"
+        f"export PATH={home}/bin${{PATH:+:${{PATH}}}}\n"
+        f"export LD_LIBRARY_PATH={home}/lib64${{LD_LIBRARY_PATH:+:${{LD_LIBRARY_PATH}}}}\n"
+    )
+
+
+def with_block(existing: str | None, body: str) -> str:
+    """``existing`` with the gpuwizard block replaced (or appended once)."""
+    block = f"{BLOCK_BEGIN}\n{body}{BLOCK_END}\n"
+    text = existing or ""
+    start, end = text.find(BLOCK_BEGIN), text.find(BLOCK_END)
+    if start != -1 and end > start:
+        tail = text[end + len(BLOCK_END):]
+        return text[:start] + block + tail.removeprefix("\n")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + block
+
+
+def bashrc_path(ctx: StepContext) -> str:
+    import os
+    from pathlib import Path
+
+    if not ctx.host.is_real_root or os.geteuid() == 0:
+        return "/root/.bashrc"
+    return str(Path.home() / ".bashrc")
+
+
+class CudaStep(Step):
+    id = "cuda"
+    title = "CUDA toolkit"
+    Answers = CudaAnswers
+
+    def _target(self, ctx: StepContext, answers: CudaAnswers) -> tuple[str, dict]:
+        now = C.driver_now(ctx.host)
+        if answers.runfile and not answers.version:
+            m = CUDA_RUNFILE.match(PurePosixPath(answers.runfile.split("?", 1)[0]).name)
+            if m:
+                return C.major_minor(m.group("full")), now
+        if answers.version:
+            return C.major_minor(answers.version), now
+        pick = C.newest_cuda_for(now.get("cuda_version"))
+        if not pick:
+            raise StepFailed("cuda.version is not set and there is no working driver to choose it from; set "
+                             "cuda.version (e.g. \"12.6\") or install the driver first (a driver: section)")
+        return pick, now
+
+    def plan(self, ctx: StepContext, answers: CudaAnswers) -> list[A.Action]:
+        xy, now = self._target(ctx, answers)
+        need = C.CUDA_MIN_DRIVER.get(xy)
+        need_text = f"driver ≥ {need}" if need else "a newer driver"
+        if now["status"] == "ok" and now.get("cuda_version") and C.vkey(xy) > C.vkey(now["cuda_version"]):
+            raise StepFailed(
+                f"CUDA {xy} needs {need_text}, but the installed driver {now['version']} runs CUDA {now['cuda_version']} "
+                f"at most; nothing was changed. Upgrade the driver (driver: {{version: \"{(need or '').split('.')[0] or 'newer'}\"}}) "
+                f"or choose cuda.version ≤ {now['cuda_version']}"
+            )
+        actions: list[A.Action] = []
+        if now["status"] != "ok":  # no working driver yet (a plan before the driver step ran)
+            actions.append(C.Check(
+                "driver-supports", f"the driver can run CUDA {xy} ({need_text})",
+                lambda c: (d := C.driver_now(c.host))["status"] == "ok" and C.vkey(xy) <= C.vkey(d.get("cuda_version")),
+                lambda c: f"CUDA {xy} needs {need_text}: " + _driver_text(C.driver_now(c.host)) + "; nothing was changed",
+            ))
+        home = f"/usr/local/cuda-{xy}"
+        nvcc = home + "/bin/nvcc"
+        host = ctx.facts["host"]
+        fam = C.os_family(host)
+        method = answers.method or ("runfile" if answers.runfile or fam == "other" else "package")
+        if ctx.host.exists(nvcc):
+            actions.append(C.Check("toolkit", f"CUDA {xy} toolkit is installed in {home}", lambda c: True))
+        elif method == "runfile":
+            source, name = self._runfile(answers, xy, host)
+            cached = f"{C.CACHE_DIR}/{name}"
+            actions += [
+                C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"), source, cached, answers.sha256),
+                A.Run("install", f"install the CUDA {xy} toolkit only (not the bundled driver)",
+                      ["sh", C.hp(ctx, cached), "--silent", "--toolkit"], creates=nvcc, timeout=3600),
+            ]
+        elif fam in ("ubuntu", "debian"):
+            distro, arch = C.nvidia_repo_distro(host), C.repo_arch(host)
+            deb = f"{C.CACHE_DIR}/cuda-keyring_1.1-1_all.deb"
+            url = f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}/cuda-keyring_1.1-1_all.deb"
+            pkg = "cuda-toolkit-" + xy.replace(".", "-")
+            keyring_ok = lambda c: bool((r := c.host.runner.probe(["dpkg", "-s", "cuda-keyring"])) and r.ok)  # noqa: E731
+            actions += [
+                C.MakeDir("cache-dir", f"the download cache ({C.CACHE_DIR})", C.CACHE_DIR),
+                C.RunIf("keyring-download", f"download NVIDIA's cuda-keyring package ({distro}/{arch})",
+                        ["curl", "-fsSL", "-o", C.hp(ctx, deb), url], creates=deb, done=keyring_ok),
+                C.RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
+                        ["dpkg", "-i", C.hp(ctx, deb)], done=keyring_ok),
+                C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
+                        done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
+                A.Run("install", f"install {pkg}", ["apt-get", "install", "-y", pkg], creates=nvcc, env=C.APT_ENV, timeout=3600),
+            ]
+        else:
+            distro, arch = C.nvidia_repo_distro(host), C.repo_arch(host)
+            repo = f"/etc/yum.repos.d/cuda-{distro}.repo"
+            pkg = "cuda-toolkit-" + xy.replace(".", "-")
+            actions += [
+                A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})",
+                      ["dnf", "config-manager", "--add-repo", f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}/cuda-{distro}.repo"],
+                      creates=repo),
+                A.Run("install", f"install {pkg}", ["dnf", "install", "-y", pkg], creates=nvcc, timeout=3600),
+            ]
+
+        body = env_content(home)
+        if answers.env_file == "~/.bashrc":
+            path = bashrc_path(ctx)
+            actions.append(A.WriteFile("env", f"PATH and LD_LIBRARY_PATH for CUDA {xy} in {path} (a marked block)",
+                                       path, with_block(ctx.host.read_text(path), body)))
+        else:
+            actions.append(A.WriteFile("env", f"PATH and LD_LIBRARY_PATH for CUDA {xy} in {answers.env_file}",
+                                       answers.env_file, body))
+        if answers.pytorch_check:
+            actions += self._pytorch_actions(ctx)
+        return actions
+
+    def _runfile(self, answers: CudaAnswers, xy: str, host: dict) -> tuple[str, str]:
+        if answers.runfile:
+            name = PurePosixPath(answers.runfile.split("?", 1)[0]).name
+            m = CUDA_RUNFILE.match(name)
+            if not m:
+                raise StepFailed(f"cuda.runfile {answers.runfile!r}: expected a file named cuda_<version>_<driver>_linux.run")
+            if C.major_minor(m.group("full")) != xy:
+                raise StepFailed(f"cuda.runfile is CUDA {m.group('full')} but cuda.version is {xy}")
+            return answers.runfile, name
+        if xy not in C.CUDA_RUNFILES:
+            raise StepFailed(f"no known runfile for CUDA {xy}; set cuda.runfile (URL or path) and its sha256")
+        full, drv = C.CUDA_RUNFILES[xy]
+        name = f"cuda_{full}_{drv}_linux.run"
+        return RUNFILE_URL.format(full=full, drv=drv), name
+
+    def _pytorch_actions(self, ctx: StepContext) -> list[A.Action]:
+        return [
+            A.Run("torch-venv", f"create a Python venv for the PyTorch check ({VENV})",
+                  ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python"),
+            _VenvRun("torch-install", "install PyTorch in the venv (pip install torch; needs network)",
+                     ["pip", "install", "torch"], done_when=["python", "-c", "import torch"], timeout=3600),
+        ]
+
+    def verify(self, ctx: StepContext, answers: CudaAnswers) -> str:
+        xy, _ = self._target(ctx, answers)
+        home = f"/usr/local/cuda-{xy}"
+        runner = C.runner_with_path(ctx.host, home + "/bin")
+        result = runner.probe(["nvcc", "--version"], timeout=60)
+        if result is None:
+            raise StepFailed(f"nvcc was not found in {home}/bin")
+        parsed = P.parse_nvcc_version(result.stdout) if result.ok else None
+        if parsed is None or parsed.release != xy:
+            got = parsed.release if parsed else (result.stdout + result.stderr).strip()[:200]
+            raise StepFailed(f"`nvcc --version` (with PATH from the env file) reports {got!r}, not CUDA {xy}")
+        summary = f"CUDA {parsed.release} (nvcc V{parsed.full}) in {home}; PATH set in " + (
+            bashrc_path(ctx) if answers.env_file == "~/.bashrc" else answers.env_file)
+        if answers.pytorch_check:
+            summary += "; " + self._pytorch_check(ctx, home)
+        return summary
+
+    def _pytorch_check(self, ctx: StepContext, home: str) -> str:
+        runner = C.runner_with_path(ctx.host, VENV + "/bin", home + "/bin")
+        result = runner.run(["python", "-c", TORCH_CHECK], change=False, timeout=600)
+        for line in result.stdout.splitlines():
+            ctx.note("pytorch: " + line)
+        if not result.ok:
+            raise StepFailed("the PyTorch check failed: " + ((result.stderr or result.stdout).strip().splitlines() or ["?"])[-1])
+        devices = [ln for ln in result.stdout.splitlines() if ln.startswith("device ")]
+        return f"PyTorch sees {len(devices)} CUDA device(s)"
+
+
+class _VenvRun(A.Run):
+    """A command from the PyTorch venv's bin (found on a PATH that starts there)."""
+
+    def _runner(self, ctx: StepContext):
+        return C.runner_with_path(ctx.host, VENV + "/bin")
+
+    def is_done(self, ctx: StepContext) -> bool:
+        result = self._runner(ctx).probe(self.done_when or ["false"], timeout=120)
+        return bool(result and result.ok)
+
+    def apply(self, ctx: StepContext) -> None:
+        self._runner(ctx).run(self.argv, timeout=self.timeout, check=True, capture=False)
+
+
+def _driver_text(now: dict) -> str:
+    if now["status"] == "ok":
+        return f"the driver {now['version']} runs CUDA {now.get('cuda_version')} at most"
+    return f"no working NVIDIA driver ({now.get('reason') or now['status']})"

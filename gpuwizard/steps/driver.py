@@ -1,0 +1,273 @@
+"""Step ``driver``: the NVIDIA kernel driver, the distribution's way or NVIDIA's .run installer.
+
+Plans (each computed from what the host shows *now*, so a resume after the reboot re-plans):
+
+* a working driver at ≥ the wanted version            -> nothing to do (reported as ok)
+* Secure Boot on, ``secure_boot: refuse`` (default)    -> refuse, naming the two ways out
+* nouveau loaded                                       -> phase 1: blacklist, rebuild the initramfs,
+                                                          reboot (exit 3; ``reboot: auto`` reboots);
+                                                          phase 2 after ``--resume``: the install
+* kernel headers missing                               -> install them (package) / name them (runfile)
+* install: ``ubuntu-drivers install`` / ``apt-get install -y nvidia-driver-<major>`` (Ubuntu),
+  ``nvidia-driver`` from non-free (Debian), ``dnf module install nvidia-driver:<major>-dkms`` (RHEL);
+  or the runfile: download (resume, sha256) then ``sh NVIDIA-Linux-<arch>-<ver>.run --silent --dkms``
+* ``secure_boot: sign``: a key pair, ``mokutil --import``, the module signed with it; the key is
+  enrolled at the console on the next boot (MokManager), which the plan stops for
+* then: load the module, or reboot when it cannot load now (version mismatch after an upgrade,
+  key enrolment).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from .. import actions as A
+from ..answers import DriverAnswers
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+from . import common as C
+
+BLACKLIST = "/etc/modprobe.d/blacklist-nouveau.conf"
+BLACKLIST_CONTENT = "# written by gpuwizard: the NVIDIA driver cannot load while nouveau holds the GPU\nblacklist nouveau\noptions nouveau modeset=0\n"
+# Where Ubuntu's DKMS looks for the Machine Owner Key it signs modules with (shim-signed); the
+# runfile installer is given the same pair through --module-signing-*-key.
+MOK_DIR = "/var/lib/shim-signed/mok"
+MOK_PRIV = MOK_DIR + "/MOK.priv"
+MOK_DER = MOK_DIR + "/MOK.der"
+RUNFILE_NAME = re.compile(r"^NVIDIA-Linux-(?P<arch>[A-Za-z0-9_]+)-(?P<version>\d+(?:\.\d+){1,2})\.run$")
+RUNFILE_URL = "https://download.nvidia.com/XFree86/Linux-{arch}/{version}/NVIDIA-Linux-{arch}-{version}.run"
+
+SECURE_BOOT_REFUSAL = (
+    "Secure Boot is enabled, and an unsigned NVIDIA kernel module would be rejected by the kernel "
+    "(\"Key was rejected by service\"); gpuwizard changed nothing. Two ways out: "
+    "(1) disable Secure Boot in the firmware (UEFI) setup, then run gpuwizard again; or "
+    "(2) set `driver: {secure_boot: sign}` in the answer file: gpuwizard generates a signing key "
+    f"({MOK_DER}), signs the module with it, queues the key with `mokutil --import`, and stops for a "
+    "reboot, during which you enrol the key at the console (MokManager: Enroll MOK -> Continue -> Yes -> "
+    "the root password), then run `gpuwizard --resume`."
+)
+
+
+def wanted_version(answers: DriverAnswers) -> str:
+    """'recommended', a branch ('565') or a full version; a runfile's name gives its version."""
+    if answers.runfile:
+        m = RUNFILE_NAME.match(PurePosixPath(answers.runfile.split("?", 1)[0]).name)
+        if m and answers.version == "recommended":
+            return m.group("version")
+    return str(answers.version).lstrip("v")
+
+
+def satisfies(installed: str | None, wanted: str) -> bool:
+    if not installed:
+        return False
+    if wanted == "recommended":
+        return True
+    want = C.vkey(wanted)
+    return C.vkey(installed)[: len(want)] >= want if len(want) == 1 else C.vkey(installed) >= want
+
+
+def default_method(host_facts: dict) -> str:
+    return "package" if C.os_family(host_facts) in ("ubuntu", "debian", "rhel") else "runfile"
+
+
+class DriverStep(Step):
+    id = "driver"
+    title = "NVIDIA driver"
+    Answers = DriverAnswers
+
+    # ------------------------------------------------------------------------------------------
+    def plan(self, ctx: StepContext, answers: DriverAnswers) -> list[A.Action]:
+        facts = ctx.facts
+        host = facts["host"]
+        if not facts.get("gpus"):
+            raise StepFailed("no NVIDIA GPU was detected, so there is no driver to install")
+        wanted = wanted_version(answers)
+        method = answers.method or ("runfile" if answers.runfile else default_method(host))
+        drv = facts.get("driver") or {}
+        status = facts.get("driver_status")
+
+        if status == "rm-mismatch":
+            return [self._reboot_after_upgrade("an upgraded driver is installed but the old one is still loaded (NVML: driver/library version mismatch)")]
+        if status == "ok" and satisfies(drv.get("version"), wanted):
+            text = f"NVIDIA driver {drv['version']} is installed and loaded (CUDA {drv.get('cuda_version') or '?'})"
+            if wanted != "recommended":
+                text += f"; wanted {wanted}"
+            return [C.Check("installed", text, lambda c: True)]
+
+        fam = C.os_family(host)
+        kernel = host.get("kernel") or "unknown"
+        actions: list[A.Action] = []
+        sign = bool(host.get("secure_boot")) and answers.secure_boot == "sign"
+        if host.get("secure_boot") and answers.secure_boot == "refuse":
+            return [A.Fail("secure-boot", "Secure Boot is on: refuse to install a module the kernel would reject", SECURE_BOOT_REFUSAL)]
+        if method == "package" and fam == "other":
+            return [A.Fail("method", "no package method for this distribution", f"there is no package method for {host.get('pretty_name') or host.get('os')}; use driver.method: runfile with driver.runfile (and its sha256)")]
+        runfile_src = None
+        if method == "runfile":
+            runfile_src = self._runfile_source(answers, host, wanted)
+        headers = f"/lib/modules/{kernel}/build"
+        if method == "runfile" and not ctx.host.exists(headers):
+            pkg = f"linux-headers-{kernel}" if fam in ("ubuntu", "debian") else f"kernel-devel-{kernel}"
+            return [A.Fail("kernel-headers", f"kernel headers for {kernel} are missing",
+                           f"the kernel headers for the running kernel {kernel} are missing ({headers} does not exist); "
+                           f"the .run installer needs them to build the module: install the package {pkg} "
+                           f"(e.g. `apt-get install -y {pkg}` or `dnf install -y {pkg}`), then run gpuwizard again")]
+
+        # -- phase 1: nouveau ---------------------------------------------------------------------
+        if host.get("nouveau_loaded"):
+            record = ctx.action_record("reboot-nouveau") or {}
+            if record.get("boot_id") and record["boot_id"] != ctx.host.boot_id():
+                return [A.Fail("nouveau", "nouveau is still loaded after the reboot",
+                               f"nouveau is still loaded although {BLACKLIST} blacklists it and the host rebooted; check "
+                               "that the initramfs was rebuilt (update-initramfs -u / dracut -f) and that no kernel "
+                               "parameter forces nouveau (e.g. nouveau.modeset=1), then run gpuwizard --resume")]
+            initramfs = ["update-initramfs", "-u"] if fam in ("ubuntu", "debian") else ["dracut", "-f"]
+            actions += [
+                A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT),
+                C.RunIf("initramfs", "rebuild the initramfs without nouveau", initramfs,
+                        done=lambda c: (c.action_record("initramfs") or {}).get("outcome") == "changed"),
+                A.Reboot("reboot-nouveau", "reboot so that nouveau is not loaded",
+                         "nouveau is blacklisted; a reboot unloads it before the NVIDIA driver is installed"),
+            ]
+
+        # -- signing key (Secure Boot: sign) ------------------------------------------------------
+        if sign:
+            actions += [
+                C.MakeDir("mok-dir", f"a private directory for the signing key ({MOK_DIR})", MOK_DIR),
+                A.Run("signing-key", f"generate a module signing key ({MOK_DER})",
+                      ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-keyout", C.hp(ctx, MOK_PRIV),
+                       "-outform", "DER", "-out", C.hp(ctx, MOK_DER), "-nodes", "-days", "36500",
+                       "-subj", "/CN=gpuwizard NVIDIA module signing key/"], creates=MOK_DER),
+                C.RunIf("mok-import", "queue the key for enrolment (mokutil --import; MokManager asks for the root password at the next boot)",
+                        ["mokutil", "--import", C.hp(ctx, MOK_DER), "--root-pw"], done=_mok_queued),
+            ]
+
+        # -- headers and the install ------------------------------------------------------------------
+        if method == "package":
+            actions += self._package_actions(ctx, answers, host, fam, kernel, headers, wanted)
+        else:
+            actions += self._runfile_actions(ctx, answers, host, runfile_src, sign)
+
+        # -- load it, or reboot when it cannot load now ----------------------------------------------
+        loaded_before = bool(host.get("nvidia_loaded"))
+        if method == "package" and not loaded_before and not sign:
+            actions.append(C.RunIf("load-module", "load the nvidia kernel module", ["modprobe", "nvidia"],
+                                   done=lambda c: _works(c, wanted)))
+        reason = ("the signing key must be enrolled at the console (MokManager: Enroll MOK -> Continue -> Yes -> root password) "
+                  "before the signed module can load") if sign else "the new driver cannot be loaded without a reboot"
+        actions.append(C.RebootUnless("reboot-driver", "reboot if the new driver cannot load now", reason,
+                                      unless=lambda c: _works(c, wanted)))
+        return actions
+
+    # ------------------------------------------------------------------------------------------
+    def _reboot_after_upgrade(self, why: str) -> A.Action:
+        return C.RebootUnless("reboot-driver", "reboot to load the upgraded driver", why,
+                              unless=lambda c: C.driver_now(c.host)["status"] == "ok")
+
+    def _runfile_source(self, answers: DriverAnswers, host: dict, wanted: str) -> tuple[str, str]:
+        arch = host.get("arch") or "x86_64"
+        if answers.runfile:
+            name = PurePosixPath(answers.runfile.split("?", 1)[0]).name
+            if not RUNFILE_NAME.match(name):
+                raise StepFailed(f"driver.runfile {answers.runfile!r}: expected a file named NVIDIA-Linux-<arch>-<version>.run")
+            return answers.runfile, name
+        if wanted == "recommended" or len(C.vkey(wanted)) < 2:
+            raise StepFailed("driver.method is runfile: set driver.version to a full version (e.g. 565.57.01) or "
+                             "driver.runfile to the URL or path of NVIDIA-Linux-<arch>-<version>.run")
+        name = f"NVIDIA-Linux-{arch}-{wanted}.run"
+        return RUNFILE_URL.format(arch=arch, version=wanted), name
+
+    def _package_actions(self, ctx, answers, host, fam, kernel, headers, wanted) -> list[A.Action]:
+        acts: list[A.Action] = []
+        if fam == "ubuntu":
+            if wanted == "recommended":
+                pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
+                argv = ["ubuntu-drivers", "install"]
+            else:
+                branch = str(C.vkey(wanted)[0])
+                pkg = f"nvidia-driver-{branch}" + ("-open" if answers.module == "open" else "")
+                argv = ["apt-get", "install", "-y", pkg]
+            done_pkg = ["dpkg", "-s", pkg]
+        elif fam == "debian":
+            pkg = "nvidia-driver"
+            argv = ["apt-get", "install", "-y", pkg]
+            done_pkg = ["dpkg", "-s", pkg]
+        else:  # rhel family: NVIDIA's CUDA repository, DKMS module stream
+            branch = "latest" if wanted == "recommended" else str(C.vkey(wanted)[0])
+            stream = f"nvidia-driver:{branch}-dkms" if answers.module != "open" else f"nvidia-driver:{branch}-open"
+            distro = C.nvidia_repo_distro(host)
+            repo = f"/etc/yum.repos.d/cuda-{distro}.repo"
+            acts.append(A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})",
+                              ["dnf", "config-manager", "--add-repo",
+                               f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{C.repo_arch(host)}/cuda-{distro}.repo"],
+                              creates=repo))
+            pkg = stream
+            argv = ["dnf", "-y", "module", "install", stream]
+            done_pkg = ["nvidia-smi", "-L"]
+        installed = lambda c: bool((r := c.host.runner.probe(done_pkg)) and r.ok)  # noqa: E731
+        if fam in ("ubuntu", "debian"):
+            acts.append(C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
+                                done=lambda c: installed(c) or (c.action_record("apt-update") or {}).get("outcome") == "changed"))
+        if not ctx.host.exists(headers):
+            hdr = [f"linux-headers-{kernel}"] if fam in ("ubuntu", "debian") else [f"kernel-devel-{kernel}", f"kernel-headers-{kernel}"]
+            inst = ["apt-get", "install", "-y", *hdr] if fam in ("ubuntu", "debian") else ["dnf", "install", "-y", *hdr]
+            acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", inst,
+                              creates=headers, env=C.APT_ENV if fam != "rhel" else None))
+        note = " (Debian: needs the contrib and non-free components in the APT sources)" if fam == "debian" else ""
+        acts.append(C.RunIf("install", f"install the driver package {pkg}{note}", argv, env=C.APT_ENV if fam != "rhel" else None,
+                            done=installed, timeout=3600))
+        return acts
+
+    def _runfile_actions(self, ctx, answers, host, src, sign) -> list[A.Action]:
+        source, name = src
+        cached = f"{C.CACHE_DIR}/{name}"
+        argv = ["sh", C.hp(ctx, cached), "--silent", "--dkms"]
+        if answers.module:
+            argv.append(f"--kernel-module-type={answers.module}")
+        if sign:
+            argv += [f"--module-signing-secret-key={C.hp(ctx, MOK_PRIV)}", f"--module-signing-public-key={C.hp(ctx, MOK_DER)}"]
+        version = RUNFILE_NAME.match(name).group("version")
+        return [
+            C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"),
+                       source, cached, answers.sha256),
+            C.RunIf("install", f"run the NVIDIA installer {name} (silent, DKMS)", argv, timeout=3600,
+                    done=lambda c: (c.action_record("install") or {}).get("outcome") == "changed"
+                    or satisfies(C.driver_now(c.host)["version"], version)),
+        ]
+
+    # ------------------------------------------------------------------------------------------
+    def verify(self, ctx: StepContext, answers: DriverAnswers) -> str:
+        now = C.driver_now(ctx.host)
+        if now["status"] == "rm-mismatch":
+            raise StepFailed("nvidia-smi reports a driver/library version mismatch: the host needs a reboot")
+        if now["status"] != "ok":
+            raise StepFailed(f"nvidia-smi does not work: {now.get('reason') or now['status']}")
+        wanted = wanted_version(answers)
+        if not satisfies(now["version"], wanted):
+            raise StepFailed(f"nvidia-smi reports driver {now['version']}, older than the wanted {wanted}")
+        names = ", ".join(g["name"] for g in now["gpus"]) or "no GPU"
+        return f"driver {now['version']} (CUDA {now['cuda_version']}); nvidia-smi sees {len(now['gpus'])} GPU(s): {names}"
+
+
+def _works(ctx: StepContext, wanted: str) -> bool:
+    now = C.driver_now(ctx.host)
+    return now["status"] == "ok" and satisfies(now["version"], wanted)
+
+
+def _mok_queued(ctx: StepContext) -> bool:
+    result = ctx.host.runner.probe(["mokutil", "--test-key", C.hp(ctx, MOK_DER)])
+    text = (result.stdout + result.stderr) if result else ""
+    return "already enrolled" in text or "already in the enrollment request" in text
+
+
+def _recommended_package(ctx: StepContext) -> str | None:
+    """The package `ubuntu-drivers devices` marks recommended (read-only probe)."""
+    result = ctx.host.runner.probe(["ubuntu-drivers", "devices"], timeout=60)
+    if not result or not result.ok:
+        return None
+    for line in result.stdout.splitlines():
+        m = re.match(r"^driver\s*:\s*(\S+)\s+-\s+.*\brecommended\b", line)
+        if m and m.group(1).startswith("nvidia-"):
+            return m.group(1)
+    return None

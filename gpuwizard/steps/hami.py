@@ -1,0 +1,329 @@
+"""Step ``hami``: HAMi GPU sharing through Helm, checked by what the nodes advertise.
+
+* The kube-scheduler image tag comes from the cluster's version (``kubectl version -o json``, with
+  suffixes such as ``-eks-…`` or ``+k3s1`` stripped) and goes under the key the chart version reads:
+  ``scheduler.kubeScheduler.imageTag`` before 2.7.0, ``scheduler.kubeScheduler.image.tag`` from
+  2.7.0 (the old key is silently ignored there).
+* GPU nodes are labelled (``node_label``, the chart's ``devicePlugin.nvidiaNodeSelector``) after the
+  operator is up (labelling first blocks the operator's driver pod: HAMi#1027).
+* With gpu-operator: its device plugin must be off (both advertise ``nvidia.com/gpu``), and HAMi's
+  device plugin gets ``runtimeClassName: nvidia`` where the operator uses CDI (chart >= 25.10) or
+  nvidia is not the node runtime's default.
+* Verified: every labelled node's ``nvidia.com/gpu`` capacity = its physical GPUs × split_count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import actions as A
+from ..answers import HamiAnswers, KindAnswers, OperatorAnswers
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+from ..parsers import normalize_kube_version, parse_kube_version_json
+from . import kube as K
+from . import operator as O
+from .kind import DEFAULT_NODE_IMAGE, gpu_layout
+
+CHART = "hami"
+NEW_KEY_FROM = (2, 7, 0)
+
+
+def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
+    """(version, where it came from)."""
+    result = ctx.host.runner.probe(K.kubectl(context, "version", "-o", "json"))
+    parsed = parse_kube_version_json(result.stdout) if result is not None else None
+    if parsed and parsed.server:
+        return parsed.server, f"kubectl version -o json on {context}"
+    kind = K.kind_cluster_plan(ctx)
+    if kind is not None:
+        image = kind.get("node_image") or DEFAULT_NODE_IMAGE
+        tag = image.split("@", 1)[0].rsplit(":", 1)[-1]
+        return tag, f"the Kind node image {image.split('@', 1)[0]} (the cluster does not exist yet)"
+    return None, ""
+
+
+def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The gpu-operator this run installs, else the one installed in the cluster, else None."""
+    answers = (ctx.state.answers or {}).get("operator")
+    if answers is not None:
+        r = O.resolve(ctx, OperatorAnswers.model_validate(answers))
+        return {"planned": True, "release": r["release"], "namespace": r["namespace"], "version": r["version"],
+                "cdi": r["cdi"], "toolkit": r["toolkit"], "plugin": r["plugin"]}
+    found = K.find_release(rels, "gpu-operator")
+    if found is None:
+        return None
+    vals = K.release_values(ctx, context, found["release"], found["namespace"]) or {}
+    flat = K.flatten(vals)
+    version = found["chart_version"]
+    cv = K.chart_version("gpu-operator", version)
+    return {"planned": False, "release": found["release"], "namespace": found["namespace"], "version": version,
+            "cdi": bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False))),
+            "toolkit": flat.get("toolkit.enabled", True) is not False,
+            "plugin": flat.get("devicePlugin.enabled", True) is not False, "values": vals}
+
+
+def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str, int | None], str]:
+    """node -> physical GPU count (None: unknown), and how the nodes were chosen."""
+    kind = K.kind_cluster_plan(ctx)
+    layout = None
+    if kind is not None:
+        ka = KindAnswers.model_validate(kind)
+        total = len(ctx.facts.get("gpus") or [])
+        layout = {n: (total if d == ["all"] else len(d)) for n, d in gpu_layout(ka, total).items() if d}
+    found: dict[str, int | None] = {}
+    items = K.nodes(ctx, context) or []
+    for n in items:
+        labels = n.get("metadata", {}).get("labels", {})
+        cap = n.get("status", {}).get("capacity", {}).get("nvidia.com/gpu")
+        count = labels.get("nvidia.com/gpu.count")
+        if labels.get("nvidia.com/gpu.present") == "true" or (cap and cap != "0"):
+            found[n["metadata"]["name"]] = int(count) if count and count.isdigit() else None
+    if layout is not None:
+        for n, c in layout.items():
+            found[n] = c
+    if a.nodes:
+        missing = [n for n in a.nodes if items and n not in {i["metadata"]["name"] for i in items} and n not in (layout or {})]
+        if missing:
+            raise StepFailed(f"hami.nodes names node(s) not in {context}: {', '.join(missing)}")
+        return {n: found.get(n) for n in a.nodes}, "hami.nodes"
+    if not found:
+        raise StepFailed(f"no GPU node found in {context} (no node has nvidia.com/gpu.present=true or nvidia.com/gpu "
+                         f"capacity); name them in hami.nodes")
+    return found, "every GPU node" + (" (the Kind nodes with GPU mounts)" if layout is not None else "")
+
+
+def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
+    context, on_kind = K.target_context(ctx)
+    if context is None:
+        raise StepFailed("no Kubernetes cluster to install into: add a kind: section (a Kind cluster, or "
+                         "kind: {existing_context: NAME} for your own cluster)")
+    rels = K.releases(ctx, context)
+    existing = K.find_release(rels, CHART)
+    release, namespace = a.release, a.namespace
+    notes: list[str] = []
+    if existing and "release" not in a.model_fields_set:
+        release, namespace = existing["release"], existing["namespace"]
+        if release != a.release or namespace != a.namespace:
+            notes.append(f"adopting the installed HAMi release {release} in {namespace}")
+    version = a.chart_version or (existing["chart_version"] if existing else K.pinned(CHART))
+    version = version.lstrip("v")
+    if existing and not a.chart_version and version != K.pinned(CHART):
+        notes.append(f"keeping the installed chart {version} (set hami.chart_version to upgrade; "
+                     f"this gpuwizard pins {K.pinned(CHART)} for new installs)")
+    cv = K.chart_version(CHART, version)
+    ex = K.Explained()
+
+    server, source = server_version(ctx, context)
+    tag = normalize_kube_version(server) if server else None
+    if tag is None:
+        raise StepFailed(f"cannot read the Kubernetes server version of context {context} (kubectl version -o json); "
+                         f"HAMi's scheduler image must match it")
+    new_key = K.vkey(version) >= NEW_KEY_FROM
+    key = "scheduler.kubeScheduler.image.tag" if new_key else "scheduler.kubeScheduler.imageTag"
+    stripped = f" ({server} with its suffix stripped)" if server != tag else ""
+    ex.set(key, tag, f"kube-scheduler image tag = the cluster's Kubernetes {tag}{stripped}, from {source}.\n"
+           + (f"HAMi {version} reads it from {key} (since 2.7.0; the older scheduler.kubeScheduler.imageTag is ignored)."
+              if new_key else f"HAMi {version} (before 2.7.0) reads it from {key}; from 2.7.0 it is image.tag."))
+    d = cv.defaults
+    if a.split_count != d.get("devicePlugin.deviceSplitCount", 10):
+        ex.set("devicePlugin.deviceSplitCount", a.split_count,
+               f"hami.split_count: each physical GPU is advertised as {a.split_count} nvidia.com/gpu (chart default 10)")
+    if a.memory_scaling != d.get("devicePlugin.deviceMemoryScaling", 1):
+        ex.set("devicePlugin.deviceMemoryScaling", a.memory_scaling,
+               f"hami.memory_scaling: vGPUs share {a.memory_scaling}× the card's memory (above 1: oversubscribed)")
+    if a.core_scaling != d.get("devicePlugin.deviceCoreScaling", 1):
+        ex.set("devicePlugin.deviceCoreScaling", a.core_scaling, f"hami.core_scaling: {a.core_scaling}× the card's cores")
+    lkey, lval = a.node_label.split("=", 1)
+    if {lkey: lval} != d.get("devicePlugin.nvidiaNodeSelector", {"gpu": "on"}):
+        ex.set("devicePlugin.nvidiaNodeSelector", {lkey: lval},
+               f"hami.node_label: the device plugin runs on nodes labelled {a.node_label} (chart default gpu=on)")
+
+    op = operator_facts(ctx, context, rels)
+    runtime_class = False
+    if op is not None:
+        why = []
+        if op["cdi"]:
+            why.append(f"gpu-operator {op['version']} uses CDI, so nvidia is no longer the default runtime")
+        elif on_kind and not op["toolkit"]:
+            why.append("the operator's toolkit is off, so nvidia is not the Kind node's default runtime")
+        elif not on_kind and not op["toolkit"] and (ctx.facts.get("docker") or {}).get("default_runtime") != "nvidia":
+            why.append("nvidia is not the node runtime's default")
+        if why:
+            runtime_class = True
+            ex.set("devicePlugin.runtimeClassName", "nvidia",
+                   f"{why[0]}: HAMi's device plugin must run with runtimeClassName nvidia (else \"Incompatible "
+                   f"strategy detected auto\" and no libcuda.so.1)")
+    elif on_kind:
+        raise StepFailed("HAMi on Kind needs the NVIDIA runtime inside the node, which the gpu-operator's toolkit "
+                         "container installs: add an operator: section (operator: {})")
+    nodes, chosen = gpu_nodes(ctx, a, context)
+    return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
+            "chart": cv, "values": ex.values, "notes": ex.notes, "plan_notes": notes, "operator": op,
+            "nodes": nodes, "chosen": chosen, "label": (lkey, lval), "runtime_class": runtime_class, "key": key,
+            "tag": tag}
+
+
+def node_items(ctx: StepContext, context: str) -> dict[str, dict[str, Any]]:
+    return {n["metadata"]["name"]: n for n in K.nodes(ctx, context) or []}
+
+
+def capacity(node: dict[str, Any]) -> int | None:
+    v = node.get("status", {}).get("capacity", {}).get("nvidia.com/gpu")
+    return int(v) if v is not None and str(v).isdigit() else None
+
+
+def expected(r: dict[str, Any], a: HamiAnswers, node: str, item: dict[str, Any] | None) -> int | None:
+    count = r["nodes"].get(node)
+    if count is None and item is not None:
+        label = item.get("metadata", {}).get("labels", {}).get("nvidia.com/gpu.count")
+        count = int(label) if label and label.isdigit() else None
+    return None if count is None else count * a.split_count
+
+
+def plugin_pods(ctx: StepContext, r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """node -> HAMi device-plugin pod."""
+    out = {}
+    for p in K.pods(ctx, r["context"], r["namespace"]) or []:
+        if "device-plugin" in p["metadata"]["name"] and p["metadata"]["name"].startswith(r["release"]):
+            out[p.get("spec", {}).get("nodeName")] = p
+    return out
+
+
+def plugin_log(ctx: StepContext, r: dict[str, Any], pod: str) -> list[str]:
+    res = ctx.host.runner.probe(K.kubectl(r["context"], "logs", "-n", r["namespace"], pod, "--tail", "8"))
+    return (res.stdout + res.stderr).strip().splitlines()[-8:] if res is not None else []
+
+
+def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: bool) -> tuple[bool, str]:
+    """(all nodes advertise what they should, the explanation when not). Raises for a plugin that
+    crash-loops (waiting will not fix it)."""
+    items = node_items(ctx, r["context"])
+    plugins = None
+    wrong = []
+    for node in r["nodes"]:
+        item = items.get(node)
+        want = expected(r, a, node, item)
+        have = capacity(item) if item else None
+        if item is not None and have is not None and have > 0 and (have == want or (want is None and have % a.split_count == 0)):
+            continue
+        plugins = plugins if plugins is not None else plugin_pods(ctx, r)
+        pod = plugins.get(node)
+        problem = K.pod_problem(pod) if pod else None
+        lkey, lval = r["label"]
+        labels = (item or {}).get("metadata", {}).get("labels", {})
+        causes = []
+        if labels.get(lkey) != lval:
+            causes.append(f"label: the node lacks {lkey}={lval}, so HAMi's device plugin does not run there")
+        if pod is None:
+            causes.append(f"plugin pods: no {r['release']}-device-plugin pod on {node} "
+                          f"(check the daemonset's nodeSelector and taints)")
+        elif problem:
+            causes.append(f"plugin pods: {pod['metadata']['name']} is {problem}")
+        op = r["operator"]
+        if op and not r["runtime_class"]:
+            causes.append("runtime class: HAMi's device plugin runs without runtimeClassName nvidia; needed when the "
+                          "operator uses CDI (>= 25.10) or nvidia is not the default runtime")
+        if op and op.get("plugin"):
+            causes.append(f"the operator's device plugin is on too (release {op['release']}): both advertise nvidia.com/gpu")
+        msg = (f"node {node}: nvidia.com/gpu = {have if have is not None else 'absent'}, expected "
+               f"{want if want is not None else f'a multiple of {a.split_count}'}")
+        if causes:
+            msg += "; likely causes: " + "; ".join(causes)
+        if pod is not None:
+            log = plugin_log(ctx, r, pod["metadata"]["name"])
+            if log:
+                msg += f"\n  last lines of {pod['metadata']['name']}:\n    " + "\n    ".join(log)
+        wrong.append(msg)
+        if problem and K.definitive(problem):
+            raise StepFailed("HAMi's device plugin is failing, so the node never gets its vGPUs:\n  " + msg)
+    return (not wrong), "\n  ".join(wrong)
+
+
+def capacity_block(item: dict[str, Any]) -> str:
+    """The node's capacity the way the seed shows it (kubectl get node -oyaml | grep capacity -A 7)."""
+    cap = item.get("status", {}).get("capacity", {})
+    lines = ["  capacity:"]
+    for k in sorted(cap):
+        v = str(cap[k])
+        lines.append(f"    {k}: " + (f'"{v}"' if v.isdigit() else v))
+    return "\n".join(lines)
+
+
+class HamiStep(Step):
+    id = "hami"
+    title = "HAMi GPU sharing"
+    Answers = HamiAnswers
+
+    def plan(self, ctx: StepContext, a: HamiAnswers) -> list[A.Action]:
+        acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
+        try:
+            r = resolve(ctx, a)
+        except StepFailed as exc:
+            return acts + [A.Fail("hami-plan", "plan the HAMi install", str(exc))]
+        for note in r["plan_notes"]:
+            ctx.note(note)
+        context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
+        ctx.note(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
+                 f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
+        op = r["operator"]
+        if op is not None and not op["planned"] and op["plugin"]:
+            opv = op.get("values") or {}
+            target = K.merge(opv, {"devicePlugin": {"enabled": False}})
+            repo_name, _ = K.repo("gpu-operator")
+            acts += K.helm_repo_actions(ctx, "gpu-operator")
+            acts.append(K.Cmd("operator-plugin-off", f"the gpu-operator's device plugin is off (release {op['release']}): "
+                              "HAMi's plugin advertises nvidia.com/gpu instead",
+                              K.helm(context, "upgrade", op["release"], f"{repo_name}/gpu-operator", "--namespace",
+                                     op["namespace"], "--version", op["version"], "--reuse-values", "--set",
+                                     "devicePlugin.enabled=false"),
+                              lambda c: K.release_matches(c, context, op["release"], op["namespace"], "gpu-operator",
+                                                          op["version"], target)))
+        acts += K.helm_repo_actions(ctx, CHART)
+        lkey, lval = r["label"]
+        for node in r["nodes"]:
+            def labelled(c: StepContext, node: str = node) -> bool:
+                item = node_items(c, context).get(node)
+                return bool(item) and item["metadata"].get("labels", {}).get(lkey) == lval
+
+            acts.append(K.Cmd(f"label-{node}", f"node {node} is labelled {a.node_label} ({r['chosen']})",
+                              K.kubectl(context, "label", "node", node, f"{lkey}={lval}", "--overwrite"), labelled))
+        path = f"{K.WORKDIR}/helm/{release}-values.yaml"
+        cv = r["chart"]
+        header = [f"HAMi {version} values written by gpuwizard for release {release} in {ns} ({context}).",
+                  f"Only values that differ from the chart's defaults are set, plus the scheduler image tag; keys "
+                  f"documented for hami {cv.documented} (gpuwizard/assets/charts/hami.yaml)."]
+        content = K.render_values(r["values"], r["notes"], header)
+        acts.append(K.write(path, content, f"Helm values {path}", "hami-values"))
+        repo_name, _ = K.repo(CHART)
+        values = r["values"]
+        done = lambda c: K.release_matches(c, context, release, ns, CHART, version, values)  # noqa: E731
+        acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))
+        acts.append(K.Cmd("helm-install", f"HAMi {version} installed as {release} in {ns}",
+                          K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
+                                 "--version", version, "--values", K.hp(ctx, path)), done, timeout=900))
+        acts.append(K.Poll("capacity", f"each labelled node advertises its GPUs × {a.split_count} as nvidia.com/gpu",
+                           lambda c: capacity_report(c, r, a, False)[0], timeout=600, interval=K.POLL,
+                           describe=lambda c: capacity_report(c, r, a, True)[1]))
+        op_answers = (ctx.state.answers or {}).get("operator")
+        if op is not None and op["planned"] and not op["plugin"] and (op_answers or {}).get("verify", True):
+            acts += K.vectoradd_actions(ctx, context, self.id)
+        return acts
+
+    def verify(self, ctx: StepContext, a: HamiAnswers) -> str:
+        r = resolve(ctx, a)
+        if not K.release_matches(ctx, r["context"], r["release"], r["namespace"], CHART, r["version"], r["values"]):
+            raise StepFailed(f"HAMi release {r['release']} in {r['namespace']} is not deployed with the planned chart "
+                             f"{r['version']} and values")
+        ok, why = capacity_report(ctx, r, a, True)
+        if not ok:
+            raise StepFailed(why)
+        items = node_items(ctx, r["context"])
+        parts = []
+        for node in r["nodes"]:
+            item = items[node]
+            have = capacity(item)
+            ctx.note(f"{node}\n{capacity_block(item)}")
+            gpus = have // a.split_count if have else 0
+            parts.append(f'{node}: nvidia.com/gpu: "{have}" ({gpus} GPU × {a.split_count})')
+        return f"HAMi {r['version']} (release {r['release']} in {r['namespace']}): " + "; ".join(parts)

@@ -1,0 +1,257 @@
+"""Step ``kind``: a Kind cluster whose nodes see the host's GPUs — or, with ``existing_context``,
+the user's own cluster, checked and left alone.
+
+The seed recipe's way, done so a re-run changes nothing: the NVIDIA runtime reads volume mounts as
+device lists (``accept-nvidia-visible-devices-as-volume-mounts``) and is Docker's default runtime, so
+an extraMount ``/dev/null -> /var/run/nvidia-container-devices/<all|index>`` hands GPUs to a node; the
+Kind config is rendered from ``assets/templates/kind-config.yaml`` and shown in the plan; the
+``/sbin/ldconfig.real`` link the operator's toolkit container needs in a Debian node is made only
+where it is missing; a cluster of that name is reused when its GPU mounts are right and deleted only
+with ``recreate: true``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import actions as A
+from ..answers import KindAnswers
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+from . import kube as K
+
+DEFAULT_NODE_IMAGE = "kindest/node:v1.31.2@sha256:18fbefc20a7113353c7b75b5c869d7145a6abd6269154825872dc59c1329912e"
+CTK_CONFIG = "/etc/nvidia-container-runtime/config.toml"
+CTK_KEY = "accept-nvidia-visible-devices-as-volume-mounts"
+DEVICES_DIR = "/var/run/nvidia-container-devices/"
+INOTIFY = {"fs.inotify.max_user_watches": 524288, "fs.inotify.max_user_instances": 8192}  # nvkind CI
+SYSCTL_FILE = "/etc/sysctl.d/99-gpuwizard-kind.conf"
+
+
+def toml_true(text: str | None, key: str) -> bool:
+    for line in (text or "").splitlines():
+        s = line.strip()
+        if s.startswith("#") or "=" not in s:
+            continue
+        k, v = s.split("=", 1)
+        if k.strip() == key:
+            return v.strip() == "true"
+    return False
+
+
+def node_names(name: str, workers: int) -> list[str]:
+    return [f"{name}-control-plane"] + [f"{name}-worker{'' if i == 1 else i}" for i in range(1, workers + 1)]
+
+
+def gpu_layout(a: KindAnswers, gpu_count: int) -> dict[str, list[str]]:
+    """node name -> the device mounts it gets ("all" or GPU indexes as strings)."""
+    names = node_names(a.cluster_name, a.workers)
+    if a.workers == 0:
+        return {names[0]: ["all"] if a.gpus == "all" else [str(i) for i in a.gpus]}
+    layout: dict[str, list[str]] = {n: [] for n in names}
+    if a.gpus == "all" and a.workers == 1:
+        layout[names[1]] = ["all"]
+        return layout
+    indexes = list(range(gpu_count)) if a.gpus == "all" else list(a.gpus)
+    for k, worker in enumerate(names[1:]):
+        layout[worker] = [str(i) for i in indexes[k :: a.workers]]
+    return layout
+
+
+def render_config(a: KindAnswers, layout: dict[str, list[str]]) -> str:
+    image = a.node_image or DEFAULT_NODE_IMAGE
+    blocks = []
+    for name, devices in layout.items():
+        role = "control-plane" if name.endswith("-control-plane") else "worker"
+        block = K.template("kind-node.yaml", role=role, image=image)
+        if devices:
+            what = "all of them" if devices == ["all"] else "GPU " + ", ".join(devices)
+            block += K.template("kind-gpu-mounts.yaml", what=what)
+            block += "".join(K.template("kind-gpu-mount.yaml", device=d) for d in devices)
+        blocks.append(block.rstrip("\n"))
+    return K.template("kind-config.yaml", name=a.cluster_name, nodes="\n".join(blocks))
+
+
+def clusters(ctx: StepContext) -> list[str] | None:
+    result = ctx.host.runner.probe(["kind", "get", "clusters"])
+    if result is None or not result.ok:
+        return None
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def node_devices(ctx: StepContext, node: str) -> list[str] | None:
+    """The nvidia-container-devices mounts of a Kind node container (None: no such container)."""
+    doc = K.probe_json(ctx, ["docker", "inspect", node, "--format", "{{json .Mounts}}"])
+    if doc is None:
+        return None
+    return sorted(m["Destination"][len(DEVICES_DIR):] for m in doc if str(m.get("Destination", "")).startswith(DEVICES_DIR))
+
+
+def nodes_ready(ctx: StepContext, context: str) -> bool:
+    items = K.nodes(ctx, context)
+    return bool(items) and all(K.node_ready(n) for n in items)
+
+
+def describe_nodes(ctx: StepContext, context: str) -> str:
+    items = K.nodes(ctx, context)
+    if items is None:
+        r = ctx.host.runner.probe(K.kubectl(context, "get", "nodes"))
+        why = (r.stderr or r.stdout).strip().splitlines()[-1:] if r else ["kubectl not found"]
+        return f"the API server of context {context} does not answer ({' '.join(why)})"
+    bad = [n["metadata"]["name"] for n in items if not K.node_ready(n)]
+    return f"not Ready: {', '.join(bad)}" if bad else "no nodes"
+
+
+class KindStep(Step):
+    id = "kind"
+    title = "Kubernetes cluster (Kind or existing)"
+    Answers = KindAnswers
+
+    def plan(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
+        if a.existing_context:
+            return self._existing(ctx, a)
+        acts: list[A.Action] = K.tool_actions(ctx, ["kind", "kubectl", "helm"])
+        # the host steps of this run (driver, container) may have changed what detect saw at the start
+        facts = ctx.refresh_facts() if not ctx.host.dry_run else ctx.facts
+        docker = facts.get("docker") or {}
+        context = f"kind-{a.cluster_name}"
+        if not docker.get("running"):
+            acts.append(A.Fail("docker", "Docker is running", "Kind runs its nodes as Docker containers, and Docker is "
+                               "not installed or not running; run the container step first (container: {install_docker: true})"))
+            return acts
+        if ctx.host.runner.which("nvidia-ctk") is None or "nvidia" not in (docker.get("runtimes") or []):
+            acts.append(A.Fail("nvidia-runtime", "the NVIDIA runtime is configured in Docker",
+                               "Kind nodes get GPUs through the NVIDIA container runtime, which is not installed or not "
+                               "configured in /etc/docker/daemon.json; run the container step first (container: {})"))
+            return acts
+        if not facts.get("gpus"):
+            acts.append(A.Fail("gpus", "this host has NVIDIA GPUs", "no NVIDIA GPU was detected on this host"))
+            return acts
+        gpu_count = len(facts["gpus"])
+        if a.gpus != "all" and max(a.gpus) >= gpu_count:
+            acts.append(A.Fail("gpus", "the GPUs to mount exist",
+                               f"kind.gpus asks for GPU {max(a.gpus)}, but this host has GPUs 0..{gpu_count - 1}"))
+            return acts
+
+        # 1. the NVIDIA runtime hands GPUs to containers through volume mounts, and is Docker's default
+        acts.append(K.Cmd(
+            "ctk-volume-mounts", f"{CTK_KEY} = true in {CTK_CONFIG} (GPUs reach Kind nodes as volume mounts)",
+            ["nvidia-ctk", "config", "--set", f"{CTK_KEY}=true", "--in-place"],
+            lambda c: toml_true(c.host.read_text(CTK_CONFIG), CTK_KEY)))
+
+        def set_default(cfg: dict[str, Any]) -> dict[str, Any]:
+            cfg["default-runtime"] = "nvidia"
+            return cfg
+
+        acts.append(A.EditJson("docker-default-runtime", "nvidia is Docker's default runtime (Kind starts its nodes with "
+                               "the default runtime, so only then do the GPU mounts take effect)",
+                               "/etc/docker/daemon.json", set_default))
+
+        def runtime_loaded(c: StepContext) -> bool:
+            r = c.host.runner.probe(["docker", "info", "--format", "{{.DefaultRuntime}}"])
+            return bool(r and r.ok and r.stdout.strip() == "nvidia")
+
+        acts.append(K.Cmd("docker-restart", "restart Docker so that it loads the default runtime",
+                          ["systemctl", "restart", "docker"], runtime_loaded))
+
+        # 2. multi-node clusters need more inotify instances (kind's known issue; nvkind CI sets these)
+        if a.workers:
+            conf = "# gpuwizard: a multi-node Kind cluster needs more inotify watches and instances\n" + \
+                "".join(f"{k} = {v}\n" for k, v in INOTIFY.items())
+            acts.append(K.write(SYSCTL_FILE, conf, f"persist the inotify limits in {SYSCTL_FILE}", "sysctl-file"))
+            for key, value in INOTIFY.items():
+                path = "/proc/sys/" + key.replace(".", "/")
+
+                def raised(c: StepContext, path: str = path, value: int = value) -> bool:
+                    text = (c.host.read_text(path) or "0").strip()
+                    return text.isdigit() and int(text) >= value
+
+                acts.append(K.Cmd(f"sysctl-{key.rsplit('.', 1)[1]}", f"{key} >= {value}", ["sysctl", "-w", f"{key}={value}"], raised))
+
+        # 3. the Kind config (a file the plan shows as a diff)
+        layout = gpu_layout(a, gpu_count)
+        config_path = f"{K.WORKDIR}/kind/{a.cluster_name}.yaml"
+        config = render_config(a, layout)
+        acts.append(K.write(config_path, config, f"Kind config {config_path}", "kind-config"))
+
+        # 4. an existing cluster of that name: reuse when its GPU mounts are right, else stop or recreate
+        existing = clusters(ctx) or []
+        if a.cluster_name in existing:
+            have = {n: node_devices(ctx, n) for n in layout}
+            want = {n: sorted(d) for n, d in layout.items()}
+            if a.recreate:
+                acts.append(K.Task("kind-delete", f"delete the existing Kind cluster {a.cluster_name} (recreate: true)",
+                                   ["$ kind delete cluster --name " + a.cluster_name],
+                                   lambda c: bool(c.state.step(self.id).get("recreated")),
+                                   lambda c: self._delete(c, a.cluster_name)))
+            elif have != want:
+                acts.append(A.Fail("kind-existing", f"reuse the Kind cluster {a.cluster_name}",
+                                   f"a Kind cluster named {a.cluster_name} exists, but its GPU mounts are "
+                                   f"{json.dumps(have)} where this run wants {json.dumps(want)}; set kind.recreate: true "
+                                   f"to delete and recreate it (everything in it is lost), or choose another cluster_name"))
+                return acts
+            else:
+                ctx.note(f"reusing the Kind cluster {a.cluster_name}: its GPU mounts are right")
+
+        def created(c: StepContext) -> bool:
+            return a.cluster_name in (clusters(c) or [])
+
+        acts.append(K.Cmd("kind-create", f"create the Kind cluster {a.cluster_name}",
+                          ["kind", "create", "cluster", "--name", a.cluster_name, "--config", K.hp(ctx, config_path)], created,
+                          timeout=900))
+
+        # 5. ldconfig.real in the GPU nodes (the operator's toolkit container calls it; Debian nodes lack it)
+        for node, devices in layout.items():
+            if not devices:
+                continue
+
+            def linked(c: StepContext, node: str = node) -> bool:
+                r = c.host.runner.probe(["docker", "exec", node, "test", "-e", "/sbin/ldconfig.real"])
+                return bool(r and r.ok)
+
+            acts.append(K.Cmd(f"ldconfig-{node}", f"/sbin/ldconfig.real exists in {node}",
+                              ["docker", "exec", node, "ln", "-s", "/sbin/ldconfig", "/sbin/ldconfig.real"], linked))
+
+        # 6. Ready
+        acts.append(K.Poll("nodes-ready", f"the nodes of {context} are Ready", lambda c: nodes_ready(c, context),
+                           timeout=300, interval=K.POLL, describe=lambda c: describe_nodes(c, context)))
+        return acts
+
+    def _existing(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
+        context = a.existing_context
+        acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
+        ctx.note(f"using the existing cluster of context {context}: no Kind command runs")
+        acts.append(K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
+                           lambda c: nodes_ready(c, context), timeout=120, interval=K.POLL,
+                           describe=lambda c: describe_nodes(c, context)))
+        return acts
+
+    def _delete(self, ctx: StepContext, name: str) -> None:
+        ctx.host.runner.run(["kind", "delete", "cluster", "--name", name], check=True, timeout=300)
+        ctx.state.step(self.id)["recreated"] = True
+
+    def verify(self, ctx: StepContext, a: KindAnswers) -> str:
+        context = a.existing_context or f"kind-{a.cluster_name}"
+        items = K.nodes(ctx, context)
+        if items is None:
+            raise StepFailed(describe_nodes(ctx, context))
+        bad = [n["metadata"]["name"] for n in items if not K.node_ready(n)]
+        if bad:
+            raise StepFailed(f"nodes not Ready in {context}: {', '.join(bad)}")
+        version = ((items[0].get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "?")
+        if a.existing_context:
+            return f"context {context}: {len(items)} node(s) Ready, Kubernetes {version}"
+        seen = []
+        for node, devices in gpu_layout(a, len(ctx.facts.get("gpus") or [])).items():
+            if not devices:
+                continue
+            r = ctx.host.runner.probe(["docker", "exec", node, "nvidia-smi", "-L"])
+            count = len([line for line in (r.stdout if r and r.ok else "").splitlines() if line.startswith("GPU ")])
+            if not count:
+                raise StepFailed(
+                    f"the Kind node {node} sees no GPU (`docker exec {node} nvidia-smi -L` failed): check that nvidia is "
+                    f"Docker's default runtime and {CTK_KEY} = true in {CTK_CONFIG}, then recreate the cluster "
+                    f"(kind.recreate: true)")
+            seen.append(f"{node}: {count} GPU(s)")
+        return f"Kind cluster {a.cluster_name} ({context}): {len(items)} node(s) Ready, Kubernetes {version}; " + "; ".join(seen)

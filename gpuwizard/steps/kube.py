@@ -1,0 +1,526 @@
+"""What the kind, operator and hami steps share: kubectl/helm command lines for one kube context,
+read-only cluster probes, the kind/kubectl/helm release installs, Helm values files the wizard
+writes (with a comment on every non-default value), the documented chart keys per chart version,
+and actions whose "already done" test is a probe of the cluster.
+
+Every command is an argv list through ``ctx.host.runner``; every file is a system path through the
+host seam; rendered files live under ``/var/lib/gpuwizard/``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .. import actions as A
+from ..download import sha256_of
+from ..engine import StepContext
+from ..errors import CommandFailed, StepFailed
+from ..host import join_argv
+
+WORKDIR = "/var/lib/gpuwizard"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+POLL = 1.0  # seconds between cluster polls (a simulated cluster answers at once)
+
+# Pinned tool releases, installed from their official release downloads when missing.
+TOOL_VERSIONS = {"kind": "v0.25.0", "kubectl": "v1.31.2", "helm": "v3.16.2"}
+TOOL_URLS = {
+    "kind": "https://github.com/kubernetes-sigs/kind/releases/download/{v}/kind-linux-{arch}",
+    "kubectl": "https://dl.k8s.io/release/{v}/bin/linux/{arch}/kubectl",
+    "helm": "https://get.helm.sh/helm-{v}-linux-{arch}.tar.gz",
+}
+# The checksum each project publishes next to the file (kind: <file>.sha256sum, kubectl:
+# <file>.sha256 (bare hash), helm: <file>.sha256sum); the install docs of all three verify it.
+TOOL_SUMS = {"kind": ".sha256sum", "kubectl": ".sha256", "helm": ".sha256sum"}
+OFFLINE_RC = {5, 6, 7, 28, 35}  # curl: proxy / host not resolved / connect refused / timeout / TLS
+
+
+# ------------------------------------------------------------------------------------------------
+# templates and charts
+
+
+def template(template_name: str, **values: Any) -> str:
+    return string.Template((ASSETS / "templates" / template_name).read_text(encoding="utf-8")).substitute(values)
+
+
+@lru_cache(maxsize=None)
+def chart_catalogue(chart: str) -> dict[str, Any]:
+    return yaml.safe_load((ASSETS / "charts" / f"{chart}.yaml").read_text(encoding="utf-8"))
+
+
+def _flat(items: Any) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        out += _flat(item) if isinstance(item, list) else [item]
+    return out
+
+
+def vkey(version: str | None) -> tuple[int, ...]:
+    parts = []
+    for p in str(version or "0").lstrip("v").split("-")[0].split("+")[0].split("."):
+        parts.append(int(p) if p.isdigit() else 0)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class ChartVersion:
+    chart: str
+    version: str
+    documented: str  # the catalogue entry used (the version itself, or the nearest older one)
+    keys: frozenset[str]
+    defaults: dict[str, Any]
+
+    @property
+    def exact(self) -> bool:
+        return self.documented == self.version
+
+    def documents(self, dotted: str) -> bool:
+        parts = dotted.split(".")
+        return any(".".join(parts[:i]) in self.keys for i in range(1, len(parts) + 1))
+
+
+def chart_version(chart: str, version: str) -> ChartVersion:
+    cat = chart_catalogue(chart)
+    versions = cat["versions"]
+    older = [v for v in versions if vkey(v) <= vkey(version)]
+    pick = version if version in versions else (max(older, key=vkey) if older else min(versions, key=vkey))
+    entry = versions[pick]
+    return ChartVersion(chart, version, pick, frozenset(_flat(entry["keys"])), dict(entry.get("defaults") or {}))
+
+
+def pinned(chart: str) -> str:
+    return str(chart_catalogue(chart)["pinned"])
+
+
+def repo(chart: str) -> tuple[str, str]:
+    r = chart_catalogue(chart)["repo"]
+    return r["name"], r["url"]
+
+
+# ------------------------------------------------------------------------------------------------
+# values files
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def render_values(tree: dict[str, Any], notes: dict[str, str], header: list[str]) -> str:
+    """YAML (block maps, JSON-syntax scalars and flow collections) with ``# why`` before each key."""
+    lines = [f"# {h}" if h else "#" for h in header]
+
+    def key_text(k: str) -> str:
+        return k if all(c.isalnum() or c in "-_./" for c in k) else json.dumps(k)
+
+    def walk(node: dict[str, Any], prefix: str, indent: int) -> None:
+        for k, v in node.items():
+            dotted = f"{prefix}.{k}" if prefix else k
+            pad = " " * indent
+            for note in (notes.get(dotted) or "").splitlines():
+                lines.append(f"{pad}# {note}")
+            if isinstance(v, dict) and v:
+                lines.append(f"{pad}{key_text(k)}:")
+                walk(v, dotted, indent + 2)
+            else:
+                lines.append(f"{pad}{key_text(k)}: {json.dumps(v)}")
+
+    walk(tree, "", 0)
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# command lines and probes
+
+
+def hp(ctx: StepContext, system_path: str) -> str:
+    """A system path as a command argument: taken under --root, like every path the wizard touches."""
+    return str(ctx.host.path(system_path))
+
+
+def kubectl(context: str, *args: str) -> list[str]:
+    return ["kubectl", "--context", context, *args]
+
+
+def helm(context: str, *args: str) -> list[str]:
+    return ["helm", "--kube-context", context, *args]
+
+
+def probe_json(ctx: StepContext, argv: list[str], timeout: float = 20.0) -> Any:
+    """Parsed JSON of a read-only probe; None when the tool is missing, fails, or prints no JSON."""
+    result = ctx.host.runner.probe(argv, timeout=timeout)
+    if result is None or not result.ok:
+        return None
+    try:
+        return json.loads(result.stdout or "null")
+    except ValueError:
+        return None
+
+
+def nodes(ctx: StepContext, context: str) -> list[dict[str, Any]] | None:
+    doc = probe_json(ctx, kubectl(context, "get", "nodes", "-o", "json"))
+    return None if doc is None else list(doc.get("items") or [])
+
+
+def node_ready(node: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", []))
+
+
+def pods(ctx: StepContext, context: str, namespace: str) -> list[dict[str, Any]] | None:
+    doc = probe_json(ctx, kubectl(context, "get", "pods", "-n", namespace, "-o", "json"))
+    return None if doc is None else list(doc.get("items") or [])
+
+
+def pod_problem(pod: dict[str, Any]) -> str | None:
+    """None when a pod is fine (Running and ready, or Succeeded); else a one-line reason."""
+    status = pod.get("status", {})
+    phase = status.get("phase")
+    if phase == "Succeeded":
+        return None
+    waiting = []
+    restarts = 0
+    for cs in status.get("containerStatuses") or []:
+        restarts = max(restarts, int(cs.get("restartCount") or 0))
+        w = (cs.get("state") or {}).get("waiting")
+        if w:
+            waiting.append(f"{w.get('reason')}" + (f": {w.get('message')}" if w.get("message") else ""))
+    if phase == "Running" and all(cs.get("ready") for cs in status.get("containerStatuses") or []):
+        return None
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "False" and cond.get("message"):
+            waiting.append(cond["message"])
+    why = "; ".join(waiting) or phase or "not ready"
+    return f"{why} (restarts: {restarts})" if restarts else why
+
+
+def definitive(problem: str) -> bool:
+    """A pod state that waiting will not fix: a crash loop that keeps restarting, an image that
+    does not exist, an invalid image name."""
+    p = problem.lower()
+    return ("crashloopbackoff" in p and "restarts: " in p and int(p.rsplit("restarts: ", 1)[1].rstrip(")") or 0) >= 5) \
+        or "manifest unknown" in p or "not found" in p and "image" in p or "invalidimagename" in p \
+        or "unauthorized" in p
+
+
+def releases(ctx: StepContext, context: str) -> list[dict[str, Any]]:
+    doc = probe_json(ctx, helm(context, "list", "--all-namespaces", "-o", "json"))
+    return doc if isinstance(doc, list) else []
+
+
+def find_release(rels: list[dict[str, Any]], chart: str) -> dict[str, Any] | None:
+    for r in rels:
+        name = str(r.get("chart", ""))
+        if name.rsplit("-", 1)[0] == chart:
+            return {"release": r.get("name"), "namespace": r.get("namespace"), "chart_version": name.rsplit("-", 1)[-1],
+                    "status": r.get("status")}
+    return None
+
+
+def release_values(ctx: StepContext, context: str, release: str, namespace: str) -> dict[str, Any] | None:
+    doc = probe_json(ctx, helm(context, "get", "values", release, "-n", namespace, "-o", "json"))
+    if doc is None:
+        result = ctx.host.runner.probe(helm(context, "get", "values", release, "-n", namespace, "-o", "json"))
+        return {} if result is not None and result.ok else None
+    return doc if isinstance(doc, dict) else {}
+
+
+def release_matches(ctx: StepContext, context: str, release: str, namespace: str, chart: str, version: str,
+                    values: dict[str, Any]) -> bool:
+    rel = next((r for r in releases(ctx, context) if r.get("name") == release and r.get("namespace") == namespace), None)
+    if rel is None or rel.get("status") != "deployed" or rel.get("chart") != f"{chart}-{version}":
+        return False
+    return release_values(ctx, context, release, namespace) == values
+
+
+def kind_cluster_plan(ctx: StepContext) -> dict[str, Any] | None:
+    """The Kind cluster this run creates (from the kind answers in the state), else None."""
+    kind = (ctx.state.answers or {}).get("kind")
+    if kind is None or kind.get("existing_context"):
+        return None
+    return kind
+
+
+def target_context(ctx: StepContext) -> tuple[str | None, bool]:
+    """(kube context the cluster steps act on, whether it is a Kind cluster)."""
+    kind = (ctx.state.answers or {}).get("kind")
+    if kind is not None:
+        if kind.get("existing_context"):
+            ctxname = kind["existing_context"]
+            return ctxname, ctxname.startswith("kind-")
+        return f"kind-{kind.get('cluster_name', 'gpu-cluster')}", True
+    current = (ctx.facts.get("kubernetes") or {}).get("context")
+    if not current:
+        result = ctx.host.runner.probe(["kubectl", "config", "current-context"])
+        current = result.stdout.strip() if result is not None and result.ok else None
+    return current, bool(current and current.startswith("kind-"))
+
+
+# ------------------------------------------------------------------------------------------------
+# actions
+
+
+@dataclass
+class Cmd(A.Action):
+    """Run one command; it is done when ``done(ctx)`` (a read-only look at the host/cluster) says so."""
+
+    id: str
+    title: str
+    argv: list[str]
+    done: Callable[[StepContext], bool]
+    timeout: float | None = None
+    hint: str = ""
+
+    def preview(self, ctx: StepContext) -> list[str]:
+        return ["$ " + join_argv(self.argv)]
+
+    def is_done(self, ctx: StepContext) -> bool:
+        return bool(self.done(ctx))
+
+    def apply(self, ctx: StepContext) -> None:
+        try:
+            ctx.host.runner.run(self.argv, timeout=self.timeout, check=True)
+        except CommandFailed as exc:
+            if self.hint:
+                raise StepFailed(f"{exc}; {self.hint}") from exc
+            raise
+
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
+        data = super().as_json(ctx)
+        data["argv"] = list(self.argv)
+        return data
+
+
+@dataclass
+class Task(A.Action):
+    """Several commands that belong together (a download with its checksum, a check pod)."""
+
+    id: str
+    title: str
+    lines: list[str]
+    done: Callable[[StepContext], bool]
+    run: Callable[[StepContext], None]
+
+    def preview(self, ctx: StepContext) -> list[str]:
+        return list(self.lines)
+
+    def is_done(self, ctx: StepContext) -> bool:
+        return bool(self.done(ctx))
+
+    def apply(self, ctx: StepContext) -> None:
+        self.run(ctx)
+
+
+@dataclass
+class Poll(A.WaitFor):
+    """Wait for a cluster condition. ``check`` may raise StepFailed for a state waiting will not fix;
+    on timeout ``describe(ctx)`` says what is still wrong."""
+
+    describe: Callable[[StepContext], str] | None = None
+
+    def apply(self, ctx: StepContext) -> None:
+        deadline = time.monotonic() + self.timeout
+        waiter = ctx.host.runner.cancel
+        while True:
+            if self.check(ctx):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                detail = self.describe(ctx) if self.describe else self.failure_hint
+                raise StepFailed(f"timed out after {self.timeout:g}s waiting: {self.title}" + (f"; {detail}" if detail else ""))
+            if waiter.wait(min(self.interval, left)):
+                raise StepFailed(f"cancelled while waiting: {self.title}")
+
+
+def write(path: str, content: str, title: str, action_id: str) -> A.WriteFile:
+    return A.WriteFile(action_id, title, path, content, mode=0o644, backup=True)
+
+
+def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
+    name, url = repo(chart)
+
+    def added(c: StepContext) -> bool:
+        doc = probe_json(c, ["helm", "repo", "list", "-o", "json"])
+        return any(r.get("name") == name and r.get("url") == url for r in doc or [])
+
+    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", ["helm", "repo", "add", name, url], added)]
+
+
+# ------------------------------------------------------------------------------------------------
+# tool installs
+
+
+def tool_arch(ctx: StepContext) -> str:
+    arch = (ctx.facts.get("host") or {}).get("arch") or "x86_64"
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+
+
+def tool_actions(ctx: StepContext, names: list[str]) -> list[A.Action]:
+    """Install the missing ones of kind/kubectl/helm into /usr/local/bin from their official release
+    downloads, each checked against the checksum its project publishes."""
+    out: list[A.Action] = []
+    for name in names:
+        if ctx.host.runner.which(name) is not None:
+            continue
+        out.append(_tool_install(ctx, name))
+    return out
+
+
+def _tool_install(ctx: StepContext, name: str) -> A.Action:
+    version = TOOL_VERSIONS[name]
+    arch = tool_arch(ctx)
+    url = TOOL_URLS[name].format(v=version, arch=arch)
+    sums = url + TOOL_SUMS[name]
+    fname = url.rsplit("/", 1)[1]
+    d = f"{WORKDIR}/downloads/{name}-{version}"
+    dest, dest_sum = f"{d}/{fname}", f"{d}/{fname}{TOOL_SUMS[name]}"
+    binary = f"{d}/linux-{arch}/helm" if name == "helm" else dest
+    cmds = [["curl", "-fsSL", "-o", hp(ctx, dest), url], ["curl", "-fsSL", "-o", hp(ctx, dest_sum), sums]]
+    unpack = ["tar", "-xzf", hp(ctx, dest), "-C", hp(ctx, d), f"linux-{arch}/helm"] if name == "helm" else None
+    install = ["install", "-o", "root", "-g", "root", "-m", "0755", hp(ctx, binary), hp(ctx, f"/usr/local/bin/{name}")]
+    lines = ["$ " + join_argv(c) for c in cmds] + [f"verify: sha256({fname}) = the published {fname}{TOOL_SUMS[name]}"]
+    lines += ["$ " + join_argv(c) for c in ([unpack] if unpack else []) + [install]]
+
+    def run(c: StepContext) -> None:
+        c.host.path(d).mkdir(parents=True, exist_ok=True)
+        for argv in cmds:
+            result = c.host.runner.run(argv, timeout=600)
+            if not result.ok:
+                why = ("no network connection" if result.rc in OFFLINE_RC else f"curl exit {result.rc}")
+                raise StepFailed(
+                    f"cannot download {name} {version} ({why}): {argv[-1]}. Offline? Fetch {url} and {sums} on a "
+                    f"connected machine, check `sha256sum {fname}` against the .sha256 file, copy the binary to "
+                    f"/usr/local/bin/{name} (mode 0755) on this host, then run: gpuwizard --resume"
+                )
+        published = (c.host.read_text(dest_sum) or "").split()
+        expected = published[0].lower() if published else ""
+        actual = sha256_of(c.host.path(dest))
+        if len(expected) != 64 or actual != expected:
+            c.host.path(dest).rename(c.host.path(dest + ".rejected"))
+            raise StepFailed(
+                f"checksum mismatch for {url}: the published sha256 is {expected or '(unreadable)'}, the download has "
+                f"{actual}; moved aside to {dest}.rejected and NOT installed"
+            )
+        c.note(f"{fname}: sha256 {actual} matches {sums}")
+        if unpack:
+            c.host.runner.run(unpack, check=True)
+        c.host.runner.run(install, check=True)
+
+    return Task(f"install-{name}", f"install {name} {version} into /usr/local/bin", lines,
+                lambda c: c.host.runner.which(name) is not None, run)
+
+
+def require_tools(ctx: StepContext, names: list[str]) -> None:
+    missing = [n for n in names if ctx.host.runner.which(n) is None]
+    if missing:
+        raise StepFailed(f"{', '.join(missing)} not found on PATH")
+
+
+# ------------------------------------------------------------------------------------------------
+# the cuda-vectoradd check
+
+VECTORADD_TAGS = [  # (CUDA version the image needs, tag) — nvcr.io/nvidia/k8s/cuda-sample
+    ((12, 5), "vectoradd-cuda12.5.0-ubuntu22.04"),  # gpu-operator docs
+    ((11, 7), "vectoradd-cuda11.7.1-ubuntu20.04"),  # the seed recipe
+]
+
+
+def vectoradd_image(ctx: StepContext) -> str | None:
+    """The newest cuda-sample vectoradd image the host driver can run (None: no driver facts)."""
+    cuda = ((ctx.facts.get("driver") or {}).get("cuda_version")) or None
+    if cuda is None:
+        return f"nvcr.io/nvidia/k8s/cuda-sample:{VECTORADD_TAGS[-1][1]}"
+    have = vkey(cuda)[:2]
+    for need, tag in VECTORADD_TAGS:
+        if have >= need:
+            return f"nvcr.io/nvidia/k8s/cuda-sample:{tag}"
+    return None
+
+
+def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float = 300.0) -> list[A.Action]:
+    image = vectoradd_image(ctx)
+    if image is None:
+        cuda = (ctx.facts.get("driver") or {}).get("cuda_version")
+        return [A.Fail(f"{step}-vectoradd", "cuda-vectoradd check",
+                       f"the driver supports CUDA {cuda}, older than every cuda-sample vectoradd image "
+                       f"(11.7 or newer); upgrade the driver, or set operator.verify: false")]
+    name, ns = "gpuwizard-cuda-vectoradd", "default"
+    path = f"{WORKDIR}/manifests/cuda-vectoradd.yaml"
+    manifest = template("cuda-vectoradd.yaml", name=name, namespace=ns, image=image)
+    marker = f"{step}-vectoradd"
+
+    def passed(c: StepContext) -> bool:
+        return c.state.step(c.step_id).get("checks", {}).get(marker) == image and c.host.read_text(path) == manifest
+
+    def run(c: StepContext) -> None:
+        c.host.runner.run(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found"), check=True)
+        c.host.runner.run(kubectl(context, "apply", "-f", hp(c, path)), check=True)
+        deadline = time.monotonic() + timeout
+        phase, problem = None, None
+        while time.monotonic() < deadline:
+            doc = probe_json(c, kubectl(context, "get", "pod", name, "-n", ns, "-o", "json"))
+            phase = (doc or {}).get("status", {}).get("phase")
+            problem = pod_problem(doc) if doc else "pod not found"
+            if phase in ("Succeeded", "Failed"):
+                break
+            if problem and definitive(problem):
+                break
+            if c.host.runner.cancel.wait(POLL):
+                raise StepFailed("cancelled while waiting for the cuda-vectoradd pod")
+        logs = c.host.runner.run(kubectl(context, "logs", name, "-n", ns), change=False, timeout=30)
+        c.host.runner.run(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found", "--wait=false"), check=True)
+        if phase == "Succeeded" and "Test PASSED" in logs.stdout:
+            c.note("cuda-vectoradd: " + " | ".join(line for line in logs.stdout.splitlines() if line.strip()))
+            c.state.step(c.step_id).setdefault("checks", {})[marker] = image
+            return
+        tail = "\n    ".join((logs.stdout + logs.stderr).strip().splitlines()[-6:])
+        raise StepFailed(
+            f"the cuda-vectoradd check did not pass (pod phase {phase or 'unknown'}: {problem or 'no detail'}); "
+            f"image {image}; its log:\n    {tail or '(empty)'}"
+        )
+
+    lines = [f"write {path} (pod {name}, image {image}, nvidia.com/gpu: 1)",
+             "$ " + join_argv(kubectl(context, "apply", "-f", hp(ctx, path))),
+             f"wait up to {timeout:g}s for the pod to finish; its log must say \"Test PASSED\"",
+             "$ " + join_argv(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found", "--wait=false"))]
+    return [write(path, manifest, f"write the cuda-vectoradd check pod ({image})", f"{step}-vectoradd-manifest"),
+            Task(marker, f"cuda-vectoradd check on {context}: a CUDA pod logs \"Test PASSED\"", lines, passed, run)]
+
+
+@dataclass
+class Explained:
+    """A values tree and the reason for each non-default value."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def set(self, dotted: str, value: Any, why: str) -> None:
+        set_dotted(self.values, dotted, value)
+        self.notes[dotted] = why

@@ -1,0 +1,232 @@
+"""Step ``operator``: NVIDIA gpu-operator through Helm, with the values the host and the plan call for.
+
+``auto`` answers are derived, and the values file says why for each value it sets:
+* driver container: off where the host has a driver, and always on Kind (a node container cannot
+  load kernel modules); on an existing cluster whose host has no driver, the operator manages drivers;
+* toolkit container: on for Kind (it installs the NVIDIA runtime into the node's containerd, as in
+  the seed recipe); on an existing cluster, off where the host's NVIDIA toolkit is already the
+  default runtime;
+* device plugin: off when HAMi is installed too (both advertise ``nvidia.com/gpu``).
+An existing gpu-operator release in the cluster is adopted (same name, same chart version unless
+``chart_version`` says otherwise): checked, and upgraded only where its values differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import actions as A
+from ..answers import OperatorAnswers
+from ..engine import Step, StepContext
+from ..errors import StepFailed
+from . import kube as K
+
+CHART = "gpu-operator"
+PSA = "pod-security.kubernetes.io/enforce"
+
+
+def hami_planned(ctx: StepContext, context: str | None) -> bool:
+    if "hami" in (ctx.state.answers or {}):
+        return True
+    return bool(context and K.find_release(K.releases(ctx, context), "hami"))
+
+
+def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
+    """Everything the plan needs: context, release, chart version, values with reasons."""
+    context, on_kind = K.target_context(ctx)
+    if context is None:
+        raise StepFailed("no Kubernetes cluster to install into: add a kind: section (a Kind cluster, or "
+                         "kind: {existing_context: NAME} for your own cluster)")
+    existing = K.find_release(K.releases(ctx, context), CHART)
+    release, namespace = a.release, a.namespace
+    notes: list[str] = []
+    if existing and "release" not in a.model_fields_set:
+        release, namespace = existing["release"], existing["namespace"]
+        notes.append(f"adopting the installed gpu-operator release {release} in {namespace}")
+    version = a.chart_version or (existing["chart_version"] if existing else K.pinned(CHART))
+    if existing and not a.chart_version and version != K.pinned(CHART):
+        notes.append(f"keeping the installed chart {version} (set operator.chart_version to upgrade; "
+                     f"this gpuwizard pins {K.pinned(CHART)} for new installs)")
+    if not version.startswith("v"):
+        version = "v" + version
+    cv = K.chart_version(CHART, version)
+    facts = ctx.facts
+    host_driver = facts.get("driver")
+    docker = facts.get("docker") or {}
+    ex = K.Explained()
+
+    if a.driver_enabled == "auto":
+        if on_kind:
+            driver = False
+            why = "auto: off — a Kind node is a container and cannot load the NVIDIA kernel module" + (
+                f"; the host's driver {host_driver['version']} serves it" if host_driver else "")
+        elif host_driver:
+            driver, why = False, f"auto: off — the host already runs NVIDIA driver {host_driver['version']}"
+        else:
+            driver, why = True, "auto: on — no NVIDIA driver on this host: the operator manages the nodes' drivers"
+    else:
+        driver, why = a.driver_enabled, f"set in the answer file (driver_enabled: {str(a.driver_enabled).lower()})"
+        if driver and on_kind:
+            raise StepFailed("operator.driver_enabled: true cannot work on Kind: a node container cannot load kernel "
+                             "modules; use the host driver (driver_enabled: auto)")
+    if driver != cv.defaults.get("driver.enabled", True):
+        ex.set("driver.enabled", driver, why)
+
+    if a.toolkit_enabled == "auto":
+        if on_kind:
+            toolkit, why = True, "auto: on — the toolkit container installs the NVIDIA runtime into the Kind node's containerd"
+        elif docker.get("default_runtime") == "nvidia":
+            toolkit, why = False, "auto: off — the host's NVIDIA container toolkit is already the default runtime"
+        else:
+            toolkit, why = True, "auto: on — the NVIDIA runtime is not the host's default runtime"
+    else:
+        toolkit, why = a.toolkit_enabled, f"set in the answer file (toolkit_enabled: {str(a.toolkit_enabled).lower()})"
+    if toolkit != cv.defaults.get("toolkit.enabled", True):
+        ex.set("toolkit.enabled", toolkit, why)
+
+    with_hami = hami_planned(ctx, context)
+    if a.device_plugin == "auto":
+        if with_hami:
+            plugin, why = False, "auto: off — HAMi brings its own device plugin; both advertise nvidia.com/gpu"
+        else:
+            plugin, why = True, "auto: on — no HAMi: the operator's device plugin advertises nvidia.com/gpu"
+    else:
+        plugin, why = a.device_plugin, f"set in the answer file (device_plugin: {str(a.device_plugin).lower()})"
+        if plugin and with_hami:
+            raise StepFailed("operator.device_plugin: true together with HAMi: both device plugins advertise "
+                             "nvidia.com/gpu and would fight over the nodes; use device_plugin: auto (off)")
+    if plugin != cv.defaults.get("devicePlugin.enabled", True):
+        ex.set("devicePlugin.enabled", plugin, why)
+
+    values = ex.values
+    if a.values:
+        values = K.merge(values, a.values)
+        for key in K.flatten(a.values):
+            ex.notes[key] = "from the answer file (operator.values)" + (
+                "" if cv.documents(key) else f"; NOT a documented key of gpu-operator {cv.documented} — check the spelling")
+            if not cv.documents(key):
+                notes.append(f"operator.values.{key} is not a documented key of gpu-operator {cv.documented}")
+    cdi = K.flatten(values).get("cdi.enabled", cv.defaults.get("cdi.enabled", False))
+    return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
+            "chart": cv, "values": values, "notes": ex.notes, "plan_notes": notes, "driver": driver,
+            "toolkit": toolkit, "plugin": plugin, "cdi": bool(cdi), "with_hami": with_hami}
+
+
+def values_path(release: str) -> str:
+    return f"{K.WORKDIR}/helm/{release}-values.yaml"
+
+
+def pods_ok(ctx: StepContext, context: str, namespace: str) -> bool:
+    items = K.pods(ctx, context, namespace)
+    if not items:
+        return False
+    problems = {p["metadata"]["name"]: K.pod_problem(p) for p in items}
+    bad = {n: why for n, why in problems.items() if why}
+    fatal = {n: why for n, why in bad.items() if K.definitive(why)}
+    if fatal:
+        raise StepFailed(f"gpu-operator pods in {namespace} are failing:\n    " +
+                         "\n    ".join(f"{n}: {why}" for n, why in fatal.items()) + "\n  " + hints(fatal))
+    return not bad
+
+
+def hints(bad: dict[str, str]) -> str:
+    text = " ".join(bad) + " " + " ".join(bad.values())
+    out = []
+    if "ImagePull" in text or "manifest unknown" in text:
+        out.append("an image cannot be pulled: check the node's access to nvcr.io and the chart version")
+    if "ldconfig.real" in text:
+        out.append("the Kind node lacks /sbin/ldconfig.real: run the kind step again (it makes the link)")
+    if "nvidia-driver" in text:
+        out.append("the driver container fails: use the host driver (operator.driver_enabled: false)")
+    if "validator" in text and not out:
+        out.append("the validator fails: `kubectl logs -n <ns> <validator pod> -c driver-validation` says why")
+    return "likely cause: " + "; ".join(out) if out else "see `kubectl describe pod` for the events"
+
+
+def describe_pods(ctx: StepContext, context: str, namespace: str) -> str:
+    items = K.pods(ctx, context, namespace)
+    if items is None:
+        return f"the API server of context {context} does not answer"
+    bad = {p["metadata"]["name"]: K.pod_problem(p) for p in items if K.pod_problem(p)}
+    return "not ready: " + "; ".join(f"{n}: {w}" for n, w in bad.items()) + "; " + hints(bad) if bad else "no pods yet"
+
+
+def policy_state(ctx: StepContext, context: str) -> str | None:
+    doc = K.probe_json(ctx, K.kubectl(context, "get", "clusterpolicies.nvidia.com", "-o", "json"))
+    items = (doc or {}).get("items") or []
+    return ((items[0].get("status") or {}).get("state")) if items else None
+
+
+class OperatorStep(Step):
+    id = "operator"
+    title = "NVIDIA gpu-operator"
+    Answers = OperatorAnswers
+
+    def plan(self, ctx: StepContext, a: OperatorAnswers) -> list[A.Action]:
+        acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
+        try:
+            r = resolve(ctx, a)
+        except StepFailed as exc:
+            return acts + [A.Fail("operator-plan", "plan the gpu-operator install", str(exc))]
+        for note in r["plan_notes"]:
+            ctx.note(note)
+        context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
+        repo_name, _ = K.repo(CHART)
+        acts += K.helm_repo_actions(ctx, CHART)
+
+        def ns_exists(c: StepContext) -> bool:
+            return K.probe_json(c, K.kubectl(context, "get", "namespace", ns, "-o", "json")) is not None
+
+        def psa_ok(c: StepContext) -> bool:
+            doc = K.probe_json(c, K.kubectl(context, "get", "namespace", ns, "-o", "json"))
+            return ((doc or {}).get("metadata", {}).get("labels") or {}).get(PSA) == "privileged"
+
+        acts.append(K.Cmd(f"namespace-{ns}", f"namespace {ns} exists", K.kubectl(context, "create", "namespace", ns), ns_exists))
+        acts.append(K.Cmd(f"psa-{ns}", f"namespace {ns} allows privileged pods (Pod Security Admission: the operator's "
+                          "daemonsets run privileged)", K.kubectl(context, "label", "namespace", ns, f"{PSA}=privileged",
+                                                                  "--overwrite"), psa_ok))
+        path = values_path(release)
+        cv = r["chart"]
+        header = [f"gpu-operator {version} values written by gpuwizard for release {release} in {ns} ({context}).",
+                  f"Only values that differ from the chart's defaults are set; keys documented for gpu-operator "
+                  f"{cv.documented} (gpuwizard/assets/charts/gpu-operator.yaml)."]
+        if not r["values"]:
+            header.append("Nothing differs from the chart's defaults.")
+        content = K.render_values(r["values"], r["notes"], header)
+        acts.append(K.write(path, content, f"Helm values {path}", "operator-values"))
+        install = K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
+                         "--version", version, "--values", K.hp(ctx, path))
+        values = r["values"]
+        acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
+                          lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))
+        acts.append(K.Cmd("helm-install", f"gpu-operator {version} installed as {release} in {ns}", install,
+                          lambda c: K.release_matches(c, context, release, ns, CHART, version, values), timeout=900))
+        acts.append(K.Poll("operator-pods", f"the gpu-operator pods in {ns} are Running or Completed",
+                           lambda c: pods_ok(c, context, ns), timeout=900, interval=K.POLL,
+                           describe=lambda c: describe_pods(c, context, ns)))
+        acts.append(K.Poll("clusterpolicy", "the ClusterPolicy is ready", lambda c: policy_state(c, context) == "ready",
+                           timeout=600, interval=K.POLL,
+                           describe=lambda c: f"ClusterPolicy state: {policy_state(c, context) or 'absent'}; "
+                           + describe_pods(c, context, ns)))
+        if a.verify:
+            if r["plugin"]:
+                acts += K.vectoradd_actions(ctx, context, self.id)
+            else:
+                ctx.note("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
+                         "nvidia.com/gpu appears once HAMi is installed")
+        return acts
+
+    def verify(self, ctx: StepContext, a: OperatorAnswers) -> str:
+        r = resolve(ctx, a)
+        context, ns = r["context"], r["namespace"]
+        if not K.release_matches(ctx, context, r["release"], ns, CHART, r["version"], r["values"]):
+            rel = K.find_release(K.releases(ctx, context), CHART)
+            raise StepFailed(f"gpu-operator release {r['release']} in {ns} is not deployed with the planned chart "
+                             f"{r['version']} and values (found: {rel})")
+        state = policy_state(ctx, context)
+        if state != "ready":
+            raise StepFailed(f"the ClusterPolicy is {state or 'absent'}; " + describe_pods(ctx, context, ns))
+        onoff = lambda v: "on" if v else "off"  # noqa: E731
+        return (f"gpu-operator {r['version']} (release {r['release']} in {ns}): ClusterPolicy ready; driver "
+                f"{onoff(r['driver'])}, toolkit {onoff(r['toolkit'])}, device plugin "
+                f"{onoff(r['plugin'])}{' (HAMi provides it)' if r['with_hami'] and not r['plugin'] else ''}, CDI {onoff(r['cdi'])}")
