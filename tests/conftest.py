@@ -40,3 +40,7 @@ def write_tool(bin_dir: Path, name: str, body: str) -> Path:
 def _no_color(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("GPUWIZARD_SIM_FAIL", raising=False)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--kill-trials", type=int, default=2, help="kill -9 trials per scenario of the reliability suite (CI: 2)")
