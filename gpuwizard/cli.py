@@ -56,7 +56,8 @@ def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--simulate", metavar="PROFILE", default=d(None), help="run against a simulated host (a sandbox; nothing real is touched); with --root DIR the sandbox is kept in DIR")
     g.add_argument("--dry-run", action="store_true", default=d(False), help="show every command and file change; execute nothing")
     g.add_argument("--answers", metavar="FILE", default=d(None), help="YAML answer file: run unattended (with plan: the plan for it)")
-    g.add_argument("--resume", action="store_true", default=d(False), help="continue the run saved in the state file")
+    g.add_argument("--resume", action="store_true", default=d(False), help="continue the run saved in the state file (in a terminal: the wizard reopens at that step)")
+    g.add_argument("--tui", action="store_true", default=d(False), help="with --answers: open the interactive wizard with its forms pre-filled instead of running unattended")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,9 +161,13 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     from .state import State
     from .steps import registry
 
+    from .answers import to_state
+
     answers, state = _load_run_answers(session, need=True)
     selected = selected_steps(answers)
-    engine = Engine(session.host, state or State(session.state_path), registry())
+    state = state or State(session.state_path)
+    state.data["answers"] = to_state(answers)  # in memory only (a plan never saves): steps read the other sections
+    engine = Engine(session.host, state, registry())
     planned = engine.plan(selected, {sid: section(answers, sid) for sid in selected})
     if as_json:
         doc = []
@@ -237,6 +242,30 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         lock.release()
 
 
+def _interactive(out: IO[str]) -> bool:
+    return sys.stdin.isatty() and out.isatty()
+
+
+def cmd_tui(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """The interactive wizard: no subcommand, a terminal, and no answer file (or --tui to pre-fill
+    the forms from one; --resume reopens where the state file says)."""
+    if not _interactive(out):
+        err.write(
+            "gpuwizard: error: the interactive wizard needs a terminal (stdin and stdout must be a TTY)\n"
+            "  unattended:  gpuwizard --answers FILE   (see examples/)\n"
+            "  inspect:     gpuwizard doctor | gpuwizard plan --answers FILE\n"
+        )
+        return EXIT_INVALID
+    from .answers import load_answers
+
+    answers = load_answers(args.answers) if args.answers else None  # invalid: exit 2 before the TUI
+    # the wizard cannot pass a sudo password prompt through: commands use `sudo -n` when not root
+    session = Session(args, unattended=True, err=err)
+    from .tui.app import run_tui
+
+    return run_tui(session, answers, bool(args.resume), err=err)
+
+
 def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -257,15 +286,10 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
         if args.command == "plan" or (args.dry_run and (args.answers or args.resume)):
             session = Session(args, unattended=True, err=err)
             return cmd_plan(session, out, getattr(args, "json", False))
-        if args.answers or args.resume:
+        if (args.answers and not args.tui) or (args.resume and not _interactive(out)):
             session = Session(args, unattended=True, err=err)
             return cmd_run(session, out, err)
-        err.write(
-            "gpuwizard: the interactive wizard is not available in this version yet.\n"
-            "  unattended:  gpuwizard --answers FILE   (see examples/)\n"
-            "  inspect:     gpuwizard doctor | gpuwizard plan --answers FILE\n"
-        )
-        return EXIT_INVALID
+        return cmd_tui(args, out, err)
     except GpuwizardError as exc:
         err.write(f"gpuwizard: error: {exc}\n")
         return exc.exit_code

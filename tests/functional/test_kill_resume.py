@@ -25,7 +25,9 @@ SCENARIOS = {
     # profile, answer file, commands made slow so that kills land inside them
     "host-layer": ("t4-bare", ROOT / "examples/host.yaml", [["apt-get", "install"], ["nvidia-ctk", "runtime"], ["systemctl", "restart"]]),
     "nouveau-reboot": ("nouveau", ROOT / "examples/host.yaml", [["update-initramfs"], ["apt-get", "install"]]),
+    "full-recipe": ("t4-bare", ROOT / "examples/full.yaml", [["kind", "create"], ["helm", "upgrade"], ["kubectl", "label"]]),
 }
+WEIGHT = {"full-recipe": 0.5}  # the longest scenario gets half the trials (at least one)
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 120) -> int:
@@ -77,7 +79,7 @@ def _no_duplicates(root: Path) -> list[str]:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_kill_minus_nine_then_resume(scenario: str, tmp_path: Path, request):
     profile, answers, slow = SCENARIOS[scenario]
-    trials = request.config.getoption("--kill-trials")
+    trials = max(1, int(request.config.getoption("--kill-trials") * WEIGHT.get(scenario, 1)))
     rng = random.Random(f"{scenario}-{trials}")
     env = {**os.environ, "NO_COLOR": "1"}
     # how long a clean run takes, to spread the kill points over it

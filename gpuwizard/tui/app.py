@@ -1,0 +1,649 @@
+"""The Textual app: a view over the engine.
+
+Threads: detection and planning run in thread workers (they spawn probes); a step runs in a thread
+worker through ``Engine.run([step], answers)``, one step at a time. The engine's events arrive on that
+worker's thread; the app only appends them to a queue there, and a timer on the UI thread drains it
+every 50 ms, writing output lines to the step's ``Log`` in batches (a flood of output cannot freeze
+the UI; the full output goes to the log file on disk, another listener of the same engine).
+
+Cancelling a step sets ``host.runner.cancel``: the command in flight is stopped, the step is recorded
+as failed, what was done stays done. Quitting mid-run asks first, then does the same and exits once
+the worker has finished, so the state file is always consistent.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+from pydantic import BaseModel
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import ContentSwitcher
+
+from .. import __version__
+from ..answers import SECTION_MODELS, AnswerFile, from_state, parse_answers, section
+from ..engine import Engine, Event, PlannedStep, Step
+from ..errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REBOOT, GpuwizardError
+from ..state import STEP_IDS, RunLock, State
+from .screens.main import MainScreen
+from .screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, HelpScreen, RebootScreen
+from .screens.overview import SummaryPane, WelcomePane
+from .screens.step import StepPane, current_answers
+from .widgets.steplist import StepList
+
+FLUSH_INTERVAL = 0.05
+OUTPUT_KEEP = 5000  # lines of output kept per step in memory (the Log shows at most its max_lines)
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+PERCENT_RE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
+
+
+def clean_line(text: str) -> str:
+    """A terminal line as it would end up on screen: the last carriage-return segment, no escapes."""
+    text = text.rstrip("\r").rsplit("\r", 1)[-1]
+    text = ANSI_RE.sub("", text)
+    return "".join(ch if ch.isprintable() or ch == "\t" else "�" for ch in text).expandtabs(4)
+
+
+def event_lines(ev: Event) -> list[str]:
+    """The log view's lines for an event (an output event carries one read: one line or thousands)."""
+    if ev.kind == "output":
+        lines = ev.data.get("lines") if ev.data else None
+        return [clean_line(t) for t in (lines if lines is not None else ev.text.split("\n"))]
+    line = event_line(ev)
+    return [] if line is None else [line]
+
+
+def event_line(ev: Event) -> str | None:
+    if ev.kind == "action-started":
+        return f"▶ {ev.text}"
+    if ev.kind == "action-finished":
+        return f"  {ev.status}: {ev.text}"
+    if ev.kind == "note":
+        return f"note: {ev.text}"
+    if ev.kind == "step-finished":
+        return f"[{ev.status}] {ev.text}".rstrip()
+    if ev.kind == "reboot-required":
+        return f"reboot required: {ev.text}"
+    return None
+
+
+class WizardApp(App[int]):
+    CSS_PATH = "gpuwizard.tcss"
+    TITLE = "gpuwizard"
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+r", "run_step", "Run"),
+        Binding("ctrl+n", "next", "Next"),
+        Binding("escape", "cancel_run", "Cancel"),
+        Binding("f2", "focus_steps", "Steps"),
+        Binding("ctrl+d", "doctor", "Doctor", show=False),
+        Binding("ctrl+e", "export", "Export"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        session: Any,
+        answers: AnswerFile | None = None,
+        resume: bool = False,
+        *,
+        state: State | None = None,
+        steps: dict[str, Step] | None = None,
+        log: Any = None,
+        path_text: Callable[[Path | str], str] = str,
+        clock: Callable[[], float] = time.monotonic,
+        blink: bool = True,
+        export_default: str = "gpuwizard-answers.yaml",
+        propose: bool = True,
+    ):
+        super().__init__()
+        from ..steps import registry
+
+        self.session = session
+        self.host = session.host
+        self.state = state or State.load(session.state_path) or State(session.state_path)
+        self.steps = steps or registry()
+        self.step_ids = [sid for sid in STEP_IDS if sid in self.steps] + [sid for sid in self.steps if sid not in STEP_IDS]
+        self.engine = Engine(self.host, self.state, self.steps, unattended=False, reboot_policy="never")
+        self.engine.listeners.append(self._on_engine_event)
+        self.log_file = log
+        if log is not None:
+            self.engine.listeners.append(log)
+        self.log_path: Path | None = getattr(log, "path", None)
+        self.path_text = path_text
+        self.clock = clock
+        self.blink = blink
+        self.export_default = export_default
+        self.resume = resume
+        self.propose = propose  # plan every step at start for the welcome pane's proposal
+        self.real_host = self.host.is_real_root if hasattr(self.host, "is_real_root") else False
+        self.answers: dict[str, Any] = self._initial_answers(answers)
+        self.facts: dict[str, Any] | None = None
+        self.plans: dict[str, PlannedStep] = {}
+        self.outputs: dict[str, collections.deque[str]] = {}
+        self.failures: dict[str, tuple[str, list[str]]] = {}
+        self.reboot_reasons: dict[str, str] = {}
+        self.current = "welcome"
+        self.running: str | None = None
+        self.run_started = 0.0
+        self.exit_message = ""
+        self._queue: collections.deque[Event] = collections.deque()
+        self._queue_lock = threading.Lock()
+        self._quit_pending = False
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _initial_answers(self, answer_file: AnswerFile | None) -> dict[str, Any]:
+        src = answer_file
+        if src is None and self.state.answers:
+            src = from_state(self.state.answers, str(self.state.path))
+        out: dict[str, Any] = {}
+        for sid, step in self.steps.items():
+            if src is not None and sid in AnswerFile.model_fields:
+                value = section(src, sid)
+            else:
+                value = None
+            if value is None and getattr(step, "many", False):
+                value = []
+            elif value is None:
+                model = getattr(step, "Answers", None) or SECTION_MODELS.get(sid)
+                try:
+                    value = model() if model is not None else None
+                except Exception:  # noqa: BLE001 — required fields: the form shows what is missing
+                    value = None
+            out[sid] = value
+        return out
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    def start(self) -> None:
+        """Called once the main screen is mounted."""
+        if self.session.args.simulate:
+            self.sub_title = f"simulated host: {self.session.args.simulate}"
+        elif self.host.dry_run:
+            self.sub_title = "dry run"
+        self.set_interval(FLUSH_INTERVAL, self._drain_events)
+        self.set_interval(1.0, self._tick)
+        self.refresh_statuses()
+        start = self.resume_target() if self.resume else "welcome"
+        self.open(start)
+        self.probe(plan=None if self.propose and start == "welcome" else [])
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self, sid: str) -> str:
+        if not self.steps[sid].implemented:
+            return "n/a"
+        if sid == self.running:
+            return "running"
+        status = self.state.status(sid)
+        return "stopped" if status == "running" else status
+
+    def implemented(self) -> list[str]:
+        return [sid for sid in self.step_ids if self.steps[sid].implemented]
+
+    def resume_target(self) -> str:
+        for sid in self.implemented():
+            if self.state.status(sid) in ("running", "failed", "reboot-required"):
+                return sid
+        return self.next_target("welcome")
+
+    def next_target(self, after: str) -> str:
+        ids = self.step_ids
+        start = ids.index(after) + 1 if after in ids else (len(ids) if after == "summary" else 0)
+        for sid in ids[start:]:
+            if self.steps[sid].implemented and self.state.status(sid) not in ("done", "skipped"):
+                return sid
+        return "summary"
+
+    def exit_code(self) -> int:
+        statuses = [self.state.status(sid) for sid in self.implemented()]
+        if "failed" in statuses or "running" in statuses:
+            return EXIT_FAILED
+        if "reboot-required" in statuses:
+            return EXIT_REBOOT
+        return EXIT_OK
+
+    def refresh_statuses(self) -> None:
+        try:
+            steplist = self.main.query_one("#steps", StepList)
+        except Exception:  # noqa: BLE001 — the app is closing: nothing left to refresh
+            return
+        steplist.refresh_statuses({sid: self.status(sid) for sid in self.step_ids}, self.current)
+        for pane in self.panes():
+            pane.refresh_header()
+        self.refresh_bindings()
+
+    @property
+    def main(self) -> Screen:
+        """The main screen (below any dialog)."""
+        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
+
+    def pane(self, sid: str) -> StepPane:
+        return self.main.query_one(f"#step-{sid}", StepPane)
+
+    def panes(self) -> list[StepPane]:
+        """The step panes mounted so far (a pane is mounted when its step is first opened)."""
+        return [pane for pane in self.main.query(StepPane) if pane.is_mounted]
+
+    # -- navigation -----------------------------------------------------------------------------
+    def open(self, target: str, focus: bool = True) -> None:
+        """Show the welcome pane, a step's pane or the summary (scheduled: a pane may need mounting)."""
+        self.current = target
+        self.call_later(self._open, target, focus)
+
+    async def _open(self, target: str, focus: bool = True) -> None:
+        switcher = self.main.query_one("#content", ContentSwitcher)
+        if target != self.current:
+            return  # another open came after this one
+        if target in self.steps and not switcher.query(f"#step-{target}"):
+            await switcher.mount(StepPane(target), before=switcher.query_one("#summary"))
+        if target in self.steps:
+            switcher.current = f"step-{target}"
+            pane = self.pane(target)
+            pane.refresh_header()
+            pane.show_plan(self.plans.get(target))
+            if focus:
+                pane.focus_default()
+            if self.running != target and self.steps[target].implemented:
+                self.replan([target])
+        else:
+            switcher.current = target
+            if target == "welcome":
+                self.main.query_one(WelcomePane).refresh_view()
+                if self.facts is not None and not self.running and self.propose:
+                    self.plan_worker(self.implemented())
+                if focus:
+                    self.main.query_one("#start").focus()
+            else:
+                self.main.query_one(SummaryPane).refresh_view()
+                if focus:
+                    self.main.query_one("#export").focus()
+        self.refresh_statuses()
+
+    def action_start(self) -> None:
+        self.open(self.next_target("welcome"))
+
+    def action_next(self) -> None:
+        if self.running:
+            return
+        self.open(self.next_target(self.current))
+
+    def action_focus_steps(self) -> None:
+        self.main.query_one("#steps").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in ("run_step", "next", "cancel_run", "focus_steps", "doctor", "export"):
+            return False
+        if action == "run_step":
+            return self.current in self.steps and self.steps[self.current].implemented and not self.running
+        if action == "cancel_run":
+            return bool(self.running)
+        if action == "next":
+            return not self.running and self.current != "summary"
+        return True
+
+    # -- detection and planning -----------------------------------------------------------------
+    @work(thread=True, group="probe", exit_on_error=False)
+    def probe(self, plan: list[str] | None = None) -> None:
+        """Detect (read-only), then plan the given steps (default: every implemented step, for the
+        welcome pane's proposal)."""
+        facts = self.engine.facts(refresh=True)
+        self.call_from_thread(self._facts_ready, facts)
+        self._plan(self.implemented() if plan is None else plan)
+
+    def _facts_ready(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+        gpus = facts.get("gpus") or []
+        host = facts.get("host") or {}
+        what = ", ".join(sorted({g["name"] for g in gpus})) or "no NVIDIA GPU"
+        parts = [what, host.get("pretty_name") or host.get("os") or ""]
+        if self.session.args.simulate:
+            parts.append(f"simulated: {self.session.args.simulate}")
+        self.sub_title = " · ".join(p for p in parts if p)
+        self.main.query_one(WelcomePane).refresh_view()
+        for pane in self.panes():
+            pane.refresh_facts()
+
+    def replan(self, sids: list[str]) -> None:
+        if not self.running:
+            self.plan_worker(sids)
+
+    @work(thread=True, group="plan", exit_on_error=False)
+    def plan_worker(self, sids: list[str]) -> None:
+        self._plan(sids)
+
+    def _plan(self, sids: Iterable[str]) -> None:
+        results: dict[str, PlannedStep] = {}
+        for sid in sids:
+            answers = self.answers.get(sid)
+            try:
+                results.update({p.step.id: p for p in self.engine.plan([sid], {sid: answers})})
+            except Exception as exc:  # noqa: BLE001 — shown, never fatal
+                results[sid] = PlannedStep(self.steps[sid], [], [], f"{type(exc).__name__}: {exc}")
+        self.call_from_thread(self._plans_ready, results)
+
+    def _plans_ready(self, results: dict[str, PlannedStep]) -> None:
+        self.plans.update(results)
+        for pane in self.panes():
+            if pane.sid in results:
+                pane.show_plan(results[pane.sid])
+        self.main.query_one(WelcomePane).refresh_view()
+
+    def set_answers(self, sid: str, answers: Any) -> None:
+        if answers is not None:
+            self.answers[sid] = answers
+            if self.current == sid:
+                self.replan([sid])
+
+    # -- running a step -------------------------------------------------------------------------
+    def action_run_step(self) -> None:
+        sid = self.current
+        if sid not in self.steps or not self.steps[sid].implemented or self.running:
+            return
+        mounted = self.main.query(f"#step-{sid}")
+        if not mounted:
+            return
+        pane = mounted.first(StepPane)
+        answers = current_answers(pane)
+        if answers is None:
+            self.notify("fix the answers marked in red first", severity="error")
+            if pane.query("#form"):
+                pane.query_one("#form").focus_first(invalid_only=True)
+            return
+        self.answers[sid] = answers
+        self._start_run(sid)
+
+    def _start_run(self, sid: str) -> None:
+        answers = self.answers[sid]
+        if sid in AnswerFile.model_fields:
+            dumped = self._dump(answers)
+            if dumped is not None:
+                self.state.answers.setdefault("version", 1)
+                self.state.answers[sid] = dumped
+        self.running = sid
+        self.run_started = self.clock()
+        self.host.runner.cancel.clear()
+        self.pane(sid).start_run()
+        self.refresh_statuses()
+        self.run_worker_thread(sid, answers)
+
+    @work(thread=True, group="run", exit_on_error=False)
+    def run_worker_thread(self, sid: str, answers: Any) -> None:
+        try:
+            code = self.engine.run([sid], {sid: answers})
+        except Exception as exc:  # noqa: BLE001 — the engine records step failures; this is a bug
+            self._on_engine_event(Event("note", sid, text=f"internal error: {type(exc).__name__}: {exc}"))
+            code = EXIT_FAILED
+        self.call_from_thread(self._run_done, sid, code)
+
+    def _on_engine_event(self, ev: Event) -> None:
+        """Called on the engine's thread: queue only; the UI thread drains the queue."""
+        with self._queue_lock:
+            self._queue.append(ev)
+
+    def _drain_events(self) -> None:
+        with self._queue_lock:
+            if not self._queue:
+                return
+            events = list(self._queue)
+            self._queue.clear()
+        batches: dict[str, tuple[list[Event], list[str]]] = {}
+        status_changed = False
+        for ev in events:
+            sid = ev.step or self.running
+            if sid is None or sid not in self.steps:
+                continue
+            evs, lines = batches.setdefault(sid, ([], []))
+            evs.append(ev)
+            new = event_lines(ev)
+            lines.extend(new)
+            if ev.kind == "output":
+                progress = ev.data.get("progress") if ev.data else None
+                if progress:  # a download reports [done, total] (total may be unknown)
+                    evs.append(Event("progress", sid, data={"done": progress[0], "total": progress[1]}))
+                elif new:
+                    match = PERCENT_RE.search(new[-1])
+                    if match and float(match.group(1)) <= 100:
+                        # an installer's own "NN%": show it on the bar
+                        evs.append(Event("progress", sid, data={"done": float(match.group(1)), "total": 100}))
+            if ev.kind == "step-finished" and ev.status == "failed":
+                tail = ev.data.get("tail") or list(self.outputs.get(sid, []))[-15:]
+                self.failures[sid] = (ev.text, [clean_line(t) for t in tail][-15:])
+            if ev.kind == "reboot-required":
+                self.reboot_reasons[sid] = ev.text
+            if ev.kind in ("step-started", "step-finished", "reboot-required"):
+                status_changed = True
+        mounted = {pane.sid: pane for pane in self.panes()}
+        for sid, (evs, lines) in batches.items():
+            keep = self.outputs.setdefault(sid, collections.deque(maxlen=OUTPUT_KEEP))
+            keep.extend(lines)
+            if sid in mounted:
+                mounted[sid].on_events(evs, lines)
+        if status_changed:
+            self.refresh_statuses()
+
+    def _tick(self) -> None:
+        if self.running:
+            self.pane(self.running).tick(self.clock() - self.run_started)
+
+    def _run_done(self, sid: str, code: int) -> None:
+        self._drain_events()
+        self.running = None
+        self.host.runner.cancel.clear()
+        entry = self.state.steps.get(sid) or {}
+        status = self.state.status(sid)
+        pane = self.pane(sid)
+        pane.tick(self.clock() - self.run_started)
+        pane.finish_run(status, entry.get("message", "") or "")
+        self.refresh_statuses()
+        if self._quit_pending:
+            self._exit_with(self.exit_code())
+            return
+        if code == EXIT_OK:
+            self.probe(plan=[])  # facts changed: refresh them (the next step is planned when opened)
+        elif code == EXIT_REBOOT:
+            self._ask_reboot(sid)
+        else:
+            message, tail = self.failures.get(sid, (entry.get("message", ""), []))
+            screen = FailureScreen(self.steps[sid].title, message or entry.get("message", ""), tail,
+                                   self.path_text(self.log_path) if self.log_path else "(no log file)",
+                                   self.path_text(self.state.path))
+            self.push_screen(screen, partial(self._after_failure, sid))
+
+    def _after_failure(self, sid: str, choice: str | None) -> None:
+        if choice == "retry":
+            self._start_run(sid)
+        elif choice == "skip":
+            self.skip_step(sid)
+        elif choice == "quit":
+            self._exit_with(EXIT_FAILED)
+
+    def skip_step(self, sid: str) -> None:
+        if self.running:
+            return
+        self.state.set_status(sid, "skipped", message="skipped in the wizard")
+        self.state.save()
+        self.refresh_statuses()
+        self.open(self.next_target(sid))
+
+    # -- reboot ---------------------------------------------------------------------------------
+    def _ask_reboot(self, sid: str) -> None:
+        reason = self.reboot_reasons.get(sid) or (self.state.steps.get(sid) or {}).get("message") or "a reboot is required"
+        policy = getattr(self.answers.get(sid), "reboot", "prompt")
+        allowed, why_not = True, ""
+        if self.host.dry_run:
+            allowed, why_not = False, "dry run: nothing is rebooted"
+        elif policy == "never":
+            allowed, why_not = False, "the answers say reboot: never; reboot yourself when it suits you"
+        elif self.real_host and os.geteuid() != 0:
+            allowed, why_not = False, "not root: reboot yourself (sudo reboot)"
+        nxt = (f"after the reboot run `sudo gpuwizard --resume`: it reopens at this step "
+               f"({self.steps[sid].title}) and continues where it stopped.")
+        self.push_screen(RebootScreen(self.steps[sid].title, reason, nxt, allowed, why_not), partial(self._after_reboot, sid))
+
+    def _after_reboot(self, sid: str, choice: str | None) -> None:
+        if choice == "now":
+            self.reboot_worker()
+        else:
+            self._exit_with(EXIT_REBOOT)
+
+    @work(thread=True, group="reboot", exit_on_error=False)
+    def reboot_worker(self) -> None:
+        try:
+            self.host.runner.run(["reboot"], check=True)
+            self.exit_message = "rebooting; after the reboot run: sudo gpuwizard --resume"
+        except GpuwizardError as exc:
+            self.exit_message = f"could not reboot ({exc}); reboot yourself, then run: sudo gpuwizard --resume"
+        self.call_from_thread(self.exit, EXIT_REBOOT)
+
+    # -- quitting -------------------------------------------------------------------------------
+    def _exit_with(self, code: int) -> None:
+        if code == EXIT_REBOOT and not self.exit_message:
+            self.exit_message = (f"stopped for a reboot; state saved in {self.state.path}; "
+                                 "after the reboot run: sudo gpuwizard --resume")
+        elif code == EXIT_FAILED and not self.exit_message:
+            self.exit_message = (f"stopped with a step not done; state saved in {self.state.path}"
+                                 + (f"; full log: {self.log_path}" if self.log_path else "")
+                                 + "; continue with: sudo gpuwizard --resume")
+        self.exit(code)
+
+    async def action_quit(self) -> None:
+        if not self.running:
+            self._exit_with(self.exit_code())
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.running:
+                self._quit_pending = True
+                self.host.runner.cancel.set()
+                self.notify("stopping the running step…")
+
+        self.push_screen(
+            ConfirmScreen("Quit while a step runs?",
+                          "The command in flight is stopped and the step is marked failed; what is already "
+                          "done stays done. `sudo gpuwizard --resume` continues from this step.",
+                          yes="Stop and quit", no="Keep running"),
+            answer,
+        )
+
+    def action_cancel_run(self) -> None:
+        if not self.running:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.running:
+                self.host.runner.cancel.set()
+
+        self.push_screen(
+            ConfirmScreen("Cancel the running step?",
+                          "The command in flight is stopped and the step is marked failed; what is already "
+                          "done stays done. You can then Retry or Skip it.",
+                          yes="Stop it", no="Keep running"),
+            answer,
+        )
+
+    # -- help, doctor, export -------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_doctor(self) -> None:
+        self.push_screen(DoctorScreen(self.facts))
+
+    @staticmethod
+    def _dump(answers: Any) -> Any:
+        if isinstance(answers, BaseModel):
+            return answers.model_dump(mode="json", exclude_unset=True)
+        if isinstance(answers, list):
+            return [a.model_dump(mode="json", exclude_unset=True) for a in answers if isinstance(a, BaseModel)]
+        return None
+
+    def export_text(self) -> str:
+        doc: dict[str, Any] = {"version": 1}
+        for sid in self.step_ids:
+            step = self.steps[sid]
+            if sid not in AnswerFile.model_fields or not step.implemented:
+                continue
+            if sid != "detect" and self.state.status(sid) in ("pending", "skipped"):
+                continue
+            dumped = self._dump(self.answers.get(sid))
+            if dumped is not None:
+                doc[sid] = dumped
+        head = (f"# gpuwizard {__version__} answer file, exported from the wizard.\n"
+                "# Replays this session unattended: sudo gpuwizard --answers THIS_FILE\n")
+        return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+    def action_export(self) -> None:
+        text = self.export_text()
+        self.push_screen(ExportScreen(text, self.export_default, blink=self.blink), partial(self._do_export, text))
+
+    def _do_export(self, text: str, path: str | None) -> None:
+        if not path:
+            return
+        target = Path(path).expanduser()
+        try:
+            parse_answers(text, str(target))  # what is written must load back
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except (OSError, GpuwizardError) as exc:
+            self.notify(f"could not write {target}: {exc}", severity="error", timeout=10)
+            return
+        self.exported = target
+        self.notify(f"answers written to {self.path_text(target)}; replay with: sudo gpuwizard --answers {target.name}", timeout=10)
+
+    # -- command palette ------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Welcome / host", "What detection found and what the wizard proposes", partial(self.open, "welcome"))
+        for n, sid in enumerate(self.step_ids, 1):
+            step = self.steps[sid]
+            note = "" if step.implemented else " (not available yet)"
+            yield SystemCommand(f"Jump to step {n}: {sid}", f"{step.title}{note}", partial(self.open, sid))
+        yield SystemCommand("Summary", "What was done, next commands, export", partial(self.open, "summary"))
+        yield SystemCommand("Doctor", "What is installed and healthy, layer by layer", self.action_doctor)
+        yield SystemCommand("Export answers", "Write an answer file that replays this session unattended", self.action_export)
+        yield SystemCommand("Help", "Keys and how the wizard works", self.action_help)
+        yield from super().get_system_commands(screen)
+
+
+def run_tui(session: Any, answers: AnswerFile | None, resume: bool, *, err: Any = None) -> int:
+    """Run the wizard; returns the exit code of the contract (0 done, 1 failed, 3 reboot, 4 locked)."""
+    import sys
+
+    from ..console import LogFile
+    from ..errors import StateError
+
+    err = err or sys.stderr
+    state = State.load(session.state_path)
+    if resume and state is None:
+        raise StateError(f"nothing to resume: no state file at {session.state_path}")
+    lock = RunLock(session.state_path).acquire()  # raises LockHeld (exit 4)
+    log = None
+    try:
+        log = LogFile(session.log_dir)
+        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} tui{' resume' if resume else ''}")
+        app = WizardApp(session, answers, resume, state=state, log=log)
+        code = app.run()
+        if code is None:  # closed without a verdict (e.g. the terminal went away)
+            code = app.exit_code()
+        if app.exit_message:
+            err.write(f"gpuwizard: {app.exit_message}\n")
+        elif log is not None:
+            err.write(f"gpuwizard: log: {log.path}\n")
+        return int(code)
+    finally:
+        if log is not None:
+            log.close()
+        lock.release()
+
+
+__all__ = ["WizardApp", "run_tui", "EXIT_LOCKED"]

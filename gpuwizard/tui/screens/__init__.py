@@ -1,0 +1,1 @@
+"""Screens and panes of the wizard; thin views over the engine (no step logic here)."""

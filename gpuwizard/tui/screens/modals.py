@@ -1,0 +1,203 @@
+"""Modal screens: confirm, failure (Retry / Skip / Quit), reboot, help, doctor, export answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from ..widgets.doctor import doctor_table
+
+
+class _Modal(ModalScreen[Any]):
+    BINDINGS = [Binding("escape", "dismiss_default", "Close")]
+    DEFAULT_RESULT: Any = None
+
+    def action_dismiss_default(self) -> None:
+        self.dismiss(self.DEFAULT_RESULT)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.pressed(event.button)
+
+    def pressed(self, button: Button) -> None:
+        self.dismiss(button.name)
+
+
+class ConfirmScreen(_Modal):
+    """Yes/No. Dismisses with True or False (Escape: False)."""
+
+    BINDINGS = [Binding("escape", "dismiss_default", "No"), Binding("y", "yes", "Yes"), Binding("n", "dismiss_default", "No")]
+    DEFAULT_RESULT = False
+
+    def __init__(self, title: str, text: str, yes: str = "Yes", no: str = "No"):
+        super().__init__()
+        self.title_text, self.text, self.yes, self.no = title, text, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            yield Static(self.text, classes="dialog-text")
+            with Horizontal(classes="buttons"):
+                yield Button(self.yes, variant="error", name="yes", id="yes", compact=True)
+                yield Button(self.no, variant="primary", name="no", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def pressed(self, button: Button) -> None:
+        self.dismiss(button.name == "yes")
+
+
+class FailureScreen(_Modal):
+    """A step failed: its message, the last lines, the log path. Dismisses with retry/skip/quit
+    (Escape: close and stay on the step)."""
+
+    BINDINGS = [Binding("escape", "dismiss_default", "Close"), Binding("r", "pick('retry')", "Retry"),
+                Binding("s", "pick('skip')", "Skip"), Binding("q", "pick('quit')", "Quit")]
+    DEFAULT_RESULT = "close"
+
+    def __init__(self, step_title: str, message: str, tail: list[str], log_path: str, state_path: str):
+        super().__init__()
+        self.step_title, self.message, self.tail, self.log_path, self.state_path = step_title, message, tail, log_path, state_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog failure"):
+            yield Static(Text(f"✗ {self.step_title} failed", style="bold red"), classes="dialog-title")
+            yield Static(self.message, classes="dialog-text")
+            if self.tail:
+                yield Static("Last lines of output", classes="section")
+                with VerticalScroll(classes="tail"):
+                    yield Static(Text("\n".join(f"| {t}" for t in self.tail)))
+            yield Static(Text.assemble(("full log: ", "bold"), self.log_path, "\n", ("state: ", "bold"), self.state_path,
+                                       " (saved; `gpuwizard --resume` continues)"), classes="dialog-text")
+            with Horizontal(classes="buttons"):
+                yield Button("Retry", variant="primary", name="retry", id="retry", compact=True)
+                yield Button("Skip step", name="skip", id="skip", compact=True)
+                yield Button("Quit", variant="error", name="quit", id="quit", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#retry", Button).focus()
+
+    def action_pick(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class RebootScreen(_Modal):
+    """A reboot is needed. Dismisses with "now" (when allowed) or "later"."""
+
+    BINDINGS = [Binding("escape", "dismiss_default", "Later")]
+    DEFAULT_RESULT = "later"
+
+    def __init__(self, step_title: str, reason: str, next_text: str, allowed: bool, why_not: str = ""):
+        super().__init__()
+        self.step_title, self.reason, self.next_text, self.allowed, self.why_not = step_title, reason, next_text, allowed, why_not
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog reboot"):
+            yield Static(Text(f"↻ {self.step_title}: the host must reboot", style="bold magenta"), classes="dialog-title")
+            yield Static(Text.assemble(("Why: ", "bold"), self.reason), classes="dialog-text")
+            yield Static(Text.assemble(("Next: ", "bold"), self.next_text), classes="dialog-text")
+            yield Static("The state is saved either way.", classes="dialog-text")
+            if not self.allowed and self.why_not:
+                yield Static(Text(self.why_not, style="dim"), classes="dialog-text")
+            with Horizontal(classes="buttons"):
+                yield Button("Reboot now", variant="error", name="now", id="now", compact=True, disabled=not self.allowed)
+                yield Button("Later (quit)", variant="primary", name="later", id="later", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#later", Button).focus()
+
+
+HELP = """\
+gpuwizard walks this host through one step at a time. Each step shows what detection found, a \
+form for its answers (defaults from detection) and its plan: the exact commands and file diffs. \
+Nothing changes until you choose Run; the output streams into the log view and the full log is \
+kept on disk. The state is saved after every action: after a crash or a reboot, \
+`sudo gpuwizard --resume` reopens where it stopped.
+
+Keys
+  Tab / Shift+Tab   move between fields, buttons and the step list
+  Enter             press the focused button; in the step list: jump
+  Ctrl+R            run the current step     Ctrl+N   next step
+  Escape            cancel the running step (asks first)
+  F2                focus the step list      Ctrl+D   doctor
+  Ctrl+E            export answers           Ctrl+P   command palette
+  F1                this help                Ctrl+Q   quit (asks mid-run)
+
+Statuses: · pending  ▶ running  ✓ done  - skipped  ✗ failed
+          ↻ reboot  ■ stopped (interrupted)  n/a: not in this version"""
+
+
+class HelpScreen(_Modal):
+    BINDINGS = [Binding("escape", "dismiss_default", "Close"), Binding("f1", "dismiss_default", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog help"):
+            yield Static("Help", classes="dialog-title")
+            with VerticalScroll(classes="help-body"):
+                yield Static(Text(HELP))
+            with Horizontal(classes="buttons"):
+                yield Button("Close", variant="primary", name="close", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+
+class DoctorScreen(_Modal):
+    def __init__(self, facts: dict[str, Any] | None):
+        super().__init__()
+        self.facts = facts
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog doctor"):
+            yield Static("Doctor: what is installed and healthy", classes="dialog-title")
+            with VerticalScroll(classes="help-body"):
+                yield Static(doctor_table(self.facts) if self.facts else Text("detecting…", style="dim"))
+            with Horizontal(classes="buttons"):
+                yield Button("Close", variant="primary", name="close", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+
+class ExportScreen(_Modal):
+    """Export the session's answers: a path (editable) and the YAML. Dismisses with the path or None."""
+
+    def __init__(self, text: str, default_path: str, blink: bool = True):
+        super().__init__()
+        self.text, self.default_path, self.blink = text, default_path, blink
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog export"):
+            yield Static("Export answers", classes="dialog-title")
+            yield Static(Text("Replays this session unattended: sudo gpuwizard --answers FILE", style="dim"))
+            inp = Input(self.default_path, id="path", compact=True)
+            inp.cursor_blink = self.blink
+            yield inp
+            with VerticalScroll(classes="tail"):
+                yield Static(Text(self.text))
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", name="save", id="save", compact=True)
+                yield Button("Cancel", name="cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def pressed(self, button: Button) -> None:
+        self.dismiss((self.query_one("#path", Input).value.strip() or None) if button.name == "save" else None)
+
+
+__all__ = ["ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]

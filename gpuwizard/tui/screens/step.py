@@ -1,0 +1,289 @@
+"""The pane of one step, generic over the engine's steps.
+
+Setup view: the detected facts that matter for the step, the form generated from its ``Answers``
+model, the plan preview (each action, done or to do, with its commands and file diffs). Run view:
+the live log of the step's events. A step added later gets this pane for free; a step that needs
+its own widget sets ``tui_widget`` (a factory returning a widget) on its class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, ContentSwitcher, Static
+
+from ...engine import Event, PlannedStep, StepContext
+from ..widgets.doctor import doctor_table
+from ..widgets.form import AnswersForm
+from ..widgets.runview import RunView
+from ..widgets.steplist import status_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..app import WizardApp
+
+# which doctor layers a step's pane shows (a step may set ``facts_layers`` itself)
+FACT_LAYERS = {
+    "detect": None,
+    "driver": ("host", "gpus", "driver"),
+    "cuda": ("driver", "cuda_toolkit"),
+    "container": ("driver", "container_toolkit", "docker"),
+    "kind": ("docker", "kubernetes"),
+    "operator": ("kubernetes", "gpu_operator"),
+    "hami": ("kubernetes", "gpu_operator", "hami"),
+    "podspec": ("kubernetes", "hami"),
+}
+
+
+def plan_text(engine, planned: PlannedStep | None) -> Text:
+    if planned is None:
+        return Text("planning…", style="dim")
+    if planned.error:
+        return Text(f"cannot plan: {planned.error}", style="red")
+    if not planned.actions:
+        return Text("nothing to change on the host (read-only)", style="dim")
+    ctx = StepContext(engine, planned.step.id)
+    out = Text()
+    for action, done in zip(planned.actions, planned.done):
+        out.append("[done] " if done else "[todo] ", style="green" if done else "bold yellow")
+        out.append(action.title + "\n")
+        if done:
+            continue
+        try:
+            preview = action.preview(ctx)
+        except Exception as exc:  # noqa: BLE001 — a preview must never take the UI down
+            preview = [f"(no preview: {exc})"]
+        for line in preview:
+            style = ""
+            if line.startswith("+") and not line.startswith("+++"):
+                style = "green"
+            elif line.startswith("-") and not line.startswith("---"):
+                style = "red"
+            elif line.startswith("@@"):
+                style = "cyan"
+            out.append(f"    {line}\n", style=style)
+    out.rstrip()
+    return out
+
+
+class StepPane(Vertical):
+    def __init__(self, sid: str, **kw):
+        super().__init__(id=f"step-{sid}", classes="step-pane", **kw)
+        self.sid = sid
+        self.actions_total: int | None = None
+        self.actions_done = 0
+        self.run_count = 0
+
+    @property
+    def wizard(self) -> "WizardApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        app = self.wizard
+        step = app.steps[self.sid]
+        yield Static("", id="step-title", classes="pane-title")
+        with ContentSwitcher(initial="setup", id="step-switcher"):
+            with Vertical(id="setup"):
+                with VerticalScroll(id="setup-scroll", classes="setup"):
+                    yield Static("", id="step-note", classes="step-note")
+                    yield Static("Detected", classes="section")
+                    yield Static("detecting…", id="step-facts", classes="facts")
+                    if step.implemented:
+                        yield Static("Answers", classes="section")
+                        custom = getattr(step, "tui_widget", None)
+                        if custom is not None:
+                            yield custom(app, self.sid)
+                        elif isinstance(step.Answers, type) and issubclass(step.Answers, BaseModel):
+                            current = app.answers.get(self.sid)
+                            if getattr(step, "many", False):
+                                items = list(current or [])
+                                current = items[0] if items else None
+                                more = f" ({len(items) - 1} more from the answer file are kept)" if len(items) > 1 else ""
+                                yield Static(Text(f"This step takes a list; the form edits the first entry{more}.", style="dim"))
+                            yield AnswersForm(step.Answers, current, blink=app.blink, id="form",
+                                              start=getattr(step, "tui_defaults", None))
+                        yield Static("Plan", classes="section")
+                        yield Static(Text("planning…", style="dim"), id="step-plan", classes="plan")
+                    else:
+                        yield Static(
+                            "This step is not available in this version of gpuwizard yet: it is skipped, "
+                            "and the summary says so.",
+                            classes="unavailable",
+                        )
+                with Horizontal(classes="buttons"):
+                    if step.implemented:
+                        yield Button("Run step", variant="primary", id="run", compact=True)
+                        yield Button("Skip step", id="skip", compact=True)
+                    else:
+                        yield Button("Next ▸", variant="primary", id="next", compact=True)
+            with Vertical(id="run-pane"):
+                yield RunView(id="runview")
+                with Horizontal(classes="buttons"):
+                    yield Button("Cancel", variant="error", id="cancel", compact=True)
+                    yield Button("Next ▸", variant="primary", id="next-after", compact=True)
+                    yield Button("Back to answers", id="back", compact=True)
+
+    def on_mount(self) -> None:
+        self.refresh_header()
+        self.refresh_facts()
+        self.query_one("#next-after").display = False
+        self.query_one("#back").display = False
+        for line_batch in [list(self.wizard.outputs.get(self.sid, []))]:
+            if line_batch:
+                self.runview.write_lines(line_batch)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    @property
+    def runview(self) -> RunView:
+        return self.query_one("#runview", RunView)
+
+    def refresh_header(self) -> None:
+        app = self.wizard
+        step = app.steps[self.sid]
+        n = app.step_ids.index(self.sid) + 1
+        title = Text.assemble((f"Step {n}/{len(app.step_ids)}: {step.title}  ", "bold"), status_text(app.status(self.sid)))
+        self.query_one("#step-title", Static).update(title)
+        entry = app.state.steps.get(self.sid) or {}
+        note = ""
+        status = entry.get("status")
+        if status == "running":
+            note = "This step was interrupted while running; run it again: what is already done is not repeated."
+        elif status == "failed":
+            note = f"Last run failed: {entry.get('message', '')}"
+        elif status == "reboot-required":
+            note = f"Waiting for a reboot: {entry.get('message', '')}. After the reboot, run the step again to continue."
+        elif status == "done" and entry.get("message"):
+            note = f"Done: {entry['message']}"
+        box = self.query_one("#step-note", Static)
+        box.update(note)
+        box.display = bool(note)
+
+    def refresh_facts(self) -> None:
+        app = self.wizard
+        if app.facts is None:
+            return
+        step = app.steps[self.sid]
+        layers = getattr(step, "facts_layers", FACT_LAYERS.get(self.sid))
+        self.query_one("#step-facts", Static).update(doctor_table(app.facts, layers))
+
+    def show_plan(self, planned: PlannedStep | None) -> None:
+        if not self.wizard.steps[self.sid].implemented:
+            return
+        forms = self.query(AnswersForm)
+        if forms and forms.first().valid is None:
+            self.query_one("#step-plan", Static).update(Text("the plan appears once the answers are valid", style="dim"))
+            return
+        self.query_one("#step-plan", Static).update(plan_text(self.wizard.engine, planned))
+        if planned is not None and not planned.error:
+            self.actions_total = len(planned.actions) or None
+
+    def focus_default(self) -> None:
+        switcher = self.query_one("#step-switcher", ContentSwitcher)
+        if switcher.current == "run-pane":
+            for bid in ("#cancel", "#next-after"):
+                button = self.query_one(bid, Button)
+                if button.display:
+                    button.focus()
+                    return
+        run = self.query("#run")
+        if run and run.first().disabled:
+            forms = self.query(AnswersForm)
+            if forms and forms.first().focus_first(invalid_only=True):
+                return
+        for bid in ("#run", "#next"):
+            found = self.query(bid)
+            if found:
+                found.first().focus(scroll_visible=False)
+                return
+
+    def show_setup(self) -> None:
+        self.query_one("#step-switcher", ContentSwitcher).current = "setup"
+        self.focus_default()
+
+    # -- running --------------------------------------------------------------------------------
+    def start_run(self) -> None:
+        self.run_count += 1
+        self.actions_done = 0
+        self.query_one("#step-switcher", ContentSwitcher).current = "run-pane"
+        self.query_one("#cancel").display = True
+        self.query_one("#next-after").display = False
+        self.query_one("#back").display = False
+        rv = self.runview
+        if self.run_count > 1 or rv.log_view.line_count:
+            rv.write_lines([f"── run {self.run_count} ──"])
+        rv.set_action("starting…")
+        rv.set_progress(0, self.actions_total)
+        rv.set_elapsed(0)
+        self.refresh_header()
+        self.query_one("#cancel", Button).focus()
+
+    def on_events(self, events: list[Event], lines: list[str]) -> None:
+        rv = self.runview
+        for ev in events:
+            if ev.kind == "action-started":
+                rv.set_action(f"▶ {ev.text}")
+            elif ev.kind == "action-finished":
+                self.actions_done += 1
+                rv.set_progress(self.actions_done, max(self.actions_total or 0, self.actions_done) or None)
+            elif ev.kind == "progress":
+                rv.set_progress(float(ev.data.get("done", 0)), ev.data.get("total"))
+        rv.write_lines(lines)
+
+    def finish_run(self, status: str, message: str) -> None:
+        self.query_one("#cancel").display = False
+        rv = self.runview
+        if status == "done":
+            rv.set_action(Text.assemble(("✓ done", "bold green"), f"  {message}" if message else ""))
+            rv.set_progress(1, 1)
+            self.query_one("#next-after").display = True
+            self.query_one("#back").display = True
+            self.query_one("#next-after", Button).focus()
+        else:
+            mark = "✗ failed" if status == "failed" else ("↻ reboot required" if status == "reboot-required" else status)
+            rv.set_action(Text.assemble((mark, "bold red" if status == "failed" else "bold magenta"), f"  {message}"))
+            self.query_one("#back").display = True
+            self.query_one("#back", Button).focus()
+        self.refresh_header()
+
+    def tick(self, elapsed: float) -> None:
+        self.runview.set_elapsed(elapsed)
+
+    # -- buttons --------------------------------------------------------------------------------
+    def on_answers_form_changed(self, event: AnswersForm.Changed) -> None:
+        if event.answers is not None:
+            self.wizard.set_answers(self.sid, current_answers(self))
+        else:
+            self.show_plan(None)
+        run = self.query("#run")
+        if run:
+            run.first().disabled = event.answers is None
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        app = self.wizard
+        bid = event.button.id
+        if bid == "run":
+            app.action_run_step()
+        elif bid == "skip":
+            app.skip_step(self.sid)
+        elif bid in ("next", "next-after"):
+            app.action_next()
+        elif bid == "cancel":
+            app.action_cancel_run()
+        elif bid == "back":
+            self.show_setup()
+
+
+def current_answers(pane: StepPane) -> Any:
+    """The step's answers as the form has them (None when invalid); a list for ``many`` steps."""
+    forms = pane.query(AnswersForm)
+    stored = pane.wizard.answers.get(pane.sid)
+    if not forms:
+        return stored
+    valid = forms.first().valid
+    if getattr(pane.wizard.steps[pane.sid], "many", False):
+        return None if valid is None else [valid, *list(stored or [])[1:]]
+    return valid

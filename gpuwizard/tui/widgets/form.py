@@ -1,0 +1,264 @@
+"""A form generated from a step's pydantic ``Answers`` model.
+
+Literal choices become a Select (a blank entry when the field is optional: "auto"), bool a Checkbox,
+numbers and strings an Input, anything else (lists, mappings) an Input holding YAML flow text. The
+model itself validates: its error messages are shown under the field they belong to (or above the
+form for model-wide rules). Only the fields that differ from the model's defaults, or were set in
+the answers the form started from, end up in the answers (so an exported answer file stays short).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from ...answers import _message as answer_message
+
+_NONE = type(None)
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    kind: str  # bool | select | int | float | text | yaml
+    choices: list[Any]
+    optional: bool
+    default: Any
+    description: str
+    required: bool = False
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        out: list[Any] = []
+        for arg in typing.get_args(tp):
+            out += _members(arg)
+        return out
+    return [tp]
+
+
+def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
+    specs = []
+    for name, info in model.model_fields.items():
+        members = _members(info.annotation)
+        optional = _NONE in members
+        members = [m for m in members if m is not _NONE]
+        literals = [m for m in members if typing.get_origin(m) is Literal]
+        others = [m for m in members if typing.get_origin(m) is not Literal]
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if literals and all(o is bool for o in others):
+            choices = [v for lit in literals for v in typing.get_args(lit)] + ([True, False] if others else [])
+            kind = "select"
+        elif members == [bool]:
+            kind, choices = "bool", []
+        elif members == [int]:
+            kind, choices = "int", []
+        elif members == [float]:
+            kind, choices = "float", []
+        elif all(m is str or (literals and typing.get_origin(m) is Literal) for m in members) or (literals and others == [str]):
+            kind, choices = "text", []
+        else:
+            kind, choices = "yaml", []
+        specs.append(FieldSpec(name, kind, choices, optional, default, info.description or "", info.is_required()))
+    return specs
+
+
+def _choice_label(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _text(spec: FieldSpec, value: Any) -> str:
+    if value is None:
+        return ""
+    if spec.kind == "yaml" and not isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+class AnswersForm(Vertical):
+    """The form of one step. Posts :class:`AnswersForm.Changed` with the validated model (or None)."""
+
+    class Changed(Message):
+        def __init__(self, form: "AnswersForm", answers: BaseModel | None):
+            super().__init__()
+            self.form = form
+            self.answers = answers
+
+    def __init__(self, model: type[BaseModel], current: BaseModel | None, *, blink: bool = True, id: str | None = None,
+                 start: dict[str, Any] | None = None):
+        super().__init__(id=id, classes="answers-form")
+        self.model = model
+        self.specs = field_specs(model)
+        self.start = dict(start or {})  # suggested values when there are no answers yet
+        self.current = current if current is not None else self._default_instance()
+        self.initially_set = set(getattr(self.current, "model_fields_set", set())) | set(self.start)
+        self.blink = blink
+        self.valid: BaseModel | None = self.current
+
+    def _default_instance(self) -> BaseModel | None:
+        try:
+            return self.model(**self.start)
+        except ValidationError:
+            return None
+
+    # -- building -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="form-error", id="form-error")
+        if not self.specs:
+            yield Static("[dim]no answers to give for this step[/]")
+            return
+        for spec in self.specs:
+            value = getattr(self.current, spec.name, spec.default) if self.current is not None else self.start.get(spec.name, spec.default)
+            with Horizontal(classes="field-row"):
+                yield Label(spec.name, classes="field-name")
+                yield self._widget(spec, value)
+            yield Static("", classes="field-error", id=f"err-{spec.name}")
+        yield Static("", classes="field-help", id="field-help")
+
+    def _widget(self, spec: FieldSpec, value: Any):
+        wid = f"f-{spec.name}"
+        if spec.kind == "bool":
+            box = Checkbox(_choice_label(bool(value)), bool(value), id=wid, classes="field-input")
+            return box
+        if spec.kind == "select":
+            options = [(_choice_label(c), c) for c in spec.choices]
+            return Select(
+                options,
+                value=value if value is not None else Select.NULL,
+                allow_blank=spec.optional,
+                prompt="auto / not set" if spec.optional else "choose",
+                compact=True,
+                id=wid,
+                classes="field-input",
+            )
+        if spec.required:
+            placeholder = "required"
+        elif spec.default is None:
+            placeholder = "auto / not set" if spec.optional else "not set"
+        else:
+            placeholder = f"default: {_text(spec, spec.default)}"
+        restrict = {"int": r"-?[0-9]*", "float": r"-?[0-9.]*"}.get(spec.kind)
+        inp = Input(_text(spec, value), placeholder=placeholder, restrict=restrict, compact=True, id=wid, classes="field-input")
+        inp.cursor_blink = self.blink
+        return inp
+
+    def on_mount(self) -> None:
+        self.validate_form(post=False)
+
+    def focus_first(self, invalid_only: bool = False) -> bool:
+        """Focus the first field (with an error, when ``invalid_only``); True when one was focused."""
+        for spec in self.specs:
+            if invalid_only and not self.query_one(f"#err-{spec.name}", Static).display:
+                continue
+            self.query_one(f"#f-{spec.name}").focus()
+            return True
+        return False
+
+    # -- reading --------------------------------------------------------------------------------
+    def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(data for the model, parse errors by field)."""
+        data: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for spec in self.specs:
+            widget = self.query_one(f"#f-{spec.name}")
+            if spec.kind == "bool":
+                value: Any = widget.value
+            elif spec.kind == "select":
+                value = None if widget.value is Select.NULL else widget.value
+            else:
+                text = widget.value.strip()
+                if not text:
+                    value = None
+                    if not spec.optional:
+                        continue  # empty: the model's default
+                elif spec.kind == "int":
+                    try:
+                        value = int(text)
+                    except ValueError:
+                        errors[spec.name] = "expected a whole number"
+                        continue
+                elif spec.kind == "float":
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        errors[spec.name] = "expected a number"
+                        continue
+                elif spec.kind == "yaml":
+                    try:
+                        value = yaml.safe_load(text)
+                    except yaml.YAMLError:
+                        errors[spec.name] = "expected YAML flow text, e.g. [0, 1] or {key: value}"
+                        continue
+                else:
+                    value = text
+            if spec.name in self.initially_set or value != spec.default:
+                data[spec.name] = value
+        return data, errors
+
+    def validate_form(self, post: bool = True) -> BaseModel | None:
+        data, errors = self.raw_values()
+        general: list[str] = []
+        model = None
+        if not errors:
+            try:
+                model = self.model.model_validate(data)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = err["loc"]
+                    name = loc[0] if loc and loc[0] in self.model.model_fields else None
+                    if name:
+                        errors.setdefault(str(name), answer_message(err))
+                    else:
+                        general.append(answer_message(err))
+        for spec in self.specs:
+            box = self.query_one(f"#err-{spec.name}", Static)
+            box.update(f"↑ {errors[spec.name]}" if spec.name in errors else "")
+            box.display = spec.name in errors
+        top = self.query_one("#form-error", Static)
+        top.update("\n".join(f"✗ {g}" for g in general))
+        top.display = bool(general)
+        self.valid = model
+        if post:
+            self.post_message(self.Changed(self, model))
+        return model
+
+    # -- events ---------------------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.validate_form()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.validate_form()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        event.checkbox.label = _choice_label(event.value)
+        self.validate_form()
+
+    def on_descendant_focus(self, event) -> None:
+        widget = event.widget
+        wid = widget.id or ""
+        if not wid.startswith("f-"):
+            return
+        name = wid[2:]
+        spec = next((s for s in self.specs if s.name == name), None)
+        help_box = self.query_one("#field-help", Static)
+        help_box.update(f"[dim]{name}: {spec.description}[/]" if spec and spec.description else "")

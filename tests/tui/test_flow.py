@@ -1,0 +1,334 @@
+"""The wizard driven with the keyboard, as a person would, on simulated hosts (Pilot, 80x24).
+
+Every wait is on workers or engine events, never a sleep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from textual.widgets import Log
+
+from gpuwizard.answers import load_answers
+from gpuwizard.errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT
+from gpuwizard.state import RunLock
+from gpuwizard.tui.screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, RebootScreen
+from gpuwizard.tui.widgets.runview import MAX_LINES
+
+from .conftest import (
+    SIZE, EventWaiter, Flood, Hang, ListPci, NeedsReboot, add_tool, make_app, screen_text, settle, with_driver,
+)
+
+# what a person types into required fields that have no default (the pod spec's name and image)
+TYPED = {"name": "gpu-pod", "image": "ubuntu:22.04"}
+
+
+async def fill_required(pilot, app, sid) -> None:
+    pane = app.pane(sid)
+    for _ in range(10):
+        run = pane.query("#run")
+        if not run or not run.first().disabled:
+            return
+        await pilot.press("ctrl+r")  # with invalid answers: focuses the first field in error
+        field = app.focused.id.removeprefix("f-")
+        await pilot.press(*TYPED[field])
+        await pilot.pause()
+    raise AssertionError("the form did not become valid")
+
+
+async def test_keyboard_only_flow_reaches_summary_on_t4_bare(tmp_path: Path):
+    """Welcome -> each implemented step (form, plan, Run, live log) -> summary -> export -> quit.
+    A reboot on the way (a driver step) is taken with 'Reboot now' and `--resume`."""
+    resume, seen_output, done_flow = False, {}, False
+    for _session in range(4):
+        app = make_app(tmp_path, resume=resume, propose=True)
+        app.export_default = str(tmp_path / "exported.yaml")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            if not resume:
+                assert app.current == "welcome"
+                text = screen_text(app)
+                assert "Tesla T4" in text and "no blockers found" in text
+                await pilot.press("enter")  # Start
+                await settle(pilot)
+            rebooted = False
+            for _ in range(20):
+                if app.current == "summary":
+                    break
+                sid = app.current
+                assert app.steps[sid].implemented
+                await fill_required(pilot, app, sid)
+                # Enter on the focused "Run step" button, or Ctrl+R from the field just typed in
+                await pilot.press("enter" if app.focused.id == "run" else "ctrl+r")
+                await settle(pilot)
+                seen_output[sid] = list(app.outputs.get(sid, []))
+                if isinstance(app.screen, RebootScreen):
+                    await pilot.press("shift+tab", "enter")  # "Reboot now"
+                    await settle(pilot)
+                    rebooted = True
+                    break
+                assert app.state.status(sid) == "done", (sid, app.state.steps.get(sid))
+                assert app.focused.id == "next-after"
+                await pilot.press("enter")  # Next
+                await settle(pilot)
+            if rebooted:
+                assert app.return_value == EXIT_REBOOT
+                resume = True
+                continue
+            assert app.current == "summary"
+            text = screen_text(app)
+            assert "not available in this version yet" in text or all(app.steps[s].implemented for s in app.step_ids)
+            assert "next commands" in text.lower()
+            for sid in app.implemented():
+                assert app.state.status(sid) == "done"
+                assert seen_output[sid], f"no live output shown for {sid}"
+            await pilot.press("enter")  # Export answers (focused)
+            assert isinstance(app.screen, ExportScreen)
+            await pilot.press("enter")  # Save
+            await pilot.pause()
+            await pilot.press("ctrl+q")
+            done_flow = True
+        break
+    assert done_flow
+    assert app.return_value == EXIT_OK
+    exported = load_answers(tmp_path / "exported.yaml")
+    assert exported.detect is not None
+    if app.steps["podspec"].implemented:
+        assert exported.podspec[0].name == "gpu-pod"
+    assert list((tmp_path / "logs").glob("gpuwizard-*.log"))
+
+
+async def test_failure_shows_tail_and_log_then_retry_succeeds(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps(
+        [{"match": ["systemctl", "restart"], "rc": 1, "stderr": "Job for docker.service failed.", "times": 1}]))
+    app = make_app(tmp_path, steps=with_driver(ListPci))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, FailureScreen)
+        text = screen_text(app)
+        assert "Job for docker.service failed." in text
+        assert "gpuwizard-<run>.log" in text and "Retry" in text and "Skip" in text
+        assert app.state.status("driver") == "failed"
+        assert "Tesla T4" in "\n".join(app.outputs["driver"])  # lspci's output streamed first
+        await pilot.press("r")  # Retry
+        await settle(pilot)
+        assert app.state.status("driver") == "done"
+        assert not isinstance(app.screen, FailureScreen)
+        await pilot.press("ctrl+q")
+    assert app.return_value == EXIT_OK
+
+
+async def test_failure_skip_and_quit(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps([{"match": ["systemctl", "restart"], "rc": 1}]))
+    app = make_app(tmp_path, steps=with_driver(ListPci))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        await pilot.press("s")  # Skip
+        await settle(pilot)
+        assert app.state.status("driver") == "skipped" and app.current != "driver"
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        await pilot.press("q")  # Quit
+        await pilot.pause()
+    assert app.return_value == EXIT_FAILED
+    assert "--resume" in app.exit_message
+
+
+async def test_reboot_then_resume_reopens_and_finishes_the_step(tmp_path: Path):
+    app = make_app(tmp_path, steps=with_driver(NeedsReboot))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, RebootScreen)
+        text = screen_text(app)
+        assert "nvidia kernel module loads at the next boot" in text and "--resume" in text
+        assert app.state.status("driver") == "reboot-required"
+        await pilot.press("enter")  # "Later (quit)" is focused
+        await pilot.pause()
+    assert app.return_value == EXIT_REBOOT
+    boot = (tmp_path / "host/proc/sys/kernel/random/boot_id").read_text()
+
+    # still the same boot: resuming reopens at the step, and running it says "reboot first"
+    app = make_app(tmp_path, steps=with_driver(NeedsReboot), resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.current == "driver" and "reboot" in screen_text(app)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, RebootScreen)
+        await pilot.press("shift+tab", "enter")  # Reboot now (the simulated host's reboot)
+        await settle(pilot)
+    assert app.return_value == EXIT_REBOOT
+    assert (tmp_path / "host/proc/sys/kernel/random/boot_id").read_text() != boot
+
+    app = make_app(tmp_path, steps=with_driver(NeedsReboot), resume=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.current == "driver"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.state.status("driver") == "done"
+
+
+async def test_resume_after_a_kill_mid_step_reopens_at_that_step(tmp_path: Path):
+    app = make_app(tmp_path, steps=with_driver(Hang))
+    add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    state_file = app.state.path
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        started = EventWaiter(app, "output")
+        await pilot.press("ctrl+r")
+        await started.wait()
+        killed = state_file.read_bytes()  # what a kill -9 now would leave on disk
+        assert json.loads(killed)["steps"]["driver"]["status"] == "running"
+        app.host.runner.cancel.set()
+        await settle(pilot)
+    state_file.write_bytes(killed)
+
+    app = make_app(tmp_path, steps=with_driver(Hang), resume=True)
+    add_tool(app, "hang", "print('fine now')")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.current == "driver"
+        text = screen_text(app)
+        assert "interrupted" in text and "stopped" in text
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.state.status("driver") == "done"
+
+
+async def test_cancel_asks_then_stops_the_command_and_records_failure(tmp_path: Path):
+    app = make_app(tmp_path, steps=with_driver(Hang))
+    add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        started = EventWaiter(app, "output")
+        await pilot.press("ctrl+r")
+        await started.wait()
+        await pilot.press("escape")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")  # No: keep running
+        assert app.running == "driver"
+        await pilot.press("escape", "y")
+        await settle(pilot)
+        assert isinstance(app.screen, FailureScreen)
+        assert app.state.status("driver") == "failed"
+        assert app.state.steps["driver"]["actions"]["hang"]["outcome"] == "failed"
+        assert "lspci" not in app.state.steps["driver"]["actions"]  # nothing after the cancel ran
+
+
+async def test_quit_mid_run_asks_first(tmp_path: Path):
+    app = make_app(tmp_path, steps=with_driver(Hang))
+    add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        started = EventWaiter(app, "output")
+        await pilot.press("ctrl+r")
+        await started.wait()
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen) and "Quit while a step runs" in screen_text(app)
+        await pilot.press("y")
+        await settle(pilot)
+    assert app.return_value == EXIT_FAILED
+    assert app.state.status("driver") == "failed"
+
+
+async def test_a_flood_of_output_is_batched_and_bounded(tmp_path: Path):
+    app = make_app(tmp_path, steps=with_driver(Flood))
+    add_tool(app, "flood", "import sys\nsys.stdout.write(''.join(f'line {i}\\n' for i in range(30000)))")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        log = app.pane("driver").query_one(Log)
+        assert app.state.status("driver") == "done"
+        assert log.line_count <= MAX_LINES
+        assert any("line 29999" == x for x in log.lines[-5:])
+    app.log_file.close()
+    text = next((tmp_path / "logs").glob("*.log")).read_text()
+    assert "line 0\n" in text and "line 29999\n" in text
+
+
+async def test_form_is_generated_from_the_model_and_shows_its_errors(tmp_path: Path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("podspec")
+        await settle(pilot)
+        pane = app.pane("podspec")
+        assert pane.query_one("#run").disabled
+        assert "required key is missing" in screen_text(app)
+        await pilot.press(*"Bad_Name")
+        await pilot.pause()
+        assert "Bad_Name" not in app.answers.get("podspec", [])
+        err = pane.query_one("#err-name").render()
+        assert str(err).strip() and "required" not in str(err)
+
+
+async def test_palette_doctor_and_help(tmp_path: Path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        assert "Ctrl+R" in screen_text(app)
+        await pilot.press("escape", "ctrl+p")
+        await pilot.press(*"doctor")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DoctorScreen)
+        await pilot.press("escape", "ctrl+p")
+        await pilot.press(*"jump to step 8")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current == "podspec"
+
+
+def test_without_a_terminal_the_wizard_refuses_with_exit_2(tmp_path: Path):
+    import io
+
+    from gpuwizard.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--simulate", "t4-bare", "--root", str(tmp_path / "s")], out=out, err=err)
+    assert code == 2 and "needs a terminal" in err.getvalue() and "--answers" in err.getvalue()
+
+
+def test_the_wizard_takes_the_lock(tmp_path: Path, monkeypatch):
+    import io
+
+    from gpuwizard import cli
+
+    root = tmp_path / "s"
+    monkeypatch.setattr(cli, "_interactive", lambda out: True)
+    code = cli.main(["--simulate", "t4-bare", "--root", str(root), "doctor"], out=io.StringIO(), err=io.StringIO())
+    state = root / "var/lib/gpuwizard/state.json"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from gpuwizard.state import RunLock; RunLock({str(state)!r}).acquire(); print('locked', flush=True); input()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        err = io.StringIO()
+        code = cli.main(["--simulate", "t4-bare", "--root", str(root)], out=io.StringIO(), err=err)
+        assert code == 4 and f"PID {holder.pid}" in err.getvalue()
+    finally:
+        holder.communicate("\n")
+    assert RunLock  # imported for the reader: the same lock as unattended runs
