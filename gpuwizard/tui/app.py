@@ -49,16 +49,22 @@ PERCENT_RE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
 
 def clean_line(text: str) -> str:
     """A terminal line as it would end up on screen: the last carriage-return segment, no escapes."""
+    if text.isprintable():  # the common case, checked in C: nothing to clean
+        return text
     text = text.rstrip("\r").rsplit("\r", 1)[-1]
     text = ANSI_RE.sub("", text)
     return "".join(ch if ch.isprintable() or ch == "\t" else "�" for ch in text).expandtabs(4)
 
 
-def event_lines(ev: Event) -> list[str]:
-    """The log view's lines for an event (an output event carries one read: one line or thousands)."""
+def event_lines(ev: Event, limit: int | None = None) -> list[str]:
+    """The log view's lines for an event (an output event carries one read: one line or thousands).
+    ``limit``: only the last lines are cleaned and kept; the log file on disk has every line."""
     if ev.kind == "output":
         lines = ev.data.get("lines") if ev.data else None
-        return [clean_line(t) for t in (lines if lines is not None else ev.text.split("\n"))]
+        lines = lines if lines is not None else ev.text.split("\n")
+        if limit is not None:
+            lines = lines[-limit:]
+        return [clean_line(t) for t in lines]
     line = event_line(ev)
     return [] if line is None else [line]
 
@@ -405,14 +411,22 @@ class WizardApp(App[int]):
                 continue
             evs, lines = batches.setdefault(sid, ([], []))
             evs.append(ev)
-            new = event_lines(ev)
-            lines.extend(new)
+            # raw lines here; only the last OUTPUT_KEEP of the whole batch are cleaned below (a flood's
+            # older lines would scroll out of view unseen; the log file on disk has every line)
+            if ev.kind == "output":
+                new = ev.data.get("lines") if ev.data else None
+                new = new if new is not None else ev.text.split("\n")
+            else:
+                new = event_lines(ev)
+            lines.extend(new[-OUTPUT_KEEP:])
+            if len(lines) > 4 * OUTPUT_KEEP:
+                del lines[:-OUTPUT_KEEP]
             if ev.kind == "output":
                 progress = ev.data.get("progress") if ev.data else None
                 if progress:  # a download reports [done, total] (total may be unknown)
                     evs.append(Event("progress", sid, data={"done": progress[0], "total": progress[1]}))
                 elif new:
-                    match = PERCENT_RE.search(new[-1])
+                    match = PERCENT_RE.search(clean_line(new[-1]))
                     if match and float(match.group(1)) <= 100:
                         # an installer's own "NN%": show it on the bar
                         evs.append(Event("progress", sid, data={"done": float(match.group(1)), "total": 100}))
@@ -424,7 +438,8 @@ class WizardApp(App[int]):
             if ev.kind in ("step-started", "step-finished", "reboot-required"):
                 status_changed = True
         mounted = {pane.sid: pane for pane in self.panes()}
-        for sid, (evs, lines) in batches.items():
+        for sid, (evs, raw) in batches.items():
+            lines = [clean_line(t) for t in raw[-OUTPUT_KEEP:]]
             keep = self.outputs.setdefault(sid, collections.deque(maxlen=OUTPUT_KEEP))
             keep.extend(lines)
             if sid in mounted:
