@@ -74,6 +74,12 @@ class StepContext:
     def unattended(self) -> bool:
         return self.engine.unattended
 
+    @property
+    def planning(self) -> bool:
+        """True while only a plan is being made (``gpuwizard plan``, dry-run): nothing changes, so
+        facts read at the start stay true."""
+        return self.engine.planning or self.host.dry_run
+
     def refresh_facts(self) -> dict[str, Any]:
         return self.engine.facts(refresh=True)
 
@@ -126,6 +132,7 @@ class Engine:
         self.unattended = unattended
         self.reboot_policy = reboot_policy
         self.listeners: list[Listener] = []
+        self.planning = False
         self._facts: dict[str, Any] | None = None
         self._detector = detector
         self._emit_lock = threading.Lock()
@@ -155,6 +162,13 @@ class Engine:
     # -- planning -------------------------------------------------------------------------------
     def plan(self, selected: list[str], answers: dict[str, BaseModel]) -> list[PlannedStep]:
         """Plan every selected step without changing anything."""
+        self.planning = True
+        try:
+            return self._plan(selected, answers)
+        finally:
+            self.planning = False
+
+    def _plan(self, selected: list[str], answers: dict[str, BaseModel]) -> list[PlannedStep]:
         planned: list[PlannedStep] = []
         for sid in selected:
             step = self.steps[sid]

@@ -113,7 +113,7 @@ class KindStep(Step):
             return self._existing(ctx, a)
         acts: list[A.Action] = K.tool_actions(ctx, ["kind", "kubectl", "helm"])
         # the host steps of this run (driver, container) may have changed what detect saw at the start
-        facts = ctx.refresh_facts() if not ctx.host.dry_run else ctx.facts
+        facts = ctx.facts if ctx.planning else ctx.refresh_facts()
         docker = facts.get("docker") or {}
         context = f"kind-{a.cluster_name}"
         if not docker.get("running"):
