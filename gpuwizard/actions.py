@@ -144,7 +144,8 @@ class EditJson(Action):
 
 @dataclass
 class WaitFor(Action):
-    """Wait until a read-only condition holds (polling with an event wait, not a sleep loop)."""
+    """Wait until a read-only condition holds (polling with an event wait, not a sleep loop).
+    ``check`` may raise StepFailed for a state that waiting will not fix."""
 
     id: str
     title: str
@@ -152,6 +153,7 @@ class WaitFor(Action):
     timeout: float = 300.0
     interval: float = 2.0
     failure_hint: str = ""
+    describe: Callable[["StepContext"], str] | None = None  # on timeout: what is still wrong
 
     def preview(self, ctx: "StepContext") -> list[str]:
         return [f"wait up to {self.timeout:g}s: {self.title}"]
@@ -167,7 +169,8 @@ class WaitFor(Action):
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise StepFailed(f"timed out after {self.timeout:g}s waiting: {self.title}" + (f"; {self.failure_hint}" if self.failure_hint else ""))
+                detail = self.describe(ctx) if self.describe else self.failure_hint
+                raise StepFailed(f"timed out after {self.timeout:g}s waiting: {self.title}" + (f"; {detail}" if detail else ""))
             if waiter.wait(min(self.interval, left)):
                 raise StepFailed(f"cancelled while waiting: {self.title}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,3 +46,17 @@ def _no_color(monkeypatch):
 
 def pytest_addoption(parser):
     parser.addoption("--kill-trials", type=int, default=2, help="kill -9 trials per scenario of the reliability suite (CI: 2)")
+
+
+@contextlib.contextmanager
+def lock_held(state_path: Path):
+    """Another process holding gpuwizard's run lock for ``state_path``; yields its PID."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from gpuwizard.state import RunLock; RunLock({str(state_path)!r}).acquire(); print('locked', flush=True); input()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        holder.communicate("\n")

@@ -338,25 +338,7 @@ class Task(A.Action):
         self.run(ctx)
 
 
-@dataclass
-class Poll(A.WaitFor):
-    """Wait for a cluster condition. ``check`` may raise StepFailed for a state waiting will not fix;
-    on timeout ``describe(ctx)`` says what is still wrong."""
-
-    describe: Callable[[StepContext], str] | None = None
-
-    def apply(self, ctx: StepContext) -> None:
-        deadline = time.monotonic() + self.timeout
-        waiter = ctx.host.runner.cancel
-        while True:
-            if self.check(ctx):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                detail = self.describe(ctx) if self.describe else self.failure_hint
-                raise StepFailed(f"timed out after {self.timeout:g}s waiting: {self.title}" + (f"; {detail}" if detail else ""))
-            if waiter.wait(min(self.interval, left)):
-                raise StepFailed(f"cancelled while waiting: {self.title}")
+Poll = A.WaitFor  # a cluster condition: WaitFor with ``describe`` saying what is still wrong on timeout
 
 
 def write(path: str, content: str, title: str, action_id: str) -> A.WriteFile:

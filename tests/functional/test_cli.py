@@ -15,6 +15,8 @@ import pytest
 from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 
+from ..conftest import lock_held
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
@@ -178,17 +180,9 @@ def test_corrupt_state_is_refused_never_overwritten(tmp_path: Path):
 def test_second_concurrent_run_exits_4(tmp_path: Path):
     root = tmp_path / "s"
     prepare("t4-bare", root)
-    state = root / "var/lib/gpuwizard/state.json"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"from gpuwizard.state import RunLock; RunLock({str(state)!r}).acquire(); print('locked', flush=True); input()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(root / "var/lib/gpuwizard/state.json") as pid:
         code, _, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(EXAMPLES / "detect.yaml"))
-        assert code == 4 and f"PID {holder.pid}" in err
-    finally:
-        holder.communicate("\n")
+        assert code == 4 and f"PID {pid}" in err
 
 
 def test_help_documents_exit_codes():

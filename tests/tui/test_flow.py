@@ -5,15 +5,12 @@ Every wait is on workers or engine events, never a sleep."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from textual.widgets import Log
 
 from gpuwizard.answers import load_answers
 from gpuwizard.errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT
-from gpuwizard.state import RunLock
 from gpuwizard.tui.screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, RebootScreen
 from gpuwizard.tui.widgets.runview import MAX_LINES
 
@@ -319,16 +316,9 @@ def test_the_wizard_takes_the_lock(tmp_path: Path, monkeypatch):
     root = tmp_path / "s"
     monkeypatch.setattr(cli, "_interactive", lambda out: True)
     code = cli.main(["--simulate", "t4-bare", "--root", str(root), "doctor"], out=io.StringIO(), err=io.StringIO())
-    state = root / "var/lib/gpuwizard/state.json"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"from gpuwizard.state import RunLock; RunLock({str(state)!r}).acquire(); print('locked', flush=True); input()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    from ..conftest import lock_held
+
+    with lock_held(root / "var/lib/gpuwizard/state.json") as pid:  # the lock unattended runs take
         err = io.StringIO()
         code = cli.main(["--simulate", "t4-bare", "--root", str(root)], out=io.StringIO(), err=err)
-        assert code == 4 and f"PID {holder.pid}" in err.getvalue()
-    finally:
-        holder.communicate("\n")
-    assert RunLock  # imported for the reader: the same lock as unattended runs
+        assert code == 4 and f"PID {pid}" in err.getvalue()

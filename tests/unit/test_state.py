@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gpuwizard.errors import LockHeld, StateError
 from gpuwizard.state import RunLock, State
+
+from ..conftest import lock_held
 
 
 def test_round_trip_and_permissions(tmp_path: Path):
@@ -67,17 +67,10 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch):
 
 def test_second_lock_names_the_holder(tmp_path: Path):
     state = tmp_path / "state.json"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"from gpuwizard.state import RunLock; l = RunLock({str(state)!r}).acquire(); print('locked', flush=True); input()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held(state) as pid:
         with pytest.raises(LockHeld) as err:
             RunLock(state).acquire()
-        assert err.value.pid == holder.pid and err.value.exit_code == 4
-        assert f"PID {holder.pid}" in str(err.value)
-    finally:
-        holder.communicate("\n")
+        assert err.value.pid == pid and err.value.exit_code == 4
+        assert f"PID {pid}" in str(err.value)
     # the kernel released it with the process
     RunLock(state).acquire().release()
