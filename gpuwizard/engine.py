@@ -212,9 +212,9 @@ class Engine:
                 return EXIT_REBOOT
 
         if previous == "done" and not step.always_rerun:
+            self.emit(Event("step-started", sid, text=step.title, data={"reverify": True}))
             try:
                 summary = step.verify(ctx, answers)
-                self.emit(Event("step-started", sid, text=step.title, data={"reverify": True}))
                 self.emit(Event("step-finished", sid, status="done", text=summary or "already done"))
                 return EXIT_OK
             except GpuwizardError as exc:

@@ -1610,3 +1610,9 @@ def helm(ctx: Ctx) -> int:
 # handlers above.
 for _name in ("kind", "kubectl", "helm", "docker", "nvidia-ctk", "sysctl", "install", "tar"):
     TOOLS[_name] = "gpuwizard.simulate.tools_cluster:" + _name.replace("-", "_")
+
+
+# python3 (`-m venv`, `--version`) and a venv's python / pip (`pip install torch`, the CUDA step's PyTorch
+# check): gpuwizard/simulate/tools_python.py, imported only when one of them runs.
+for _name, _fn in (("python", "python"), ("python3", "python"), ("pip", "pip"), ("pip3", "pip")):
+    TOOLS[_name] = "gpuwizard.simulate.tools_python:" + _fn

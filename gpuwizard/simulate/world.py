@@ -20,7 +20,8 @@ etc/os-release, etc/hostname, proc/modules, proc/version, proc/sys/kernel/osrele
 proc/sys/kernel/random/boot_id, proc/driver/nvidia/version + sys/module/nvidia/version (while the
 nvidia module is loaded), sys/bus/pci/devices/<dom:bus:dev.fn>/{vendor,device,class,revision,
 subsystem_vendor,subsystem_device}, sys/firmware/efi/efivars/SecureBoot-<guid> (EFI hosts),
-usr/local/cuda-X.Y/{bin/nvcc,version.json} + usr/local/cuda symlink, var/run/reboot-required.
+usr/local/cuda-X.Y/{bin/nvcc,version.json} + usr/local/cuda symlink, var/run/reboot-required,
+<venv>/bin/{python,python3,pip,pip3} for each ``python_venvs`` entry whose directory exists.
 
 Seed files (written once when the sandbox is created, never rewritten, because the wizard edits
 them): etc/docker/daemon.json (profile ``docker.daemon_json``) and the profile's ``files``.
@@ -392,7 +393,12 @@ TOOL_PRESENCE = {
     "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),
     "dnf": _rhelish,
     "dracut": _rhelish,
+    # the distributions' python3 (no plain `python`, no pip): gpuwizard/simulate/tools_python.py
+    "python3": lambda w: _debianish(w) or _rhelish(w),
 }
+
+# the scripts `python3 -m venv DIR` leaves in DIR/bin (world["python_venvs"], tools_python.py)
+VENV_TOOLS = ("python", "python3", "pip", "pip3")
 
 
 def installed_tools(world: dict) -> list[str]:
@@ -552,6 +558,13 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
                 os.remove(link)
         if not os.path.lexists(link):
             os.symlink(target, link)
+
+    for venv in sorted(world.get("python_venvs") or {}):
+        vdir = P(venv)
+        if os.path.isdir(vdir):  # a venv removed by hand stays removed
+            for name in VENV_TOOLS:
+                _write_if_changed(os.path.join(vdir, "bin", name), tool_script(root, name, python, pkg_parent),
+                                  0o755, atomic=True)
 
     if host.get("reboot_required"):
         _write_if_changed(P("/var/run/reboot-required"), "*** System restart required ***\n")

@@ -179,7 +179,13 @@ class CudaStep(Step):
         return RUNFILE_URL.format(full=full, drv=drv), name
 
     def _pytorch_actions(self, ctx: StepContext) -> list[A.Action]:
-        return [
+        host = ctx.facts.get("host") or {}
+        debian = host.get("os") in ("ubuntu", "debian") or "debian" in (host.get("id_like") or [])
+        # Ubuntu/Debian ship python3 without venv support ("ensurepip is not available")
+        venv_pkg = [A.Run("python3-venv", "install python3-venv (python3 -m venv needs it on Ubuntu/Debian)",
+                          ["apt-get", "install", "-y", "python3-venv"], done_when=["dpkg", "-s", "python3-venv"],
+                          env=C.APT_ENV, timeout=1800)] if debian else []
+        return venv_pkg + [
             A.Run("torch-venv", f"create a Python venv for the PyTorch check ({VENV})",
                   ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python"),
             _VenvRun("torch-install", "install PyTorch in the venv (pip install torch; needs network)",
