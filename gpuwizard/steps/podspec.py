@@ -44,6 +44,9 @@ class PodspecStep(Step):
     title = "HAMi pod specs"
     Answers = PS.PodSpecAnswers
     many = True  # the answer file holds a list of these
+    # the wizard's editor (fields, GPU-type choices, live YAML preview, save / apply); a dotted
+    # name, imported by the TUI only: this module never imports Textual
+    tui_widget = "gpuwizard.tui.widgets.podspec:PodSpecEditor"
 
     def plan(self, ctx: StepContext, answers: list[PS.PodSpecAnswers]) -> list[A.Action]:
         results = build_all(ctx, answers)

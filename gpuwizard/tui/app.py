@@ -623,6 +623,9 @@ class WizardApp(App[int]):
             step = self.steps[sid]
             note = "" if step.implemented else " (not available yet)"
             yield SystemCommand(f"Jump to step {n}: {sid}", f"{step.title}{note}", partial(self.open, sid))
+        if "podspec" in self.steps and self.steps["podspec"].implemented:
+            yield SystemCommand("Pod spec builder", "Build a HAMi pod spec: fields, live YAML, save / apply",
+                                partial(self.open, "podspec"))
         yield SystemCommand("Summary", "What was done, next commands, export", partial(self.open, "summary"))
         yield SystemCommand("Doctor", "What is installed and healthy, layer by layer", self.action_doctor)
         yield SystemCommand("Export answers", "Write an answer file that replays this session unattended", self.action_export)

@@ -3,17 +3,22 @@
 Setup view: the detected facts that matter for the step, the form generated from its ``Answers``
 model, the plan preview (each action, done or to do, with its commands and file diffs). Run view:
 the live log of the step's events. A step added later gets this pane for free; a step that needs
-its own widget sets ``tui_widget`` (a factory returning a widget) on its class.
+its own widget sets ``tui_widget`` on its class: a factory ``(app, sid) -> Widget``, or its dotted
+name ``"package.module:Factory"`` (imported here, so that a step module never imports Textual). Such a
+widget may define ``current_answers()`` (the step's answers, None while invalid; else the stored
+answers are used) and ``refresh_facts()`` (called when detection ran again).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
 
 from ...engine import Event, PlannedStep, StepContext
@@ -36,6 +41,18 @@ FACT_LAYERS = {
     "hami": ("kubernetes", "gpu_operator", "hami"),
     "podspec": ("kubernetes", "hami"),
 }
+
+# a button on a step's pane, shown once the step is done: (label, the step it opens)
+LINKS = {"hami": ("Pod spec builder ▸", "podspec")}
+
+
+def widget_factory(step: Any) -> Any:
+    """The step's ``tui_widget``: a callable, or ``"module:attr"`` imported now."""
+    custom = getattr(step, "tui_widget", None)
+    if isinstance(custom, str):
+        module, _, attr = custom.partition(":")
+        custom = getattr(importlib.import_module(module), attr)
+    return custom
 
 
 def plan_text(engine, planned: PlannedStep | None) -> Text:
@@ -76,6 +93,7 @@ class StepPane(Vertical):
         self.actions_total: int | None = None
         self.actions_done = 0
         self.run_count = 0
+        self._custom: Widget | None = None
 
     @property
     def wizard(self) -> "WizardApp":
@@ -93,9 +111,11 @@ class StepPane(Vertical):
                     yield Static("detecting…", id="step-facts", classes="facts")
                     if step.implemented:
                         yield Static("Answers", classes="section")
-                        custom = getattr(step, "tui_widget", None)
+                        custom = widget_factory(step)
                         if custom is not None:
-                            yield custom(app, self.sid)
+                            self._custom = custom(app, self.sid)
+                            self._custom.add_class("step-custom")
+                            yield self._custom
                         elif isinstance(step.Answers, type) and issubclass(step.Answers, BaseModel):
                             current = app.answers.get(self.sid)
                             if getattr(step, "many", False):
@@ -117,6 +137,8 @@ class StepPane(Vertical):
                     if step.implemented:
                         yield Button("Run step", variant="primary", id="run", compact=True)
                         yield Button("Skip step", id="skip", compact=True)
+                        if self.sid in LINKS:
+                            yield Button(LINKS[self.sid][0], id="link", compact=True)
                     else:
                         yield Button("Next ▸", variant="primary", id="next", compact=True)
             with Vertical(id="run-pane"):
@@ -125,12 +147,16 @@ class StepPane(Vertical):
                     yield Button("Cancel", variant="error", id="cancel", compact=True)
                     yield Button("Next ▸", variant="primary", id="next-after", compact=True)
                     yield Button("Back to answers", id="back", compact=True)
+                    if self.sid in LINKS:
+                        yield Button(LINKS[self.sid][0], id="link-after", compact=True)
 
     def on_mount(self) -> None:
         self.refresh_header()
         self.refresh_facts()
         self.query_one("#next-after").display = False
         self.query_one("#back").display = False
+        for button in self.query("#link-after"):
+            button.display = False
         for line_batch in [list(self.wizard.outputs.get(self.sid, []))]:
             if line_batch:
                 self.runview.write_lines(line_batch)
@@ -157,6 +183,8 @@ class StepPane(Vertical):
             note = f"Waiting for a reboot: {entry.get('message', '')}. After the reboot, run the step again to continue."
         elif status == "done" and entry.get("message"):
             note = f"Done: {entry['message']}"
+        for button in self.query("#link"):
+            button.display = status == "done"
         box = self.query_one("#step-note", Static)
         box.update(note)
         box.display = bool(note)
@@ -168,12 +196,20 @@ class StepPane(Vertical):
         step = app.steps[self.sid]
         layers = getattr(step, "facts_layers", FACT_LAYERS.get(self.sid))
         self.query_one("#step-facts", Static).update(doctor_table(app.facts, layers))
+        custom = self.custom_widget
+        if custom is not None and hasattr(custom, "refresh_facts"):
+            custom.refresh_facts()
+
+    @property
+    def custom_widget(self) -> Widget | None:
+        """The step's own widget (``tui_widget``), when it has one."""
+        return self._custom
 
     def show_plan(self, planned: PlannedStep | None) -> None:
         if not self.wizard.steps[self.sid].implemented:
             return
         forms = self.query(AnswersForm)
-        if forms and forms.first().valid is None:
+        if (forms or self.custom_widget is not None) and current_answers(self) is None:
             self.query_one("#step-plan", Static).update(Text("the plan appears once the answers are valid", style="dim"))
             return
         self.query_one("#step-plan", Static).update(plan_text(self.wizard.engine, planned))
@@ -191,13 +227,22 @@ class StepPane(Vertical):
         run = self.query("#run")
         if run and run.first().disabled:
             forms = self.query(AnswersForm)
-            if forms and forms.first().focus_first(invalid_only=True):
+            field = first_invalid_field(forms.first()) if forms else None
+            if field is not None:
+                # scrolled into view once laid out: a just-mounted pane's regions are not final
+                # yet, and scrolling then would leave it at a position that depends on timing
+                field.focus(scroll_visible=False)
+                self.call_after_refresh(self._reveal, field)
                 return
         for bid in ("#run", "#next"):
             found = self.query(bid)
             if found:
                 found.first().focus(scroll_visible=False)
                 return
+
+    def _reveal(self, widget: Widget) -> None:
+        if widget.is_mounted and self.app.focused is widget:
+            widget.scroll_visible(animate=False)
 
     def show_setup(self) -> None:
         self.query_one("#step-switcher", ContentSwitcher).current = "setup"
@@ -240,6 +285,8 @@ class StepPane(Vertical):
             rv.set_progress(1, 1)
             self.query_one("#next-after").display = True
             self.query_one("#back").display = True
+            for button in self.query("#link-after"):
+                button.display = True
             self.query_one("#next-after", Button).focus()
         else:
             mark = "✗ failed" if status == "failed" else ("↻ reboot required" if status == "reboot-required" else status)
@@ -253,13 +300,14 @@ class StepPane(Vertical):
 
     # -- buttons --------------------------------------------------------------------------------
     def on_answers_form_changed(self, event: AnswersForm.Changed) -> None:
-        if event.answers is not None:
-            self.wizard.set_answers(self.sid, current_answers(self))
+        answers = current_answers(self)  # a custom widget may refuse what the form accepts
+        if answers is not None:
+            self.wizard.set_answers(self.sid, answers)
         else:
             self.show_plan(None)
         run = self.query("#run")
         if run:
-            run.first().disabled = event.answers is None
+            run.first().disabled = answers is None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -275,10 +323,23 @@ class StepPane(Vertical):
             app.action_cancel_run()
         elif bid == "back":
             self.show_setup()
+        elif bid in ("link", "link-after") and self.sid in LINKS:
+            app.open(LINKS[self.sid][1])
+
+
+def first_invalid_field(form: AnswersForm) -> Widget | None:
+    """The input of the form's first field that shows an error."""
+    for spec in form.specs:
+        if form.query_one(f"#err-{spec.name}", Static).display:
+            return form.query_one(f"#f-{spec.name}")
+    return None
 
 
 def current_answers(pane: StepPane) -> Any:
     """The step's answers as the form has them (None when invalid); a list for ``many`` steps."""
+    custom = pane.custom_widget
+    if custom is not None and hasattr(custom, "current_answers"):
+        return custom.current_answers()
     forms = pane.query(AnswersForm)
     stored = pane.wizard.answers.get(pane.sid)
     if not forms:
