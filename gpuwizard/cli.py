@@ -155,25 +155,31 @@ def _load_run_answers(session: Session, *, need: bool) -> tuple[Any, Any]:
     return None, state
 
 
-def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
-    from .answers import section, selected_steps
+def _prepare_engine(session: Session) -> tuple[Any, Any, list[str], dict[str, Any]]:
+    """(engine, answers, selected step ids, their answer sections) for a plan or a run. The run's
+    answers go into the state (a plan never saves it): steps read the other sections from there."""
+    from .answers import section, selected_steps, to_state
     from .engine import Engine
     from .state import State
     from .steps import registry
 
-    from .answers import to_state
-
     answers, state = _load_run_answers(session, need=True)
-    selected = selected_steps(answers)
     state = state or State(session.state_path)
-    state.data["answers"] = to_state(answers)  # in memory only (a plan never saves): steps read the other sections
-    engine = Engine(session.host, state, registry())
-    planned = engine.plan(selected, {sid: section(answers, sid) for sid in selected})
+    state.data["answers"] = to_state(answers)
+    selected = selected_steps(answers)
+    reboot = answers.driver.reboot if answers.driver else "never"
+    engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
+    return engine, answers, selected, {sid: section(answers, sid) for sid in selected}
+
+
+def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
+    from .engine import StepContext
+
+    engine, _, selected, sections = _prepare_engine(session)
+    planned = engine.plan(selected, sections)
     if as_json:
         doc = []
         for p in planned:
-            from .engine import StepContext
-
             ctx = StepContext(engine, p.step.id)
             doc.append(
                 {
@@ -185,8 +191,6 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
             )
         out.write(json.dumps({"steps": doc}, indent=2) + "\n")
         return EXIT_OK
-    from .engine import StepContext
-
     for p in planned:
         out.write(f"[{p.step.id}] {p.step.title}\n")
         if p.error:
@@ -205,28 +209,20 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
 
 
 def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
-    from .answers import section, selected_steps, to_state
     from .console import ConsoleReporter, LogFile
-    from .engine import Engine
-    from .state import RunLock, State
-    from .steps import registry
+    from .state import RunLock
 
     lock = RunLock(session.state_path).acquire()
     log: LogFile | None = None
     try:
-        answers, state = _load_run_answers(session, need=True)
-        if state is None:
-            state = State(session.state_path)
-        state.data["answers"] = to_state(answers)
-        selected = selected_steps(answers)
-        reboot = answers.driver.reboot if answers.driver else "never"
-        engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
+        engine, _, selected, sections = _prepare_engine(session)
+        state = engine.state
         log = LogFile(session.log_dir)
         log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)}")
         reporter = ConsoleReporter(out)
         engine.listeners += [log, reporter]
         state.save()
-        code = engine.run(selected, {sid: section(answers, sid) for sid in selected})
+        code = engine.run(selected, sections)
         if code == EXIT_FAILED:
             err.write(f"gpuwizard: a step failed; state saved in {session.state_path}\n")
             err.write(f"gpuwizard: full log: {log.path}\n")

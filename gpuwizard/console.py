@@ -18,13 +18,12 @@ from .engine import Event
 STATUS_STYLE = {
     "ok": "green",
     "changed": "yellow",
-    "would-change": "cyan",
     "skipped": "dim",
     "failed": "bold red",
     "done": "bold green",
     "reboot-required": "bold magenta",
 }
-ANSI = {"green": "32", "yellow": "33", "cyan": "36", "dim": "2", "bold red": "1;31", "bold green": "1;32", "bold magenta": "1;35", "bold": "1"}
+ANSI = {"green": "32", "yellow": "33", "dim": "2", "bold red": "1;31", "bold green": "1;32", "bold magenta": "1;35", "bold": "1"}
 
 
 def use_color(stream: IO[str]) -> bool:

@@ -50,7 +50,9 @@ def probe_kernel(host: Host) -> str | None:
     if text and text.strip():
         return text.strip()
     result = host.runner.probe(["uname", "-r"])
-    return result.stdout.strip() or None if result and result.ok else None
+    if result is None or not result.ok:
+        return None
+    return result.stdout.strip() or None
 
 
 def probe_arch(host: Host) -> str | None:

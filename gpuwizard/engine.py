@@ -32,7 +32,7 @@ class Event:
     """Something happened. ``kind`` is one of:
 
     run-started, step-started, step-finished (status), action-started, action-finished
-    (outcome: ok | changed | would-change | failed), output (stream; ``data["lines"]`` the lines of
+    (outcome: ok | changed | failed | reboot-required), output (stream; ``data["lines"]`` the lines of
     one read — one or thousands —, ``text`` the same joined by newlines), note (text),
     reboot-required (text), run-finished (status).
     """

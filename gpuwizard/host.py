@@ -116,7 +116,6 @@ class Runner:
         cwd: str | None = None,
         stdin: str | None = None,
         check: bool = False,
-        privileged: bool = True,
     ) -> CommandResult:
         """Run ``argv``.
 
@@ -135,7 +134,7 @@ class Runner:
         if exe is None:
             raise ToolMissing(argv[0])
         full = [exe, *argv[1:]]
-        if change and privileged and self.privilege:
+        if change and self.privilege:
             full = [*self.privilege, *full]
             sudo = self.which(self.privilege[0])
             if sudo is None:

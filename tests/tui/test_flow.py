@@ -179,16 +179,28 @@ async def test_reboot_then_resume_reopens_and_finishes_the_step(tmp_path: Path):
         assert app.state.status("driver") == "done"
 
 
-async def test_resume_after_a_kill_mid_step_reopens_at_that_step(tmp_path: Path):
+
+def hanging_app(tmp_path: Path):
+    """The wizard with a driver step whose command prints a line, then hangs for a minute."""
     app = make_app(tmp_path, steps=with_driver(Hang))
     add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    return app
+
+
+async def start_hanging_run(app, pilot) -> None:
+    """Run the hanging driver step and return once its first line of output has arrived."""
+    await settle(pilot)
+    app.open("driver")
+    started = EventWaiter(app, "output")
+    await pilot.press("ctrl+r")
+    await started.wait()
+
+
+async def test_resume_after_a_kill_mid_step_reopens_at_that_step(tmp_path: Path):
+    app = hanging_app(tmp_path)
     state_file = app.state.path
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        started = EventWaiter(app, "output")
-        await pilot.press("ctrl+r")
-        await started.wait()
+        await start_hanging_run(app, pilot)
         killed = state_file.read_bytes()  # what a kill -9 now would leave on disk
         assert json.loads(killed)["steps"]["driver"]["status"] == "running"
         app.host.runner.cancel.set()
@@ -208,14 +220,9 @@ async def test_resume_after_a_kill_mid_step_reopens_at_that_step(tmp_path: Path)
 
 
 async def test_cancel_asks_then_stops_the_command_and_records_failure(tmp_path: Path):
-    app = make_app(tmp_path, steps=with_driver(Hang))
-    add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    app = hanging_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        started = EventWaiter(app, "output")
-        await pilot.press("ctrl+r")
-        await started.wait()
+        await start_hanging_run(app, pilot)
         await pilot.press("escape")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("escape")  # No: keep running
@@ -229,14 +236,9 @@ async def test_cancel_asks_then_stops_the_command_and_records_failure(tmp_path: 
 
 
 async def test_quit_mid_run_asks_first(tmp_path: Path):
-    app = make_app(tmp_path, steps=with_driver(Hang))
-    add_tool(app, "hang", "import time\nprint('working…', flush=True)\ntime.sleep(60)")
+    app = hanging_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        started = EventWaiter(app, "output")
-        await pilot.press("ctrl+r")
-        await started.wait()
+        await start_hanging_run(app, pilot)
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, ConfirmScreen) and "Quit while a step runs" in screen_text(app)
         await pilot.press("y")
