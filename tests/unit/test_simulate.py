@@ -635,8 +635,9 @@ def test_hand_edited_world_json_is_honoured(t4):
     path = t4.root / ".gpuwizard-sim/world.json"
     w = json.loads(path.read_text())
     w["host"]["kernel"] = "6.8.0-99-generic"
-    time.sleep(0.01)
     path.write_text(json.dumps(w))
+    snapshot = (t4.root / ".gpuwizard-sim/world.marshal").stat()
+    os.utime(path, ns=(snapshot.st_atime_ns, snapshot.st_mtime_ns + 10_000_000))  # the edit is newer, whatever the clock's grain
     assert run(t4, "uname", "-r").stdout == "6.8.0-99-generic\n"
 
 
@@ -662,26 +663,6 @@ def test_concurrent_tools_keep_world_consistent(t4):
     assert json.loads((t4.root / ".gpuwizard-sim/world.json").read_text())["services"]["docker"]["active"]
     assert len(t4.calls()) == 16
     assert not list((t4.root / ".gpuwizard-sim").glob("*.tmp.*"))
-
-
-def test_tool_start_is_fast(t4, capsys):
-    exe = which(t4, "uname")
-    env = {**os.environ, **t4.env()}
-    subprocess.run([exe, "-m"], env=env, capture_output=True)  # warm the page cache
-    n = 20
-    t = time.perf_counter()
-    for _ in range(n):
-        r = subprocess.run([exe, "-m"], env=env, capture_output=True)
-        assert r.returncode == 0
-    per = (time.perf_counter() - t) / n
-    t = time.perf_counter()
-    for _ in range(n):
-        subprocess.run([sys.executable, "-S", "-c", "pass"], capture_output=True)
-    bare = (time.perf_counter() - t) / n
-    with capsys.disabled():
-        print("\n[simulate] uname -m: %.1f ms per run (bare `python -S -c pass`: %.1f ms)"
-              % (per * 1000, bare * 1000))
-    assert per < 0.2
 
 
 def test_tools_module_imports_nothing_heavy():
