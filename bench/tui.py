@@ -23,15 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
-
 from textual import events  # noqa: E402
 
 from gpuwizard import actions as A  # noqa: E402
-from gpuwizard.answers import DriverAnswers  # noqa: E402
 from gpuwizard.cli import Session, build_parser  # noqa: E402
 from gpuwizard.console import LogFile  # noqa: E402
 from gpuwizard.engine import Step  # noqa: E402
 from gpuwizard.steps import registry  # noqa: E402
+from gpuwizard.steps.driver import DriverAnswers  # noqa: E402
 from gpuwizard.tui.app import WizardApp  # noqa: E402
 from gpuwizard.tui.screens.modals import HelpScreen  # noqa: E402
 

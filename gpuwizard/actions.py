@@ -25,6 +25,9 @@ class Action:
 
     id: str
     title: str
+    # what a user must know before it runs, when it stops or deletes something ("restarts Docker:
+    # every running container stops"); the TUI's proposal and `gpuwizard plan` list these
+    disruptive: str | None = None
 
     def preview(self, ctx: "StepContext") -> list[str]:
         return []
@@ -35,8 +38,16 @@ class Action:
     def apply(self, ctx: "StepContext") -> None:
         raise NotImplementedError
 
+    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+        """(system path, content) this action leaves, for the plans of later steps of the same run
+        (their diffs start from it); None when it writes no file the plan can know."""
+        return None
+
     def as_json(self, ctx: "StepContext") -> dict[str, Any]:
-        return {"id": self.id, "type": type(self).__name__.lower(), "title": self.title, "preview": self.preview(ctx)}
+        data = {"id": self.id, "type": type(self).__name__.lower(), "title": self.title, "preview": self.preview(ctx)}
+        if self.disruptive:
+            data["disruptive"] = self.disruptive
+        return data
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Run(Action):
     idempotent: bool = False
     timeout: float | None = None
     env: dict[str, str] | None = None
+    disruptive: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.creates or self.done_when or self.idempotent):
@@ -88,11 +100,14 @@ class WriteFile(Action):
     backup: bool = True
 
     def preview(self, ctx: "StepContext") -> list[str]:
-        diff = unified_diff(self.path, ctx.host.read_text(self.path), self.content)
+        diff = unified_diff(self.path, ctx.read_text(self.path), self.content)
         return diff.splitlines() or [f"(no change to {self.path})"]
 
     def is_done(self, ctx: "StepContext") -> bool:
-        return ctx.host.read_text(self.path) == self.content
+        return ctx.read_text(self.path) == self.content
+
+    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+        return self.path, self.content
 
     def apply(self, ctx: "StepContext") -> None:
         if self.backup:
@@ -118,10 +133,14 @@ class EditJson(Action):
     mode: int = 0o644
 
     def _current(self, ctx: "StepContext") -> dict[str, Any]:
-        return load_json_object(self.path, ctx.host.read_text(self.path))
+        return load_json_object(self.path, ctx.read_text(self.path))
+
+    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+        new = self.edit(json.loads(json.dumps(self._current(ctx))))
+        return self.path, json.dumps(new, indent=4) + "\n"
 
     def preview(self, ctx: "StepContext") -> list[str]:
-        old_text = ctx.host.read_text(self.path)
+        old_text = ctx.read_text(self.path)
         current = load_json_object(self.path, old_text)
         new = self.edit(json.loads(json.dumps(current)))
         diff = unified_diff(self.path, old_text, json.dumps(new, indent=4) + "\n")

@@ -16,150 +16,45 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import InvalidInput
-from .podspec import PodSpecAnswers
-from .validate import (
-    AbsPath,
-    ImageRef,
-    K8sName,
-    KubeContext,
-    NodeLabel,
-    Sha256,
-    UrlOrPath,
-    Version,
-)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Step
 
 MAX_BYTES = 1024 * 1024
 SCHEMA_PATH = Path(__file__).parent / "schema" / "answers-v1.json"
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _build_answer_file() -> type[BaseModel]:
+    """``version: 1`` plus one optional section per step of the registry, in run order: a step's
+    section is the ``Answers`` model its module declares (a list of them where ``many``)."""
+    from .steps import STEP_CLASSES
 
-
-class DetectAnswers(Section):
-    require_gpu: bool = Field(True, description="Fail the run when no NVIDIA GPU is found.")
-
-
-class DriverAnswers(Section):
-    method: Literal["package", "runfile"] | None = Field(
-        None, description="How to install: the distribution's packages (default on Ubuntu/Debian) or NVIDIA's .run file."
+    fields: dict[str, Any] = {"version": (Literal[1], ...)}
+    for cls in STEP_CLASSES:
+        model = cls.Answers
+        kind: Any = list[model] if cls.many else model  # type: ignore[valid-type]
+        fields[cls.id] = (Optional[kind], Field(None, description=cls.description or None))
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "AnswerFile",
+        __config__=ConfigDict(extra="forbid", title="gpuwizard answer file"),
+        __doc__="gpuwizard answer file, version 1.",
+        **fields,
     )
-    version: Union[Literal["recommended"], Version] = Field(
-        "recommended", description="Driver version (e.g. 565.57.01 or a branch like 565), or 'recommended'."
-    )
-    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of NVIDIA-Linux-<arch>-<ver>.run (method: runfile).")
-    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the runfile; a mismatch is refused and the file never executed.")
-    module: Literal["open", "proprietary"] | None = Field(None, description="Kernel module flavour (default: the installer's choice for the card).")
-    secure_boot: Literal["refuse", "sign"] = Field("refuse", description="With Secure Boot on: refuse (default) or sign the module and enrol the key with mokutil.")
-    reboot: Literal["prompt", "auto", "never"] = Field("prompt", description="When a reboot is needed: stop and ask (unattended: exit 3), reboot automatically, or never.")
-
-    @model_validator(mode="after")
-    def _runfile_needs_method(self) -> "DriverAnswers":
-        if self.runfile and self.method == "package":
-            raise ValueError("runfile is given but method is 'package'; use method: runfile")
-        if self.sha256 and not self.runfile:
-            raise ValueError("sha256 is given without a runfile")
-        return self
 
 
-class CudaAnswers(Section):
-    version: Version | None = Field(None, description="CUDA toolkit version, e.g. 12.6 (default: the newest the driver can run).")
-    method: Literal["package", "runfile"] | None = Field(None, description="NVIDIA's cuda-keyring packages or the .run file.")
-    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of cuda_<ver>_<drv>_linux.run.")
-    sha256: Sha256 | None = None
-    env_file: Union[AbsPath, Literal["~/.bashrc"]] = Field(
-        "/etc/profile.d/cuda.sh", description="Where PATH/LD_LIBRARY_PATH for the toolkit are written (once)."
-    )
-    pytorch_check: bool = Field(False, description="Afterwards, check CUDA from PyTorch in a venv (like the seed recipe's script).")
+AnswerFile: Any = _build_answer_file()
 
 
-class ContainerAnswers(Section):
-    runtime: Literal["docker", "containerd"] = "docker"
-    install_docker: bool = Field(False, description="Install Docker when it is absent (otherwise stop with guidance).")
-    set_as_default: bool = Field(False, description="Make nvidia the default runtime.")
-    cdi: bool = Field(False, description="Enable CDI in the runtime.")
-    test_image: ImageRef | None = Field(None, description="Image for the `docker run --gpus all … nvidia-smi` check (default: a CUDA base image the driver can run).")
+def step_classes() -> "list[type[Step[Any]]]":
+    from .steps import STEP_CLASSES
 
-
-class KindAnswers(Section):
-    cluster_name: K8sName = "gpu-cluster"
-    node_image: ImageRef | None = Field(None, description="kindest/node image, pinned with @sha256 digest.")
-    gpus: Union[Literal["all"], list[int]] = Field("all", description="'all' or a list of GPU indexes to mount into the node.")
-    workers: int = Field(0, ge=0, le=16)
-    recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
-    existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
-
-    @field_validator("node_image")
-    @classmethod
-    def _digest(cls, value: str | None) -> str | None:
-        if value and "@sha256:" not in value:
-            raise ValueError("expected an image pinned with a digest (…@sha256:<64 hex>)")
-        return value
-
-    @field_validator("gpus")
-    @classmethod
-    def _indexes(cls, value: Any) -> Any:
-        if isinstance(value, list) and (not value or any(i < 0 for i in value) or len(set(value)) != len(value)):
-            raise ValueError("expected 'all' or a non-empty list of distinct GPU indexes (0, 1, …)")
-        return value
-
-
-Auto = Union[Literal["auto"], bool]
-
-
-class OperatorAnswers(Section):
-    namespace: K8sName = "gpu-operator"
-    release: K8sName = "gpu-operator"
-    chart_version: Version | None = None
-    driver_enabled: Auto = "auto"
-    toolkit_enabled: Auto = "auto"
-    device_plugin: Auto = "auto"
-    values: dict[str, Any] = Field(default_factory=dict, description="Extra Helm values (written to a values file, shown in the plan).")
-    verify: bool = True
-
-
-class HamiAnswers(Section):
-    namespace: K8sName = "kube-system"
-    release: K8sName = "hami"
-    chart_version: Version | None = None
-    split_count: int = Field(10, ge=1, le=100)
-    memory_scaling: float = Field(1.0, gt=0, le=100)
-    core_scaling: float = Field(1.0, gt=0, le=100)
-    node_label: NodeLabel = "gpu=on"
-    nodes: list[K8sName] | None = None
-
-
-class AnswerFile(BaseModel):
-    """gpuwizard answer file, version 1."""
-
-    model_config = ConfigDict(extra="forbid", title="gpuwizard answer file")
-
-    version: Literal[1]
-    detect: DetectAnswers | None = None
-    driver: DriverAnswers | None = None
-    cuda: CudaAnswers | None = None
-    container: ContainerAnswers | None = None
-    kind: KindAnswers | None = None
-    operator: OperatorAnswers | None = None
-    hami: HamiAnswers | None = None
-    podspec: list[PodSpecAnswers] | None = None
-
-
-SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "detect": DetectAnswers,
-    "driver": DriverAnswers,
-    "cuda": CudaAnswers,
-    "container": ContainerAnswers,
-    "kind": KindAnswers,
-    "operator": OperatorAnswers,
-    "hami": HamiAnswers,
-}
+    return list(STEP_CLASSES)
 
 
 def json_schema() -> dict[str, Any]:
@@ -294,7 +189,7 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[AnswerFile | None, list[Problem]]:
+def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[Any, list[Problem]]:
     if not isinstance(data, dict):
         return None, [Problem(fname, 1, 1, "", "expected a mapping at the top level, starting with 'version: 1'")]
     try:
@@ -354,7 +249,7 @@ def _collapse_unions(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
-def _podspec_list_problems(model: AnswerFile, fname: str, marks: dict) -> list[Problem]:
+def _podspec_list_problems(model: Any, fname: str, marks: dict) -> list[Problem]:
     """Rules over the whole podspec list: unique names/outputs; outputs are system paths
     (absolute, taken under --root like every system path)."""
     from .podspec import duplicate_problems
@@ -377,7 +272,7 @@ def _podspec_list_problems(model: AnswerFile, fname: str, marks: dict) -> list[P
     return out
 
 
-def load_answers(path: str | Path) -> AnswerFile:
+def load_answers(path: str | Path) -> Any:
     """Read and validate an answer file; raises AnswerFileError listing every problem."""
     fname = str(path)
     try:
@@ -395,7 +290,7 @@ def load_answers(path: str | Path) -> AnswerFile:
     return parse_answers(text, fname)
 
 
-def parse_answers(text: str, fname: str = "<answers>") -> AnswerFile:
+def parse_answers(text: str, fname: str = "<answers>") -> Any:
     data, marks, key_marks, problems = parse_yaml_with_marks(text, fname)
     if data is None and problems:
         raise AnswerFileError(problems)
@@ -408,26 +303,33 @@ def parse_answers(text: str, fname: str = "<answers>") -> AnswerFile:
     return model
 
 
-def selected_steps(answers: AnswerFile) -> list[str]:
-    """detect, then the sections present, in the order of the contract."""
-    from .state import STEP_IDS
-
-    return [sid for sid in STEP_IDS if sid == "detect" or getattr(answers, sid) is not None]
+def selected_steps(answers: Any) -> list[str]:
+    """detect, then the sections present, in the order of the registry."""
+    return [cls.id for cls in step_classes() if cls.id == "detect" or getattr(answers, cls.id, None) is not None]
 
 
-def section(answers: AnswerFile, step_id: str) -> Any:
-    value = getattr(answers, step_id)
-    if value is None and step_id in SECTION_MODELS:
-        return SECTION_MODELS[step_id]()
-    return value
+def section(answers: Any, step_id: str) -> Any:
+    """A step's answers: its section of the file, else its defaults (``[]`` for a list section)."""
+    value = getattr(answers, step_id, None)
+    if value is not None:
+        return value
+    cls = next((c for c in step_classes() if c.id == step_id), None)
+    if cls is None:
+        return None
+    return [] if cls.many else cls.Answers()
 
 
-def to_state(answers: AnswerFile) -> dict[str, Any]:
+def sections(answers: Any) -> dict[str, Any]:
+    """Every step's answers (set or default), keyed by step id: what a session hands the engine."""
+    return {cls.id: section(answers, cls.id) for cls in step_classes()}
+
+
+def to_state(answers: Any) -> dict[str, Any]:
     """The answers as saved in the state file (what the user set; replayable as an answer file)."""
     return answers.model_dump(mode="json", exclude_unset=True)
 
 
-def from_state(data: dict[str, Any], state_path: str) -> AnswerFile:
+def from_state(data: dict[str, Any], state_path: str) -> Any:
     try:
         return AnswerFile.model_validate(data)
     except ValidationError as exc:

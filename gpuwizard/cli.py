@@ -155,9 +155,9 @@ def _load_run_answers(session: Session, *, need: bool) -> tuple[Any, Any]:
     return None, state
 
 
-def _prepare_engine(session: Session) -> tuple[Any, Any, list[str], dict[str, Any]]:
+def _prepare_engine(session: Session, *, run: bool = False) -> tuple[Any, Any, list[str], dict[str, Any]]:
     """(engine, answers, selected step ids, their answer sections) for a plan or a run. The run's
-    answers go into the state (a plan never saves it): steps read the other sections from there."""
+    answers go into the state (a plan never saves it). A fresh run (not --resume) gets a new run id."""
     from .answers import section, selected_steps, to_state
     from .engine import Engine
     from .state import State
@@ -165,6 +165,8 @@ def _prepare_engine(session: Session) -> tuple[Any, Any, list[str], dict[str, An
 
     answers, state = _load_run_answers(session, need=True)
     state = state or State(session.state_path)
+    if run and not session.args.resume:
+        state.new_run()
     state.data["answers"] = to_state(answers)
     selected = selected_steps(answers)
     reboot = answers.driver.reboot if answers.driver else "never"
@@ -172,40 +174,70 @@ def _prepare_engine(session: Session) -> tuple[Any, Any, list[str], dict[str, An
     return engine, answers, selected, {sid: section(answers, sid) for sid in selected}
 
 
-def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
-    from .engine import StepContext
+def plan_exit_code(planned: list[Any]) -> int:
+    """The contract's plan exit codes: 2 when the answers ask for what cannot be, 1 when a step
+    cannot be planned, else 0."""
+    if any(p.refused for p in planned):
+        return EXIT_INVALID
+    if any(not p.ok for p in planned):
+        return EXIT_FAILED
+    return EXIT_OK
 
+
+def render_plan(planned: list[Any], out: IO[str]) -> None:
+    disruptive: list[str] = []
+    for p in planned:
+        out.write(f"[{p.step.id}] {p.step.title}\n")
+        for text in p.assumptions:
+            out.write(f"  assumes: {text}\n")
+        for text in p.decisions:
+            out.write(f"  decision: {text}\n".replace("\n", "\n            ").rstrip() + "\n")
+        if p.error:
+            out.write(f"  {'refused' if p.refused else 'cannot plan'}: {p.error}\n")
+            continue
+        if not p.actions:
+            out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
+        for action, done, preview in zip(p.actions, p.done, p.previews()):
+            out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
+            if not done:
+                if action.disruptive:
+                    out.write(f"      ! {action.disruptive}\n")
+                    disruptive.append(f"[{p.step.id}] {action.disruptive}")
+                for line in preview:
+                    out.write(f"      {line}\n")
+        if p.checks:
+            out.write("  then checks:\n" + "".join(f"      {line}\n" for line in p.checks))
+    if disruptive:
+        out.write("disruptive changes in this plan:\n" + "".join(f"  ! {d}\n" for d in disruptive))
+    bad = [p for p in planned if not p.ok]
+    if bad:
+        out.write("not plannable: " + ", ".join(f"{p.step.id} ({'refused' if p.refused else 'cannot plan'})" for p in bad) + "\n")
+
+
+def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     engine, _, selected, sections = _prepare_engine(session)
     planned = engine.plan(selected, sections)
+    code = plan_exit_code(planned)
     if as_json:
         doc = []
         for p in planned:
-            ctx = StepContext(engine, p.step.id)
             doc.append(
                 {
                     "step": p.step.id,
                     "title": p.step.title,
-                    "error": p.error,
-                    "actions": [dict(a.as_json(ctx), done=d) for a, d in zip(p.actions, p.done)],
+                    "error": p.problem(),
+                    "refused": p.refused,
+                    "decisions": p.decisions,
+                    "assumptions": p.assumptions,
+                    "checks": p.checks,
+                    "actions": [dict(a, done=d) for a, d in zip(p.described, p.done)],
                 }
             )
-        out.write(json.dumps({"steps": doc}, indent=2) + "\n")
-        return EXIT_OK
-    for p in planned:
-        out.write(f"[{p.step.id}] {p.step.title}\n")
-        if p.error:
-            out.write(f"  cannot plan: {p.error}\n")
-            continue
-        if not p.actions:
-            out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
-        ctx = StepContext(engine, p.step.id)
-        for action, done in zip(p.actions, p.done):
-            out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
-            if not done:
-                for line in action.preview(ctx):
-                    out.write(f"      {line}\n")
+        out.write(json.dumps({"steps": doc, "exit": code}, indent=2) + "\n")
+        return code
+    render_plan(planned, out)
     out.write("(plan only: nothing was executed)\n")
-    return EXIT_OK
+    return code
 
 
 def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
@@ -215,10 +247,17 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
     lock = RunLock(session.state_path).acquire()
     log: LogFile | None = None
     try:
-        engine, _, selected, sections = _prepare_engine(session)
+        engine, _, selected, sections = _prepare_engine(session, run=True)
+        # the whole recipe's plan first: what it can already tell is impossible runs nothing
+        refused = [p for p in engine.plan(selected, sections) if p.refused]
+        if refused:
+            for p in refused:
+                err.write(f"gpuwizard: error: [{p.step.id}] {p.error}\n")
+            err.write("gpuwizard: nothing was executed (the plan refuses these answers; see: gpuwizard plan --answers FILE)\n")
+            return EXIT_INVALID
         state = engine.state
         log = LogFile(session.log_dir)
-        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)}")
+        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)} run {state.run_id}")
         reporter = ConsoleReporter(out)
         engine.listeners += [log, reporter]
         state.save()

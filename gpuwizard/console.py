@@ -36,6 +36,7 @@ class ConsoleReporter:
     def __init__(self, stream: IO[str] | None = None, color: bool | None = None, tail_lines: int = 15):
         self.stream = stream or sys.stdout
         self.color = use_color(self.stream) if color is None else color
+        self.tail_lines = tail_lines
         self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
         self.log_path: Path | None = None
         self.failed = False
@@ -51,7 +52,7 @@ class ConsoleReporter:
 
     def __call__(self, ev: Event) -> None:
         if ev.kind == "output":
-            self.tail.extend(ev.data["lines"][-self.tail.maxlen :])
+            self.tail.extend(ev.data["lines"][-self.tail_lines :])
         elif ev.kind == "step-started":
             self.tail.clear()
             suffix = " (re-checking)" if ev.data.get("reverify") else ""
@@ -61,6 +62,8 @@ class ConsoleReporter:
             self._print(f"  {self._style(f'{status:<15}', STATUS_STYLE.get(status))} {ev.text}")
         elif ev.kind == "note":
             self._print(f"  note: {ev.text}")
+        elif ev.kind == "decision":
+            self._print(f"  decision: {ev.text}")
         elif ev.kind == "step-finished":
             status = ev.status or ""
             line = f"[{ev.step}] {self._style(status, STATUS_STYLE.get(status))}"
@@ -70,7 +73,7 @@ class ConsoleReporter:
                 tail = ev.data.get("tail") or list(self.tail)
                 if tail:
                     self._print("  last lines of output:")
-                    for t in tail[-self.tail.maxlen :]:
+                    for t in tail[-self.tail_lines :]:
                         self._print(f"    | {t}")
         elif ev.kind == "reboot-required":
             self._print(self._style(f"[{ev.step}] reboot required: {ev.text}", STATUS_STYLE["reboot-required"]))

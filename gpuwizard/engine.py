@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Literal, Mapping, TypeVar
 
 from pydantic import BaseModel
 
@@ -21,23 +21,32 @@ from .errors import (
     EXIT_REBOOT,
     CommandFailed,
     GpuwizardError,
+    InvalidInput,
     RebootRequired,
 )
 from .host import Host
 from .state import State
 
 
+EventKind = Literal[
+    "run-started", "step-started", "step-finished", "action-started", "action-finished", "output", "progress",
+    "note", "decision", "reboot-required", "run-finished",
+]
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something happened. ``kind`` is one of:
+    """Something happened. ``kind`` is one of :data:`EventKind`:
 
     run-started, step-started, step-finished (status), action-started, action-finished
     (outcome: ok | changed | failed | reboot-required), output (stream; ``data["lines"]`` the lines of
-    one read — one or thousands —, ``text`` the same joined by newlines), note (text),
-    reboot-required (text), run-finished (status).
+    one read — one or thousands —, ``text`` the same joined by newlines), progress (``data["done"]``,
+    ``data["total"]``: a download's bytes or an installer's own percentage), note (text), decision (a
+    choice the plan made, emitted once when its step starts), reboot-required (text), run-finished
+    (status).
     """
 
-    kind: str
+    kind: EventKind
     step: str | None = None
     action: str | None = None
     text: str = ""
@@ -48,15 +57,83 @@ class Event:
 
 
 Listener = Callable[[Event], None]
+AnswersT = TypeVar("AnswersT")
+
+
+@dataclass(frozen=True)
+class Promise:
+    """A fact a step of this run will make true, which later steps plan against: ``key`` is a
+    top-level facts key (``driver``, ``docker``, ``tools``, ``cluster``), ``value`` is merged into
+    it, and ``says`` is what the plan of a later step that reads it shows as its assumption."""
+
+    key: str
+    value: Any
+    says: str
+
+
+class FactsView(dict[str, Any]):
+    """The facts a step plans against: what detection saw, overlaid with what earlier steps of the
+    same run promise. Records which promised keys were read, so the plan says what it assumes."""
+
+    def __init__(self, base: dict[str, Any], promises: dict[str, list[Promise]]):
+        merged = dict(base)
+        for key, items in promises.items():
+            for promise in items:
+                old = merged.get(key)
+                if isinstance(old, dict) and isinstance(promise.value, dict):
+                    merged[key] = {**old, **promise.value}
+                else:
+                    merged[key] = promise.value
+        super().__init__(merged)
+        self.promises = promises
+        self.read: list[str] = []
+
+    def _mark(self, key: Any) -> None:
+        # tools are promised one by one: StepContext.has_tool records the ones a plan relies on
+        if key in self.promises and key not in self.read and key != "tools":
+            self.read.append(key)
+
+    def __getitem__(self, key: str) -> Any:
+        self._mark(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._mark(key)
+        return super().get(key, default)
+
+    def assumptions(self) -> list[str]:
+        return [p.says for key in self.read for p in self.promises[key]]
+
+
+class Call:
+    """What one ``Engine.plan`` or ``Engine.run`` call knows, kept off the Engine: whether it only
+    plans, every answer of the session (steps read each other's through typed accessors), the
+    promises of the steps planned so far, the step being worked on, and the run's id (actions whose
+    "done" cannot be observed on the host count as done only when recorded in this run)."""
+
+    def __init__(self, engine: "Engine", *, planning: bool, answers: Mapping[str, Any], run_id: str):
+        self.engine = engine
+        self.planning = planning
+        self.answers = dict(answers)
+        self.run_id = run_id
+        self.promises: dict[str, list[Promise]] = {}
+        self.files: dict[str, str] = {}  # planning: the content earlier steps' file actions will leave
+        self.current: StepContext | None = None
 
 
 class StepContext:
-    """What a step sees: the host, the detected facts, its own saved record, a way to talk."""
+    """What a step sees: the host, the facts, the session's answers, its own saved record, a way to
+    talk. One per step per call."""
 
-    def __init__(self, engine: "Engine", step_id: str):
+    def __init__(self, engine: "Engine", step_id: str, call: Call | None = None):
         self.engine = engine
         self.step_id = step_id
+        self.call = call or Call(engine, planning=False, answers={}, run_id=engine.state.run_id)
         self.current_action: str | None = None
+        self.decisions: list[str] = []
+        self.plan_data: dict[str, Any] = {}  # what the plan resolved, for provides() and exports
+        self._facts: FactsView | None = None
+        self._assumed: list[str] = []
 
     @property
     def host(self) -> Host:
@@ -64,7 +141,20 @@ class StepContext:
 
     @property
     def facts(self) -> dict[str, Any]:
-        return self.engine.facts()
+        if not self.planning:
+            return self.engine.facts()
+        if self._facts is None:
+            self._facts = FactsView(self.engine.facts(), self.call.promises)
+        return self._facts
+
+    def assumptions(self) -> list[str]:
+        out = self._facts.assumptions() if self._facts is not None else []
+        return out + [a for a in self._assumed if a not in out]
+
+    def assume(self, text: str) -> None:
+        """An assumption the plan makes beyond the promised facts it read."""
+        if text not in self._assumed:
+            self._assumed.append(text)
 
     @property
     def state(self) -> State:
@@ -76,51 +166,151 @@ class StepContext:
 
     @property
     def planning(self) -> bool:
-        """True while only a plan is being made (``gpuwizard plan``, dry-run): nothing changes, so
-        facts read at the start stay true."""
-        return self.engine.planning or self.host.dry_run
+        """True while only a plan is being made (``gpuwizard plan``, dry-run, the TUI's previews):
+        nothing changes, so facts read at the start stay true, and earlier steps' promises hold."""
+        return self.call.planning or self.host.dry_run
 
     def refresh_facts(self) -> dict[str, Any]:
+        if self.planning:
+            return self.facts
         return self.engine.facts(refresh=True)
 
+    def answers(self, step: "type[Step[AnswersT]]") -> AnswersT | None:
+        """The answers of another step of this session (typed), or None when it is not part of it."""
+        value = self.call.answers.get(step.id)
+        return value if value is not None else None
+
+    def in_session(self, step_id: str) -> bool:
+        return self.call.answers.get(step_id) is not None
+
+    def has_tool(self, name: str) -> bool:
+        """On PATH, or (while planning) promised by an earlier step of this run."""
+        if self.host.runner.which(name) is not None:
+            return True
+        if self.planning:
+            for promise in self.call.promises.get("tools", []):
+                if isinstance(promise.value, dict) and promise.value.get(name):
+                    self.assume(promise.says)
+                    return True
+        return False
+
+    def read_text(self, system_path: str) -> str | None:
+        """A file as the plan sees it: what an earlier step of this run will have written there
+        (planning), else what is on the host."""
+        if self.planning and system_path in self.call.files:
+            return self.call.files[system_path]
+        return self.host.read_text(system_path)
+
+    def exists(self, system_path: str) -> bool:
+        return (self.planning and system_path in self.call.files) or self.host.exists(system_path)
+
     def action_record(self, action_id: str) -> dict[str, Any] | None:
-        return self.state.step(self.step_id).get("actions", {}).get(action_id)
+        record: dict[str, Any] | None = self.state.step(self.step_id).get("actions", {}).get(action_id)
+        return record
+
+    def done_this_run(self, action_id: str) -> bool:
+        """The action was applied in this run (a resumed run is the same run). For commands whose
+        effect cannot be observed, e.g. ``apt-get update``: a later run does them again."""
+        record = self.action_record(action_id) or {}
+        return record.get("outcome") == "changed" and record.get("run") == self.call.run_id
+
+    def decide(self, text: str) -> None:
+        """A choice the plan made ("adopting the installed release X"): part of the plan's data,
+        shown once by `gpuwizard plan`, the TUI's plan preview, and the log when the step runs."""
+        if text not in self.decisions:
+            self.decisions.append(text)
 
     def note(self, text: str) -> None:
+        """Something that happened while applying (a backup's path, a check's output)."""
+        if self.planning:
+            self.decide(text)
+            return
         self.engine.emit(Event("note", self.step_id, self.current_action, text))
 
 
-class Step:
-    """A step of the wizard. Subclasses set ``id``, ``title`` and ``Answers``."""
+class Step(Generic[AnswersT]):
+    """A step of the wizard: its whole contract in its module. Subclasses set ``id``, ``title`` and
+    ``Answers`` (their section of the answer file; ``many``: a list of them), and may set
+    ``tui_widget`` (a dotted ``module:Class`` the TUI imports; a step never imports Textual) and
+    ``facts_shown`` (the doctor keys their pane shows). The answer file, its JSON Schema, the state
+    file's step ids and the TUI's step list are assembled from the registry in ``steps/__init__``."""
 
     id: str = ""
     title: str = ""
     Answers: type[BaseModel]
+    many: bool = False
     implemented: bool = True
     always_rerun: bool = False  # detect: facts are re-read on every run
+    tui_widget: str | None = None
+    facts_shown: tuple[str, ...] = ()
+    description: str = ""
 
-    def plan(self, ctx: StepContext, answers: BaseModel) -> list[A.Action]:
+    def plan(self, ctx: StepContext, answers: AnswersT) -> list[A.Action]:
         raise NotImplementedError
 
-    def verify(self, ctx: StepContext, answers: BaseModel) -> str | None:
+    def verify(self, ctx: StepContext, answers: AnswersT) -> str | None:
         """Check that the step's result holds; raise StepFailed if not. Returns a summary line."""
+        return None
+
+    def checks(self, ctx: StepContext, answers: AnswersT) -> list[str]:
+        """What ``verify`` runs beyond read-only probes (``$ argv`` lines), for the plan."""
+        return []
+
+    def provides(self, ctx: StepContext, answers: AnswersT, plan: "PlannedStep") -> list[Promise]:
+        """What later steps of the same run may plan against once this one has run (called after
+        planning it, when some of its actions are still to do). Default: nothing."""
+        return []
+
+    def export(self, answers: AnswersT, plan: "PlannedStep | None") -> Any:
+        """The step's section of an exported answer file, replaying what this session did: what the
+        user set, plus what the plan decided that a replay must not decide differently."""
+        if isinstance(answers, BaseModel):
+            return answers.model_dump(mode="json", exclude_unset=True)
+        if isinstance(answers, list):
+            return [a.model_dump(mode="json", exclude_unset=True) for a in answers if isinstance(a, BaseModel)]
         return None
 
 
 @dataclass
 class PlannedStep:
-    step: Step
+    step: Step[Any]
     actions: list[A.Action]
     done: list[bool]
     error: str | None = None
+    decisions: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    refused: bool = False  # the answers ask for what cannot be (exit 2 before anything runs)
+    data: dict[str, Any] = field(default_factory=dict)  # what a step's plan resolved (exports read it)
+    described: list[dict[str, Any]] = field(default_factory=list)  # each action as data, with its preview
+    checks: list[str] = field(default_factory=list)  # what the step's verify runs afterwards
+
+    def previews(self) -> list[list[str]]:
+        """Each action's preview lines (the argv, the diff) as the plan computed them."""
+        return [list(d.get("preview") or []) for d in self.described]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not any(isinstance(a, A.Fail) for a in self.actions)
+
+    def problem(self) -> str | None:
+        if self.error:
+            return self.error
+        for action in self.actions:
+            if isinstance(action, A.Fail):
+                return action.reason
+        return None
 
 
 class Engine:
+    """Plans and runs steps. Holds the host, the state and the listeners; everything about one
+    call (planning or running, the session's answers, promises, the step being worked on) lives in
+    that call's :class:`Call`, so calls never see each other's flags."""
+
     def __init__(
         self,
         host: Host,
         state: State,
-        steps: dict[str, Step],
+        steps: dict[str, Step[Any]],
         *,
         unattended: bool = True,
         reboot_policy: str = "never",
@@ -132,11 +322,11 @@ class Engine:
         self.unattended = unattended
         self.reboot_policy = reboot_policy
         self.listeners: list[Listener] = []
-        self.planning = False
         self._facts: dict[str, Any] | None = None
+        self._facts_lock = threading.Lock()
         self._detector = detector
         self._emit_lock = threading.Lock()
-        self._ctx: StepContext | None = None
+        self._running: Call | None = None  # the run in progress: output events are its current step's
         host.runner.listeners.append(self._on_output)
 
     # -- events ---------------------------------------------------------------------------------
@@ -146,61 +336,87 @@ class Engine:
                 listener(event)
 
     def _on_output(self, stream: str, lines: list[str]) -> None:
-        ctx = self._ctx
-        self.emit(Event("output", ctx.step_id if ctx else None, ctx.current_action if ctx else None, "\n".join(lines), stream=stream, data={"lines": lines}))
+        call = self._running
+        ctx = call.current if call else None
+        self.emit(Event("output", ctx.step_id if ctx else None, ctx.current_action if ctx else None, "\n".join(lines),
+                        stream=stream, data={"lines": lines}))
 
     # -- facts ----------------------------------------------------------------------------------
     def facts(self, refresh: bool = False) -> dict[str, Any]:
-        if self._facts is None or refresh:
-            if self._detector is None:
-                from .detect import detect
+        with self._facts_lock:
+            if self._facts is None or refresh:
+                if self._detector is None:
+                    from .detect import detect
 
-                self._detector = detect
-            self._facts = self._detector(self.host)
-        return self._facts
+                    self._detector = detect
+                self._facts = self._detector(self.host)
+            return self._facts
 
     # -- planning -------------------------------------------------------------------------------
-    def plan(self, selected: list[str], answers: dict[str, BaseModel]) -> list[PlannedStep]:
-        """Plan every selected step without changing anything."""
-        self.planning = True
-        try:
-            return self._plan(selected, answers)
-        finally:
-            self.planning = False
-
-    def _plan(self, selected: list[str], answers: dict[str, BaseModel]) -> list[PlannedStep]:
+    def plan(self, selected: list[str], answers: Mapping[str, Any], *, session: Mapping[str, Any] | None = None) -> list[PlannedStep]:
+        """Plan every selected step without changing anything. Later steps plan against what the
+        earlier ones promise (``Step.provides``): the whole recipe's plan on a bare host. ``session``:
+        every answer of the session (default: ``answers``), read by steps through typed accessors."""
+        call = Call(self, planning=True, answers={**(session or {}), **answers}, run_id=self.state.run_id)
         planned: list[PlannedStep] = []
         for sid in selected:
-            step = self.steps[sid]
-            ctx = StepContext(self, sid)
-            try:
-                acts = step.plan(ctx, answers[sid])
-                done = [a.is_done(ctx) for a in acts]
-                planned.append(PlannedStep(step, acts, done))
-            except GpuwizardError as exc:
-                planned.append(PlannedStep(step, [], [], str(exc)))
+            planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
         return planned
 
+    def _plan_step(self, call: Call, step: Step[Any], answers: Any) -> PlannedStep:
+        ctx = StepContext(self, step.id, call)
+        try:
+            acts = step.plan(ctx, answers)
+            done = [a.is_done(ctx) for a in acts]
+            described = [a.as_json(ctx) for a in acts]  # previews against this call's view of the host
+            checks = step.checks(ctx, answers)
+            result = PlannedStep(step, acts, done, decisions=list(ctx.decisions), assumptions=ctx.assumptions(),
+                                 data=dict(ctx.plan_data), described=described, checks=checks)
+        except InvalidInput as exc:
+            return PlannedStep(step, [], [], str(exc), list(ctx.decisions), ctx.assumptions(), refused=True)
+        except GpuwizardError as exc:
+            return PlannedStep(step, [], [], str(exc), list(ctx.decisions), ctx.assumptions())
+        if result.ok and not all(done):
+            for promise in step.provides(ctx, answers, result):
+                call.promises.setdefault(promise.key, []).append(promise)
+            for action, was_done in zip(acts, done):
+                written = None if was_done else action.planned_file(ctx)
+                if written is not None:
+                    call.files[written[0]] = written[1]
+        return result
+
     # -- running --------------------------------------------------------------------------------
-    def run(self, selected: list[str], answers: dict[str, BaseModel]) -> int:
+    def run(self, selected: list[str], answers: Mapping[str, Any], *, session: Mapping[str, Any] | None = None) -> int:
         """Run the selected steps in order; returns the exit code of the contract."""
-        self.state.data["boot_id"] = self.host.boot_id()
-        self.emit(Event("run-started", data={"steps": list(selected)}))
-        for sid in selected:
-            code = self._run_step(self.steps[sid], answers[sid])
-            if code != EXIT_OK:
-                self.emit(Event("run-finished", status="failed" if code == EXIT_FAILED else "reboot-required"))
-                return code
-        self.emit(Event("run-finished", status="done"))
-        return EXIT_OK
+        call = Call(self, planning=False, answers={**(session or {}), **answers}, run_id=self.state.run_id)
+        self._running = call
+        try:
+            self.state.data["boot_id"] = self.host.boot_id()
+            self.emit(Event("run-started", data={"steps": list(selected), "run": call.run_id}))
+            for sid in selected:
+                code = self._run_step(call, self.steps[sid], answers[sid])
+                if code != EXIT_OK:
+                    self.emit(Event("run-finished", status="failed" if code == EXIT_FAILED else "reboot-required"))
+                    return code
+            self.emit(Event("run-finished", status="done"))
+            return EXIT_OK
+        finally:
+            self._running = None
 
     def _save(self) -> None:
         self.state.save()
 
-    def _run_step(self, step: Step, answers: BaseModel) -> int:
+    def _run_step(self, call: Call, step: Step[Any], answers: Any) -> int:
         sid = step.id
-        ctx = StepContext(self, sid)
-        self._ctx = ctx
+        ctx = StepContext(self, sid, call)
+        call.current = ctx
+        try:
+            return self._run_step_in(ctx, step, answers)
+        finally:
+            call.current = None
+
+    def _run_step_in(self, ctx: StepContext, step: Step[Any], answers: Any) -> int:
+        sid = step.id
         previous = self.state.status(sid)
         entry = self.state.step(sid)
 
@@ -225,18 +441,20 @@ class Engine:
         self.emit(Event("step-started", sid, text=step.title))
         try:
             actions = step.plan(ctx, answers)
+            for decision in ctx.decisions:
+                self.emit(Event("decision", sid, text=decision))
             for action in actions:
                 ctx.current_action = action.id
                 self.emit(Event("action-started", sid, action.id, action.title))
                 if action.is_done(ctx):
-                    self.state.record_action(sid, action.id, "ok")
+                    self.state.record_action(sid, action.id, "ok", run=ctx.call.run_id)
                     self._save()
                     self.emit(Event("action-finished", sid, action.id, action.title, status="ok"))
                     continue
                 if isinstance(action, A.Reboot):
                     return self._reboot(ctx, action)
                 action.apply(ctx)
-                self.state.record_action(sid, action.id, "changed")
+                self.state.record_action(sid, action.id, "changed", run=ctx.call.run_id)
                 self._save()
                 self.emit(Event("action-finished", sid, action.id, action.title, status="changed"))
             ctx.current_action = None
@@ -253,7 +471,7 @@ class Engine:
     def _reboot(self, ctx: StepContext, action: A.Reboot) -> int:
         sid = ctx.step_id
         boot = self.host.boot_id()
-        self.state.record_action(sid, action.id, "reboot-required", boot_id=boot)
+        self.state.record_action(sid, action.id, "reboot-required", boot_id=boot, run=ctx.call.run_id)
         self.state.set_status(sid, "reboot-required", message=action.reason, boot_id=boot)
         self._save()
         self.emit(Event("action-finished", sid, action.id, action.title, status="reboot-required"))
@@ -273,9 +491,10 @@ class Engine:
         else:  # a bug: keep the traceback in the log, not on the user's screen
             message = f"internal error: {type(exc).__name__}: {exc}"
             detail = "".join(traceback.format_exception(exc))
-        tail = exc.tail if isinstance(exc, CommandFailed) else []
+        cause = exc if isinstance(exc, CommandFailed) else exc.__cause__
+        tail = cause.tail if isinstance(cause, CommandFailed) else []
         if ctx.current_action:
-            self.state.record_action(sid, ctx.current_action, "failed", message=message)
+            self.state.record_action(sid, ctx.current_action, "failed", message=message, run=ctx.call.run_id)
         self.state.set_status(sid, "failed", message=message, failed_action=ctx.current_action)
         self._save()
         if ctx.current_action:

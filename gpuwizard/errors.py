@@ -63,6 +63,11 @@ class StepFailed(GpuwizardError):
     """A step cannot go on; the message says why and what the user can do."""
 
 
+class PlanRefused(InvalidInput):
+    """The plan can already tell that the answers ask for what cannot be (a pod spec asking 2 GPUs of a
+    1-GPU host): refused at plan time, exit 2, nothing executed."""
+
+
 class NotImplementedStep(StepFailed):
     def __init__(self, step_id: str):
         super().__init__(

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from .errors import LockHeld, StateError
 from .host import atomic_write
 
 STATE_VERSION = 1
+# The step ids in run order; the registry (gpuwizard/steps/__init__.py) is the one list, this mirror
+# keeps the state module free of step imports (tests/unit/test_answers.py checks that the two agree).
 STEP_IDS = ("detect", "driver", "cuda", "container", "kind", "operator", "hami", "podspec")
 STATUSES = ("pending", "running", "done", "skipped", "failed", "reboot-required")
 
@@ -90,6 +93,20 @@ class State:
     @property
     def steps(self) -> dict[str, dict[str, Any]]:
         return self.data["steps"]
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run this state belongs to: a fresh invocation starts a new run
+        (:meth:`new_run`), ``--resume`` continues the saved one."""
+        run = self.data.get("run")
+        if not isinstance(run, dict) or not run.get("id"):
+            run = self.new_run()
+        return str(run["id"])
+
+    def new_run(self) -> dict[str, Any]:
+        run = {"id": uuid.uuid4().hex[:12], "started": time.time()}
+        self.data["run"] = run
+        return run
 
     def step(self, step_id: str) -> dict[str, Any]:
         return self.steps.setdefault(step_id, {"status": "pending"})

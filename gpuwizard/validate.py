@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^v?\d+(\.\d+){0,3}([-+~][0-9A-Za-z.]+)?$")
@@ -119,3 +119,12 @@ def url_or_path(value: str) -> str:
 
 
 UrlOrPath = Annotated[str, AfterValidator(url_or_path)]
+
+
+class Section(BaseModel):
+    """One step's section of the answer file: strict (unknown keys are errors) and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Auto = Literal["auto"] | bool

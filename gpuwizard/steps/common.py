@@ -65,6 +65,14 @@ def major_minor(version: str) -> str:
     return ".".join(parts[:2]) if len(parts) > 1 else parts[0] + ".0"
 
 
+def cuda_for_driver(driver_version: str) -> str | None:
+    """The newest CUDA X.Y of NVIDIA's table whose minimum driver the given driver (a version or a
+    bare branch such as 565) meets."""
+    have = vkey(driver_version)
+    fits = [xy for xy, need in CUDA_MIN_DRIVER.items() if have >= vkey(need)[: len(have)] and have[:1] >= vkey(need)[:1]]
+    return max(fits, key=vkey) if fits else None
+
+
 def newest_cuda_for(driver_cuda: str | None) -> str | None:
     """The newest toolkit X.Y we know that a driver reporting ``driver_cuda`` can run."""
     if not driver_cuda:
@@ -116,6 +124,18 @@ def driver_now(host: Host) -> dict[str, Any]:
     return {"status": "ok", "version": drv.get("version"), "cuda_version": drv.get("cuda_version"), "gpus": smi["gpus"]}
 
 
+def driver_seen(ctx: "StepContext") -> dict[str, Any]:
+    """The driver as a plan sees it (the facts, with what an earlier step of this run promises), or,
+    while running, a fresh look through nvidia-smi."""
+    if not ctx.planning:
+        return driver_now(ctx.host)
+    facts = ctx.facts
+    drv = facts.get("driver") or {}
+    status = facts.get("driver_status") or ("ok" if drv else "no-driver")
+    return {"status": status, "version": drv.get("version"), "cuda_version": drv.get("cuda_version"),
+            "gpus": facts.get("gpus") or [], "promised": bool(drv.get("promised"))}
+
+
 def runner_with_path(host: Host, *dirs: str) -> Runner:
     """A runner whose PATH starts with some system dirs (e.g. /usr/local/cuda-12.6/bin): tools are
     still found on a PATH, the one a user gets from the env file."""
@@ -144,9 +164,10 @@ class Check(A.Action):
     check: Callable[["StepContext"], bool]
     failure: str | Callable[["StepContext"], str] = ""
     on_failure: Callable[["StepContext"], None] | None = None
+    reads: list[str] | None = None  # the read-only command it looks through, shown in the plan
 
     def preview(self, ctx: "StepContext") -> list[str]:
-        return [f"check: {self.title}"]
+        return [f"check: {self.title}"] + ([f"  (reads: $ {join_argv(self.reads)})"] if self.reads else [])
 
     def is_done(self, ctx: "StepContext") -> bool:
         return bool(self.check(ctx))

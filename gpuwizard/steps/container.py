@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from .. import actions as A
 from .. import parsers as P
-from ..answers import ContainerAnswers
 from ..detect import probe_docker, probe_version
-from ..engine import Step, StepContext
+from ..engine import PlannedStep, Promise, Step, StepContext
+from ..validate import ImageRef, Section
 from ..errors import StepFailed
 from ..host import load_json_object, unified_diff
 from . import common as C
@@ -120,7 +122,7 @@ class ConfigureRuntime(A.Action):
     runtime: str
 
     def _done(self, ctx: StepContext) -> bool:
-        text = ctx.host.read_text(self.path)
+        text = ctx.read_text(self.path)
         if self.runtime == "docker":
             return docker_configured(load_json_object(self.path, text), self.answers)
         text = text or ""
@@ -132,11 +134,18 @@ class ConfigureRuntime(A.Action):
             lines.append(f"back up {self.path} -> {self.path}.gpuwizard-<time>.bak")
         lines.append("$ " + C.cmd(self.argv))
         if self.runtime == "docker":
-            old = ctx.host.read_text(self.path)
-            cfg = load_json_object(self.path, old)
-            new = nvidia_edit(self.answers)(json.loads(json.dumps(cfg)))
-            lines += unified_diff(self.path, old, json.dumps(new, indent=4, sort_keys=True) + "\n").splitlines()
+            old = ctx.read_text(self.path)
+            written = self.planned_file(ctx)
+            lines += unified_diff(self.path, old, written[1] if written else "").splitlines()
         return lines
+
+    def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
+        """What nvidia-ctk leaves in daemon.json (it writes the object sorted, 4-space indented)."""
+        if self.runtime != "docker":
+            return None
+        cfg = load_json_object(self.path, ctx.read_text(self.path))
+        new = nvidia_edit(self.answers)(json.loads(json.dumps(cfg)))
+        return self.path, json.dumps(new, indent=4, sort_keys=True) + "\n"
 
     def is_done(self, ctx: StepContext) -> bool:
         return self._done(ctx)
@@ -164,7 +173,16 @@ class ConfigureRuntime(A.Action):
         return data
 
 
-class ContainerStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class ContainerAnswers(Section):
+    runtime: Literal["docker", "containerd"] = "docker"
+    install_docker: bool = Field(False, description="Install Docker when it is absent (otherwise stop with guidance).")
+    set_as_default: bool = Field(False, description="Make nvidia the default runtime.")
+    cdi: bool = Field(False, description="Enable CDI in the runtime.")
+    test_image: ImageRef | None = Field(None, description="Image for the `docker run --gpus all … nvidia-smi` check (default: a CUDA base image the driver can run).")
+
+
+class ContainerStep(Step[ContainerAnswers]):
     id = "container"
     title = "Container runtime (nvidia-container-toolkit)"
     Answers = ContainerAnswers
@@ -216,7 +234,7 @@ class ContainerStep(Step):
                         on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
                 A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})", APT_LIST, APT_LIST_CONTENT),
                 C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV, done_when=installed,
-                        done=lambda c: (c.action_record("apt-update") or {}).get("outcome") == "changed"),
+                        done=lambda c: c.done_this_run("apt-update")),
                 A.Run("install-toolkit", "install nvidia-container-toolkit", ["apt-get", "install", "-y", "nvidia-container-toolkit"],
                       done_when=installed, env=C.APT_ENV, timeout=1800),
             ]
@@ -239,8 +257,35 @@ class ContainerStep(Step):
         actions.append(ConfigureRuntime("configure-runtime", f"configure {runtime} for the nvidia runtime (backup of {path} first)",
                                         argv, path, answers, runtime))
         actions.append(C.RunIf("restart-runtime", f"restart {runtime}", ["systemctl", "restart", runtime],
-                               done=lambda c: _runtime_live(c, runtime, answers, path)))
+                               done=lambda c: _runtime_live(c, runtime, answers, path),
+                               disruptive=f"restarts {runtime}: its running containers stop"
+                               + (" (restart policies bring some back)" if runtime == "docker" else "")))
         return actions
+
+    def provides(self, ctx: StepContext, answers: ContainerAnswers, plan: PlannedStep) -> list[Promise]:
+        """Docker (or containerd) with the nvidia runtime, and nvidia-ctk, for the kind step."""
+        out = [Promise("tools", {"nvidia-ctk": "(installed by the container step)"},
+                       "nvidia-ctk is installed (the container step of this run installs nvidia-container-toolkit)")]
+        if answers.runtime == "docker":
+            docker = dict(ctx.facts.get("docker") or {})
+            runtimes = sorted(set(docker.get("runtimes") or []) | {"nvidia"})
+            value: dict[str, Any] = {"running": True, "runtimes": runtimes}
+            if answers.set_as_default:
+                value["default_runtime"] = "nvidia"
+            if answers.cdi:
+                value["cdi"] = True
+            out.append(Promise("docker", value, "Docker runs with the nvidia runtime (the container step of this run "
+                               "configures and restarts it)"))
+        return out
+
+    def test_argv(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
+        """The GPU check: a CUDA base image the driver can run (the driver this run installs, in a plan)."""
+        now = C.driver_seen(ctx)
+        image = answers.test_image or default_test_image(now.get("cuda_version"), ctx.facts["host"])
+        return ["docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi"]
+
+    def checks(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
+        return [] if answers.runtime == "containerd" else ["$ " + C.cmd(self.test_argv(ctx, answers))]
 
     def verify(self, ctx: StepContext, answers: ContainerAnswers) -> str:
         if answers.runtime == "containerd":
@@ -248,9 +293,8 @@ class ContainerStep(Step):
             if not (result and result.ok):
                 raise StepFailed("containerd is not running after the restart: see `journalctl -u containerd`")
             return "containerd runs with the nvidia runtime (" + CONTAINERD_TOML + ")"
-        now = C.driver_now(ctx.host)
-        image = answers.test_image or default_test_image(now.get("cuda_version"), ctx.facts["host"])
-        argv = ["docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi"]
+        argv = self.test_argv(ctx, answers)
+        image = argv[-2]
         result = ctx.host.runner.run(argv, timeout=900)
         if not result.ok:
             last = (result.stderr or result.stdout).strip().splitlines()

@@ -12,14 +12,18 @@ LD_LIBRARY_PATH written once, and ``nvcc --version`` as the proof.
 
 from __future__ import annotations
 
+from typing import Literal, Union
+
 import re
 from pathlib import PurePosixPath
 
+from pydantic import Field
+
 from .. import actions as A
 from .. import parsers as P
-from ..answers import CudaAnswers
 from ..engine import Step, StepContext
-from ..errors import StepFailed
+from ..validate import AbsPath, Sha256, UrlOrPath, Version, Section
+from ..errors import PlanRefused, StepFailed
 from . import common as C
 
 CUDA_RUNFILE = re.compile(r"^cuda_(?P<full>\d+\.\d+\.\d+)_(?P<drv>\d+(?:\.\d+)*)_linux(?:_sbsa)?\.run$")
@@ -73,13 +77,25 @@ def bashrc_path(ctx: StepContext) -> str:
     return str(Path.home() / ".bashrc")
 
 
-class CudaStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class CudaAnswers(Section):
+    version: Version | None = Field(None, description="CUDA toolkit version, e.g. 12.6 (default: the newest the driver can run).")
+    method: Literal["package", "runfile"] | None = Field(None, description="NVIDIA's cuda-keyring packages or the .run file.")
+    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of cuda_<ver>_<drv>_linux.run.")
+    sha256: Sha256 | None = None
+    env_file: Union[AbsPath, Literal["~/.bashrc"]] = Field(
+        "/etc/profile.d/cuda.sh", description="Where PATH/LD_LIBRARY_PATH for the toolkit are written (once)."
+    )
+    pytorch_check: bool = Field(False, description="Afterwards, check CUDA from PyTorch in a venv (like the seed recipe's script).")
+
+
+class CudaStep(Step[CudaAnswers]):
     id = "cuda"
     title = "CUDA toolkit"
     Answers = CudaAnswers
 
     def _target(self, ctx: StepContext, answers: CudaAnswers) -> tuple[str, dict]:
-        now = C.driver_now(ctx.host)
+        now = C.driver_seen(ctx)
         if answers.runfile and not answers.version:
             m = CUDA_RUNFILE.match(PurePosixPath(answers.runfile.split("?", 1)[0]).name)
             if m:
@@ -97,8 +113,9 @@ class CudaStep(Step):
         need = C.CUDA_MIN_DRIVER.get(xy)
         need_text = f"driver ≥ {need}" if need else "a newer driver"
         if now["status"] == "ok" and now.get("cuda_version") and C.vkey(xy) > C.vkey(now["cuda_version"]):
-            raise StepFailed(
-                f"CUDA {xy} needs {need_text}, but the installed driver {now['version']} runs CUDA {now['cuda_version']} "
+            which = "the driver this run installs" if now.get("promised") else "the installed driver"
+            raise PlanRefused(
+                f"CUDA {xy} needs {need_text}, but {which} {now['version']} runs CUDA {now['cuda_version']} "
                 f"at most; nothing was changed. Upgrade the driver (driver: {{version: \"{(need or '').split('.')[0] or 'newer'}\"}}) "
                 f"or choose cuda.version ≤ {now['cuda_version']}"
             )

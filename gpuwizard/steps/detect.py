@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from ..answers import DetectAnswers
+from pydantic import Field
+
 from ..engine import Step, StepContext
+from ..validate import Section
 from ..errors import StepFailed
 
 
-class DetectStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class DetectAnswers(Section):
+    require_gpu: bool = Field(True, description="Fail the run when no NVIDIA GPU is found.")
+
+
+class DetectStep(Step[DetectAnswers]):
     id = "detect"
     title = "Detect GPUs and installed layers"
     Answers = DetectAnswers

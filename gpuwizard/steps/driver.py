@@ -19,12 +19,16 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 
 from __future__ import annotations
 
+from typing import Literal, Union
+
 import re
 from pathlib import PurePosixPath
 
+from pydantic import Field, model_validator
+
 from .. import actions as A
-from ..answers import DriverAnswers
-from ..engine import Step, StepContext
+from ..engine import PlannedStep, Promise, Step, StepContext
+from ..validate import Sha256, UrlOrPath, Version, Section
 from ..errors import StepFailed
 from . import common as C
 
@@ -71,7 +75,30 @@ def default_method(host_facts: dict) -> str:
     return "package" if C.os_family(host_facts) in ("ubuntu", "debian", "rhel") else "runfile"
 
 
-class DriverStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class DriverAnswers(Section):
+    method: Literal["package", "runfile"] | None = Field(
+        None, description="How to install: the distribution's packages (default on Ubuntu/Debian) or NVIDIA's .run file."
+    )
+    version: Union[Literal["recommended"], Version] = Field(
+        "recommended", description="Driver version (e.g. 565.57.01 or a branch like 565), or 'recommended'."
+    )
+    runfile: UrlOrPath | None = Field(None, description="URL or absolute path of NVIDIA-Linux-<arch>-<ver>.run (method: runfile).")
+    sha256: Sha256 | None = Field(None, description="Expected SHA-256 of the runfile; a mismatch is refused and the file never executed.")
+    module: Literal["open", "proprietary"] | None = Field(None, description="Kernel module flavour (default: the installer's choice for the card).")
+    secure_boot: Literal["refuse", "sign"] = Field("refuse", description="With Secure Boot on: refuse (default) or sign the module and enrol the key with mokutil.")
+    reboot: Literal["prompt", "auto", "never"] = Field("prompt", description="When a reboot is needed: stop and ask (unattended: exit 3), reboot automatically, or never.")
+
+    @model_validator(mode="after")
+    def _runfile_needs_method(self) -> "DriverAnswers":
+        if self.runfile and self.method == "package":
+            raise ValueError("runfile is given but method is 'package'; use method: runfile")
+        if self.sha256 and not self.runfile:
+            raise ValueError("sha256 is given without a runfile")
+        return self
+
+
+class DriverStep(Step[DriverAnswers]):
     id = "driver"
     title = "NVIDIA driver"
     Answers = DriverAnswers
@@ -126,7 +153,7 @@ class DriverStep(Step):
             actions += [
                 A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT),
                 C.RunIf("initramfs", "rebuild the initramfs without nouveau", initramfs,
-                        done=lambda c: (c.action_record("initramfs") or {}).get("outcome") == "changed"),
+                        done=lambda c: c.done_this_run("initramfs")),
                 A.Reboot("reboot-nouveau", "reboot so that nouveau is not loaded",
                          "nouveau is blacklisted; a reboot unloads it before the NVIDIA driver is installed"),
             ]
@@ -159,6 +186,25 @@ class DriverStep(Step):
         actions.append(C.RebootUnless("reboot-driver", "reboot if the new driver cannot load now", reason,
                                       unless=lambda c: _works(c, wanted)))
         return actions
+
+    def provides(self, ctx: StepContext, answers: DriverAnswers, plan: PlannedStep) -> list[Promise]:
+        """The driver this run installs, for the steps after it (CUDA's version check, the test
+        images): its version where the plan knows it, else the branch of its package."""
+        if ctx.facts.get("driver_status") == "ok" and ctx.facts.get("driver"):
+            return []  # installed and loaded: the facts already say so
+        version = ctx.plan_data.get("version")
+        package = ctx.plan_data.get("package") or ""
+        if not version:
+            m = re.search(r"(\d{3})", package)
+            wanted = wanted_version(answers)
+            version = m.group(1) if m else (wanted if wanted != "recommended" else None)
+        if not version:
+            return []
+        cuda = C.cuda_for_driver(version)
+        return [Promise("driver", {"version": version, "cuda_version": cuda, "promised": True},
+                        f"the driver step of this run installs NVIDIA driver {version}"
+                        + (f" ({package})" if package else "") + (f", which runs CUDA up to {cuda} (NVIDIA's CUDA/driver table)" if cuda else "")),
+                Promise("driver_status", "ok", f"the NVIDIA driver {version} is loaded after the driver step (and its reboot, if one is needed)")]
 
     # ------------------------------------------------------------------------------------------
     def _reboot_after_upgrade(self, why: str) -> A.Action:
@@ -208,13 +254,14 @@ class DriverStep(Step):
         installed = lambda c: bool((r := c.host.runner.probe(done_pkg)) and r.ok)  # noqa: E731
         if fam in ("ubuntu", "debian"):
             acts.append(C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
-                                done=lambda c: installed(c) or (c.action_record("apt-update") or {}).get("outcome") == "changed"))
+                                done=lambda c: installed(c) or c.done_this_run("apt-update")))
         if not ctx.host.exists(headers):
             hdr = [f"linux-headers-{kernel}"] if fam in ("ubuntu", "debian") else [f"kernel-devel-{kernel}", f"kernel-headers-{kernel}"]
             inst = ["apt-get", "install", "-y", *hdr] if fam in ("ubuntu", "debian") else ["dnf", "install", "-y", *hdr]
             acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", inst,
                               creates=headers, env=C.APT_ENV if fam != "rhel" else None))
         note = " (Debian: needs the contrib and non-free components in the APT sources)" if fam == "debian" else ""
+        ctx.plan_data["package"] = pkg
         acts.append(C.RunIf("install", f"install the driver package {pkg}{note}", argv, env=C.APT_ENV if fam != "rhel" else None,
                             done=installed, timeout=3600))
         return acts
@@ -228,11 +275,12 @@ class DriverStep(Step):
         if sign:
             argv += [f"--module-signing-secret-key={C.hp(ctx, MOK_PRIV)}", f"--module-signing-public-key={C.hp(ctx, MOK_DER)}"]
         version = RUNFILE_NAME.match(name).group("version")
+        ctx.plan_data["version"] = version
         return [
             C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"),
                        source, cached, answers.sha256),
             C.RunIf("install", f"run the NVIDIA installer {name} (silent, DKMS)", argv, timeout=3600,
-                    done=lambda c: (c.action_record("install") or {}).get("outcome") == "changed"
+                    done=lambda c: c.done_this_run("install")
                     or satisfies(C.driver_now(c.host)["version"], version)),
         ]
 

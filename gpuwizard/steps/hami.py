@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from .. import actions as A
-from ..answers import HamiAnswers, KindAnswers, OperatorAnswers
 from ..engine import Step, StepContext
+from ..validate import K8sName, NodeLabel, Version, Section
 from ..errors import StepFailed
 from ..parsers import normalize_kube_version, parse_kube_version_json
 from . import kube as K
 from . import operator as O
-from .kind import DEFAULT_NODE_IMAGE, gpu_layout
+from .operator import OperatorStep
+from .kind import DEFAULT_NODE_IMAGE, gpu_layout, kind_cluster_plan, target_context
 
 CHART = "hami"
 NEW_KEY_FROM = (2, 7, 0)
@@ -35,9 +38,9 @@ def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
     parsed = parse_kube_version_json(result.stdout) if result is not None else None
     if parsed and parsed.server:
         return parsed.server, f"kubectl version -o json on {context}"
-    kind = K.kind_cluster_plan(ctx)
+    kind = kind_cluster_plan(ctx)
     if kind is not None:
-        image = kind.get("node_image") or DEFAULT_NODE_IMAGE
+        image = kind.node_image or DEFAULT_NODE_IMAGE
         tag = image.split("@", 1)[0].rsplit(":", 1)[-1]
         return tag, f"the Kind node image {image.split('@', 1)[0]} (the cluster does not exist yet)"
     return None, ""
@@ -45,9 +48,9 @@ def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
 
 def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The gpu-operator this run installs, else the one installed in the cluster, else None."""
-    answers = (ctx.state.answers or {}).get("operator")
+    answers = ctx.answers(OperatorStep)
     if answers is not None:
-        r = O.resolve(ctx, OperatorAnswers.model_validate(answers))
+        r = O.resolve(ctx, answers)
         return {"planned": True, "release": r["release"], "namespace": r["namespace"], "version": r["version"],
                 "cdi": r["cdi"], "toolkit": r["toolkit"], "plugin": r["plugin"]}
     found = K.find_release(rels, "gpu-operator")
@@ -65,12 +68,11 @@ def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -
 
 def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str, int | None], str]:
     """node -> physical GPU count (None: unknown), and how the nodes were chosen."""
-    kind = K.kind_cluster_plan(ctx)
+    kind = kind_cluster_plan(ctx)
     layout = None
     if kind is not None:
-        ka = KindAnswers.model_validate(kind)
         total = len(ctx.facts.get("gpus") or [])
-        layout = {n: (total if d == ["all"] else len(d)) for n, d in gpu_layout(ka, total).items() if d}
+        layout = {n: (total if d == ["all"] else len(d)) for n, d in gpu_layout(kind, total).items() if d}
     found: dict[str, int | None] = {}
     items = K.nodes(ctx, context) or []
     for n in items:
@@ -94,7 +96,7 @@ def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str,
 
 
 def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
-    context, on_kind = K.target_context(ctx)
+    context, on_kind = target_context(ctx)
     if context is None:
         raise StepFailed("no Kubernetes cluster to install into: add a kind: section (a Kind cluster, or "
                          "kind: {existing_context: NAME} for your own cluster)")
@@ -250,7 +252,19 @@ def capacity_block(item: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class HamiStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class HamiAnswers(Section):
+    namespace: K8sName = "kube-system"
+    release: K8sName = "hami"
+    chart_version: Version | None = None
+    split_count: int = Field(10, ge=1, le=100)
+    memory_scaling: float = Field(1.0, gt=0, le=100)
+    core_scaling: float = Field(1.0, gt=0, le=100)
+    node_label: NodeLabel = "gpu=on"
+    nodes: list[K8sName] | None = None
+
+
+class HamiStep(Step[HamiAnswers]):
     id = "hami"
     title = "HAMi GPU sharing"
     Answers = HamiAnswers
@@ -262,9 +276,9 @@ class HamiStep(Step):
         except StepFailed as exc:
             return acts + [A.Fail("hami-plan", "plan the HAMi install", str(exc))]
         for note in r["plan_notes"]:
-            ctx.note(note)
+            ctx.decide(note)
         context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
-        ctx.note(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
+        ctx.decide(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
                  f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
         op = r["operator"]
         if op is not None and not op["planned"] and op["plugin"]:
@@ -305,8 +319,8 @@ class HamiStep(Step):
         acts.append(K.Poll("capacity", f"each labelled node advertises its GPUs × {a.split_count} as nvidia.com/gpu",
                            lambda c: capacity_report(c, r, a, False)[0], timeout=600, interval=K.POLL,
                            describe=lambda c: capacity_report(c, r, a, True)[1]))
-        op_answers = (ctx.state.answers or {}).get("operator")
-        if op is not None and op["planned"] and not op["plugin"] and (op_answers or {}).get("verify", True):
+        op_answers = ctx.answers(OperatorStep)
+        if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
             acts += K.vectoradd_actions(ctx, context, self.id)
         return acts
 

@@ -13,11 +13,13 @@ with ``recreate: true``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, Union
+
+from pydantic import Field, field_validator
 
 from .. import actions as A
-from ..answers import KindAnswers
-from ..engine import Step, StepContext
+from ..engine import PlannedStep, Promise, Step, StepContext
+from ..validate import ImageRef, K8sName, KubeContext, Section
 from ..errors import StepFailed
 from . import kube as K
 
@@ -103,7 +105,55 @@ def describe_nodes(ctx: StepContext, context: str) -> str:
     return f"not Ready: {', '.join(bad)}" if bad else "no nodes"
 
 
-class KindStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class KindAnswers(Section):
+    cluster_name: K8sName = "gpu-cluster"
+    node_image: ImageRef | None = Field(None, description="kindest/node image, pinned with @sha256 digest.")
+    gpus: Union[Literal["all"], list[int]] = Field("all", description="'all' or a list of GPU indexes to mount into the node.")
+    workers: int = Field(0, ge=0, le=16)
+    recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
+    existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
+
+    @field_validator("node_image")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value and "@sha256:" not in value:
+            raise ValueError("expected an image pinned with a digest (…@sha256:<64 hex>)")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _indexes(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or any(i < 0 for i in value) or len(set(value)) != len(value)):
+            raise ValueError("expected 'all' or a non-empty list of distinct GPU indexes (0, 1, …)")
+        return value
+
+
+def kind_cluster_plan(ctx: StepContext) -> KindAnswers | None:
+    """The Kind cluster this session creates (its kind answers), else None."""
+    kind = ctx.answers(KindStep)
+    if kind is None or kind.existing_context:
+        return None
+    return kind
+
+
+def target_context(ctx: StepContext) -> tuple[str | None, bool]:
+    """(kube context the cluster steps act on, whether it is a Kind cluster): the session's kind
+    answers, else the current context of kubectl."""
+    kind = ctx.answers(KindStep)
+    if kind is not None:
+        if kind.existing_context:
+            return kind.existing_context, kind.existing_context.startswith("kind-")
+        ctx.facts.get("cluster")  # planning: the plan assumes the cluster the kind step promises
+        return f"kind-{kind.cluster_name}", True
+    current = (ctx.facts.get("kubernetes") or {}).get("context")
+    if not current:
+        result = ctx.host.runner.probe(["kubectl", "config", "current-context"])
+        current = result.stdout.strip() if result is not None and result.ok else None
+    return current, bool(current and current.startswith("kind-"))
+
+
+class KindStep(Step[KindAnswers]):
     id = "kind"
     title = "Kubernetes cluster (Kind or existing)"
     Answers = KindAnswers
@@ -120,7 +170,7 @@ class KindStep(Step):
             acts.append(A.Fail("docker", "Docker is running", "Kind runs its nodes as Docker containers, and Docker is "
                                "not installed or not running; run the container step first (container: {install_docker: true})"))
             return acts
-        if ctx.host.runner.which("nvidia-ctk") is None or "nvidia" not in (docker.get("runtimes") or []):
+        if not ctx.has_tool("nvidia-ctk") or "nvidia" not in (docker.get("runtimes") or []):
             acts.append(A.Fail("nvidia-runtime", "the NVIDIA runtime is configured in Docker",
                                "Kind nodes get GPUs through the NVIDIA container runtime, which is not installed or not "
                                "configured in /etc/docker/daemon.json; run the container step first (container: {})"))
@@ -153,7 +203,8 @@ class KindStep(Step):
             return bool(r and r.ok and r.stdout.strip() == "nvidia")
 
         acts.append(K.Cmd("docker-restart", "restart Docker so that it loads the default runtime",
-                          ["systemctl", "restart", "docker"], runtime_loaded))
+                          ["systemctl", "restart", "docker"], runtime_loaded,
+                          disruptive="restarts Docker: every running container stops (restart policies bring some back)"))
 
         # 2. multi-node clusters need more inotify instances (kind's known issue; nvkind CI sets these)
         if a.workers:
@@ -181,10 +232,11 @@ class KindStep(Step):
             have = {n: node_devices(ctx, n) for n in layout}
             want = {n: sorted(d) for n, d in layout.items()}
             if a.recreate:
-                acts.append(K.Task("kind-delete", f"delete the existing Kind cluster {a.cluster_name} (recreate: true)",
-                                   ["$ kind delete cluster --name " + a.cluster_name],
-                                   lambda c: bool(c.state.step(self.id).get("recreated")),
-                                   lambda c: self._delete(c, a.cluster_name)))
+                # done once deleted in this run: a resume after `kind create` must not delete it again
+                acts.append(K.Cmd("kind-delete", f"delete the existing Kind cluster {a.cluster_name} (recreate: true; "
+                                  "everything in it is lost)", ["kind", "delete", "cluster", "--name", a.cluster_name],
+                                  lambda c: c.done_this_run("kind-delete") or a.cluster_name not in (clusters(c) or []),
+                                  timeout=300, disruptive=f"deletes the Kind cluster {a.cluster_name} and everything in it"))
             elif have != want:
                 acts.append(A.Fail("kind-existing", f"reuse the Kind cluster {a.cluster_name}",
                                    f"a Kind cluster named {a.cluster_name} exists, but its GPU mounts are "
@@ -192,14 +244,15 @@ class KindStep(Step):
                                    f"to delete and recreate it (everything in it is lost), or choose another cluster_name"))
                 return acts
             else:
-                ctx.note(f"reusing the Kind cluster {a.cluster_name}: its GPU mounts are right")
+                ctx.decide(f"reusing the Kind cluster {a.cluster_name}: its GPU mounts are right")
 
         def created(c: StepContext) -> bool:
             return a.cluster_name in (clusters(c) or [])
 
         acts.append(K.Cmd("kind-create", f"create the Kind cluster {a.cluster_name}",
                           ["kind", "create", "cluster", "--name", a.cluster_name, "--config", K.hp(ctx, config_path)], created,
-                          timeout=900))
+                          timeout=900, disruptive=f"creates the Kind cluster {a.cluster_name} (Docker containers "
+                          f"{', '.join(layout)})"))
 
         # 5. ldconfig.real in the GPU nodes (the operator's toolkit container calls it; Debian nodes lack it)
         for node, devices in layout.items():
@@ -221,15 +274,20 @@ class KindStep(Step):
     def _existing(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
         context = a.existing_context
         acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
-        ctx.note(f"using the existing cluster of context {context}: no Kind command runs")
+        ctx.decide(f"using the existing cluster of context {context}: no Kind command runs")
         acts.append(K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
                            lambda c: nodes_ready(c, context), timeout=120, interval=K.POLL,
                            describe=lambda c: describe_nodes(c, context)))
         return acts
 
-    def _delete(self, ctx: StepContext, name: str) -> None:
-        ctx.host.runner.run(["kind", "delete", "cluster", "--name", name], check=True, timeout=300)
-        ctx.state.step(self.id)["recreated"] = True
+    def provides(self, ctx: StepContext, a: KindAnswers, plan: PlannedStep) -> list[Promise]:
+        tools = {name: "(installed by the kind step)" for name in ("kind", "kubectl", "helm") if not ctx.has_tool(name)}
+        out = [Promise("tools", tools, "kind, kubectl and helm are installed (the kind step of this run installs them)")] if tools else []
+        creating = any(act.id == "kind-create" and not done for act, done in zip(plan.actions, plan.done))
+        if creating:
+            out.append(Promise("cluster", {"context": f"kind-{a.cluster_name}", "kind": True},
+                               f"the Kind cluster {a.cluster_name} exists (the kind step of this run creates it)"))
+        return out
 
     def verify(self, ctx: StepContext, a: KindAnswers) -> str:
         context = a.existing_context or f"kind-{a.cluster_name}"

@@ -24,6 +24,7 @@ from ..download import sha256_of
 from ..engine import StepContext
 from ..errors import CommandFailed, StepFailed
 from ..host import join_argv
+from .common import Check, MakeDir
 
 WORKDIR = "/var/lib/gpuwizard"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -260,29 +261,6 @@ def release_matches(ctx: StepContext, context: str, release: str, namespace: str
     return release_values(ctx, context, release, namespace) == values
 
 
-def kind_cluster_plan(ctx: StepContext) -> dict[str, Any] | None:
-    """The Kind cluster this run creates (from the kind answers in the state), else None."""
-    kind = (ctx.state.answers or {}).get("kind")
-    if kind is None or kind.get("existing_context"):
-        return None
-    return kind
-
-
-def target_context(ctx: StepContext) -> tuple[str | None, bool]:
-    """(kube context the cluster steps act on, whether it is a Kind cluster)."""
-    kind = (ctx.state.answers or {}).get("kind")
-    if kind is not None:
-        if kind.get("existing_context"):
-            ctxname = kind["existing_context"]
-            return ctxname, ctxname.startswith("kind-")
-        return f"kind-{kind.get('cluster_name', 'gpu-cluster')}", True
-    current = (ctx.facts.get("kubernetes") or {}).get("context")
-    if not current:
-        result = ctx.host.runner.probe(["kubectl", "config", "current-context"])
-        current = result.stdout.strip() if result is not None and result.ok else None
-    return current, bool(current and current.startswith("kind-"))
-
-
 # ------------------------------------------------------------------------------------------------
 # actions
 
@@ -296,7 +274,8 @@ class Cmd(A.Action):
     argv: list[str]
     done: Callable[[StepContext], bool]
     timeout: float | None = None
-    hint: str = ""
+    hint: str | Callable[[CommandFailed], str] = ""  # added to a failure, or (callable) the failure's message
+    disruptive: str | None = None
 
     def preview(self, ctx: StepContext) -> list[str]:
         return ["$ " + join_argv(self.argv)]
@@ -308,6 +287,8 @@ class Cmd(A.Action):
         try:
             ctx.host.runner.run(self.argv, timeout=self.timeout, check=True)
         except CommandFailed as exc:
+            if callable(self.hint):
+                raise StepFailed(self.hint(exc)) from exc
             if self.hint:
                 raise StepFailed(f"{exc}; {self.hint}") from exc
             raise
@@ -316,26 +297,6 @@ class Cmd(A.Action):
         data = super().as_json(ctx)
         data["argv"] = list(self.argv)
         return data
-
-
-@dataclass
-class Task(A.Action):
-    """Several commands that belong together (a download with its checksum, a check pod)."""
-
-    id: str
-    title: str
-    lines: list[str]
-    done: Callable[[StepContext], bool]
-    run: Callable[[StepContext], None]
-
-    def preview(self, ctx: StepContext) -> list[str]:
-        return list(self.lines)
-
-    def is_done(self, ctx: StepContext) -> bool:
-        return bool(self.done(ctx))
-
-    def apply(self, ctx: StepContext) -> None:
-        self.run(ctx)
 
 
 Poll = A.WaitFor  # a cluster condition: WaitFor with ``describe`` saying what is still wrong on timeout
@@ -369,13 +330,15 @@ def tool_actions(ctx: StepContext, names: list[str]) -> list[A.Action]:
     downloads, each checked against the checksum its project publishes."""
     out: list[A.Action] = []
     for name in names:
-        if ctx.host.runner.which(name) is not None:
+        if ctx.has_tool(name):
             continue
-        out.append(_tool_install(ctx, name))
+        out += _tool_install(ctx, name)
     return out
 
 
-def _tool_install(ctx: StepContext, name: str) -> A.Action:
+def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
+    """Basic actions, each shown in the plan as it runs: the published checksum, the file, the check
+    of one against the other, (helm) the unpack, the install. Each is done once the tool is on PATH."""
     version = TOOL_VERSIONS[name]
     arch = tool_arch(ctx)
     url = TOOL_URLS[name].format(v=version, arch=arch)
@@ -384,39 +347,47 @@ def _tool_install(ctx: StepContext, name: str) -> A.Action:
     d = f"{WORKDIR}/downloads/{name}-{version}"
     dest, dest_sum = f"{d}/{fname}", f"{d}/{fname}{TOOL_SUMS[name]}"
     binary = f"{d}/linux-{arch}/helm" if name == "helm" else dest
-    cmds = [["curl", "-fsSL", "-o", hp(ctx, dest), url], ["curl", "-fsSL", "-o", hp(ctx, dest_sum), sums]]
-    unpack = ["tar", "-xzf", hp(ctx, dest), "-C", hp(ctx, d), f"linux-{arch}/helm"] if name == "helm" else None
-    install = ["install", "-o", "root", "-g", "root", "-m", "0755", hp(ctx, binary), hp(ctx, f"/usr/local/bin/{name}")]
-    lines = ["$ " + join_argv(c) for c in cmds] + [f"verify: sha256({fname}) = the published {fname}{TOOL_SUMS[name]}"]
-    lines += ["$ " + join_argv(c) for c in ([unpack] if unpack else []) + [install]]
+    def offline(exc: CommandFailed) -> str:
+        why = "no network connection" if exc.rc in OFFLINE_RC else f"curl exit {exc.rc}"
+        return (f"cannot download {name} {version} ({why}): {exc.argv[-1]}. Offline? Fetch {url} and {sums} on a "
+                f"connected machine, check `sha256sum {fname}` against the .sha256 file, copy the binary to "
+                f"/usr/local/bin/{name} (mode 0755) on this host, then run: gpuwizard --resume")
 
-    def run(c: StepContext) -> None:
-        c.host.path(d).mkdir(parents=True, exist_ok=True)
-        for argv in cmds:
-            result = c.host.runner.run(argv, timeout=600)
-            if not result.ok:
-                why = ("no network connection" if result.rc in OFFLINE_RC else f"curl exit {result.rc}")
-                raise StepFailed(
-                    f"cannot download {name} {version} ({why}): {argv[-1]}. Offline? Fetch {url} and {sums} on a "
-                    f"connected machine, check `sha256sum {fname}` against the .sha256 file, copy the binary to "
-                    f"/usr/local/bin/{name} (mode 0755) on this host, then run: gpuwizard --resume"
-                )
-        published = (c.host.read_text(dest_sum) or "").split()
-        expected = published[0].lower() if published else ""
-        actual = sha256_of(c.host.path(dest))
-        if len(expected) != 64 or actual != expected:
+    def installed(c: StepContext) -> bool:
+        return c.host.runner.which(name) is not None
+
+    def published(c: StepContext) -> str:
+        words = (c.host.read_text(dest_sum) or "").split()
+        return words[0].lower() if words else ""
+
+    def matches(c: StepContext) -> bool:
+        return installed(c) or (c.host.exists(dest) and len(published(c)) == 64 and sha256_of(c.host.path(dest)) == published(c))
+
+    def mismatch(c: StepContext) -> str:
+        expected = published(c)
+        actual = sha256_of(c.host.path(dest)) if c.host.exists(dest) else "(no file)"
+        if c.host.exists(dest):
             c.host.path(dest).rename(c.host.path(dest + ".rejected"))
-            raise StepFailed(
-                f"checksum mismatch for {url}: the published sha256 is {expected or '(unreadable)'}, the download has "
-                f"{actual}; moved aside to {dest}.rejected and NOT installed"
-            )
-        c.note(f"{fname}: sha256 {actual} matches {sums}")
-        if unpack:
-            c.host.runner.run(unpack, check=True)
-        c.host.runner.run(install, check=True)
+        return (f"checksum mismatch for {url}: the published sha256 is {expected or '(unreadable)'}, the download has "
+                f"{actual}; moved aside to {dest}.rejected and NOT installed")
 
-    return Task(f"install-{name}", f"install {name} {version} into /usr/local/bin", lines,
-                lambda c: c.host.runner.which(name) is not None, run)
+    acts: list[A.Action] = [
+        MakeDir(f"download-dir-{name}", f"the download directory for {name} ({d})", d, mode=0o755),
+        Cmd(f"download-{name}-sum", f"download the published checksum of {name} {version} ({fname}{TOOL_SUMS[name]})",
+            ["curl", "-fsSL", "-o", hp(ctx, dest_sum), sums], lambda c: installed(c) or c.host.exists(dest_sum),
+            timeout=600, hint=offline),
+        Cmd(f"download-{name}", f"download {name} {version} ({url})", ["curl", "-fsSL", "-o", hp(ctx, dest), url],
+            matches, timeout=600, hint=offline),
+        Check(f"verify-{name}", f"sha256({fname}) = the published {fname}{TOOL_SUMS[name]}", matches, mismatch),
+    ]
+    if name == "helm":
+        acts.append(Cmd(f"unpack-{name}", f"unpack {fname}",
+                        ["tar", "-xzf", hp(ctx, dest), "-C", hp(ctx, d), f"linux-{arch}/helm"],
+                        lambda c: installed(c) or c.host.exists(binary)))
+    acts.append(Cmd(f"install-{name}", f"install {name} {version} into /usr/local/bin",
+                    ["install", "-o", "root", "-g", "root", "-m", "0755", hp(ctx, binary), hp(ctx, f"/usr/local/bin/{name}")],
+                    installed))
+    return acts
 
 
 def require_tools(ctx: StepContext, names: list[str]) -> None:
@@ -447,6 +418,9 @@ def vectoradd_image(ctx: StepContext) -> str | None:
 
 
 def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float = 300.0) -> list[A.Action]:
+    """The seed's cuda-vectoradd check as basic actions: write the pod, remove an old one, apply,
+    wait for it to finish, read its log ("Test PASSED"), remove it. A check is run again in every
+    run: its actions count as done only once the last of them ran in this run."""
     image = vectoradd_image(ctx)
     if image is None:
         cuda = (ctx.facts.get("driver") or {}).get("cuda_version")
@@ -458,42 +432,55 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float 
     manifest = template("cuda-vectoradd.yaml", name=name, namespace=ns, image=image)
     marker = f"{step}-vectoradd"
 
+    def checked(c: StepContext) -> bool:
+        return c.done_this_run(marker)
+
+    def pod(c: StepContext) -> dict[str, Any] | None:
+        doc = probe_json(c, kubectl(context, "get", "pod", name, "-n", ns, "-o", "json"))
+        return doc if isinstance(doc, dict) else None
+
+    def finished(c: StepContext) -> bool:
+        doc = pod(c)
+        if doc is None:
+            return False
+        problem = pod_problem(doc)
+        return doc.get("status", {}).get("phase") in ("Succeeded", "Failed") or bool(problem and definitive(problem))
+
+    def log_text(c: StepContext) -> str:
+        r = c.host.runner.probe(kubectl(context, "logs", name, "-n", ns), timeout=30)
+        return (r.stdout + r.stderr) if r is not None else ""
+
     def passed(c: StepContext) -> bool:
-        return c.state.step(c.step_id).get("checks", {}).get(marker) == image and c.host.read_text(path) == manifest
+        doc = pod(c)
+        if doc is None or doc.get("status", {}).get("phase") != "Succeeded":
+            return False
+        text = log_text(c)
+        if "Test PASSED" not in text:
+            return False
+        c.note("cuda-vectoradd: " + " | ".join(line for line in text.splitlines() if line.strip()))
+        return True
 
-    def run(c: StepContext) -> None:
-        c.host.runner.run(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found"), check=True)
-        c.host.runner.run(kubectl(context, "apply", "-f", hp(c, path)), check=True)
-        deadline = time.monotonic() + timeout
-        phase, problem = None, None
-        while time.monotonic() < deadline:
-            doc = probe_json(c, kubectl(context, "get", "pod", name, "-n", ns, "-o", "json"))
-            phase = (doc or {}).get("status", {}).get("phase")
-            problem = pod_problem(doc) if doc else "pod not found"
-            if phase in ("Succeeded", "Failed"):
-                break
-            if problem and definitive(problem):
-                break
-            if c.host.runner.cancel.wait(POLL):
-                raise StepFailed("cancelled while waiting for the cuda-vectoradd pod")
-        logs = c.host.runner.run(kubectl(context, "logs", name, "-n", ns), change=False, timeout=30)
-        c.host.runner.run(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found", "--wait=false"), check=True)
-        if phase == "Succeeded" and "Test PASSED" in logs.stdout:
-            c.note("cuda-vectoradd: " + " | ".join(line for line in logs.stdout.splitlines() if line.strip()))
-            c.state.step(c.step_id).setdefault("checks", {})[marker] = image
-            return
-        tail = "\n    ".join((logs.stdout + logs.stderr).strip().splitlines()[-6:])
-        raise StepFailed(
-            f"the cuda-vectoradd check did not pass (pod phase {phase or 'unknown'}: {problem or 'no detail'}); "
-            f"image {image}; its log:\n    {tail or '(empty)'}"
-        )
+    def why_not(c: StepContext) -> str:
+        doc = pod(c)
+        phase = (doc or {}).get("status", {}).get("phase")
+        problem = pod_problem(doc) if doc else "pod not found"
+        tail = "\n    ".join(log_text(c).strip().splitlines()[-6:])
+        return (f"the cuda-vectoradd check did not pass (pod phase {phase or 'unknown'}: {problem or 'no detail'}); "
+                f"image {image}; its log:\n    {tail or '(empty)'}")
 
-    lines = [f"write {path} (pod {name}, image {image}, nvidia.com/gpu: 1)",
-             "$ " + join_argv(kubectl(context, "apply", "-f", hp(ctx, path))),
-             f"wait up to {timeout:g}s for the pod to finish; its log must say \"Test PASSED\"",
-             "$ " + join_argv(kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found", "--wait=false"))]
-    return [write(path, manifest, f"write the cuda-vectoradd check pod ({image})", f"{step}-vectoradd-manifest"),
-            Task(marker, f"cuda-vectoradd check on {context}: a CUDA pod logs \"Test PASSED\"", lines, passed, run)]
+    delete = kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found")
+    return [
+        write(path, manifest, f"write the cuda-vectoradd check pod ({image}, nvidia.com/gpu: 1)", f"{step}-vectoradd-manifest"),
+        Cmd(f"{step}-vectoradd-clean", "remove a cuda-vectoradd pod left by an earlier check", delete,
+            lambda c: checked(c) or pod(c) is None),
+        Cmd(f"{step}-vectoradd-apply", f"start the cuda-vectoradd pod on {context}", kubectl(context, "apply", "-f", hp(ctx, path)),
+            checked),
+        A.WaitFor(f"{step}-vectoradd-finished", "the cuda-vectoradd pod has finished",
+                  lambda c: checked(c) or finished(c), timeout=timeout, interval=POLL, describe=why_not),
+        Check(f"{step}-vectoradd-passed", "the cuda-vectoradd pod's log says \"Test PASSED\"",
+              lambda c: checked(c) or passed(c), why_not, reads=kubectl(context, "logs", name, "-n", ns)),
+        Cmd(marker, "remove the cuda-vectoradd pod", [*delete, "--wait=false"], checked),
+    ]
 
 
 @dataclass

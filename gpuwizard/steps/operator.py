@@ -15,25 +15,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from .. import actions as A
-from ..answers import OperatorAnswers
 from ..engine import Step, StepContext
+from ..validate import K8sName, Version, Section, Auto
 from ..errors import StepFailed
 from . import kube as K
+from .kind import target_context
 
 CHART = "gpu-operator"
 PSA = "pod-security.kubernetes.io/enforce"
 
 
 def hami_planned(ctx: StepContext, context: str | None) -> bool:
-    if "hami" in (ctx.state.answers or {}):
+    """HAMi is part of this session (decided from every answer of it, whichever step is planned
+    first), or already installed in the cluster."""
+    if ctx.in_session("hami"):
         return True
     return bool(context and K.find_release(K.releases(ctx, context), "hami"))
 
 
 def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     """Everything the plan needs: context, release, chart version, values with reasons."""
-    context, on_kind = K.target_context(ctx)
+    context, on_kind = target_context(ctx)
     if context is None:
         raise StepFailed("no Kubernetes cluster to install into: add a kind: section (a Kind cluster, or "
                          "kind: {existing_context: NAME} for your own cluster)")
@@ -52,7 +57,6 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     cv = K.chart_version(CHART, version)
     facts = ctx.facts
     host_driver = facts.get("driver")
-    docker = facts.get("docker") or {}
     ex = K.Explained()
 
     if a.driver_enabled == "auto":
@@ -69,18 +73,20 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
         if driver and on_kind:
             raise StepFailed("operator.driver_enabled: true cannot work on Kind: a node container cannot load kernel "
                              "modules; use the host driver (driver_enabled: auto)")
+    whys = {"driver container": (driver, why)}
     if driver != cv.defaults.get("driver.enabled", True):
         ex.set("driver.enabled", driver, why)
 
     if a.toolkit_enabled == "auto":
         if on_kind:
             toolkit, why = True, "auto: on — the toolkit container installs the NVIDIA runtime into the Kind node's containerd"
-        elif docker.get("default_runtime") == "nvidia":
+        elif (facts.get("docker") or {}).get("default_runtime") == "nvidia":
             toolkit, why = False, "auto: off — the host's NVIDIA container toolkit is already the default runtime"
         else:
             toolkit, why = True, "auto: on — the NVIDIA runtime is not the host's default runtime"
     else:
         toolkit, why = a.toolkit_enabled, f"set in the answer file (toolkit_enabled: {str(a.toolkit_enabled).lower()})"
+    whys["toolkit container"] = (toolkit, why)
     if toolkit != cv.defaults.get("toolkit.enabled", True):
         ex.set("toolkit.enabled", toolkit, why)
 
@@ -95,6 +101,7 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
         if plugin and with_hami:
             raise StepFailed("operator.device_plugin: true together with HAMi: both device plugins advertise "
                              "nvidia.com/gpu and would fight over the nodes; use device_plugin: auto (off)")
+    whys["device plugin"] = (plugin, why)
     if plugin != cv.defaults.get("devicePlugin.enabled", True):
         ex.set("devicePlugin.enabled", plugin, why)
 
@@ -109,7 +116,7 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     cdi = K.flatten(values).get("cdi.enabled", cv.defaults.get("cdi.enabled", False))
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
             "chart": cv, "values": values, "notes": ex.notes, "plan_notes": notes, "driver": driver,
-            "toolkit": toolkit, "plugin": plugin, "cdi": bool(cdi), "with_hami": with_hami}
+            "toolkit": toolkit, "plugin": plugin, "cdi": bool(cdi), "with_hami": with_hami, "whys": whys}
 
 
 def values_path(release: str) -> str:
@@ -157,7 +164,19 @@ def policy_state(ctx: StepContext, context: str) -> str | None:
     return ((items[0].get("status") or {}).get("state")) if items else None
 
 
-class OperatorStep(Step):
+# -- the step's section of the answer file --------------------------------------------------------
+class OperatorAnswers(Section):
+    namespace: K8sName = "gpu-operator"
+    release: K8sName = "gpu-operator"
+    chart_version: Version | None = None
+    driver_enabled: Auto = "auto"
+    toolkit_enabled: Auto = "auto"
+    device_plugin: Auto = "auto"
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra Helm values (written to a values file, shown in the plan).")
+    verify: bool = True
+
+
+class OperatorStep(Step[OperatorAnswers]):
     id = "operator"
     title = "NVIDIA gpu-operator"
     Answers = OperatorAnswers
@@ -169,7 +188,9 @@ class OperatorStep(Step):
         except StepFailed as exc:
             return acts + [A.Fail("operator-plan", "plan the gpu-operator install", str(exc))]
         for note in r["plan_notes"]:
-            ctx.note(note)
+            ctx.decide(note)
+        for what, (on, why) in r["whys"].items():
+            ctx.decide(f"{what} {'on' if on else 'off'} ({why})")
         context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
         repo_name, _ = K.repo(CHART)
         acts += K.helm_repo_actions(ctx, CHART)
@@ -212,7 +233,7 @@ class OperatorStep(Step):
             if r["plugin"]:
                 acts += K.vectoradd_actions(ctx, context, self.id)
             else:
-                ctx.note("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
+                ctx.decide("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
                          "nvidia.com/gpu appears once HAMi is installed")
         return acts
 

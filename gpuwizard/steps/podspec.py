@@ -8,15 +8,17 @@ from typing import Any
 from .. import actions as A
 from .. import podspec as PS
 from ..engine import Step, StepContext
-from ..errors import StepFailed
+from ..errors import PlanRefused, StepFailed
 
 
-def cluster_facts(facts: dict[str, Any], hami: dict[str, Any] | None = None) -> PS.ClusterGpuFacts | None:
+def cluster_facts(facts: dict[str, Any], hami: Any = None) -> PS.ClusterGpuFacts | None:
     """GPU facts for the rules: the detected cards (when their memory is known) and the HAMi
     settings the run uses (answers' hami section, else the chart defaults)."""
     gpus = [g for g in facts.get("gpus") or [] if g.get("memory_mib")]
     if not gpus:
         return None
+    if hami is not None and not isinstance(hami, dict):
+        hami = hami.model_dump()
     hami = hami or {}
     nodes = (facts.get("kubernetes") or {}).get("nodes") or []
     gpu_nodes = [n["name"] for n in nodes if n.get("gpu_capacity")]
@@ -31,15 +33,17 @@ def cluster_facts(facts: dict[str, Any], hami: dict[str, Any] | None = None) -> 
 
 
 def build_all(ctx: StepContext, specs: list[PS.PodSpecAnswers]) -> list[PS.Result]:
-    facts = cluster_facts(ctx.facts, ctx.state.answers.get("hami"))
+    from .hami import HamiStep
+
+    facts = cluster_facts(ctx.facts, ctx.answers(HamiStep))
     results = [PS.make(spec, facts) for spec in specs]
     errors = [f"podspec[{i}] ({r.spec.name if r.spec else '?'}): {e}" for i, r in enumerate(results) for e in r.errors]
     if errors:
-        raise StepFailed("pod specs refused:\n  " + "\n  ".join(errors))
+        raise PlanRefused("pod specs refused:\n  " + "\n  ".join(errors))
     return results
 
 
-class PodspecStep(Step):
+class PodspecStep(Step[list[PS.PodSpecAnswers]]):
     id = "podspec"
     title = "HAMi pod specs"
     Answers = PS.PodSpecAnswers

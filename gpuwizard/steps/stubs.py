@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ..answers import SECTION_MODELS
+
 from ..engine import Step, StepContext
 from ..errors import NotImplementedStep
 
 
-def stub(step_id: str, title: str) -> type[Step]:
+def stub(step_id: str, title: str, answers: type[BaseModel] = BaseModel) -> type[Step]:
     class _Stub(Step):
         id = step_id
         implemented = False
-        Answers = SECTION_MODELS.get(step_id, BaseModel)
+        Answers = answers
 
         def plan(self, ctx: StepContext, answers: BaseModel) -> list:
             raise NotImplementedStep(step_id)

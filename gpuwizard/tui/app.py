@@ -31,10 +31,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher
 
 from .. import __version__
-from ..answers import SECTION_MODELS, AnswerFile, from_state, parse_answers, section
+from ..answers import AnswerFile, from_state, parse_answers, section
 from ..engine import Engine, Event, PlannedStep, Step
 from ..errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REBOOT, GpuwizardError
-from ..state import STEP_IDS, RunLock, State
+from ..state import RunLock, State
 from .screens.main import MainScreen
 from .screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, HelpScreen, RebootScreen
 from .screens.overview import SummaryPane, WelcomePane
@@ -119,7 +119,7 @@ class WizardApp(App[int]):
         self.host = session.host
         self.state = state or State.load(session.state_path) or State(session.state_path)
         self.steps = steps or registry()
-        self.step_ids = [sid for sid in STEP_IDS if sid in self.steps] + [sid for sid in self.steps if sid not in STEP_IDS]
+        self.step_ids = list(self.steps)  # the registry's order
         self.engine = Engine(self.host, self.state, self.steps, unattended=False, reboot_policy="never")
         self.engine.listeners.append(self._on_engine_event)
         self.log_file = log
@@ -161,7 +161,7 @@ class WizardApp(App[int]):
             if value is None and getattr(step, "many", False):
                 value = []
             elif value is None:
-                model = getattr(step, "Answers", None) or SECTION_MODELS.get(sid)
+                model = getattr(step, "Answers", None)
                 try:
                     value = model() if model is not None else None
                 except Exception:  # noqa: BLE001 — required fields: the form shows what is missing

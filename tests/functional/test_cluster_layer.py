@@ -67,7 +67,7 @@ def test_host_ready_kind_operator_hami_end_to_end(host_ready):
     root, (code, out, err), _ = host_ready
     assert code == 0, out + err
     for line in ("install kind v0.25.0", "create the Kind cluster gpu-cluster", "/sbin/ldconfig.real exists in",
-                 "gpu-operator v25.10.0 installed", "HAMi 2.10.0 installed", 'a CUDA pod logs "Test PASSED"'):
+                 "gpu-operator v25.10.0 installed", "HAMi 2.10.0 installed", 'the cuda-vectoradd pod\'s log says "Test PASSED"'):
         assert line in out
     assert '[hami] done: HAMi 2.10.0 (release hami in kube-system): gpu-cluster-control-plane: nvidia.com/gpu: "10" (1 GPU × 10)' in out
     assert '    nvidia.com/gpu: "10"' in out  # the capacity block as the seed shows it

@@ -10,8 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 
@@ -211,9 +209,11 @@ def test_docker_absent_stops_with_guidance_or_installs_it(tmp_path: Path):
 def test_cuda_newer_than_the_driver_is_refused_before_any_change(tmp_path: Path):
     root = tmp_path / "s"
     sb = prepare("multi-gpu", root)  # driver 550.127.05: CUDA 12.4 at most
-    code, out, _ = sim("multi-gpu", root, "--answers", answers(tmp_path, 'cuda: {version: "12.6"}\n'))
-    assert code == 1
-    assert "CUDA 12.6 needs driver ≥ 560.28.03" in out and "550.127.05 runs CUDA 12.4" in out
+    code, out, err = sim("multi-gpu", root, "--answers", answers(tmp_path, 'cuda: {version: "12.6"}\n'))
+    # the whole plan is made before anything runs: what it can tell is impossible is invalid input
+    assert code == 2, out + err
+    assert "CUDA 12.6 needs driver ≥ 560.28.03" in err and "550.127.05 runs CUDA 12.4" in err
+    assert "nothing was executed" in err
     assert changing_calls(sb.calls()) == [] and not sb.world()["cuda_toolkits"]
 
 

@@ -116,5 +116,7 @@ def test_podspec_step_refuses_a_spec_the_card_cannot_hold(tmp_path: Path):
     answers.write_text("version: 1\npodspec:\n  - {name: big, image: 'ubuntu:18.04', gpumem: 20000, gpucores: 50, output: /root/big.yaml}\n")
     root = tmp_path / "s"
     code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(answers))
-    assert code == 1 and "gpumem: 20000 MiB exceeds" in out
+    # refused by the whole-recipe plan before anything runs, as `gpuwizard podspec` refuses it
+    assert code == 2 and "gpumem: 20000 MiB exceeds" in err and "nothing was executed" in err
     assert not (root / "root/big.yaml").exists()
+    assert not (root / "var/lib/gpuwizard/state.json").exists()  # not even the state file was written

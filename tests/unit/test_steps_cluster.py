@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gpuwizard.answers import KindAnswers
 from gpuwizard.simulate.tools_cluster import parse_values
 from gpuwizard.steps import kube as K
 from gpuwizard.steps.hami import NEW_KEY_FROM
-from gpuwizard.steps.kind import DEFAULT_NODE_IMAGE, gpu_layout, render_config, toml_true
+from gpuwizard.steps.kind import DEFAULT_NODE_IMAGE, KindAnswers, gpu_layout, render_config, toml_true
 
 # Every key the steps can write, by chart (operator.py / hami.py); each must be documented for the
 # chart version it is sent to.

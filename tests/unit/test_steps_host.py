@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from gpuwizard import actions as A
-from gpuwizard.answers import ContainerAnswers, CudaAnswers, DriverAnswers
 from gpuwizard.engine import Engine, StepContext
 from gpuwizard.errors import StepFailed
 from gpuwizard.host import Host, Runner
@@ -16,6 +15,8 @@ from gpuwizard.steps import common as C
 from gpuwizard.steps import container as K
 from gpuwizard.steps import cuda as U
 from gpuwizard.steps import driver as DR
+from gpuwizard.steps.container import ContainerAnswers
+from gpuwizard.steps.driver import DriverAnswers
 
 T4 = {"index": 0, "name": "Tesla T4", "memory_mib": 15360}
 
