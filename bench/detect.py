@@ -5,6 +5,7 @@ Goal (issue 7): ratio <= 0.7 and < 0.3 s. Run: .venv/bin/python bench/detect.py
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import sys
@@ -31,8 +32,8 @@ def main(repeat: int = 15) -> None:
             probes = [c["argv"] for c in sb.calls()[before:]]
             script = "\n".join(shlex.join(a) + " >/dev/null 2>&1" for a in probes)
             sh_env = {"PATH": env["PATH"], "GPUWIZARD_SIM_ROOT": env["GPUWIZARD_SIM_ROOT"]}
-            wizard = median_seconds(lambda: detect(host), repeat)
-            baseline = median_seconds(lambda: subprocess.run(["/bin/sh", "-c", script], env=sh_env, check=False), repeat)
+            wizard = median_seconds(functools.partial(detect, host), repeat)
+            baseline = median_seconds(functools.partial(subprocess.run, ["/bin/sh", "-c", script], env=sh_env, check=False), repeat)
             figures[profile] = {
                 "probes": len(probes),
                 "detect_s": round(wizard, 4),

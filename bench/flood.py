@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
-
 from pydantic import BaseModel  # noqa: E402
 
 from gpuwizard import actions as A  # noqa: E402

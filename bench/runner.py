@@ -22,7 +22,7 @@ def main(repeat: int = 30) -> None:
     runner = Runner()
     figures = {
         "subprocess_run_ms": round(1000 * median_seconds(lambda: subprocess.run(["true"]), repeat), 2),
-        "gpuwizard_runner_ms": round(1000 * median_seconds(lambda: runner.run(["true"], timeout=60, on_line=lambda s, l: None), repeat), 2),
+        "gpuwizard_runner_ms": round(1000 * median_seconds(lambda: runner.run(["true"], timeout=60, on_line=lambda _stream, _line: None), repeat), 2),
     }
     try:
         import sh
@@ -30,7 +30,7 @@ def main(repeat: int = 30) -> None:
         figures["sh_library_ms"] = "not installed (pip install -e '.[bench]')"
     else:
         true = sh.Command("true")
-        figures["sh_library_ms"] = round(1000 * median_seconds(lambda: true(_out=lambda l: None, _timeout=60, _tty_out=False), repeat), 2)
+        figures["sh_library_ms"] = round(1000 * median_seconds(lambda: true(_out=lambda _line: None, _timeout=60, _tty_out=False), repeat), 2)
         figures["sh_over_runner"] = round(figures["sh_library_ms"] / figures["gpuwizard_runner_ms"], 1)
     figures["runner_over_subprocess"] = round(figures["gpuwizard_runner_ms"] / figures["subprocess_run_ms"], 2)
     print(f"per-command overhead, `true`, median of {repeat}")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import parsers as P
-from .host import Host, load_json_object
+from . import versions as V
 from .errors import GpuwizardError
+from .host import Host, load_json_object
 
 SMI_QUERY = "index,name,memory.total,uuid,pci.bus_id,driver_version,mig.mode.current"
 KUBE_TIMEOUT = "--request-timeout=5s"
@@ -146,7 +148,7 @@ def probe_smi(host: Host) -> dict[str, Any] | None:
             "rm-mismatch": ("rm-mismatch", "driver/library version mismatch: the driver was upgraded and the host needs a reboot"),
             "no-devices": ("no-devices", "the NVIDIA driver sees no GPU"),
         }
-        status, reason = reasons.get(kind, ("error", f"nvidia-smi failed (exit {query.rc}): {_first_line(query.stderr or query.stdout)}"))
+        status, reason = reasons.get(kind or "", ("error", f"nvidia-smi failed (exit {query.rc}): {_first_line(query.stderr or query.stdout)}"))
         return {"status": status, "reason": reason}
     rows = P.parse_smi_query_csv(query.stdout)
     table = host.runner.probe(["nvidia-smi"])
@@ -176,7 +178,7 @@ def probe_pci(host: Host) -> list[dict[str, Any]] | None:
     if result is not None and result.ok:
         devices = P.nvidia_gpus(P.parse_lspci_nn(result.stdout))
         return [_pci_gpu(i, d.device_id, P.pci_gpu_name(d), d.slot) for i, d in enumerate(devices)]
-    found = []
+    found: list[dict[str, Any]] = []
     for dev in host.glob("/sys/bus/pci/devices/*"):
         vendor = host.read_text(dev + "/vendor") or ""
         device = host.read_text(dev + "/device") or ""
@@ -250,6 +252,14 @@ def detect_gpus(host: Host) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # CUDA toolkit
+def _cuda_home_key(home: str) -> tuple[bool, V.Version, str]:
+    """Orders /usr/local/cuda-X.Y by version (as strings, cuda-12.9 > cuda-12.10); a name without one sorts lowest."""
+    try:
+        return True, V.key(home.rsplit("cuda-", 1)[1]), home
+    except ValueError:
+        return False, V.key("0"), home
+
+
 def probe_cuda_toolkit(host: Host) -> dict[str, Any] | None:
     result = host.runner.probe(["nvcc", "--version"])
     if result is not None and result.ok:
@@ -259,14 +269,14 @@ def probe_cuda_toolkit(host: Host) -> dict[str, Any] | None:
             path = exe.rsplit("/bin/", 1)[0] if "/bin/" in exe else None
             return {"version": parsed.release, "full_version": parsed.full, "path": path, "on_path": True}
     # Installed but not on PATH (the runfile leaves PATH to the user): read version.json.
-    for home in sorted(host.glob("/usr/local/cuda-*"), reverse=True):
+    for home in sorted(host.glob("/usr/local/cuda-*"), key=_cuda_home_key, reverse=True):
         text = host.read_text(home + "/version.json")
         if text:
             try:
                 version = json.loads(text)["cuda"]["version"]
+                release = V.major_minor(version)
             except (ValueError, KeyError, TypeError):
                 continue
-            release = ".".join(str(version).split(".")[:2])
             return {"version": release, "full_version": version, "path": home, "on_path": False}
     return None
 

@@ -17,11 +17,10 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import GpuwizardError
 
@@ -42,7 +41,7 @@ class ChecksumMismatch(DownloadError):
         )
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_of(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -50,7 +49,7 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verified(path: str | os.PathLike, sha256: str | None) -> bool:
+def verified(path: str | os.PathLike[str], sha256: str | None) -> bool:
     """True when ``path`` exists and (when a checksum is given) matches it."""
     p = Path(path)
     if not p.is_file():
@@ -67,7 +66,7 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 def download(
     url: str,
-    dest: str | os.PathLike,
+    dest: str | os.PathLike[str],
     *,
     sha256: str | None = None,
     progress: Progress | None = None,
@@ -84,7 +83,7 @@ def download(
     while True:
         try:
             complete = _fetch_once(url, part, progress, timeout)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code not in (408, 429, 500, 502, 503, 504):
                 raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
             complete = False
@@ -165,7 +164,7 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, timeout: float)
     return total is None or done >= total
 
 
-def copy_local(src: str | os.PathLike, dest: str | os.PathLike, *, sha256: str | None = None) -> Path:
+def copy_local(src: str | os.PathLike[str], dest: str | os.PathLike[str], *, sha256: str | None = None) -> Path:
     """A runfile given as a path: copy it into the cache (through ``.part``) and verify the copy,
     so what is executed is exactly what was checked."""
     src, dest = Path(src), Path(dest)

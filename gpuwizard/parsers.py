@@ -469,7 +469,7 @@ def pci_gpu_name(device: PciDevice) -> str:
     """The product name pci.ids gives a GPU: the last bracketed part of the description
     ("NVIDIA Corporation TU104GL [Tesla T4]" → "Tesla T4", "... GH100 [H100 SXM5 80GB]" →
     "H100 SXM5 80GB"); without one, the description minus the vendor ("Device 2684")."""
-    brackets = re.findall(r"\[([^\[\]]+)\]", device.description)
+    brackets: list[str] = re.findall(r"\[([^\[\]]+)\]", device.description)
     if brackets:
         return brackets[-1].strip()
     return re.sub(r"^nvidia corporation\s+", "", device.description, flags=re.IGNORECASE).strip()

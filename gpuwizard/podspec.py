@@ -26,8 +26,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -39,6 +40,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from . import versions as V
 
 __all__ = [
     "K8S_SCHEMA_VERSION",
@@ -120,7 +123,7 @@ _IMAGE_MAX = 255 + 1 + 128 + 1 + 200  # name + :tag + @digest, bounds the regex 
 
 def _err(msg: str) -> PydanticCustomError:
     """A validation error whose message is shown as-is (no "Value error, " prefix)."""
-    return PydanticCustomError("podspec", msg)  # type: ignore[arg-type]
+    return PydanticCustomError("podspec", msg)
 
 
 def _show(value: Any) -> str:
@@ -219,7 +222,7 @@ def _string_list(value: Any, what: str) -> list[str]:
     return out
 
 
-def _dedupe(items: list[str], key=lambda s: s) -> list[str]:
+def _dedupe(items: list[str], key: Callable[[str], str] = lambda s: s) -> list[str]:
     seen: set[str] = set()
     out = []
     for item in items:
@@ -297,13 +300,13 @@ class PodSpecAnswers(BaseModel):
     @field_validator("name", mode="before")
     @classmethod
     def _v_name(cls, v: Any, info: ValidationInfo) -> str:
-        v = _check_dns_subdomain(_need_str(v, "a pod name"), "the name")
-        if info.data.get("kind") == "Deployment" and len(v) > 63:
+        name = _check_dns_subdomain(_need_str(v, "a pod name"), "the name")
+        if info.data.get("kind") == "Deployment" and len(name) > 63:
             raise _err(
                 f"a Deployment's name is also its pods' '{DEPLOYMENT_LABEL}' label value, so at "
-                f"most 63 characters (got {len(v)})"
+                f"most 63 characters (got {len(name)})"
             )
-        return v
+        return name
 
     @field_validator("namespace", mode="before")
     @classmethod
@@ -318,30 +321,31 @@ class PodSpecAnswers(BaseModel):
     @field_validator("kind", mode="before")
     @classmethod
     def _v_kind(cls, v: Any) -> str:
-        if v not in ("Pod", "Deployment"):
+        if not isinstance(v, str) or v not in ("Pod", "Deployment"):
             raise _err(f"expected kind 'Pod' or 'Deployment', got {_show(v)}")
         return v
 
     @field_validator("image", mode="before")
     @classmethod
     def _v_image(cls, v: Any) -> str:
-        v = _need_str(v, "an image reference")
-        if not v:
+        image = _need_str(v, "an image reference")
+        if not image:
             raise _err("must not be empty; give an image, e.g. 'ubuntu:18.04'")
-        if len(v) > _IMAGE_MAX or not _IMAGE_RE.match(v):
+        m = _IMAGE_RE.match(image) if len(image) <= _IMAGE_MAX else None  # the length bounds the regex work
+        if m is None:
             hint = ""
-            if any(c.isspace() or c in _SHELL_CHARS for c in v):
+            if any(c.isspace() or c in _SHELL_CHARS for c in image):
                 hint = "; whitespace and shell characters are not allowed"
-            elif re.search(r"[A-Z]", v):
+            elif re.search(r"[A-Z]", image):
                 hint = "; the repository path must be lowercase"
             raise _err(
-                f"{_show(v)} is not a valid image reference: expected "
+                f"{_show(image)} is not a valid image reference: expected "
                 f"[registry[:port]/]path[:tag][@sha256:digest], e.g. 'ubuntu:18.04' or "
                 f"'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'{hint}"
             )
-        if len(_IMAGE_RE.match(v).group("name")) > 255:
+        if len(m.group("name")) > 255:
             raise _err("the repository name is longer than 255 characters")
-        return v
+        return image
 
     @field_validator("command", "args", mode="before")
     @classmethod
@@ -491,16 +495,16 @@ class PodSpecAnswers(BaseModel):
     def _v_output(cls, v: Any) -> str | None:
         if v is None:
             return None
-        v = _need_str(v, "a file path")
-        if not v.strip():
+        path = _need_str(v, "a file path")
+        if not path.strip():
             raise _err("must be a file path, not empty")
-        if "\x00" in v:
+        if "\x00" in path:
             raise _err("the path contains a NUL byte")
-        if _has_control(v):
-            raise _err(f"the path {_show(v)} contains control characters")
-        if v.endswith("/"):
-            raise _err(f"{v!r} names a directory; give a file path, e.g. {v}gpu-pod.yaml")
-        return v
+        if _has_control(path):
+            raise _err(f"the path {_show(path)} contains control characters")
+        if path.endswith("/"):
+            raise _err(f"{path!r} names a directory; give a file path, e.g. {path}gpu-pod.yaml")
+        return path
 
     # ---- numbers -------------------------------------------------------------------------
 
@@ -624,7 +628,7 @@ class ClusterGpuFacts:
         gpus: list[Mapping[str, Any]],
         node: str | None = None,
         **settings: Any,
-    ) -> "ClusterGpuFacts":
+    ) -> ClusterGpuFacts:
         """From ``doctor --json``'s ``gpus`` list (``name``, ``memory_mib``, ``uuid``)."""
         cards = [
             CardFact(
@@ -668,7 +672,7 @@ class Result:
     """What :func:`make` returns; ``manifest``/``yaml`` are None when there are errors."""
 
     spec: PodSpecAnswers | None
-    manifest: dict | None
+    manifest: dict[str, Any] | None
     yaml: str | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -1160,7 +1164,7 @@ def _limits(spec: PodSpecAnswers) -> dict[str, int]:
     return limits
 
 
-def _container(spec: PodSpecAnswers) -> dict:
+def _container(spec: PodSpecAnswers) -> dict[str, Any]:
     c: dict[str, Any] = {"name": spec.container, "image": spec.image}
     if spec.command:
         c["command"] = list(spec.command)
@@ -1172,7 +1176,7 @@ def _container(spec: PodSpecAnswers) -> dict:
     return c
 
 
-def _pod_spec(spec: PodSpecAnswers) -> dict:
+def _pod_spec(spec: PodSpecAnswers) -> dict[str, Any]:
     ps: dict[str, Any] = {}
     if spec.restart_policy:
         ps["restartPolicy"] = spec.restart_policy
@@ -1182,7 +1186,7 @@ def _pod_spec(spec: PodSpecAnswers) -> dict:
     return ps
 
 
-def build(spec: PodSpecAnswers) -> dict:
+def build(spec: PodSpecAnswers) -> dict[str, Any]:
     """The manifest as a plain dict with a stable key order (does not run the rules)."""
     ann = _annotations(spec)
     if spec.kind == "Pod":
@@ -1249,8 +1253,12 @@ def _schema_validator(version: str, kind: str, api_version: str) -> tuple[Any, s
     from referencing import Registry, Resource
 
     wanted = kv.major_minor(version.lstrip("v"))
-    shipped = [v for v in kv.all_versions() if kv.major_minor(v) <= wanted]
-    if not shipped or wanted > kv.major_minor(kv.latest_version()):
+    try:  # numerically: as strings "1.9" > "1.33"
+        shipped = [v for v in kv.all_versions() if V.compare(V.major_minor(v), wanted) <= 0]
+        newer_than_shipped = V.compare(wanted, V.major_minor(kv.latest_version())) > 0
+    except ValueError:
+        raise kv.VersionNotSupportedError(version=wanted) from None
+    if not shipped or newer_than_shipped:
         raise kv.VersionNotSupportedError(version=wanted)
     resolved = shipped[-1]
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
@@ -1258,7 +1266,7 @@ def _schema_validator(version: str, kind: str, api_version: str) -> tuple[Any, s
     try:
         schema = kv.schema_contents(f"{folder}/{kind.lower()}-{api}.json", version)
     except FileNotFoundError:
-        raise kv.SchemaNotFoundError(version=wanted, kind=kind, api_version=api_version)
+        raise kv.SchemaNotFoundError(version=wanted, kind=kind, api_version=api_version) from None
     defs = kv.schema_contents(f"{folder}/_definitions.json", version)
     registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
     validator = jsonschema.validators.Draft202012Validator(schema, registry=registry)
@@ -1373,7 +1381,7 @@ def _rules_on_the_rest(spec: Mapping[str, Any], exc: ValidationError, facts: Clu
 
 
 def make(
-    spec: PodSpecAnswers | Mapping[str, Any],
+    spec: PodSpecAnswers | Mapping[str, Any] | object,  # object: whatever a YAML file held, refused below
     facts: ClusterGpuFacts | None = None,
 ) -> Result:
     """Validate, check, build, dump and schema-check one spec. Nothing is produced on errors."""

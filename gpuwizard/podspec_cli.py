@@ -11,14 +11,18 @@ problem listed (exit 2, nothing written) when it cannot work on them.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 
+if TYPE_CHECKING:
+    from .cli import Session
 
-def add_parser(subs: Any, global_options) -> argparse.ArgumentParser:
-    p = subs.add_parser(
+
+def add_parser(subs: Any, global_options: Callable[..., object]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subs.add_parser(
         "podspec",
         help="build a HAMi pod spec (nvidia.com/gpu, gpumem, gpucores) checked against the detected cards",
         description=__doc__,
@@ -97,7 +101,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]
     return spec, bad_env + bad_sel
 
 
-def run(args: argparse.Namespace, session, out: IO[str], err: IO[str]) -> int:
+def run(args: argparse.Namespace, session: Session, out: IO[str], err: IO[str]) -> int:
     from . import podspec as PS  # pydantic models: imported only when this command runs
     from .host import atomic_write
     from .parsers import parse_smi_table
@@ -125,6 +129,7 @@ def run(args: argparse.Namespace, session, out: IO[str], err: IO[str]) -> int:
         for e in result.errors:
             err.write(f"  {e}\n")
         return EXIT_INVALID
+    assert result.spec is not None and result.yaml is not None  # an accepted spec comes with its YAML
     if args.output:
         atomic_write(Path(args.output), result.yaml, 0o644)
         err.write(f"wrote {args.output}\n")

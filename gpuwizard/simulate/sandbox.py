@@ -11,7 +11,12 @@ from pathlib import Path
 
 from gpuwizard.simulate import world as W
 from gpuwizard.simulate.profile import (  # noqa: F401  (re-exported)
-    ProfileError, SandboxError, UnknownProfile, build_world, list_profiles, load_profile,
+    ProfileError,
+    SandboxError,
+    UnknownProfile,
+    build_world,
+    list_profiles,
+    load_profile,
 )
 
 

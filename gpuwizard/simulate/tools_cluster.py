@@ -125,13 +125,6 @@ def _suffix(seed: str, n: int = 5) -> str:
     return out
 
 
-def _vkey(v) -> list:
-    out = []
-    for part in str(v).lstrip("v").split("-")[0].split("."):
-        out.append(int(part) if part.isdigit() else 0)
-    return out
-
-
 def _get(tree, dotted, default=None):
     node = tree
     for part in dotted.split("."):
@@ -271,8 +264,25 @@ def operator_cdi(release) -> bool:
     vals = release.get("values") or {}
     v = _get(vals, "cdi.enabled")
     if v is None:
-        return _vkey(release["chart"].rsplit("-", 1)[1]) >= [25, 10]
+        return _chart_at_least(release, "25.10")
     return bool(v)
+
+
+def _chart_at_least(release, minor: str) -> bool:
+    """The release's chart ("gpu-operator-v25.10.0", "hami-2.7.0") is from the ``minor`` line or later
+    (a value layout changes with a minor release; its release candidates already have it)."""
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing, and most tools never compare
+    return V.at_least(V.major_minor(release["chart"].rsplit("-", 1)[1]), minor)
+
+
+def _cuda_newer(need: str, have: str) -> bool:
+    """The pod's CUDA (from its image tag) is newer than what the driver supports; a tag that is
+    no version asks for nothing."""
+    from gpuwizard import versions as V  # lazy, as above
+    try:
+        return V.compare(need, have) > 0
+    except ValueError:
+        return False
 
 
 def reconcile(world, c) -> None:
@@ -284,7 +294,7 @@ def reconcile(world, c) -> None:
     op = _release_of(c, "gpu-operator")
     hami = _release_of(c, "hami")
     drv = world.get("driver") or {}
-    plugin_on_node = {}  # node -> "operator" | "hami"
+    plugin_on_node: dict[str, str | tuple[str, int]] = {}  # node -> "operator" | ("hami", vGPUs)
     op_ready = False
     if op:
         ns = op.get("namespace", "gpu-operator")
@@ -307,7 +317,7 @@ def reconcile(world, c) -> None:
             count = _node_gpu_count(world, n)
             if not count:
                 continue
-            sfx = lambda what: _suffix(n["name"] + what)  # noqa: E731
+            sfx = lambda what, name=n["name"]: _suffix(name + what)  # noqa: E731
             failing = None
             if driver:
                 msg = ("Could not load the NVIDIA kernel module from inside the Kind node" if kind_cluster
@@ -362,11 +372,10 @@ def reconcile(world, c) -> None:
         ns = hami.get("namespace", "kube-system")
         vals = hami.get("values") or {}
         rel = hami["name"]
-        ver = hami["chart"].rsplit("-", 1)[1]
         split = int(_get(vals, "devicePlugin.deviceSplitCount", 10))
         selector = _get(vals, "devicePlugin.nvidiaNodeSelector", {"gpu": "on"}) or {}
         rtc = _get(vals, "devicePlugin.runtimeClassName", "") or ""
-        if _vkey(ver) < [2, 7]:
+        if not _chart_at_least(hami, "2.7"):
             tag = _get(vals, "scheduler.kubeScheduler.imageTag", "")
         else:
             tag = _get(vals, "scheduler.kubeScheduler.image.tag", "") or c.get("version", "v1.31.2")
@@ -430,7 +439,7 @@ def reconcile(world, c) -> None:
             continue
         need = p.get("cuda")
         have = drv.get("cuda_version")
-        if need and have and _vkey(need) > _vkey(have):
+        if need and have and _cuda_newer(need, have):
             p.update(status="Error", ready="0/1", node=fits[0]["name"],
                      reason="unsatisfied condition: cuda>=%s, please update your driver to a newer version" % need,
                      logs=["Failed to allocate device vector A (error code CUDA driver version is insufficient "
@@ -476,10 +485,10 @@ def _settling(ctx, c) -> bool:
 # kind
 
 
-def _parse_kind_config(text: str):
-    """(nodes [{role, image, mounts[]}], error)."""
-    nodes = []
-    cur = None
+def _parse_kind_config(text: str) -> tuple[list[dict], str | None]:
+    """(nodes [{role, image, mounts[]}], error); no nodes with an error."""
+    nodes: list[dict] = []
+    cur: dict | None = None
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].rstrip()
         s = line.strip()
@@ -491,21 +500,20 @@ def _parse_kind_config(text: str):
         elif s.startswith("containerPath:") and cur is not None:
             cur["mounts"].append(s.split(":", 1)[1].strip().strip('"'))
         elif s.startswith("kind:") and s.split(":", 1)[1].strip() != "Cluster":
-            return None, "unknown kind %s" % s
+            return [], "unknown kind %s" % s
     if not nodes:
         nodes = [{"role": "control-plane", "image": None, "mounts": []}]
     return nodes, None
 
 
-def _toml_true(text: str, key: str) -> bool:
-    for line in (text or "").splitlines():
-        s = line.strip()
-        if s.startswith("#") or "=" not in s:
-            continue
-        k, v = s.split("=", 1)
-        if k.strip() == key:
-            return v.strip() == "true"
-    return False
+def _toml_true(text: str | None, key: str) -> bool:
+    """A top-level ``key = true`` in a TOML document (the container runtime's config.toml); a file
+    that is no valid TOML sets nothing."""
+    import tomllib  # lazy: only `kind create cluster` reads it
+    try:
+        return tomllib.loads(text or "").get(key) is True
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def kind(ctx) -> int:
@@ -537,7 +545,7 @@ def kind(ctx) -> int:
         if _cluster(w, name) is not None:
             ctx.err('ERROR: failed to create cluster: node(s) already exist for a cluster with the name "%s"' % name)
             return 1
-        nodes_cfg = [{"role": "control-plane", "image": None, "mounts": []}]
+        nodes_cfg: list[dict] = [{"role": "control-plane", "image": None, "mounts": []}]
         if config:
             text = _read(_p(ctx, config))
             if text is None:
@@ -1124,7 +1132,7 @@ def _kubectl_label(ctx, c, pos, flags) -> int:
             ctx.err('Error from server (NotFound): namespaces "%s" not found' % name)
             return 1
         labels = spaces[name].get("labels", {})
-    changes = {}
+    changes: dict[str, str | None] = {}
     for pair in pairs:
         if pair.endswith("-") and "=" not in pair:
             changes[pair[:-1]] = None

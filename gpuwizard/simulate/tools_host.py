@@ -912,9 +912,15 @@ def nvidia_ctk_runtime(ctx) -> int:
                  '  runtime_engine = ""\n  runtime_root = ""\n  runtime_type = "io.containerd.runc.v2"\n\n'
                  '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
                  '    BinaryName = "/usr/bin/nvidia-container-runtime"\n')
-        if "runtimes.nvidia]" not in text:
+        import tomllib  # lazy: only this branch reads TOML
+        try:
+            cri = tomllib.loads(text).get("plugins", {}).get("io.containerd.grpc.v1.cri", {}).get("containerd", {})
+        except tomllib.TOMLDecodeError as e:
+            ctx.err("ERROR[0000] unable to load config for runtime containerd: unable to load config: %s" % e)
+            return 1
+        if "nvidia" not in cri.get("runtimes", {}):
             text = text + block
-        if default and 'default_runtime_name = "nvidia"' not in text:
+        if default and cri.get("default_runtime_name") != "nvidia":
             text += '\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "nvidia"\n'
         if dry:
             sys.stdout.write(text)
@@ -947,20 +953,14 @@ A copy of this license is made available in this container at /NGC-DL-CONTAINER-
 """
 
 
-def _vkey(v):
-    return [int(p) if p.isdigit() else 0 for p in str(v).split(".")]
-
-
 def docker_run(ctx, args) -> int:
     from gpuwizard.simulate import tools as T
     w = ctx.world
-    rm = False
     gpus = None
     i = 0
     while i < len(args) and args[i].startswith("-"):
         a = args[i]
-        if a == "--rm":
-            rm = True
+        if a == "--rm":  # accepted and moot: the simulated container leaves nothing behind
             i += 1
         elif a == "--gpus" and i + 1 < len(args):
             gpus = args[i + 1]
@@ -999,14 +999,19 @@ def docker_run(ctx, args) -> int:
                 "Auto-detected mode as 'legacy'\nnvidia-container-cli: initialization error: nvml error: driver not "
                 "loaded: unknown.")
         return 125
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing, and most tools never compare
     drv_cuda = w["driver"].get("cuda_version") or "0"
-    if _vkey(".".join(cuda.split(".")[:2])) > _vkey(drv_cuda):
+    try:
+        need = V.major_minor(cuda)  # the image's CUDA X.Y; the container's requirement is cuda>=X.Y
+    except ValueError:
+        need = None  # a tag without a CUDA version in front: no requirement to check
+    if need is not None and V.compare(need, drv_cuda) > 0:
         ctx.err("docker: Error response from daemon: failed to create task for container: failed to create shim task: "
                 "OCI runtime create failed: runc create failed: unable to start container process: error during "
                 "container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: "
                 "Auto-detected mode as 'legacy'\nnvidia-container-cli: requirement error: unsatisfied condition: "
                 "cuda>=%s, please update your driver to a newer version, or use an earlier cuda container: unknown."
-                % ".".join(cuda.split(".")[:2]))
+                % need)
         return 125
     ctx.out(CUDA_BANNER % cuda)
     sys.stdout.write(T.render_smi_table(w))

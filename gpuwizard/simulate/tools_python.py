@@ -96,10 +96,6 @@ TORCH_CHECK_MARKERS = ("import torch", "torch.cuda.is_available()", "torch.cuda.
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-def _vkey(v):
-    return [int(p) if p.isdigit() else 0 for p in str(v).split(".")]
-
-
 def _os_release(world):
     vals = {}
     for line in world["host"].get("os_release", "").splitlines():
@@ -244,6 +240,7 @@ def _cuda_warning(ctx, venv, text):
 
 def _torch_check(ctx, venv) -> int:
     """What the CUDA step's TORCH_CHECK prints with PyPI's torch 2.5.1 (cu124) on this host."""
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing
     w = ctx.world
     ctx.out("PyTorch %s CUDA %s" % (TORCH_BUILD, TORCH_CUDA))
     drv = w.get("driver")
@@ -253,8 +250,8 @@ def _torch_check(ctx, venv) -> int:
         _cuda_warning(ctx, venv, "Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions "
                       "before calling NumCudaDevices() that might have already set an error? Error 803: system has "
                       "unsupported display driver / cuda driver combination")
-    elif working and _vkey(drv.get("cuda_version") or "0")[:1] < [12]:
-        cv = _vkey(drv.get("cuda_version") or "0") + [0]
+    elif working and V.parse(drv.get("cuda_version") or "0").major < 12:
+        cv = V.parse(drv.get("cuda_version") or "0").release + (0,)
         _cuda_warning(ctx, venv, "The NVIDIA driver on your system is too old (found version %d). Please update "
                       "your GPU driver by downloading and installing a new version from the URL: "
                       "http://www.nvidia.com/Download/index.aspx Alternatively, go to: https://pytorch.org to install "
@@ -272,6 +269,7 @@ def _torch_check(ctx, venv) -> int:
 
 
 def _make_venv(ctx, args) -> int:
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing
     flags = [a for a in args if a.startswith("-")]
     dirs = [a for a in args if not a.startswith("-")]
     if flags:
@@ -295,7 +293,7 @@ def _make_venv(ctx, args) -> int:
         fresh = not os.path.isfile(os.path.join(real, "pyvenv.cfg"))
         xy = _xy(pyver)
         cfg = "home = /usr/bin\ninclude-system-site-packages = false\nversion = %s\n" % pyver
-        if _vkey(xy) >= [3, 11]:
+        if V.at_least(xy, "3.11"):
             cfg += "executable = /usr/bin/python%s\ncommand = /usr/bin/python3 -m venv %s\n" % (xy, host)
         _write(ctx, host + "/pyvenv.cfg", cfg)
         for sub in ("bin", "include", "lib/python%s/site-packages" % xy):
@@ -324,6 +322,7 @@ def pip(ctx) -> int:
 
 
 def _pip(ctx, venv, args) -> int:
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing
     info = _venv_info(ctx, venv)
     pyver = info.get("python") or python_versions(ctx.world)[0]
     pipver = info.get("pip") or python_versions(ctx.world)[1]
@@ -341,7 +340,7 @@ def _pip(ctx, venv, args) -> int:
         return ctx.unsupported("only `pip install torch` is")
     if ctx.world["host"].get("arch", "x86_64") != "x86_64":
         return ctx.unsupported("only x86_64 torch wheels are")
-    if _vkey(pyver)[:2] < [3, 9]:
+    if not V.at_least(V.major_minor(pyver), "3.9"):  # major.minor: a 3.9 pre-release counts as 3.9
         return ctx.unsupported("torch %s needs Python >= 3.9" % TORCH_VERSION)
     packages = info.get("packages") or {}
     if "torch" in packages:

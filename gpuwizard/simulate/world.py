@@ -312,7 +312,7 @@ def boot(root, world: dict) -> None:
 
     gpu = nvidia_gpu_present(world)
     nouveau = bool(host.get("nouveau")) and gpu and not modprobe_blacklisted(root, "nouveau")
-    drv = world.get("driver")
+    drv: dict = world.get("driver") or {}  # the world's own dict when a driver is installed (changed in place below)
     nvidia = bool(drv) and gpu and not nouveau and not modprobe_blacklisted(root, "nvidia")
     # keys queued with `mokutil --import` are enrolled at the console (MokManager) during this boot
     if host.get("mok_pending"):
@@ -417,14 +417,26 @@ def package_parent() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _packaging_parent() -> str | None:
+    """The directory that holds the ``packaging`` distribution (a dependency of gpuwizard.versions):
+    the tools run under ``python -S``, without site-packages, so it goes at the end of their sys.path."""
+    try:
+        import packaging
+    except ImportError:
+        return None
+    return os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
+
+
 def tool_script(root, name: str, python: str | None = None, pkg_parent: str | None = None) -> str:
     python = python or sys.executable
     pkg_parent = pkg_parent or package_parent()
+    extra = _packaging_parent()
     # Byte-code goes to a per-sandbox cache (PYTHONDONTWRITEBYTECODE may be set, and the package
     # dir may be read-only): without .pyc files every tool start would recompile tools.py.
-    body = ("import sys\nsys.dont_write_bytecode = False\nsys.pycache_prefix = %r\nsys.path.insert(0, %r)\n"
+    body = ("import sys\nsys.dont_write_bytecode = False\nsys.pycache_prefix = %r\nsys.path.insert(0, %r)\n%s"
             "from gpuwizard.simulate.tools import main\nmain(%r)\n"
-            % (pycache_dir(root), pkg_parent, str(root)))
+            % (pycache_dir(root), pkg_parent, "sys.path.append(%r)\n" % extra if extra and extra != pkg_parent else "",
+               str(root)))
     if len(python) + 4 <= _MAX_SHEBANG and " " not in python:
         return "#!%s -S\n# gpuwizard simulated tool: %s\n%s" % (python, name, body)
     # Long or spaced interpreter path: a sh trampoline that keeps the tool name in the env.
@@ -574,12 +586,8 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
     write_bin(root, world, python, pkg_parent)
 
 
-def _vkey(v: str):
-    out = []
-    for p in v.split("."):
-        out.append(int(p) if p.isdigit() else 0)
-    return out
-
-
 def _latest_toolkit(tks: list) -> dict:
-    return max(tks, key=lambda t: _vkey(t["version"]))
+    if len(tks) == 1:  # the usual case, on every world sync: no need to load packaging (~9 ms)
+        return tks[0]
+    from gpuwizard.versions import key  # lazy: packaging brings re and typing, and most tools never compare
+    return max(tks, key=lambda t: key(t["version"]))

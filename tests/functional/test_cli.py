@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 

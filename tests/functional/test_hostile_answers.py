@@ -42,14 +42,14 @@ def test_each_malformed_file_exits_2_and_runs_nothing(path: Path, mode: list[str
     text = err.getvalue()
     assert code == 2, text
     where, words = expectation(path)
-    lines = [l.strip() for l in text.splitlines() if l.strip().startswith(str(path))]
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith(str(path))]
     assert lines, text
     if where.startswith(":"):
-        hit = [l for l in lines if l.startswith(f"{path}{where}")]
+        hit = [line for line in lines if line.startswith(f"{path}{where}")]
     else:
-        hit = [l for l in lines if f": {where}: " in l]
+        hit = [line for line in lines if f": {where}: " in line]
     assert hit, f"no error at {where!r} in:\n{text}"
-    assert any(words in l for l in hit), f"{words!r} not in {hit}"
+    assert any(words in line for line in hit), f"{words!r} not in {hit}"
     assert "Traceback" not in text and out.getvalue() == ""
     assert len(sandbox.calls()) == before, "a command ran for an invalid answer file"
     assert not (sandbox.root / "var/lib/gpuwizard/state.json").exists()

@@ -61,7 +61,7 @@ def _no_duplicates(root: Path) -> list[str]:
             continue
         text = path.read_text(errors="replace")
         if path.suffix == ".json":
-            def hook(pairs):
+            def hook(pairs, path=path):
                 keys = [k for k, _ in pairs]
                 if len(keys) != len(set(keys)):
                     found.append(f"{path}: duplicate JSON keys {keys}")
@@ -69,8 +69,8 @@ def _no_duplicates(root: Path) -> list[str]:
 
             json.loads(text, object_pairs_hook=hook)
             continue
-        lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
-        dupes = {l for l in lines if lines.count(l) > 1}
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        dupes = {line for line in lines if lines.count(line) > 1}
         if dupes:
             found.append(f"{path}: duplicated lines {sorted(dupes)[:3]}")
     return found

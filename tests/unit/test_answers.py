@@ -91,7 +91,7 @@ def test_aliases_are_refused():
 def test_values_that_reach_commands_are_validated(snippet: str, path: str, expected: str):
     errs = errors_of(f"version: 1\n{snippet}\n")
     assert len(errs) == 1, errs
-    assert errs[0].startswith(f"answers.yaml:2:") and f" {path}: " in errs[0] and expected in errs[0]
+    assert errs[0].startswith("answers.yaml:2:") and f" {path}: " in errs[0] and expected in errs[0]
 
 
 def test_file_level_errors(tmp_path: Path):

@@ -30,7 +30,10 @@ def test_nvml_and_nvidia_smi_paths_agree_on_the_real_h200(tmp_path: Path, bin_di
     smi = D.probe_smi(Host(tmp_path, Runner(path=str(bin_dir))))
     assert smi["status"] == "ok" and nvml["status"] == "ok"
     assert smi["driver"] == nvml["driver"] == {"version": "580.159.04", "cuda_version": "13.0"}
-    strip = lambda g: {k: v for k, v in g.items() if k != "uuid"}  # two captures, two machines
+
+    def strip(g):  # two captures, two machines
+        return {k: v for k, v in g.items() if k != "uuid"}
+
     assert [strip(g) for g in smi["gpus"]] == [strip(g) for g in nvml["gpus"]]
     assert nvml["gpus"][0]["memory_mib"] == 143771
 
@@ -86,3 +89,22 @@ def test_missing_tools_are_facts_not_errors(tmp_path: Path, bin_dir: Path):
     facts = D.detect(Host(tmp_path, Runner(path=str(bin_dir))))
     assert facts["docker"] is None and facts["kubernetes"] is None and facts["driver"] is None
     assert facts["problems"] == {}
+
+
+def test_cuda_toolkit_off_path_is_the_newest_by_version_not_by_name(tmp_path: Path, bin_dir: Path):
+    """As strings cuda-12.9 sorts after cuda-12.10 (and cuda-9.2 after both): the newest is by version."""
+    for name, version in (("cuda-9.2", "9.2.148"), ("cuda-12.9", "12.9.1"), ("cuda-12.10", "12.10.0"), ("cuda-old", "junk")):
+        home = tmp_path / "usr/local" / name
+        home.mkdir(parents=True)
+        (home / "version.json").write_text(json.dumps({"cuda": {"name": "CUDA SDK", "version": version}}))
+    found = D.probe_cuda_toolkit(Host(tmp_path, Runner(path=str(bin_dir))))
+    assert found == {"version": "12.10", "full_version": "12.10.0", "path": "/usr/local/cuda-12.10", "on_path": False}
+
+
+def test_cuda_toolkit_with_a_junk_version_json_is_skipped(tmp_path: Path, bin_dir: Path):
+    for name, version in (("cuda-12.6", "12.6.2"), ("cuda-12.8", "not-a-version")):
+        home = tmp_path / "usr/local" / name
+        home.mkdir(parents=True)
+        (home / "version.json").write_text(json.dumps({"cuda": {"version": version}}))
+    found = D.probe_cuda_toolkit(Host(tmp_path, Runner(path=str(bin_dir))))
+    assert found is not None and found["version"] == "12.6" and found["path"] == "/usr/local/cuda-12.6"

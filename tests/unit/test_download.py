@@ -78,7 +78,7 @@ class FileServer:
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self.thread.start()
         return self
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
-
-import random
 
 import pytest
 

@@ -38,7 +38,7 @@ SEED_SMI = """\
 |=========================================================================================|
 |  No running processes found                                                             |
 +-----------------------------------------------------------------------------------------+
-"""
+"""  # noqa: W293 (nvidia-smi pads its blank line with spaces)
 
 SEED_NVCC = """\
 nvcc: NVIDIA (R) Cuda compiler driver
@@ -687,3 +687,51 @@ def test_simulated_tools_never_write_outside_their_sandbox(tmp_path):
                    capture_output=True, text=True, env={"PATH": str(sb.bin_dir)})
     assert proc.returncode == 2 and "outside the sandbox" in proc.stderr
     assert not outside.exists()
+
+
+def test_kubectl_get_nodes_by_name_shows_that_nodes_age(tmp_path):
+    sb = prepare("ready", tmp_path / "sb")
+
+    def add_worker(w):
+        c = w["clusters"][0]
+        worker = json.loads(json.dumps(c["nodes"][0]))
+        worker.update(name="gpu-cluster-worker", role="worker", age="3d")
+        c["nodes"].append(worker)
+    sb.mutate(add_worker)
+    rows = run(sb, "kubectl", "get", "nodes", "gpu-cluster-worker").stdout.splitlines()
+    assert len(rows) == 2 and rows[1].split()[0] == "gpu-cluster-worker" and rows[1].split()[3] == "3d"
+    rows = run(sb, "kubectl", "get", "nodes").stdout.splitlines()
+    assert [r.split()[3] for r in rows[1:]] == ["71m", "3d"]
+
+
+@pytest.mark.parametrize("image_cuda, status", [("12.7.0", "Completed"), ("12.6.2", "Completed"), ("12.8.0", "Error"),
+                                                ("junk", "Completed")])
+def test_vectoradd_pod_needs_a_driver_cuda_at_least_its_own(tmp_path, image_cuda, status):
+    """The driver's CUDA 12.7 runs a cuda12.7.0 image (12.7.0 == 12.7), not a cuda12.8.0 one."""
+    sb = prepare("ready", tmp_path / "sb")
+    manifest = sb.root / "root/pod.yaml"  # the simulated kubectl reads system paths inside the sandbox
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: va\n  namespace: default\nspec:\n  containers:\n"
+                        "  - name: va\n    image: nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda%s-ubuntu22.04\n"
+                        "    resources:\n      limits:\n        nvidia.com/gpu: 1\n" % image_cuda)
+    assert run(sb, "kubectl", "apply", "-f", "/root/pod.yaml").returncode == 0
+    table = run(sb, "kubectl", "get", "pod", "va", "-n", "default").stdout.splitlines()
+    assert table[1].split()[2] == status, table
+
+
+def test_nvidia_ctk_containerd_configure_reads_the_toml_it_extends(tmp_path):
+    sb = prepare("ready", tmp_path / "sb")
+    conf = sb.root / "etc/containerd/config.toml"
+    argv = ("nvidia-ctk", "runtime", "configure", "--runtime=containerd", "--set-as-default")
+    assert run(sb, *argv).returncode == 0
+    first = conf.read_text()
+    assert first.count("runtimes.nvidia]") == 1 and first.count('default_runtime_name = "nvidia"') == 1
+    assert run(sb, *argv).returncode == 0 and conf.read_text() == first  # already there: unchanged
+    # written by hand with other spacing and quoting: still recognised as configured
+    conf.write_text("version = 2\n[plugins.'io.containerd.grpc.v1.cri'.containerd]\ndefault_runtime_name='nvidia'\n"
+                    "[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.nvidia]\nruntime_type='io.containerd.runc.v2'\n")
+    hand = conf.read_text()
+    assert run(sb, *argv).returncode == 0 and conf.read_text() == hand
+    conf.write_text("[plugins\n")
+    r = run(sb, *argv)
+    assert r.returncode == 1 and "unable to load config" in r.stderr and conf.read_text() == "[plugins\n"
