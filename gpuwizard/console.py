@@ -51,6 +51,8 @@ class ConsoleReporter:
         self.stream.flush()
 
     def __call__(self, ev: Event) -> None:
+        if ev.kind == "progress":
+            return  # the output lines beside it say the same
         if ev.kind == "output":
             self.tail.extend(ev.data["lines"][-self.tail_lines :])
         elif ev.kind == "step-started":

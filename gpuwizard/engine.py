@@ -6,11 +6,13 @@ listeners of the same :class:`Event` stream, so they show the same facts from th
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Literal, Mapping, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -26,7 +28,6 @@ from .errors import (
 )
 from .host import Host
 from .state import State
-
 
 EventKind = Literal[
     "run-started", "step-started", "step-finished", "action-started", "action-finished", "output", "progress",
@@ -57,6 +58,7 @@ class Event:
 
 
 Listener = Callable[[Event], None]
+PERCENT_RE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
 AnswersT = TypeVar("AnswersT")
 
 
@@ -111,7 +113,7 @@ class Call:
     promises of the steps planned so far, the step being worked on, and the run's id (actions whose
     "done" cannot be observed on the host count as done only when recorded in this run)."""
 
-    def __init__(self, engine: "Engine", *, planning: bool, answers: Mapping[str, Any], run_id: str):
+    def __init__(self, engine: Engine, *, planning: bool, answers: Mapping[str, Any], run_id: str):
         self.engine = engine
         self.planning = planning
         self.answers = dict(answers)
@@ -125,7 +127,7 @@ class StepContext:
     """What a step sees: the host, the facts, the session's answers, its own saved record, a way to
     talk. One per step per call."""
 
-    def __init__(self, engine: "Engine", step_id: str, call: Call | None = None):
+    def __init__(self, engine: Engine, step_id: str, call: Call | None = None):
         self.engine = engine
         self.step_id = step_id
         self.call = call or Call(engine, planning=False, answers={}, run_id=engine.state.run_id)
@@ -175,7 +177,7 @@ class StepContext:
             return self.facts
         return self.engine.facts(refresh=True)
 
-    def answers(self, step: "type[Step[AnswersT]]") -> AnswersT | None:
+    def answers(self, step: type[Step[AnswersT]]) -> AnswersT | None:
         """The answers of another step of this session (typed), or None when it is not part of it."""
         value = self.call.answers.get(step.id)
         return value if value is not None else None
@@ -242,7 +244,8 @@ class Step(Generic[AnswersT]):
     implemented: bool = True
     always_rerun: bool = False  # detect: facts are re-read on every run
     tui_widget: str | None = None
-    facts_shown: tuple[str, ...] = ()
+    facts_shown: tuple[str, ...] | None = ()  # doctor layers its pane shows (None: all of them)
+    link: tuple[str, str] | None = None  # (label, step id): a button its pane shows once it is done
     description: str = ""
 
     def plan(self, ctx: StepContext, answers: AnswersT) -> list[A.Action]:
@@ -256,12 +259,12 @@ class Step(Generic[AnswersT]):
         """What ``verify`` runs beyond read-only probes (``$ argv`` lines), for the plan."""
         return []
 
-    def provides(self, ctx: StepContext, answers: AnswersT, plan: "PlannedStep") -> list[Promise]:
+    def provides(self, ctx: StepContext, answers: AnswersT, plan: PlannedStep) -> list[Promise]:
         """What later steps of the same run may plan against once this one has run (called after
         planning it, when some of its actions are still to do). Default: nothing."""
         return []
 
-    def export(self, answers: AnswersT, plan: "PlannedStep | None") -> Any:
+    def export(self, answers: AnswersT, plan: PlannedStep | None) -> Any:
         """The step's section of an exported answer file, replaying what this session did: what the
         user set, plus what the plan decided that a replay must not decide differently."""
         if isinstance(answers, BaseModel):
@@ -338,8 +341,12 @@ class Engine:
     def _on_output(self, stream: str, lines: list[str]) -> None:
         call = self._running
         ctx = call.current if call else None
-        self.emit(Event("output", ctx.step_id if ctx else None, ctx.current_action if ctx else None, "\n".join(lines),
-                        stream=stream, data={"lines": lines}))
+        sid, aid = (ctx.step_id, ctx.current_action) if ctx else (None, None)
+        self.emit(Event("output", sid, aid, "\n".join(lines), stream=stream, data={"lines": lines}))
+        if lines:  # an installer's own "NN%" on its last line: progress
+            match = PERCENT_RE.search(lines[-1][-200:])
+            if match and float(match.group(1)) <= 100:
+                self.emit(Event("progress", sid, aid, data={"done": float(match.group(1)), "total": 100}))
 
     # -- facts ----------------------------------------------------------------------------------
     def facts(self, refresh: bool = False) -> dict[str, Any]:
@@ -359,8 +366,9 @@ class Engine:
         every answer of the session (default: ``answers``), read by steps through typed accessors."""
         call = Call(self, planning=True, answers={**(session or {}), **answers}, run_id=self.state.run_id)
         planned: list[PlannedStep] = []
-        for sid in selected:
-            planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
+        with self.host.runner.cached_probes():  # nothing changes while planning: each probe runs once
+            for sid in selected:
+                planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
         return planned
 
     def _plan_step(self, call: Call, step: Step[Any], answers: Any) -> PlannedStep:
@@ -379,7 +387,7 @@ class Engine:
         if result.ok and not all(done):
             for promise in step.provides(ctx, answers, result):
                 call.promises.setdefault(promise.key, []).append(promise)
-            for action, was_done in zip(acts, done):
+            for action, was_done in zip(acts, done, strict=False):
                 written = None if was_done else action.planned_file(ctx)
                 if written is not None:
                     call.files[written[0]] = written[1]

@@ -16,22 +16,24 @@ PATH, so tests exercise this very runner with real subprocesses.
 
 from __future__ import annotations
 
+import codecs
 import collections
+import contextlib
 import datetime as _dt
 import difflib
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
-import selectors
-import codecs
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import IO, Any
 
 from .errors import CommandFailed, GpuwizardError, ToolMissing
 
@@ -59,7 +61,7 @@ class CommandResult:
     def ok(self) -> bool:
         return self.rc == 0
 
-    def check(self) -> "CommandResult":
+    def check(self) -> CommandResult:
         if self.rc != 0:
             raise CommandFailed(self.argv, self.rc, self.tail)
         return self
@@ -82,6 +84,7 @@ class Runner:
         self.privilege = list(privilege or [])
         self.dry_run = dry_run
         self.default_timeout = default_timeout
+        self._local = threading.local()  # a per-thread probe cache while planning (cached_probes)
         self.listeners: list[BlockListener] = []
         self.recorded: list[list[str]] = []
         self.cancel = threading.Event()  # set by a UI to stop the command in flight
@@ -197,15 +200,33 @@ class Runner:
             result.check()
         return result
 
+    @contextlib.contextmanager
+    def cached_probes(self) -> Iterator[None]:
+        """Within this block, on this thread, the same read-only probe runs once: for a plan, which
+        changes nothing, so what a probe saw stays true. A run on another thread is not affected."""
+        outer = getattr(self._local, "cache", None)
+        self._local.cache = {} if outer is None else outer
+        try:
+            yield
+        finally:
+            self._local.cache = outer
+
     def probe(self, argv: list[str], *, timeout: float = 15.0) -> CommandResult | None:
         """Run a read-only probe; ``None`` when the tool is not installed (a fact, not an error)."""
+        cache: dict[tuple[str, ...], CommandResult | None] | None = getattr(self._local, "cache", None)
+        key = tuple(argv)
+        if cache is not None and key in cache:
+            return cache[key]
         try:
-            return self.run(argv, change=False, timeout=timeout)
+            result: CommandResult | None = self.run(argv, change=False, timeout=timeout)
         except ToolMissing:
-            return None
+            result = None
+        if cache is not None:
+            cache[key] = result
+        return result
 
 
-def _feed(pipe, text: str) -> None:
+def _feed(pipe: IO[bytes], text: str) -> None:
     try:
         pipe.write(text.encode())
         pipe.close()
@@ -213,7 +234,7 @@ def _feed(pipe, text: str) -> None:
         pass
 
 
-def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """SIGTERM the command's process group, SIGKILL it after ``grace`` seconds."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
@@ -227,20 +248,27 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
             continue
 
 
-def _pump(proc: subprocess.Popen, deliver, deadline: float | None, cancel: threading.Event) -> str | None:
+def _pump(
+    proc: subprocess.Popen[bytes],
+    deliver: Callable[[str, list[str]], None],
+    deadline: float | None,
+    cancel: threading.Event,
+) -> str | None:
     """Read both pipes until EOF, delivering the whole lines of each read as they arrive.
 
     Returns ``"timeout"`` or ``"cancel"`` when the command had to be stopped, else None.
     """
+    assert proc.stdout is not None and proc.stderr is not None  # Popen(stdout=PIPE, stderr=PIPE)
+    pipes = (proc.stdout, proc.stderr)
     sel = selectors.DefaultSelector()
-    decoders = {}
-    partial = {}
-    for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+    decoders: dict[str, codecs.IncrementalDecoder] = {}
+    partial: dict[str, str] = {}
+    for stream, pipe in zip(("stdout", "stderr"), pipes, strict=True):
         os.set_blocking(pipe.fileno(), False)
         sel.register(pipe, selectors.EVENT_READ, stream)
         decoders[stream] = codecs.getincrementaldecoder("utf-8")(errors="replace")
         partial[stream] = ""
-    stopped = None
+    stopped: str | None = None
     try:
         while sel.get_map():
             wait = 0.25
@@ -271,7 +299,7 @@ def _pump(proc: subprocess.Popen, deliver, deadline: float | None, cancel: threa
                     _stop(proc)
     finally:
         sel.close()
-        for pipe in (proc.stdout, proc.stderr):
+        for pipe in pipes:
             pipe.close()
     return stopped
 
@@ -323,7 +351,7 @@ def unified_diff(path: str, old: str | None, new: str) -> str:
 class Host:
     """A machine seen through a root directory and a runner."""
 
-    def __init__(self, root: str | os.PathLike = "/", runner: Runner | None = None):
+    def __init__(self, root: str | os.PathLike[str] = "/", runner: Runner | None = None):
         self.root = Path(root).resolve()
         self.runner = runner or Runner()
 

@@ -1,0 +1,171 @@
+"""A wizard session, apart from how it is shown: the answers of every step, the plans, each step's
+status, the exit code, the reboot policy and the export of an answer file that replays it.
+
+The TUI is a view over one of these (it never decides anything itself), and the CLI's unattended
+run plans and runs through one too, so both make the same decisions from the same answers: the
+operator's ``device_plugin: auto`` is decided from the whole session (HAMi in it or not), whichever
+step is planned first. Never imports Textual.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from . import __version__
+from .engine import Engine, PlannedStep, Step
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT
+from .state import State
+
+ANSWER_HEAD = ("# gpuwizard {version} answer file, exported from the wizard.\n"
+               "# Replays this session unattended: sudo gpuwizard --answers THIS_FILE\n")
+
+
+class WizardSession:
+    """The model of a wizard run. ``answers`` holds every step's answers (a model, a list of models
+    for a ``many`` step, or None while a form is invalid); a step is part of the session unless it was
+    skipped or is not implemented."""
+
+    def __init__(self, engine: Engine, answers: dict[str, Any] | None = None):
+        self.engine = engine
+        self.steps: dict[str, Step[Any]] = engine.steps
+        self.answers: dict[str, Any] = dict(answers or {})
+        self.plans: dict[str, PlannedStep] = {}
+        self._plan_lock = threading.Lock()  # one planning pass at a time (the TUI's workers share it)
+        self._generation = 0
+
+    @property
+    def state(self) -> State:
+        return self.engine.state
+
+    @property
+    def dry_run(self) -> bool:
+        return self.engine.host.dry_run
+
+    # -- steps and statuses -------------------------------------------------------------------------
+    def step_ids(self) -> list[str]:
+        return list(self.steps)
+
+    def implemented(self) -> list[str]:
+        return [sid for sid in self.steps if self.steps[sid].implemented]
+
+    def status(self, sid: str, running: str | None = None) -> str:
+        if not self.steps[sid].implemented:
+            return "n/a"
+        if sid == running:
+            return "running"
+        status = self.state.status(sid)
+        return "stopped" if status == "running" else status
+
+    def in_session(self, sid: str) -> bool:
+        return self.steps[sid].implemented and self.state.status(sid) != "skipped"
+
+    def session_answers(self) -> dict[str, Any]:
+        """The answers of the steps in the session: what each step's plan may read of the others."""
+        return {sid: a for sid, a in self.answers.items() if sid in self.steps and self.in_session(sid) and a is not None}
+
+    def exit_code(self) -> int:
+        statuses = [self.state.status(sid) for sid in self.implemented()]
+        if "failed" in statuses or "running" in statuses:
+            return EXIT_FAILED
+        if "reboot-required" in statuses:
+            return EXIT_REBOOT
+        return EXIT_OK
+
+    def resume_target(self) -> str:
+        for sid in self.implemented():
+            if self.state.status(sid) in ("running", "failed", "reboot-required"):
+                return sid
+        return self.next_target("welcome")
+
+    def next_target(self, after: str) -> str:
+        ids = self.step_ids()
+        start = ids.index(after) + 1 if after in ids else (len(ids) if after == "summary" else 0)
+        for sid in ids[start:]:
+            if self.steps[sid].implemented and self.state.status(sid) not in ("done", "skipped"):
+                return sid
+        return "summary"
+
+    def reboot_policy(self, sid: str) -> str:
+        """prompt | auto | never: the answers of the step that asks for the reboot (the driver's)."""
+        return str(getattr(self.answers.get(sid), "reboot", "prompt"))
+
+    # -- planning ------------------------------------------------------------------------------
+    def plan(self, sids: Iterable[str]) -> dict[str, PlannedStep]:
+        """Plan the given steps as part of the whole session: every step of the session before the
+        last of them is planned too (in order), so each plans against what the earlier ones promise.
+        Returns the plans made (the given steps' and those before them); one pass runs at a time."""
+        wanted = [sid for sid in sids if sid in self.steps and self.steps[sid].implemented]
+        if not wanted:
+            return {}
+        ids = self.step_ids()
+        last = max(ids.index(sid) for sid in wanted)
+        order = [sid for sid in ids[: last + 1]
+                 if sid in wanted or (self.in_session(sid) and self.state.status(sid) != "done")]
+        order = [sid for sid in order if self.answers.get(sid) is not None or sid in wanted]
+        with self._plan_lock:
+            self._generation += 1
+            answers = {sid: self.answers.get(sid) for sid in order}
+            try:
+                planned = self.engine.plan(order, answers, session=self.session_answers())
+            except Exception as exc:  # noqa: BLE001 — a bug in a step's plan: shown, never fatal
+                planned = [PlannedStep(self.steps[sid], [], [], f"internal error: {type(exc).__name__}: {exc}")
+                           for sid in order]
+            results = {p.step.id: p for p in planned}
+            self.plans.update(results)
+            return results
+
+    # -- running -------------------------------------------------------------------------------
+    def record_answers(self, sid: str) -> None:
+        """The step's answers go into the state before it runs (a resume replays them)."""
+        dumped = dump(self.answers.get(sid))
+        if dumped is not None:
+            self.state.answers.setdefault("version", 1)
+            self.state.answers[sid] = dumped
+
+    def run_step(self, sid: str) -> int:
+        return self.run([sid])
+
+    def run(self, sids: list[str]) -> int:
+        """Run steps in order (the unattended run: all of them; the TUI: one)."""
+        for sid in sids:
+            self.record_answers(sid)
+        return self.engine.run(sids, {sid: self.answers[sid] for sid in sids}, session=self.session_answers())
+
+    def skip(self, sid: str, message: str = "skipped in the wizard") -> None:
+        self.state.set_status(sid, "skipped", message=message)
+        self.state.save()
+        # what the other steps decided from this one being part of the session is decided again
+        self.plans.clear()
+
+    # -- export --------------------------------------------------------------------------------
+    def export_doc(self) -> dict[str, Any]:
+        """An answer file that does what this session did: the sections of the steps that ran or are
+        to run, with what their plans decided pinned (chart versions, output paths)."""
+        doc: dict[str, Any] = {"version": 1}
+        for sid, step in self.steps.items():
+            if not step.implemented:
+                continue
+            if sid != "detect" and self.state.status(sid) in ("pending", "skipped"):
+                continue
+            section = step.export(self.answers.get(sid), self.plans.get(sid))
+            if section is not None:
+                doc[sid] = section
+        return doc
+
+    def export_text(self) -> str:
+        head = ANSWER_HEAD.format(version=__version__)
+        return head + yaml.safe_dump(self.export_doc(), sort_keys=False, default_flow_style=False)
+
+
+def dump(answers: Any) -> Any:
+    """Answers as saved in the state file / an answer file (only what was set)."""
+    if isinstance(answers, BaseModel):
+        return answers.model_dump(mode="json", exclude_unset=True)
+    if isinstance(answers, list):
+        return [a.model_dump(mode="json", exclude_unset=True) for a in answers if isinstance(a, BaseModel)]
+    return None
