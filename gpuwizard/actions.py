@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import StepFailed
 from .host import join_argv, load_json_object, unified_diff
@@ -29,21 +30,21 @@ class Action:
     # every running container stops"); the TUI's proposal and `gpuwizard plan` list these
     disruptive: str | None = None
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return []
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return False
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         raise NotImplementedError
 
-    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+    def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
         """(system path, content) this action leaves, for the plans of later steps of the same run
         (their diffs start from it); None when it writes no file the plan can know."""
         return None
 
-    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = {"id": self.id, "type": type(self).__name__.lower(), "title": self.title, "preview": self.preview(ctx)}
         if self.disruptive:
             data["disruptive"] = self.disruptive
@@ -70,10 +71,10 @@ class Run(Action):
         if not (self.creates or self.done_when or self.idempotent):
             raise ValueError(f"action {self.id}: say how to tell it is done (creates/done_when/idempotent)")
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return ["$ " + join_argv(self.argv)]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         if self.creates and ctx.host.exists(self.creates):
             return True
         if self.done_when:
@@ -81,10 +82,10 @@ class Run(Action):
             return bool(result and result.ok)
         return False
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         ctx.host.runner.run(self.argv, timeout=self.timeout, env=self.env, check=True, capture=False)
 
-    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["argv"] = list(self.argv)
         return data
@@ -99,24 +100,24 @@ class WriteFile(Action):
     mode: int = 0o644
     backup: bool = True
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         diff = unified_diff(self.path, ctx.read_text(self.path), self.content)
         return diff.splitlines() or [f"(no change to {self.path})"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return ctx.read_text(self.path) == self.content
 
-    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+    def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
         return self.path, self.content
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         if self.backup:
             saved = ctx.host.backup(self.path)
             if saved:
                 ctx.note(f"backup of {self.path}: {saved}")
         ctx.host.write_file(self.path, self.content, self.mode)
 
-    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["path"] = self.path
         return data
@@ -132,30 +133,30 @@ class EditJson(Action):
     edit: Callable[[dict[str, Any]], dict[str, Any]]
     mode: int = 0o644
 
-    def _current(self, ctx: "StepContext") -> dict[str, Any]:
+    def _current(self, ctx: StepContext) -> dict[str, Any]:
         return load_json_object(self.path, ctx.read_text(self.path))
 
-    def planned_file(self, ctx: "StepContext") -> tuple[str, str] | None:
+    def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
         new = self.edit(json.loads(json.dumps(self._current(ctx))))
         return self.path, json.dumps(new, indent=4) + "\n"
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         old_text = ctx.read_text(self.path)
         current = load_json_object(self.path, old_text)
         new = self.edit(json.loads(json.dumps(current)))
         diff = unified_diff(self.path, old_text, json.dumps(new, indent=4) + "\n")
         return diff.splitlines() or [f"(no change to {self.path})"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         current = self._current(ctx)
         return self.edit(json.loads(json.dumps(current))) == current
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         changed, backup = ctx.host.edit_json(self.path, self.edit, self.mode)
         if backup:
             ctx.note(f"backup of {self.path}: {backup}")
 
-    def as_json(self, ctx: "StepContext") -> dict[str, Any]:
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["path"] = self.path
         return data
@@ -168,19 +169,19 @@ class WaitFor(Action):
 
     id: str
     title: str
-    check: Callable[["StepContext"], bool]
+    check: Callable[[StepContext], bool]
     timeout: float = 300.0
     interval: float = 2.0
     failure_hint: str = ""
-    describe: Callable[["StepContext"], str] | None = None  # on timeout: what is still wrong
+    describe: Callable[[StepContext], str] | None = None  # on timeout: what is still wrong
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"wait up to {self.timeout:g}s: {self.title}"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return bool(self.check(ctx))
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         deadline = time.monotonic() + self.timeout
         waiter = ctx.host.runner.cancel
         while True:
@@ -203,15 +204,15 @@ class Reboot(Action):
     title: str
     reason: str
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"reboot: {self.reason}", "then run: gpuwizard --resume"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         record = ctx.action_record(self.id)
         requested_on = record.get("boot_id") if record else None
         return bool(requested_on) and requested_on != ctx.host.boot_id()
 
-    def apply(self, ctx: "StepContext") -> None:  # handled by the engine
+    def apply(self, ctx: StepContext) -> None:  # handled by the engine
         raise AssertionError("Reboot is applied by the engine")
 
 
@@ -223,8 +224,8 @@ class Fail(Action):
     title: str
     reason: str
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"cannot continue: {self.reason}"]
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         raise StepFailed(self.reason)

@@ -16,10 +16,11 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from .errors import InvalidInput
 
@@ -39,8 +40,8 @@ def _build_answer_file() -> type[BaseModel]:
     for cls in STEP_CLASSES:
         model = cls.Answers
         kind: Any = list[model] if cls.many else model  # type: ignore[valid-type]
-        fields[cls.id] = (Optional[kind], Field(None, description=cls.description or None))
-    return create_model(  # type: ignore[call-overload, no-any-return]
+        fields[cls.id] = (kind | None, Field(None, description=cls.description or None))
+    return create_model(
         "AnswerFile",
         __config__=ConfigDict(extra="forbid", title="gpuwizard answer file"),
         __doc__="gpuwizard answer file, version 1.",
@@ -51,14 +52,14 @@ def _build_answer_file() -> type[BaseModel]:
 AnswerFile: Any = _build_answer_file()
 
 
-def step_classes() -> "list[type[Step[Any]]]":
+def step_classes() -> list[type[Step[Any]]]:
     from .steps import STEP_CLASSES
 
     return list(STEP_CLASSES)
 
 
 def json_schema() -> dict[str, Any]:
-    schema = AnswerFile.model_json_schema()
+    schema: dict[str, Any] = AnswerFile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 
@@ -96,7 +97,16 @@ class _MarkLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases (no billion-laughs) and keeps marks per key path."""
 
 
-def _walk(node: yaml.Node, path: tuple, marks: dict, key_marks: dict, problems: list, fname: str) -> Any:
+KeyPath = tuple[str | int, ...]  # a path into the document: mapping keys and list indexes
+Marks = dict[KeyPath, yaml.Mark]  # where each path starts in the file
+
+
+def _at(mark: yaml.Mark | None) -> tuple[int, int]:
+    """(line, column), 1-based, of a mark; (1, 1) when there is none."""
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+def _walk(node: yaml.Node, path: KeyPath, marks: Marks, key_marks: Marks, problems: list[Problem], fname: str) -> Any:
     marks[path] = node.start_mark
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -120,18 +130,18 @@ def _walk(node: yaml.Node, path: tuple, marks: dict, key_marks: dict, problems: 
     return loader.construct_object(node, deep=True)
 
 
-def _problem(fname: str, mark: Any, path: tuple, message: str) -> Problem:
+def _problem(fname: str, mark: yaml.Mark, path: KeyPath, message: str) -> Problem:
     return Problem(fname, mark.line + 1, mark.column + 1, _dotted(path), message)
 
 
-def _dotted(path: tuple) -> str:
+def _dotted(path: KeyPath) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def parse_yaml_with_marks(text: str, fname: str) -> tuple[Any, dict, dict, list[Problem]]:
+def parse_yaml_with_marks(text: str, fname: str) -> tuple[Any, Marks, Marks, list[Problem]]:
     problems: list[Problem] = []
     loader = _MarkLoader(text)
     try:
@@ -154,8 +164,8 @@ def parse_yaml_with_marks(text: str, fname: str) -> tuple[Any, dict, dict, list[
         return None, {}, {}, [Problem(fname, 1, 1, "", "the file is empty; expected at least 'version: 1'")]
     if _has_alias(node, set()):
         return None, {}, {}, [_problem(fname, node.start_mark, (), "YAML anchors and aliases are not allowed in answer files")]
-    marks: dict = {}
-    key_marks: dict = {}
+    marks: Marks = {}
+    key_marks: Marks = {}
     data = _walk(node, (), marks, key_marks, problems, fname)
     return data, marks, key_marks, problems
 
@@ -176,7 +186,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -189,7 +199,7 @@ def _message(err: dict[str, Any]) -> str:
     return msg
 
 
-def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[Any, list[Problem]]:
+def validate(data: Any, fname: str, marks: Marks, key_marks: Marks) -> tuple[Any, list[Problem]]:
     if not isinstance(data, dict):
         return None, [Problem(fname, 1, 1, "", "expected a mapping at the top level, starting with 'version: 1'")]
     try:
@@ -200,12 +210,12 @@ def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[Any, 
             # pydantic adds union branch names to loc; keep only the parts present in the data
             loc = _real_path(data, tuple(err["loc"]))
             table = key_marks if err["type"] == "extra_forbidden" else marks
-            mark = None
-            probe = loc
+            mark: yaml.Mark | None = None
+            probe: KeyPath | None = loc
             while mark is None and probe is not None:
                 mark = table.get(probe) or marks.get(probe)
                 probe = probe[:-1] if probe else None
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            line, col = _at(mark)
             value = None
             if err["type"] != "missing" and "input" in err and not isinstance(err["input"], dict):
                 value = _describe(err["input"])
@@ -215,9 +225,9 @@ def validate(data: Any, fname: str, marks: dict, key_marks: dict) -> tuple[Any, 
         return None, _collapse_unions(unique)
 
 
-def _real_path(data: Any, loc: tuple) -> tuple:
+def _real_path(data: Any, loc: tuple[str | int, ...]) -> KeyPath:
     """Keep the parts of a pydantic loc that walk through ``data`` (drops union tags)."""
-    path: list[Any] = []
+    path: list[str | int] = []
     node = data
     for part in loc:
         if isinstance(node, dict) and part in node:
@@ -236,7 +246,7 @@ def _real_path(data: Any, loc: tuple) -> tuple:
 
 def _collapse_unions(problems: list[Problem]) -> list[Problem]:
     """A value refused by every branch of a union yields one error per branch; merge them."""
-    merged: dict[tuple, Problem] = {}
+    merged: dict[tuple[int, int, str], Problem] = {}
     for p in problems:
         key = (p.line, p.column, p.path)
         if key in merged:
@@ -249,7 +259,7 @@ def _collapse_unions(problems: list[Problem]) -> list[Problem]:
     return list(merged.values())
 
 
-def _podspec_list_problems(model: Any, fname: str, marks: dict) -> list[Problem]:
+def _podspec_list_problems(model: Any, fname: str, marks: Marks) -> list[Problem]:
     """Rules over the whole podspec list: unique names/outputs; outputs are system paths
     (absolute, taken under --root like every system path)."""
     from .podspec import duplicate_problems
@@ -260,7 +270,7 @@ def _podspec_list_problems(model: Any, fname: str, marks: dict) -> list[Problem]
         index = int(problem.field.split("[", 1)[1].split("]", 1)[0])
         key = problem.field.rsplit(".", 1)[-1]
         mark = marks.get(("podspec", index, key)) or marks.get(("podspec", index))
-        out.append(Problem(fname, mark.line + 1, mark.column + 1, problem.field, problem.message.split(": ", 1)[-1]))
+        out.append(Problem(fname, *_at(mark), problem.field, problem.message.split(": ", 1)[-1]))
     for index, spec in enumerate(model.podspec or []):
         if spec.output is None:
             continue
@@ -268,7 +278,7 @@ def _podspec_list_problems(model: Any, fname: str, marks: dict) -> list[Problem]
             _abs_path(spec.output)
         except ValueError as exc:
             mark = marks.get(("podspec", index, "output")) or marks.get(("podspec", index))
-            out.append(Problem(fname, mark.line + 1, mark.column + 1, f"podspec[{index}].output", str(exc), repr(spec.output)))
+            out.append(Problem(fname, *_at(mark), f"podspec[{index}].output", str(exc), repr(spec.output)))
     return out
 
 
@@ -326,7 +336,8 @@ def sections(answers: Any) -> dict[str, Any]:
 
 def to_state(answers: Any) -> dict[str, Any]:
     """The answers as saved in the state file (what the user set; replayable as an answer file)."""
-    return answers.model_dump(mode="json", exclude_unset=True)
+    dumped: dict[str, Any] = answers.model_dump(mode="json", exclude_unset=True)
+    return dumped
 
 
 def from_state(data: dict[str, Any], state_path: str) -> Any:

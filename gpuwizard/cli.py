@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import (
@@ -28,6 +28,9 @@ from .errors import (
     InvalidInput,
     StateError,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .session import WizardSession
 
 EPILOG = """\
 exit codes:
@@ -155,11 +158,13 @@ def _load_run_answers(session: Session, *, need: bool) -> tuple[Any, Any]:
     return None, state
 
 
-def _prepare_engine(session: Session, *, run: bool = False) -> tuple[Any, Any, list[str], dict[str, Any]]:
-    """(engine, answers, selected step ids, their answer sections) for a plan or a run. The run's
-    answers go into the state (a plan never saves it). A fresh run (not --resume) gets a new run id."""
+def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSession, Any, list[str], dict[str, Any]]:
+    """(wizard session, answers, selected step ids, their answer sections) for a plan or a run. The
+    run's answers go into the state (a plan never saves it). A fresh run (not --resume) gets a new
+    run id. The wizard session is the TUI's model too: both plan and run through it."""
     from .answers import section, selected_steps, to_state
     from .engine import Engine
+    from .session import WizardSession
     from .state import State
     from .steps import registry
 
@@ -171,7 +176,8 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[Any, Any, l
     selected = selected_steps(answers)
     reboot = answers.driver.reboot if answers.driver else "never"
     engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
-    return engine, answers, selected, {sid: section(answers, sid) for sid in selected}
+    sections = {sid: section(answers, sid) for sid in selected}
+    return WizardSession(engine, sections), answers, selected, sections
 
 
 def plan_exit_code(planned: list[Any]) -> int:
@@ -197,7 +203,7 @@ def render_plan(planned: list[Any], out: IO[str]) -> None:
             continue
         if not p.actions:
             out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
-        for action, done, preview in zip(p.actions, p.done, p.previews()):
+        for action, done, preview in zip(p.actions, p.done, p.previews(), strict=False):
             out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
             if not done:
                 if action.disruptive:
@@ -215,8 +221,8 @@ def render_plan(planned: list[Any], out: IO[str]) -> None:
 
 
 def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
-    engine, _, selected, sections = _prepare_engine(session)
-    planned = engine.plan(selected, sections)
+    model, _, selected, _ = _prepare_engine(session)
+    planned = list(model.plan(selected).values())
     code = plan_exit_code(planned)
     if as_json:
         doc = []
@@ -230,7 +236,7 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
                     "decisions": p.decisions,
                     "assumptions": p.assumptions,
                     "checks": p.checks,
-                    "actions": [dict(a, done=d) for a, d in zip(p.described, p.done)],
+                    "actions": [dict(a, done=d) for a, d in zip(p.described, p.done, strict=False)],
                 }
             )
         out.write(json.dumps({"steps": doc, "exit": code}, indent=2) + "\n")
@@ -247,9 +253,10 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
     lock = RunLock(session.state_path).acquire()
     log: LogFile | None = None
     try:
-        engine, _, selected, sections = _prepare_engine(session, run=True)
+        model, _, selected, _ = _prepare_engine(session, run=True)
+        engine = model.engine
         # the whole recipe's plan first: what it can already tell is impossible runs nothing
-        refused = [p for p in engine.plan(selected, sections) if p.refused]
+        refused = [p for p in model.plan(selected).values() if p.refused]
         if refused:
             for p in refused:
                 err.write(f"gpuwizard: error: [{p.step.id}] {p.error}\n")
@@ -261,7 +268,7 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         reporter = ConsoleReporter(out)
         engine.listeners += [log, reporter]
         state.save()
-        code = engine.run(selected, sections)
+        code = model.run(selected)
         if code == EXIT_FAILED:
             err.write(f"gpuwizard: a step failed; state saved in {session.state_path}\n")
             err.write(f"gpuwizard: full log: {log.path}\n")

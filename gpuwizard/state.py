@@ -55,7 +55,7 @@ class State:
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path) -> "State | None":
+    def load(cls, path: Path) -> State | None:
         """The saved state, or None when there is none. Raises StateError when it cannot be trusted."""
         path = Path(path)
         try:
@@ -88,11 +88,13 @@ class State:
     # -- access ---------------------------------------------------------------------------------
     @property
     def answers(self) -> dict[str, Any]:
-        return self.data["answers"]
+        answers: dict[str, Any] = self.data["answers"]
+        return answers
 
     @property
     def steps(self) -> dict[str, dict[str, Any]]:
-        return self.data["steps"]
+        steps: dict[str, dict[str, Any]] = self.data["steps"]
+        return steps
 
     @property
     def run_id(self) -> str:
@@ -112,7 +114,7 @@ class State:
         return self.steps.setdefault(step_id, {"status": "pending"})
 
     def status(self, step_id: str) -> str:
-        return self.steps.get(step_id, {}).get("status", "pending")
+        return str(self.steps.get(step_id, {}).get("status", "pending"))
 
     def set_status(self, step_id: str, status: str, message: str | None = None, **extra: Any) -> None:
         assert status in STATUSES, status
@@ -148,7 +150,7 @@ class RunLock:
         self.path = Path(str(state_path) + ".lock")
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -178,8 +180,22 @@ class RunLock:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class UnsavedState(State):
+    """A state that is never written: a dry run's (the TUI shows its progress, the real state file
+    keeps what really happened)."""
+
+    def save(self) -> None:
+        return None
+
+    @classmethod
+    def copy_of(cls, state: State | None, path: Path) -> UnsavedState:
+        import copy
+
+        return cls(path, copy.deepcopy(state.data) if state is not None else None)

@@ -6,6 +6,8 @@ Steps never import Textual: the TUI and unattended mode share every line of step
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..engine import Step
 from .container import ContainerStep
 from .cuda import CudaStep
@@ -15,9 +17,8 @@ from .hami import HamiStep
 from .kind import KindStep
 from .operator import OperatorStep
 from .podspec import PodspecStep
-from .stubs import stub
 
-STEP_CLASSES: list[type[Step]] = [
+STEP_CLASSES: list[type[Step[Any]]] = [
     DetectStep,
     DriverStep,
     CudaStep,
@@ -29,5 +30,5 @@ STEP_CLASSES: list[type[Step]] = [
 ]
 
 
-def registry() -> dict[str, Step]:
+def registry() -> dict[str, Step[Any]]:
     return {cls.id: cls() for cls in STEP_CLASSES}

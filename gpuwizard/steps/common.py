@@ -4,12 +4,14 @@ OS families and the version tables of the NVIDIA stack. Never imports Textual.""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import actions as A
 from .. import download as D
+from .. import versions as V
 from ..engine import Event
 from ..errors import StepFailed
 from ..host import Host, Runner, join_argv
@@ -52,33 +54,28 @@ CUDA_RUNFILES: dict[str, tuple[str, str]] = {
 }
 
 
-def vkey(version: str | None) -> list[int]:
-    out = []
-    for part in str(version or "").lstrip("v").split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        out.append(int(digits) if digits else 0)
-    return out
-
-
-def major_minor(version: str) -> str:
-    parts = str(version).lstrip("v").split(".")
-    return ".".join(parts[:2]) if len(parts) > 1 else parts[0] + ".0"
+def meets_minimum(driver_version: str, minimum: str) -> bool:
+    """Whether a driver meets a minimum driver version, compared on as many parts as the driver
+    gives: a bare branch (``565``) stands for every release of it, so ``570`` meets ``570.26`` and
+    ``560`` meets ``560.28.03``; a full version compares in full (``570.26`` meets ``570.26``,
+    ``565.57.01`` does not meet ``570.26``)."""
+    have = V.parse(driver_version).release
+    return have >= V.parse(minimum).release[: len(have)]
 
 
 def cuda_for_driver(driver_version: str) -> str | None:
     """The newest CUDA X.Y of NVIDIA's table whose minimum driver the given driver (a version or a
     bare branch such as 565) meets."""
-    have = vkey(driver_version)
-    fits = [xy for xy, need in CUDA_MIN_DRIVER.items() if have >= vkey(need)[: len(have)] and have[:1] >= vkey(need)[:1]]
-    return max(fits, key=vkey) if fits else None
+    fits = [xy for xy, need in CUDA_MIN_DRIVER.items() if meets_minimum(driver_version, need)]
+    return max(fits, key=V.key) if fits else None
 
 
 def newest_cuda_for(driver_cuda: str | None) -> str | None:
     """The newest toolkit X.Y we know that a driver reporting ``driver_cuda`` can run."""
     if not driver_cuda:
         return None
-    fits = [v for v in CUDA_RUNFILES if vkey(v) <= vkey(driver_cuda)]
-    return max(fits, key=vkey) if fits else None
+    fits = [v for v in CUDA_RUNFILES if V.key(v) <= V.key(driver_cuda)]
+    return max(fits, key=V.key) if fits else None
 
 
 # -- OS families ---------------------------------------------------------------------------------
@@ -124,7 +121,7 @@ def driver_now(host: Host) -> dict[str, Any]:
     return {"status": "ok", "version": drv.get("version"), "cuda_version": drv.get("cuda_version"), "gpus": smi["gpus"]}
 
 
-def driver_seen(ctx: "StepContext") -> dict[str, Any]:
+def driver_seen(ctx: StepContext) -> dict[str, Any]:
     """The driver as a plan sees it (the facts, with what an earlier step of this run promises), or,
     while running, a fresh look through nvidia-smi."""
     if not ctx.planning:
@@ -148,7 +145,7 @@ def runner_with_path(host: Host, *dirs: str) -> Runner:
     return runner
 
 
-def hp(ctx: "StepContext", system_path: str) -> str:
+def hp(ctx: StepContext, system_path: str) -> str:
     """A system path as a command line argument: mapped under the root (identity on a real host)."""
     return str(ctx.host.path(system_path))
 
@@ -161,18 +158,18 @@ class Check(A.Action):
 
     id: str
     title: str
-    check: Callable[["StepContext"], bool]
-    failure: str | Callable[["StepContext"], str] = ""
-    on_failure: Callable[["StepContext"], None] | None = None
+    check: Callable[[StepContext], bool]
+    failure: str | Callable[[StepContext], str] = ""
+    on_failure: Callable[[StepContext], None] | None = None
     reads: list[str] | None = None  # the read-only command it looks through, shown in the plan
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"check: {self.title}"] + ([f"  (reads: $ {join_argv(self.reads)})"] if self.reads else [])
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return bool(self.check(ctx))
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         if self.check(ctx):
             return
         if self.on_failure is not None:
@@ -185,13 +182,13 @@ class Check(A.Action):
 class RunIf(A.Run):
     """A command whose done-ness needs more than a path or a probe's exit code."""
 
-    done: Callable[["StepContext"], bool] | None = None
+    done: Callable[[StepContext], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.done is None:
             super().__post_init__()
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         if self.done is not None and self.done(ctx):
             return True
         return A.Run.is_done(self, ctx) if (self.creates or self.done_when) else False
@@ -202,12 +199,12 @@ class RebootUnless(A.Reboot):
     """A reboot that is only needed when ``unless`` does not hold by the time the engine gets here
     (e.g. the new driver loaded without one)."""
 
-    unless: Callable[["StepContext"], bool] | None = None
+    unless: Callable[[StepContext], bool] | None = None
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"reboot only if needed: {self.reason}", "then run: gpuwizard --resume"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return super().is_done(ctx) or bool(self.unless and self.unless(ctx))
 
 
@@ -220,13 +217,13 @@ class MakeDir(A.Action):
     path: str
     mode: int = 0o700
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         return [f"mkdir -m {self.mode:o} -p {self.path}"]
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return ctx.host.path(self.path).is_dir()
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
 
 
@@ -241,16 +238,16 @@ class Download(A.Action):
     dest: str  # system path in the cache
     sha256: str | None = None
 
-    def preview(self, ctx: "StepContext") -> list[str]:
+    def preview(self, ctx: StepContext) -> list[str]:
         how = "download" if self.source.startswith(("http://", "https://")) else "copy"
         lines = [f"{how} {self.source}", f"  -> {self.dest}"]
         lines.append(f"  verify sha256 {self.sha256}" if self.sha256 else "  (no sha256 given: the file is not verified)")
         return lines
 
-    def is_done(self, ctx: "StepContext") -> bool:
+    def is_done(self, ctx: StepContext) -> bool:
         return D.verified(ctx.host.path(self.dest), self.sha256)
 
-    def apply(self, ctx: "StepContext") -> None:
+    def apply(self, ctx: StepContext) -> None:
         target = ctx.host.path(self.dest)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.source.startswith(("http://", "https://")):
@@ -265,7 +262,7 @@ class Download(A.Action):
 class _ProgressReporter:
     """Download progress as output events: every 10 % (or every 8 MiB when the size is unknown)."""
 
-    def __init__(self, ctx: "StepContext", url: str):
+    def __init__(self, ctx: StepContext, url: str):
         self.ctx, self.url = ctx, url
         self.last = -1
         self.started = time.monotonic()
@@ -278,8 +275,8 @@ class _ProgressReporter:
         mib = done / (1 << 20)
         text = f"downloaded {mib:.1f} MiB" + (f" of {total / (1 << 20):.1f} MiB ({done * 100 // total}%)" if total else "")
         engine = self.ctx.engine
-        engine.emit(Event("output", self.ctx.step_id, self.ctx.current_action, text, stream="stdout",
-                          data={"lines": [text], "progress": [done, total]}))
+        engine.emit(Event("output", self.ctx.step_id, self.ctx.current_action, text, stream="stdout", data={"lines": [text]}))
+        engine.emit(Event("progress", self.ctx.step_id, self.ctx.current_action, data={"done": done, "total": total}))
 
 
 def cmd(argv: list[str]) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,11 +24,12 @@ from pydantic import Field
 
 from .. import actions as A
 from .. import parsers as P
+from .. import versions as V
 from ..detect import probe_docker, probe_version
 from ..engine import PlannedStep, Promise, Step, StepContext
-from ..validate import ImageRef, Section
 from ..errors import StepFailed
 from ..host import load_json_object, unified_diff
+from ..validate import ImageRef, Section
 from . import common as C
 
 KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
@@ -61,14 +64,14 @@ BASE_IMAGES = {"11.8": "11.8.0", "12.0": "12.0.1", "12.1": "12.1.1", "12.2": "12
                "12.4": "12.4.1", "12.5": "12.5.1", "12.6": "12.6.2", "12.8": "12.8.1", "12.9": "12.9.1"}
 
 
-def default_test_image(driver_cuda: str | None, host: dict) -> str:
-    fits = [v for v in BASE_IMAGES if C.vkey(v) <= C.vkey(driver_cuda or "0")]
-    xy = max(fits, key=C.vkey) if fits else "11.8"
-    ubuntu = "24.04" if host.get("os") == "ubuntu" and str(host.get("version")) == "24.04" and C.vkey(xy) >= [12, 5] else "22.04"
+def default_test_image(driver_cuda: str | None, host: dict[str, Any]) -> str:
+    fits = [v for v in BASE_IMAGES if V.key(v) <= V.key(driver_cuda or "0")]
+    xy = max(fits, key=V.key) if fits else "11.8"
+    ubuntu = "24.04" if host.get("os") == "ubuntu" and str(host.get("version")) == "24.04" and V.at_least(xy, "12.5") else "22.04"
     return f"nvidia/cuda:{BASE_IMAGES[xy]}-base-ubuntu{ubuntu}"
 
 
-def nvidia_edit(answers: ContainerAnswers):
+def nvidia_edit(answers: ContainerAnswers) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """What `nvidia-ctk runtime configure --runtime=docker …` does to daemon.json (for the preview
     and for telling that it is done)."""
 
@@ -92,6 +95,35 @@ def docker_configured(cfg: dict[str, Any], answers: ContainerAnswers) -> bool:
     if answers.cdi and not (cfg.get("features") or {}).get("cdi"):
         return False
     return True
+
+
+# The CRI plugin under which nvidia-ctk registers the nvidia runtime in containerd's config.toml, by
+# the file's config version: 2 (containerd 1.x; a file without ``version`` is checked as 2, the
+# layout nvidia-ctk adds to it), 3 (containerd 2.x) and the long-deprecated 1.
+CONTAINERD_CRI = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+
+
+def containerd_configured(text: str | None, answers: ContainerAnswers) -> bool:
+    """Whether containerd's config.toml has the nvidia runtime (and, with ``set_as_default``, as
+    ``default_runtime_name``) under the CRI plugin its config version reads:
+    ``plugins."io.containerd.grpc.v1.cri".containerd`` (version 2) or
+    ``plugins."io.containerd.cri.v1.runtime".containerd`` (version 3). A file that is not valid
+    TOML configures nothing (containerd would not start with it)."""
+    try:
+        doc = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError:
+        return False
+    version = doc.get("version", 2)
+    plugin = CONTAINERD_CRI.get(version) if isinstance(version, int) else None
+    node: Any = doc
+    for key in ("plugins", plugin, "containerd"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return False
+    runtimes = node.get("runtimes")
+    if not isinstance(runtimes, dict) or not isinstance(runtimes.get("nvidia"), dict):
+        return False
+    return not answers.set_as_default or node.get("default_runtime_name") == "nvidia"
 
 
 def _restore_lost(old: Any, new: Any) -> tuple[Any, list[str]]:
@@ -125,8 +157,7 @@ class ConfigureRuntime(A.Action):
         text = ctx.read_text(self.path)
         if self.runtime == "docker":
             return docker_configured(load_json_object(self.path, text), self.answers)
-        text = text or ""
-        return "runtimes.nvidia]" in text and (not self.answers.set_as_default or 'default_runtime_name = "nvidia"' in text)
+        return containerd_configured(text, self.answers)
 
     def preview(self, ctx: StepContext) -> list[str]:
         lines = []
@@ -185,6 +216,7 @@ class ContainerAnswers(Section):
 class ContainerStep(Step[ContainerAnswers]):
     id = "container"
     title = "Container runtime (nvidia-container-toolkit)"
+    facts_shown = ("driver", "container_toolkit", "docker")
     Answers = ContainerAnswers
 
     def plan(self, ctx: StepContext, answers: ContainerAnswers) -> list[A.Action]:

@@ -12,18 +12,19 @@ LD_LIBRARY_PATH written once, and ``nvcc --version`` as the proof.
 
 from __future__ import annotations
 
-from typing import Literal, Union
-
 import re
 from pathlib import PurePosixPath
+from typing import Any, Literal
 
 from pydantic import Field
 
 from .. import actions as A
 from .. import parsers as P
+from .. import versions as V
 from ..engine import Step, StepContext
-from ..validate import AbsPath, Sha256, UrlOrPath, Version, Section
-from ..errors import PlanRefused, StepFailed
+from ..errors import InvalidInput, PlanRefused, StepFailed
+from ..host import Runner
+from ..validate import AbsPath, Section, Sha256, UrlOrPath, Version
 from . import common as C
 
 CUDA_RUNFILE = re.compile(r"^cuda_(?P<full>\d+\.\d+\.\d+)_(?P<drv>\d+(?:\.\d+)*)_linux(?:_sbsa)?\.run$")
@@ -83,7 +84,7 @@ class CudaAnswers(Section):
     method: Literal["package", "runfile"] | None = Field(None, description="NVIDIA's cuda-keyring packages or the .run file.")
     runfile: UrlOrPath | None = Field(None, description="URL or absolute path of cuda_<ver>_<drv>_linux.run.")
     sha256: Sha256 | None = None
-    env_file: Union[AbsPath, Literal["~/.bashrc"]] = Field(
+    env_file: AbsPath | Literal["~/.bashrc"] = Field(
         "/etc/profile.d/cuda.sh", description="Where PATH/LD_LIBRARY_PATH for the toolkit are written (once)."
     )
     pytorch_check: bool = Field(False, description="Afterwards, check CUDA from PyTorch in a venv (like the seed recipe's script).")
@@ -92,16 +93,20 @@ class CudaAnswers(Section):
 class CudaStep(Step[CudaAnswers]):
     id = "cuda"
     title = "CUDA toolkit"
+    facts_shown = ("driver", "cuda_toolkit")
     Answers = CudaAnswers
 
-    def _target(self, ctx: StepContext, answers: CudaAnswers) -> tuple[str, dict]:
+    def _target(self, ctx: StepContext, answers: CudaAnswers) -> tuple[str, dict[str, Any]]:
         now = C.driver_seen(ctx)
         if answers.runfile and not answers.version:
             m = CUDA_RUNFILE.match(PurePosixPath(answers.runfile.split("?", 1)[0]).name)
             if m:
-                return C.major_minor(m.group("full")), now
+                return V.major_minor(m.group("full")), now
         if answers.version:
-            return C.major_minor(answers.version), now
+            try:
+                return V.major_minor(answers.version), now
+            except ValueError as exc:
+                raise InvalidInput(f"cuda.version: {exc}") from None
         pick = C.newest_cuda_for(now.get("cuda_version"))
         if not pick:
             raise StepFailed("cuda.version is not set and there is no working driver to choose it from; set "
@@ -112,7 +117,7 @@ class CudaStep(Step[CudaAnswers]):
         xy, now = self._target(ctx, answers)
         need = C.CUDA_MIN_DRIVER.get(xy)
         need_text = f"driver ≥ {need}" if need else "a newer driver"
-        if now["status"] == "ok" and now.get("cuda_version") and C.vkey(xy) > C.vkey(now["cuda_version"]):
+        if now["status"] == "ok" and now.get("cuda_version") and V.key(xy) > V.key(now["cuda_version"]):
             which = "the driver this run installs" if now.get("promised") else "the installed driver"
             raise PlanRefused(
                 f"CUDA {xy} needs {need_text}, but {which} {now['version']} runs CUDA {now['cuda_version']} "
@@ -123,7 +128,7 @@ class CudaStep(Step[CudaAnswers]):
         if now["status"] != "ok":  # no working driver yet (a plan before the driver step ran)
             actions.append(C.Check(
                 "driver-supports", f"the driver can run CUDA {xy} ({need_text})",
-                lambda c: (d := C.driver_now(c.host))["status"] == "ok" and C.vkey(xy) <= C.vkey(d.get("cuda_version")),
+                lambda c: _driver_runs(C.driver_now(c.host), xy),
                 lambda c: f"CUDA {xy} needs {need_text}: " + _driver_text(C.driver_now(c.host)) + "; nothing was changed",
             ))
         home = f"/usr/local/cuda-{xy}"
@@ -180,13 +185,13 @@ class CudaStep(Step[CudaAnswers]):
             actions += self._pytorch_actions(ctx)
         return actions
 
-    def _runfile(self, answers: CudaAnswers, xy: str, host: dict) -> tuple[str, str]:
+    def _runfile(self, answers: CudaAnswers, xy: str, host: dict[str, Any]) -> tuple[str, str]:
         if answers.runfile:
             name = PurePosixPath(answers.runfile.split("?", 1)[0]).name
             m = CUDA_RUNFILE.match(name)
             if not m:
                 raise StepFailed(f"cuda.runfile {answers.runfile!r}: expected a file named cuda_<version>_<driver>_linux.run")
-            if C.major_minor(m.group("full")) != xy:
+            if V.major_minor(m.group("full")) != xy:
                 raise StepFailed(f"cuda.runfile is CUDA {m.group('full')} but cuda.version is {xy}")
             return answers.runfile, name
         if xy not in C.CUDA_RUNFILES:
@@ -199,7 +204,7 @@ class CudaStep(Step[CudaAnswers]):
         host = ctx.facts.get("host") or {}
         debian = host.get("os") in ("ubuntu", "debian") or "debian" in (host.get("id_like") or [])
         # Ubuntu/Debian ship python3 without venv support ("ensurepip is not available")
-        venv_pkg = [A.Run("python3-venv", "install python3-venv (python3 -m venv needs it on Ubuntu/Debian)",
+        venv_pkg: list[A.Action] = [A.Run("python3-venv", "install python3-venv (python3 -m venv needs it on Ubuntu/Debian)",
                           ["apt-get", "install", "-y", "python3-venv"], done_when=["dpkg", "-s", "python3-venv"],
                           env=C.APT_ENV, timeout=1800)] if debian else []
         return venv_pkg + [
@@ -240,7 +245,7 @@ class CudaStep(Step[CudaAnswers]):
 class _VenvRun(A.Run):
     """A command from the PyTorch venv's bin (found on a PATH that starts there)."""
 
-    def _runner(self, ctx: StepContext):
+    def _runner(self, ctx: StepContext) -> Runner:
         return C.runner_with_path(ctx.host, VENV + "/bin")
 
     def is_done(self, ctx: StepContext) -> bool:
@@ -251,7 +256,12 @@ class _VenvRun(A.Run):
         self._runner(ctx).run(self.argv, timeout=self.timeout, check=True, capture=False)
 
 
-def _driver_text(now: dict) -> str:
+def _driver_runs(now: dict[str, Any], xy: str) -> bool:
+    """A working driver whose CUDA ceiling (nvidia-smi's "CUDA Version") is at least CUDA ``xy``."""
+    return now["status"] == "ok" and bool(now.get("cuda_version")) and V.key(xy) <= V.key(now["cuda_version"])
+
+
+def _driver_text(now: dict[str, Any]) -> str:
     if now["status"] == "ok":
         return f"the driver {now['version']} runs CUDA {now.get('cuda_version')} at most"
     return f"no working NVIDIA driver ({now.get('reason') or now['status']})"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from .. import actions as A
 from ..engine import Step, StepContext
-from ..validate import Section
 from ..errors import StepFailed
+from ..validate import Section
 
 
 # -- the step's section of the answer file --------------------------------------------------------
@@ -17,10 +18,11 @@ class DetectAnswers(Section):
 class DetectStep(Step[DetectAnswers]):
     id = "detect"
     title = "Detect GPUs and installed layers"
+    facts_shown = None
     Answers = DetectAnswers
     always_rerun = True
 
-    def plan(self, ctx: StepContext, answers: DetectAnswers) -> list:
+    def plan(self, ctx: StepContext, answers: DetectAnswers) -> list[A.Action]:
         return []  # nothing to change: detection is the step's whole work, done in verify
 
     def verify(self, ctx: StepContext, answers: DetectAnswers) -> str:

@@ -19,17 +19,17 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 
 from __future__ import annotations
 
-from typing import Literal, Union
-
 import re
 from pathlib import PurePosixPath
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from .. import actions as A
+from .. import versions as V
 from ..engine import PlannedStep, Promise, Step, StepContext
-from ..validate import Sha256, UrlOrPath, Version, Section
-from ..errors import StepFailed
+from ..errors import InvalidInput, StepFailed
+from ..validate import Section, Sha256, UrlOrPath, Version
 from . import common as C
 
 BLACKLIST = "/etc/modprobe.d/blacklist-nouveau.conf"
@@ -54,24 +54,41 @@ SECURE_BOOT_REFUSAL = (
 
 
 def wanted_version(answers: DriverAnswers) -> str:
-    """'recommended', a branch ('565') or a full version; a runfile's name gives its version."""
+    """'recommended', a branch ('565') or a full version; a runfile's name gives its version.
+    Refuses (InvalidInput) a version that does not parse as one (``565-open``)."""
     if answers.runfile:
         m = RUNFILE_NAME.match(PurePosixPath(answers.runfile.split("?", 1)[0]).name)
         if m and answers.version == "recommended":
             return m.group("version")
-    return str(answers.version).lstrip("v")
+    wanted = str(answers.version).lstrip("v")
+    if wanted != "recommended":
+        try:
+            V.parse(wanted)
+        except ValueError as exc:
+            raise InvalidInput(f"driver.version: {exc}") from None
+    return wanted
+
+
+def branch(wanted: str) -> str:
+    """The driver branch of a wanted version: ``565`` of ``565.57.01`` (or of ``565``)."""
+    return str(V.parse(wanted).release[0])
 
 
 def satisfies(installed: str | None, wanted: str) -> bool:
+    """Whether the installed driver is at least the wanted one: a branch (``565``) is met by any
+    release of it or of a newer branch (``565.57.01``, ``570.86.15``), a full version by itself or
+    a newer one. A version nvidia-smi reports that is no version satisfies nothing."""
     if not installed:
         return False
     if wanted == "recommended":
         return True
-    want = C.vkey(wanted)
-    return C.vkey(installed)[: len(want)] >= want if len(want) == 1 else C.vkey(installed) >= want
+    try:
+        return V.at_least(installed, wanted)  # "565" counts as 565.0.0, which every 565.x.y meets
+    except ValueError:
+        return False
 
 
-def default_method(host_facts: dict) -> str:
+def default_method(host_facts: dict[str, Any]) -> str:
     return "package" if C.os_family(host_facts) in ("ubuntu", "debian", "rhel") else "runfile"
 
 
@@ -80,7 +97,7 @@ class DriverAnswers(Section):
     method: Literal["package", "runfile"] | None = Field(
         None, description="How to install: the distribution's packages (default on Ubuntu/Debian) or NVIDIA's .run file."
     )
-    version: Union[Literal["recommended"], Version] = Field(
+    version: Literal["recommended"] | Version = Field(
         "recommended", description="Driver version (e.g. 565.57.01 or a branch like 565), or 'recommended'."
     )
     runfile: UrlOrPath | None = Field(None, description="URL or absolute path of NVIDIA-Linux-<arch>-<ver>.run (method: runfile).")
@@ -90,7 +107,7 @@ class DriverAnswers(Section):
     reboot: Literal["prompt", "auto", "never"] = Field("prompt", description="When a reboot is needed: stop and ask (unattended: exit 3), reboot automatically, or never.")
 
     @model_validator(mode="after")
-    def _runfile_needs_method(self) -> "DriverAnswers":
+    def _runfile_needs_method(self) -> DriverAnswers:
         if self.runfile and self.method == "package":
             raise ValueError("runfile is given but method is 'package'; use method: runfile")
         if self.sha256 and not self.runfile:
@@ -101,6 +118,7 @@ class DriverAnswers(Section):
 class DriverStep(Step[DriverAnswers]):
     id = "driver"
     title = "NVIDIA driver"
+    facts_shown = ("host", "gpus", "driver")
     Answers = DriverAnswers
 
     # ------------------------------------------------------------------------------------------
@@ -130,7 +148,7 @@ class DriverStep(Step[DriverAnswers]):
             return [A.Fail("secure-boot", "Secure Boot is on: refuse to install a module the kernel would reject", SECURE_BOOT_REFUSAL)]
         if method == "package" and fam == "other":
             return [A.Fail("method", "no package method for this distribution", f"there is no package method for {host.get('pretty_name') or host.get('os')}; use driver.method: runfile with driver.runfile (and its sha256)")]
-        runfile_src = None
+        runfile_src: tuple[str, str] | None = None
         if method == "runfile":
             runfile_src = self._runfile_source(answers, host, wanted)
         headers = f"/lib/modules/{kernel}/build"
@@ -174,6 +192,7 @@ class DriverStep(Step[DriverAnswers]):
         if method == "package":
             actions += self._package_actions(ctx, answers, host, fam, kernel, headers, wanted)
         else:
+            assert runfile_src is not None  # method == "runfile": resolved above
             actions += self._runfile_actions(ctx, answers, host, runfile_src, sign)
 
         # -- load it, or reboot when it cannot load now ----------------------------------------------
@@ -211,28 +230,31 @@ class DriverStep(Step[DriverAnswers]):
         return C.RebootUnless("reboot-driver", "reboot to load the upgraded driver", why,
                               unless=lambda c: C.driver_now(c.host)["status"] == "ok")
 
-    def _runfile_source(self, answers: DriverAnswers, host: dict, wanted: str) -> tuple[str, str]:
+    def _runfile_source(self, answers: DriverAnswers, host: dict[str, Any], wanted: str) -> tuple[str, str]:
         arch = host.get("arch") or "x86_64"
         if answers.runfile:
             name = PurePosixPath(answers.runfile.split("?", 1)[0]).name
             if not RUNFILE_NAME.match(name):
                 raise StepFailed(f"driver.runfile {answers.runfile!r}: expected a file named NVIDIA-Linux-<arch>-<version>.run")
             return answers.runfile, name
-        if wanted == "recommended" or len(C.vkey(wanted)) < 2:
+        if wanted == "recommended" or len(V.parse(wanted).release) < 2:
             raise StepFailed("driver.method is runfile: set driver.version to a full version (e.g. 565.57.01) or "
                              "driver.runfile to the URL or path of NVIDIA-Linux-<arch>-<version>.run")
         name = f"NVIDIA-Linux-{arch}-{wanted}.run"
+        if not RUNFILE_NAME.match(name):
+            raise StepFailed(f"driver.version {wanted!r} is not an NVIDIA driver release (e.g. 565.57.01), so there is "
+                             "no runfile to download; set driver.runfile to the URL or path of NVIDIA-Linux-<arch>-<version>.run")
         return RUNFILE_URL.format(arch=arch, version=wanted), name
 
-    def _package_actions(self, ctx, answers, host, fam, kernel, headers, wanted) -> list[A.Action]:
+    def _package_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], fam: str, kernel: str,
+                         headers: str, wanted: str) -> list[A.Action]:
         acts: list[A.Action] = []
         if fam == "ubuntu":
             if wanted == "recommended":
                 pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
                 argv = ["ubuntu-drivers", "install"]
             else:
-                branch = str(C.vkey(wanted)[0])
-                pkg = f"nvidia-driver-{branch}" + ("-open" if answers.module == "open" else "")
+                pkg = f"nvidia-driver-{branch(wanted)}" + ("-open" if answers.module == "open" else "")
                 argv = ["apt-get", "install", "-y", pkg]
             done_pkg = ["dpkg", "-s", pkg]
         elif fam == "debian":
@@ -240,8 +262,8 @@ class DriverStep(Step[DriverAnswers]):
             argv = ["apt-get", "install", "-y", pkg]
             done_pkg = ["dpkg", "-s", pkg]
         else:  # rhel family: NVIDIA's CUDA repository, DKMS module stream
-            branch = "latest" if wanted == "recommended" else str(C.vkey(wanted)[0])
-            stream = f"nvidia-driver:{branch}-dkms" if answers.module != "open" else f"nvidia-driver:{branch}-open"
+            stream_branch = "latest" if wanted == "recommended" else branch(wanted)
+            stream = f"nvidia-driver:{stream_branch}-dkms" if answers.module != "open" else f"nvidia-driver:{stream_branch}-open"
             distro = C.nvidia_repo_distro(host)
             repo = f"/etc/yum.repos.d/cuda-{distro}.repo"
             acts.append(A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})",
@@ -251,7 +273,10 @@ class DriverStep(Step[DriverAnswers]):
             pkg = stream
             argv = ["dnf", "-y", "module", "install", stream]
             done_pkg = ["nvidia-smi", "-L"]
-        installed = lambda c: bool((r := c.host.runner.probe(done_pkg)) and r.ok)  # noqa: E731
+        def installed(c: StepContext) -> bool:
+            r = c.host.runner.probe(done_pkg)
+            return bool(r and r.ok)
+
         if fam in ("ubuntu", "debian"):
             acts.append(C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
                                 done=lambda c: installed(c) or c.done_this_run("apt-update")))
@@ -266,7 +291,8 @@ class DriverStep(Step[DriverAnswers]):
                             done=installed, timeout=3600))
         return acts
 
-    def _runfile_actions(self, ctx, answers, host, src, sign) -> list[A.Action]:
+    def _runfile_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], src: tuple[str, str],
+                         sign: bool) -> list[A.Action]:
         source, name = src
         cached = f"{C.CACHE_DIR}/{name}"
         argv = ["sh", C.hp(ctx, cached), "--silent", "--dkms"]
@@ -274,7 +300,9 @@ class DriverStep(Step[DriverAnswers]):
             argv.append(f"--kernel-module-type={answers.module}")
         if sign:
             argv += [f"--module-signing-secret-key={C.hp(ctx, MOK_PRIV)}", f"--module-signing-public-key={C.hp(ctx, MOK_DER)}"]
-        version = RUNFILE_NAME.match(name).group("version")
+        m = RUNFILE_NAME.match(name)
+        assert m is not None  # _runfile_source refuses any other name
+        version = m.group("version")
         ctx.plan_data["version"] = version
         return [
             C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"),

@@ -19,17 +19,18 @@ from typing import Any
 from pydantic import Field
 
 from .. import actions as A
-from ..engine import Step, StepContext
-from ..validate import K8sName, NodeLabel, Version, Section
+from .. import versions as V
+from ..engine import PlannedStep, Step, StepContext
 from ..errors import StepFailed
 from ..parsers import normalize_kube_version, parse_kube_version_json
+from ..validate import K8sName, NodeLabel, Section, Version
 from . import kube as K
 from . import operator as O
-from .operator import OperatorStep
 from .kind import DEFAULT_NODE_IMAGE, gpu_layout, kind_cluster_plan, target_context
+from .operator import OperatorStep
 
 CHART = "hami"
-NEW_KEY_FROM = (2, 7, 0)
+NEW_KEY_FROM = "2.7.0"  # the first chart version that reads scheduler.kubeScheduler.image.tag
 
 
 def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
@@ -82,8 +83,7 @@ def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str,
         if labels.get("nvidia.com/gpu.present") == "true" or (cap and cap != "0"):
             found[n["metadata"]["name"]] = int(count) if count and count.isdigit() else None
     if layout is not None:
-        for n, c in layout.items():
-            found[n] = c
+        found.update(layout)
     if a.nodes:
         missing = [n for n in a.nodes if items and n not in {i["metadata"]["name"] for i in items} and n not in (layout or {})]
         if missing:
@@ -121,7 +121,7 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
     if tag is None:
         raise StepFailed(f"cannot read the Kubernetes server version of context {context} (kubectl version -o json); "
                          f"HAMi's scheduler image must match it")
-    new_key = K.vkey(version) >= NEW_KEY_FROM
+    new_key = V.at_least(version, NEW_KEY_FROM)
     key = "scheduler.kubeScheduler.image.tag" if new_key else "scheduler.kubeScheduler.imageTag"
     stripped = f" ({server} with its suffix stripped)" if server != tag else ""
     ex.set(key, tag, f"kube-scheduler image tag = the cluster's Kubernetes {tag}{stripped}, from {source}.\n"
@@ -267,6 +267,8 @@ class HamiAnswers(Section):
 class HamiStep(Step[HamiAnswers]):
     id = "hami"
     title = "HAMi GPU sharing"
+    facts_shown = ("kubernetes", "gpu_operator", "hami")
+    link = ("Pod spec builder ▸", "podspec")
     Answers = HamiAnswers
 
     def plan(self, ctx: StepContext, a: HamiAnswers) -> list[A.Action]:
@@ -278,6 +280,7 @@ class HamiStep(Step[HamiAnswers]):
         for note in r["plan_notes"]:
             ctx.decide(note)
         context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
+        ctx.plan_data.update(chart_version=version, release=release, namespace=ns)
         ctx.decide(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
                  f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
         op = r["operator"]
@@ -298,7 +301,9 @@ class HamiStep(Step[HamiAnswers]):
         for node in r["nodes"]:
             def labelled(c: StepContext, node: str = node) -> bool:
                 item = node_items(c, context).get(node)
-                return bool(item) and item["metadata"].get("labels", {}).get(lkey) == lval
+                if not item:
+                    return False
+                return bool(item["metadata"].get("labels", {}).get(lkey) == lval)
 
             acts.append(K.Cmd(f"label-{node}", f"node {node} is labelled {a.node_label} ({r['chosen']})",
                               K.kubectl(context, "label", "node", node, f"{lkey}={lval}", "--overwrite"), labelled))
@@ -323,6 +328,14 @@ class HamiStep(Step[HamiAnswers]):
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
             acts += K.vectoradd_actions(ctx, context, self.id)
         return acts
+
+    def export(self, answers: HamiAnswers, plan: PlannedStep | None) -> Any:
+        """Pins the chart version the session installed (or adopted): a replay on the next host
+        installs the same release, not whatever this gpuwizard pins then."""
+        section = super().export(answers, plan)
+        if plan is not None and plan.data.get("chart_version") and "chart_version" not in section:
+            section["chart_version"] = plan.data["chart_version"]
+        return section
 
     def verify(self, ctx: StepContext, a: HamiAnswers) -> str:
         r = resolve(ctx, a)

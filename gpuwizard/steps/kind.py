@@ -13,14 +13,15 @@ with ``recreate: true``.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Union
+import tomllib
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from .. import actions as A
 from ..engine import PlannedStep, Promise, Step, StepContext
-from ..validate import ImageRef, K8sName, KubeContext, Section
 from ..errors import StepFailed
+from ..validate import ImageRef, K8sName, KubeContext, Section
 from . import kube as K
 
 DEFAULT_NODE_IMAGE = "kindest/node:v1.31.2@sha256:18fbefc20a7113353c7b75b5c869d7145a6abd6269154825872dc59c1329912e"
@@ -32,14 +33,13 @@ SYSCTL_FILE = "/etc/sysctl.d/99-gpuwizard-kind.conf"
 
 
 def toml_true(text: str | None, key: str) -> bool:
-    for line in (text or "").splitlines():
-        s = line.strip()
-        if s.startswith("#") or "=" not in s:
-            continue
-        k, v = s.split("=", 1)
-        if k.strip() == key:
-            return v.strip() == "true"
-    return False
+    """Whether a TOML document (nvidia-container-runtime's config.toml) sets the top-level ``key``
+    to ``true``; a key of that name inside a table does not count, and a file that is not valid
+    TOML sets nothing (the runtime would not read it either)."""
+    try:
+        return tomllib.loads(text or "").get(key) is True
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def node_names(name: str, workers: int) -> list[str]:
@@ -92,7 +92,9 @@ def node_devices(ctx: StepContext, node: str) -> list[str] | None:
 
 def nodes_ready(ctx: StepContext, context: str) -> bool:
     items = K.nodes(ctx, context)
-    return bool(items) and all(K.node_ready(n) for n in items)
+    if not items:  # no answer, or no nodes
+        return False
+    return all(K.node_ready(n) for n in items)
 
 
 def describe_nodes(ctx: StepContext, context: str) -> str:
@@ -109,7 +111,7 @@ def describe_nodes(ctx: StepContext, context: str) -> str:
 class KindAnswers(Section):
     cluster_name: K8sName = "gpu-cluster"
     node_image: ImageRef | None = Field(None, description="kindest/node image, pinned with @sha256 digest.")
-    gpus: Union[Literal["all"], list[int]] = Field("all", description="'all' or a list of GPU indexes to mount into the node.")
+    gpus: Literal["all"] | list[int] = Field("all", description="'all' or a list of GPU indexes to mount into the node.")
     workers: int = Field(0, ge=0, le=16)
     recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
     existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
@@ -156,11 +158,12 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
 class KindStep(Step[KindAnswers]):
     id = "kind"
     title = "Kubernetes cluster (Kind or existing)"
+    facts_shown = ("docker", "kubernetes")
     Answers = KindAnswers
 
     def plan(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
         if a.existing_context:
-            return self._existing(ctx, a)
+            return self._existing(ctx, a.existing_context)
         acts: list[A.Action] = K.tool_actions(ctx, ["kind", "kubectl", "helm"])
         # the host steps of this run (driver, container) may have changed what detect saw at the start
         facts = ctx.facts if ctx.planning else ctx.refresh_facts()
@@ -271,8 +274,7 @@ class KindStep(Step[KindAnswers]):
                            timeout=300, interval=K.POLL, describe=lambda c: describe_nodes(c, context)))
         return acts
 
-    def _existing(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
-        context = a.existing_context
+    def _existing(self, ctx: StepContext, context: str) -> list[A.Action]:
         acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
         ctx.decide(f"using the existing cluster of context {context}: no Kind command runs")
         acts.append(K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
@@ -283,7 +285,7 @@ class KindStep(Step[KindAnswers]):
     def provides(self, ctx: StepContext, a: KindAnswers, plan: PlannedStep) -> list[Promise]:
         tools = {name: "(installed by the kind step)" for name in ("kind", "kubectl", "helm") if not ctx.has_tool(name)}
         out = [Promise("tools", tools, "kind, kubectl and helm are installed (the kind step of this run installs them)")] if tools else []
-        creating = any(act.id == "kind-create" and not done for act, done in zip(plan.actions, plan.done))
+        creating = any(act.id == "kind-create" and not done for act, done in zip(plan.actions, plan.done, strict=False))
         if creating:
             out.append(Promise("cluster", {"context": f"kind-{a.cluster_name}", "kind": True},
                                f"the Kind cluster {a.cluster_name} exists (the kind step of this run creates it)"))

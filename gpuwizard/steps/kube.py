@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 import string
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from .. import actions as A
+from .. import versions as V
 from ..download import sha256_of
 from ..engine import StepContext
 from ..errors import CommandFailed, StepFailed
@@ -51,9 +52,10 @@ def template(template_name: str, **values: Any) -> str:
     return string.Template((ASSETS / "templates" / template_name).read_text(encoding="utf-8")).substitute(values)
 
 
-@lru_cache(maxsize=None)
+@cache
 def chart_catalogue(chart: str) -> dict[str, Any]:
-    return yaml.safe_load((ASSETS / "charts" / f"{chart}.yaml").read_text(encoding="utf-8"))
+    catalogue: dict[str, Any] = yaml.safe_load((ASSETS / "charts" / f"{chart}.yaml").read_text(encoding="utf-8"))
+    return catalogue
 
 
 def _flat(items: Any) -> list[str]:
@@ -61,13 +63,6 @@ def _flat(items: Any) -> list[str]:
     for item in items:
         out += _flat(item) if isinstance(item, list) else [item]
     return out
-
-
-def vkey(version: str | None) -> tuple[int, ...]:
-    parts = []
-    for p in str(version or "0").lstrip("v").split("-")[0].split("+")[0].split("."):
-        parts.append(int(p) if p.isdigit() else 0)
-    return tuple(parts)
 
 
 @dataclass(frozen=True)
@@ -90,8 +85,12 @@ class ChartVersion:
 def chart_version(chart: str, version: str) -> ChartVersion:
     cat = chart_catalogue(chart)
     versions = cat["versions"]
-    older = [v for v in versions if vkey(v) <= vkey(version)]
-    pick = version if version in versions else (max(older, key=vkey) if older else min(versions, key=vkey))
+    try:
+        want = V.parse(version)
+    except ValueError as exc:
+        raise StepFailed(f"{chart} chart version: {exc}") from None
+    older = [v for v in versions if V.key(v) <= want]
+    pick = version if version in versions else (max(older, key=V.key) if older else min(versions, key=V.key))
     entry = versions[pick]
     return ChartVersion(chart, version, pick, frozenset(_flat(entry["keys"])), dict(entry.get("defaults") or {}))
 
@@ -400,8 +399,8 @@ def require_tools(ctx: StepContext, names: list[str]) -> None:
 # the cuda-vectoradd check
 
 VECTORADD_TAGS = [  # (CUDA version the image needs, tag) — nvcr.io/nvidia/k8s/cuda-sample
-    ((12, 5), "vectoradd-cuda12.5.0-ubuntu22.04"),  # gpu-operator docs
-    ((11, 7), "vectoradd-cuda11.7.1-ubuntu20.04"),  # the seed recipe
+    ("12.5", "vectoradd-cuda12.5.0-ubuntu22.04"),  # gpu-operator docs
+    ("11.7", "vectoradd-cuda11.7.1-ubuntu20.04"),  # the seed recipe
 ]
 
 
@@ -410,9 +409,8 @@ def vectoradd_image(ctx: StepContext) -> str | None:
     cuda = ((ctx.facts.get("driver") or {}).get("cuda_version")) or None
     if cuda is None:
         return f"nvcr.io/nvidia/k8s/cuda-sample:{VECTORADD_TAGS[-1][1]}"
-    have = vkey(cuda)[:2]
     for need, tag in VECTORADD_TAGS:
-        if have >= need:
+        if V.at_least(cuda, need):
             return f"nvcr.io/nvidia/k8s/cuda-sample:{tag}"
     return None
 

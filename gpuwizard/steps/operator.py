@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import Field
 
 from .. import actions as A
-from ..engine import Step, StepContext
-from ..validate import K8sName, Version, Section, Auto
+from ..engine import PlannedStep, Step, StepContext
 from ..errors import StepFailed
+from ..validate import Auto, K8sName, Section, Version
 from . import kube as K
 from .kind import target_context
 
@@ -154,7 +154,7 @@ def describe_pods(ctx: StepContext, context: str, namespace: str) -> str:
     items = K.pods(ctx, context, namespace)
     if items is None:
         return f"the API server of context {context} does not answer"
-    bad = {p["metadata"]["name"]: K.pod_problem(p) for p in items if K.pod_problem(p)}
+    bad = {p["metadata"]["name"]: problem for p in items if (problem := K.pod_problem(p))}
     return "not ready: " + "; ".join(f"{n}: {w}" for n, w in bad.items()) + "; " + hints(bad) if bad else "no pods yet"
 
 
@@ -179,6 +179,7 @@ class OperatorAnswers(Section):
 class OperatorStep(Step[OperatorAnswers]):
     id = "operator"
     title = "NVIDIA gpu-operator"
+    facts_shown = ("kubernetes", "gpu_operator")
     Answers = OperatorAnswers
 
     def plan(self, ctx: StepContext, a: OperatorAnswers) -> list[A.Action]:
@@ -192,6 +193,7 @@ class OperatorStep(Step[OperatorAnswers]):
         for what, (on, why) in r["whys"].items():
             ctx.decide(f"{what} {'on' if on else 'off'} ({why})")
         context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
+        ctx.plan_data.update(chart_version=version, release=release, namespace=ns)
         repo_name, _ = K.repo(CHART)
         acts += K.helm_repo_actions(ctx, CHART)
 
@@ -237,6 +239,14 @@ class OperatorStep(Step[OperatorAnswers]):
                          "nvidia.com/gpu appears once HAMi is installed")
         return acts
 
+    def export(self, answers: OperatorAnswers, plan: PlannedStep | None) -> Any:
+        """Pins the chart version the session installed (or adopted): a replay on the next host
+        installs the same release, not whatever this gpuwizard pins then."""
+        section = super().export(answers, plan)
+        if plan is not None and plan.data.get("chart_version") and "chart_version" not in section:
+            section["chart_version"] = plan.data["chart_version"]
+        return section
+
     def verify(self, ctx: StepContext, a: OperatorAnswers) -> str:
         r = resolve(ctx, a)
         context, ns = r["context"], r["namespace"]
@@ -247,7 +257,9 @@ class OperatorStep(Step[OperatorAnswers]):
         state = policy_state(ctx, context)
         if state != "ready":
             raise StepFailed(f"the ClusterPolicy is {state or 'absent'}; " + describe_pods(ctx, context, ns))
-        onoff = lambda v: "on" if v else "off"  # noqa: E731
+        def onoff(v: Any) -> str:
+            return "on" if v else "off"
+
         return (f"gpu-operator {r['version']} (release {r['release']} in {ns}): ClusterPolicy ready; driver "
                 f"{onoff(r['driver'])}, toolkit {onoff(r['toolkit'])}, device plugin "
                 f"{onoff(r['plugin'])}{' (HAMi provides it)' if r['with_hami'] and not r['plugin'] else ''}, CDI {onoff(r['cdi'])}")

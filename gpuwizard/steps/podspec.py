@@ -3,6 +3,7 @@ detected, and write each one to its ``output`` (a system path, taken under --roo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import actions as A
@@ -32,7 +33,18 @@ def cluster_facts(facts: dict[str, Any], hami: Any = None) -> PS.ClusterGpuFacts
     )
 
 
-def build_all(ctx: StepContext, specs: list[PS.PodSpecAnswers]) -> list[PS.Result]:
+@dataclass(frozen=True)
+class Built:
+    """A pod spec that passed every rule: its answers, its YAML and what the rules had to say."""
+
+    spec: PS.PodSpecAnswers
+    yaml: str
+    warnings: list[PS.Problem]
+    notes: list[str]
+
+
+def build_all(ctx: StepContext, specs: list[PS.PodSpecAnswers]) -> list[Built]:
+    """Every spec built against the detected cards; refuses the plan when any has errors."""
     from .hami import HamiStep
 
     facts = cluster_facts(ctx.facts, ctx.answers(HamiStep))
@@ -40,12 +52,18 @@ def build_all(ctx: StepContext, specs: list[PS.PodSpecAnswers]) -> list[PS.Resul
     errors = [f"podspec[{i}] ({r.spec.name if r.spec else '?'}): {e}" for i, r in enumerate(results) for e in r.errors]
     if errors:
         raise PlanRefused("pod specs refused:\n  " + "\n  ".join(errors))
-    return results
+    built: list[Built] = []
+    for r in results:
+        # make() leaves spec/yaml unset only with errors, and these have none
+        assert r.spec is not None and r.yaml is not None, r
+        built.append(Built(r.spec, r.yaml, r.warnings, r.notes))
+    return built
 
 
 class PodspecStep(Step[list[PS.PodSpecAnswers]]):
     id = "podspec"
     title = "HAMi pod specs"
+    facts_shown = ("kubernetes", "hami")
     Answers = PS.PodSpecAnswers
     many = True  # the answer file holds a list of these
     # the wizard's editor (fields, GPU-type choices, live YAML preview, save / apply); a dotted

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from gpuwizard import versions as V
+from gpuwizard.errors import StepFailed
 from gpuwizard.simulate.tools_cluster import parse_values
 from gpuwizard.steps import kube as K
 from gpuwizard.steps.hami import NEW_KEY_FROM
@@ -24,7 +26,7 @@ def test_operator_keys_are_documented_for_each_version(version):
     assert cv.exact
     for key in OPERATOR_KEYS + ["cdi.enabled", "operator.runtimeClass"]:
         assert cv.documents(key), key
-    assert cv.defaults["cdi.enabled"] is (K.vkey(version) >= (25, 10))
+    assert cv.defaults["cdi.enabled"] is V.at_least(version, "25.10")
 
 
 @pytest.mark.parametrize("version", ["2.4.1", "2.6.1", "2.10.0"])
@@ -33,7 +35,7 @@ def test_hami_keys_and_scheduler_key_by_version(version):
     assert cv.exact
     for key in HAMI_KEYS:
         assert cv.documents(key), key
-    new = K.vkey(version) >= NEW_KEY_FROM
+    new = V.at_least(version, NEW_KEY_FROM)
     assert cv.documents("scheduler.kubeScheduler.image.tag") is new
     assert cv.documents("scheduler.kubeScheduler.imageTag") is not new
 
@@ -44,6 +46,18 @@ def test_pinned_versions_are_documented_exactly():
     # an undocumented version falls back to the nearest older documented one
     assert K.chart_version("hami", "2.8.0").documented == "2.6.1"
     assert not K.chart_version("hami", "2.8.0").documents("scheduler.kubeScheduler.image.tag")
+
+
+def test_chart_version_picks_the_nearest_older_documented_entry():
+    assert K.chart_version("gpu-operator", "v25.10.1").documented == "v25.10.0"  # a patch release: its minor's keys
+    assert K.chart_version("gpu-operator", "25.3.4").documented == "v25.3.0"  # with or without the "v"
+    assert K.chart_version("gpu-operator", "v25.10.0").exact
+    assert K.chart_version("hami", "2.10.0").documented == "2.10.0"  # 2.10 > 2.6: numbers, not text
+    assert K.chart_version("hami", "2.9.9").documented == "2.6.1"
+    assert K.chart_version("hami", "2.10.0-rc1").documented == "2.6.1"  # a release candidate comes before its release
+    assert K.chart_version("hami", "2.0.0").documented == "2.4.1"  # older than every entry: the oldest one
+    with pytest.raises(StepFailed, match="hami chart version"):
+        K.chart_version("hami", "2.7-custom")
 
 
 def test_undocumented_keys_are_caught():
@@ -89,13 +103,68 @@ def test_ctk_toml_key():
     assert not toml_true(None, "x")
 
 
+# /etc/nvidia-container-runtime/config.toml as nvidia-container-toolkit 1.17 installs it, the key set
+# by `nvidia-ctk config --set accept-nvidia-visible-devices-as-volume-mounts=true --in-place`
+CTK_CONFIG_TOML = """\
+accept-nvidia-visible-devices-as-volume-mounts = {accept}
+#accept-nvidia-visible-devices-envvar-when-unprivileged = true
+disable-require = false
+supported-driver-capabilities = "compat32,compute,display,graphics,ngx,utility,video"
+#swarm-resource = "DOCKER_RESOURCE_GPU"
+
+[nvidia-container-cli]
+#debug = "/var/log/nvidia-container-toolkit.log"
+environment = []
+ldconfig = "@/sbin/ldconfig.real"
+load-kmods = true
+#no-cgroups = false
+#path = "/usr/bin/nvidia-container-cli"
+#root = "/run/nvidia/driver"
+#user = "root:video"
+
+[nvidia-container-runtime]
+#debug = "/var/log/nvidia-container-runtime.log"
+log-level = "info"
+mode = "auto"
+runtimes = ["docker-runc", "runc", "crun"]
+
+[nvidia-container-runtime.modes]
+
+[nvidia-container-runtime.modes.cdi]
+annotation-prefixes = ["cdi.k8s.io/"]
+default-kind = "nvidia.com/gpu"
+spec-dirs = ["/etc/cdi", "/var/run/cdi"]
+
+[nvidia-container-runtime-hook]
+path = "nvidia-container-runtime-hook"
+skip-mode-detection = false
+"""
+
+
+def test_ctk_toml_key_in_a_real_config():
+    key = "accept-nvidia-visible-devices-as-volume-mounts"
+    assert toml_true(CTK_CONFIG_TOML.format(accept="true"), key)
+    assert not toml_true(CTK_CONFIG_TOML.format(accept="false"), key)
+    # a trailing comment is still `true`
+    assert toml_true(CTK_CONFIG_TOML.format(accept="true  # GPUs for Kind nodes"), key)
+    # the same key name inside a table is not the top-level setting the runtime reads
+    nested = CTK_CONFIG_TOML.format(accept="false") + f"\n[nvidia-container-cli.extra]\n{key} = true\n"
+    assert not toml_true(nested, key)
+    # a string "true" is not the boolean, and a file that is no TOML sets nothing
+    assert not toml_true(f'{key} = "true"\n', key)
+    assert not toml_true(f"{key} = true\n[nvidia-container-cli\n", key)
+    assert toml_true(f"{key}=true", key)
+
+
 class _Ctx:
     def __init__(self, cuda):
         self.facts = {"driver": {"version": "x", "cuda_version": cuda} if cuda else None}
 
 
 @pytest.mark.parametrize("cuda,tag", [("12.7", "vectoradd-cuda12.5.0-ubuntu22.04"), ("12.4", "vectoradd-cuda11.7.1-ubuntu20.04"),
-                                      ("11.4", None)])
+                                      ("11.4", None), ("12.5", "vectoradd-cuda12.5.0-ubuntu22.04"),
+                                      ("12.10", "vectoradd-cuda12.5.0-ubuntu22.04"), ("11.7", "vectoradd-cuda11.7.1-ubuntu20.04"),
+                                      ("13.0", "vectoradd-cuda12.5.0-ubuntu22.04")])
 def test_vectoradd_image_the_driver_can_run(cuda, tag):
     image = K.vectoradd_image(_Ctx(cuda))
     assert (image.rsplit(":", 1)[1] if image else None) == tag

@@ -45,9 +45,52 @@ def argvs(actions) -> list[list[str]]:
     ("565.57.01", "recommended", True), ("565.57.01", "565", True), ("550.127.05", "565", False),
     ("565.57.01", "565.57.01", True), ("565.57.01", "570.86.15", False), ("570.86.15", "565.57.01", True),
     (None, "recommended", False),
+    # a branch is met by any release of it or of a newer branch, compared on its one part
+    ("565.00.01", "565", True), ("570.86.15", "565", True), ("564.99.99", "565", False),
+    # parts compare as numbers, not as text
+    ("570.124.06", "570.26", True), ("570.26", "570.124.06", False), ("535.309.01", "535.54.03", True),
+    ("565.57.01", "565.57", True), ("565.56.99", "565.57", False),
+    ("N/A", "565", False), ("", "565", False),
 ])
 def test_satisfies(installed, wanted, ok):
     assert DR.satisfies(installed, wanted) is ok
+
+
+def test_branch_of_a_wanted_version():
+    assert DR.branch("565") == "565" and DR.branch("565.57.01") == "565" and DR.branch("570.124.06") == "570"
+
+
+def test_a_driver_version_that_is_no_version_refuses_the_plan(tmp_path):
+    from gpuwizard.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="driver.version"):
+        DR.wanted_version(DriverAnswers(version="565-open"))
+    assert DR.wanted_version(DriverAnswers(version="v565.57.01")) == "565.57.01"
+
+
+def test_runfile_needs_a_release_version(tmp_path):
+    ctx = ctx_for(tmp_path, facts())
+    (tmp_path / "root/lib/modules/5.15.0-125-generic/build").mkdir(parents=True)
+    with pytest.raises(StepFailed, match="not an NVIDIA driver release"):
+        DR.DriverStep().plan(ctx, DriverAnswers(method="runfile", version="565.57.01.1"))
+
+
+@pytest.mark.parametrize("driver,minimum,ok", [
+    ("570", "570.26", True), ("560", "560.28.03", True), ("565", "570.26", False),  # a bare branch: its newest release
+    ("570.26", "570.26", True), ("570.124.06", "570.26", True), ("565.57.01", "570.26", False),
+    ("560.35.03", "560.28.03", True), ("560.28.03", "560.35.03", False), ("580.65.06", "575.51.03", True),
+])
+def test_meets_minimum_compares_on_the_drivers_parts(driver, minimum, ok):
+    assert C.meets_minimum(driver, minimum) is ok
+
+
+@pytest.mark.parametrize("driver,cuda", [
+    ("565", "12.6"), ("565.57.01", "12.6"), ("570", "12.8"), ("570.26", "12.8"), ("570.124.06", "12.8"),
+    ("560.35.03", "12.6"), ("560.27", "12.5"), ("575.51.03", "12.9"), ("580.65.06", "13.0"), ("580", "13.0"),
+    ("520.61.05", "11.8"), ("515.65.01", None), ("515", None),
+])
+def test_cuda_for_driver_from_nvidias_table(driver, cuda):
+    assert C.cuda_for_driver(driver) == cuda
 
 
 def test_wanted_version_from_the_runfile_name():
@@ -129,6 +172,117 @@ def test_default_test_image_fits_the_driver():
     assert K.default_test_image("12.7", {"os": "ubuntu", "version": "22.04"}) == "nvidia/cuda:12.6.2-base-ubuntu22.04"
     assert K.default_test_image("12.4", {"os": "ubuntu", "version": "24.04"}) == "nvidia/cuda:12.4.1-base-ubuntu22.04"
     assert K.default_test_image("12.8", {"os": "ubuntu", "version": "24.04"}) == "nvidia/cuda:12.8.1-base-ubuntu24.04"
+
+
+# /etc/containerd/config.toml after `nvidia-ctk runtime configure --runtime=containerd --set-as-default`:
+# containerd 1.7 (config version 2, the CRI plugin io.containerd.grpc.v1.cri) ...
+CONTAINERD_V2 = """\
+version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[plugins]
+
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.8"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "{default}"
+      snapshotter = "overlayfs"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+          privileged_without_host_devices = false
+          runtime_engine = ""
+          runtime_root = ""
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+            BinaryName = "/usr/bin/nvidia-container-runtime"
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            SystemdCgroup = true
+"""
+# ... and containerd 2.0 (config version 3, the CRI runtime plugin io.containerd.cri.v1.runtime)
+CONTAINERD_V3 = """\
+version = 3
+root = "/var/lib/containerd"
+
+[plugins]
+  [plugins."io.containerd.cri.v1.images"]
+    snapshotter = "overlayfs"
+
+  [plugins."io.containerd.cri.v1.runtime"]
+    enable_cdi = true
+
+    [plugins."io.containerd.cri.v1.runtime".containerd]
+      default_runtime_name = "{default}"
+
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes]
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia]
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.nvidia.options]
+            BinaryName = "/usr/bin/nvidia-container-runtime"
+            SystemdCgroup = true
+
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+"""
+
+
+@pytest.mark.parametrize("template", [CONTAINERD_V2, CONTAINERD_V3], ids=["version-2", "version-3"])
+def test_containerd_config_toml_is_read_as_toml(template):
+    plain, default = ContainerAnswers(runtime="containerd"), ContainerAnswers(runtime="containerd", set_as_default=True)
+    assert K.containerd_configured(template.format(default="nvidia"), plain)
+    assert K.containerd_configured(template.format(default="nvidia"), default)
+    assert K.containerd_configured(template.format(default="runc"), plain)
+    assert not K.containerd_configured(template.format(default="runc"), default)
+    # no nvidia runtime table (the name only in a comment): not configured
+    no_nvidia = template.format(default="runc").replace("runtimes.nvidia", "runtimes.kata")
+    assert not K.containerd_configured(no_nvidia + '\n# [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n', plain)
+    # the nvidia table of another plugin, or a runtime that is no table, is not the CRI plugin's runtime
+    assert not K.containerd_configured(no_nvidia + '\n[plugins.other.containerd.runtimes.nvidia]\nruntime_type = "x"\n', plain)
+    # not TOML (a broken edit): configures nothing
+    assert not K.containerd_configured(template.format(default="nvidia") + "\n[plugins\n", plain)
+    assert not K.containerd_configured(None, plain) and not K.containerd_configured("", plain)
+
+
+def test_containerd_plugin_follows_the_config_version():
+    a = ContainerAnswers(runtime="containerd", set_as_default=True)
+    # a version-3 file with the runtime under the version-2 plugin name: containerd 2 does not read it there
+    moved = CONTAINERD_V2.format(default="nvidia").replace("version = 2", "version = 3")
+    assert not K.containerd_configured(moved, a)
+    assert not K.containerd_configured(CONTAINERD_V3.format(default="nvidia").replace("version = 3", "version = 2"), a)
+
+
+def test_containerd_config_the_simulated_nvidia_ctk_writes(tmp_path):
+    """What the simulated nvidia-ctk leaves in a new file (and in a hand-written one) counts as configured."""
+    from gpuwizard.simulate import prepare
+
+    sb = prepare("ready", tmp_path / "sb")
+
+    def run(sb, *argv):
+        return sb.run(list(argv), timeout=30)
+
+    conf = sb.root / "etc/containerd/config.toml"
+    a = ContainerAnswers(runtime="containerd", set_as_default=True)
+    assert not K.containerd_configured(conf.read_text() if conf.exists() else None, a)
+    assert run(sb, "nvidia-ctk", "runtime", "configure", "--runtime=containerd").returncode == 0
+    assert K.containerd_configured(conf.read_text(), ContainerAnswers(runtime="containerd"))
+    assert not K.containerd_configured(conf.read_text(), a)
+    assert run(sb, "nvidia-ctk", "runtime", "configure", "--runtime=containerd", "--set-as-default").returncode == 0
+    assert K.containerd_configured(conf.read_text(), a)
+    conf.write_text("version = 2\n[plugins.'io.containerd.grpc.v1.cri'.containerd]\ndefault_runtime_name='nvidia'\n"
+                    "[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.nvidia]\nruntime_type='io.containerd.runc.v2'\n")
+    assert K.containerd_configured(conf.read_text(), a)
 
 
 def test_daemon_json_edit_and_lost_keys():
