@@ -20,6 +20,7 @@ from typing import Any
 
 from . import parsers as P
 from . import versions as V
+from .documents import Facts, ReleaseFacts
 from .errors import GpuwizardError
 from .host import Host, load_json_object
 
@@ -376,23 +377,19 @@ def probe_helm_releases(host: Host) -> list[dict[str, Any]] | None:
     return releases if isinstance(releases, list) else None
 
 
-def _release(releases: list[dict[str, Any]] | None, chart: str) -> dict[str, Any] | None:
+def _release(releases: list[dict[str, Any]] | None, chart: str) -> ReleaseFacts | None:
     for rel in releases or []:
         name = str(rel.get("chart", ""))
         if name.rsplit("-", 1)[0] == chart:
-            return {
-                "release": rel.get("name"),
-                "namespace": rel.get("namespace"),
-                "chart_version": name.rsplit("-", 1)[-1],
-                "app_version": rel.get("app_version"),
-                "status": rel.get("status"),
-            }
+            return ReleaseFacts(release=str(rel.get("name")), namespace=str(rel.get("namespace")),
+                                chart_version=name.rsplit("-", 1)[-1], app_version=rel.get("app_version"),
+                                status=rel.get("status"))
     return None
 
 
 # --------------------------------------------------------------------------------------------
-def detect(host: Host) -> dict[str, Any]:
-    """Run every probe (concurrently) and assemble the doctor document."""
+def detect(host: Host) -> Facts:
+    """Run every probe (concurrently) and assemble the doctor document (typed: documents.Facts)."""
     jobs: dict[str, Callable[[], Any]] = {
         "os": lambda: probe_os(host),
         "kernel": lambda: probe_kernel(host),
@@ -436,7 +433,7 @@ def detect(host: Host) -> dict[str, Any]:
         problems["kubernetes"] = kube_problem
 
     ctk_version = results["nvidia_ctk"]
-    facts: dict[str, Any] = {
+    facts: Facts = {
         "host": {
             "os": os_info.get("os"),
             "version": os_info.get("version"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import IO, Any
 
 LAYERS = ("host", "gpus", "driver", "cuda_toolkit", "container_toolkit", "docker", "kubernetes", "gpu_operator", "hami")
 
 
-def document(facts: dict[str, Any]) -> dict[str, Any]:
+def document(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The ``doctor --json`` document: the contract's layers first, then extras."""
     doc = {key: facts.get(key) for key in LAYERS}
     doc["gpu_source"] = facts.get("gpu_source")
@@ -18,7 +19,7 @@ def document(facts: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
+def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(layer, status, details) — status is ok / missing / problem."""
     problems = facts.get("problems", {})
     out: list[tuple[str, str, str]] = []
@@ -89,12 +90,12 @@ def rows(facts: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def render_text(facts: dict[str, Any], stream: IO[str]) -> None:
+def render_text(facts: Mapping[str, Any], stream: IO[str]) -> None:
     for layer, status, detail in rows(facts):
         stream.write(f"{layer:<18} {status:<8} {detail}\n")
 
 
-def render_rich(facts: dict[str, Any], stream: IO[str]) -> None:
+def render_rich(facts: Mapping[str, Any], stream: IO[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -108,5 +109,5 @@ def render_rich(facts: dict[str, Any], stream: IO[str]) -> None:
     Console(file=stream).print(table)
 
 
-def render_json(facts: dict[str, Any], stream: IO[str]) -> None:
+def render_json(facts: Mapping[str, Any], stream: IO[str]) -> None:
     stream.write(json.dumps(document(facts), indent=2) + "\n")

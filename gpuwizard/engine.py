@@ -317,7 +317,7 @@ class Engine:
         *,
         unattended: bool = True,
         reboot_policy: str = "never",
-        detector: Callable[[Host], dict[str, Any]] | None = None,
+        detector: Callable[[Host], Mapping[str, Any]] | None = None,
     ):
         self.host = host
         self.state = state
@@ -356,7 +356,7 @@ class Engine:
                     from .detect import detect
 
                     self._detector = detect
-                self._facts = self._detector(self.host)
+                self._facts = dict(self._detector(self.host))
             return self._facts
 
     # -- planning -------------------------------------------------------------------------------

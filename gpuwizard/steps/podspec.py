@@ -4,6 +4,7 @@ detected, and write each one to its ``output`` (a system path, taken under --roo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from .. import actions as A
@@ -12,7 +13,7 @@ from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
 
 
-def cluster_facts(facts: dict[str, Any], hami: Any = None) -> PS.ClusterGpuFacts | None:
+def cluster_facts(facts: Mapping[str, Any], hami: Any = None) -> PS.ClusterGpuFacts | None:
     """GPU facts for the rules: the detected cards (when their memory is known) and the HAMi
     settings the run uses (answers' hami section, else the chart defaults)."""
     gpus = [g for g in facts.get("gpus") or [] if g.get("memory_mib")]

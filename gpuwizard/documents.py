@@ -1,0 +1,169 @@
+"""The typed documents of the contract: the facts (``gpuwizard doctor --json``) and the state file.
+
+These are what detection returns and what the state file holds, key by key; tests validate real
+documents (every simulated profile's doctor output, state files after whole runs) against them with
+extra keys forbidden, so a key added in code without its type here fails a test.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing_extensions import TypedDict  # pydantic validates these on Python < 3.12 only from here
+
+from pydantic import ConfigDict, TypeAdapter, with_config
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+@with_config(_STRICT)
+class HostFacts(TypedDict):
+    os: str | None
+    version: str | None
+    pretty_name: str | None
+    id_like: list[str] | None
+    codename: str | None
+    kernel: str | None
+    arch: str | None
+    secure_boot: bool | None
+    nouveau_loaded: bool
+    nvidia_loaded: bool
+
+
+@with_config(_STRICT)
+class GpuFacts(TypedDict, total=False):
+    index: int
+    name: str
+    memory_mib: int | None
+    uuid: str | None
+    pci_bus_id: str | None
+    mig: str | None
+    pci_device_id: str | None
+
+
+@with_config(_STRICT)
+class DriverFacts(TypedDict):
+    version: str | None
+    cuda_version: str | None
+
+
+@with_config(_STRICT)
+class CudaToolkitFacts(TypedDict, total=False):
+    version: str | None
+    full_version: str | None
+    path: str | None
+    on_path: bool
+
+
+@with_config(_STRICT)
+class ContainerToolkitFacts(TypedDict):
+    version: str
+
+
+@with_config(_STRICT)
+class DockerFacts(TypedDict, total=False):
+    version: str | None
+    server_version: str | None
+    running: bool
+    daemon_json: str
+    runtimes: list[str]
+    default_runtime: str | None
+    cdi: bool
+
+
+@with_config(_STRICT)
+class NodeFacts(TypedDict, total=False):
+    name: str
+    ready: bool
+    gpu_capacity: int | None
+    gpu_allocatable: int | None
+    labels: dict[str, str]
+
+
+@with_config(_STRICT)
+class KubernetesFacts(TypedDict, total=False):
+    context: str | None
+    server_version: str | None
+    nodes: list[NodeFacts]
+
+
+@with_config(_STRICT)
+class ReleaseFacts(TypedDict, total=False):
+    release: str
+    namespace: str
+    chart_version: str
+    app_version: str | None
+    status: str | None
+
+
+# the functional form: "nvidia-ctk" is no identifier
+ToolFacts = TypedDict("ToolFacts", {"containerd": str | None, "nvidia-ctk": str | None, "kind": str | None,
+                                    "kubectl": str | None, "helm": str | None})
+setattr(ToolFacts, "__pydantic_config__", _STRICT)  # noqa: B010 — what with_config does, for the functional form
+
+
+@with_config(_STRICT)
+class Facts(TypedDict):
+    """The doctor document: a layer is None when absent; ``problems`` says where a probe failed."""
+
+    host: HostFacts
+    gpus: list[GpuFacts]
+    gpu_source: str | None
+    driver: DriverFacts | None
+    driver_status: str | None
+    cuda_toolkit: CudaToolkitFacts | None
+    container_toolkit: ContainerToolkitFacts | None
+    docker: DockerFacts | None
+    kubernetes: KubernetesFacts | None
+    gpu_operator: ReleaseFacts | None
+    hami: ReleaseFacts | None
+    tools: ToolFacts
+    problems: dict[str, str]
+
+
+# -- the state file ---------------------------------------------------------------------------------
+StepStatus = Literal["pending", "running", "done", "skipped", "failed", "reboot-required"]
+Outcome = Literal["ok", "changed", "failed", "reboot-required"]
+
+
+@with_config(_STRICT)
+class ActionRecord(TypedDict, total=False):
+    outcome: Outcome
+    at: float
+    run: str
+    boot_id: str | None
+    message: str
+
+
+@with_config(_STRICT)
+class StepEntry(TypedDict, total=False):
+    status: StepStatus
+    started: float
+    finished: float
+    message: str
+    actions: dict[str, ActionRecord]
+    boot_id: str | None
+    failed_action: str | None
+    facts: Facts
+
+
+@with_config(_STRICT)
+class RunRecord(TypedDict):
+    id: str
+    started: float
+
+
+@with_config(_STRICT)
+class StateData(TypedDict, total=False):
+    """The state file: schema ``version``, the run's answers (replayable as an answer file), each
+    step's entry, the boot id seen at the last start, and the run it belongs to."""
+
+    version: int
+    answers: dict[str, Any]
+    steps: dict[str, StepEntry]
+    boot_id: str | None
+    run: RunRecord
+
+
+FACTS = TypeAdapter(Facts)
+STATE = TypeAdapter(StateData)
