@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from typing_extensions import TypedDict  # pydantic validates these on Python < 3.12 only from here
-
 from pydantic import ConfigDict, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic validates these on Python < 3.12 only from here
 
 _STRICT = ConfigDict(extra="forbid")
 

@@ -3,8 +3,8 @@ detected, and write each one to its ``output`` (a system path, taken under --roo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .. import actions as A
