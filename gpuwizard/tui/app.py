@@ -18,12 +18,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-import yaml
-from pydantic import BaseModel
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -34,11 +33,13 @@ from .. import __version__
 from ..answers import AnswerFile, from_state, parse_answers, section
 from ..engine import Engine, Event, PlannedStep, Step
 from ..errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REBOOT, GpuwizardError
-from ..state import RunLock, State
+from ..session import WizardSession
+from ..state import RunLock, State, UnsavedState
 from .screens.main import MainScreen
 from .screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, HelpScreen, RebootScreen
 from .screens.overview import SummaryPane, WelcomePane
 from .screens.step import StepPane, current_answers
+from .widgets.form import AnswersForm
 from .widgets.steplist import StepList
 
 FLUSH_INTERVAL = 0.05
@@ -91,7 +92,7 @@ class WizardApp(App[int]):
         Binding("ctrl+r", "run_step", "Run"),
         Binding("ctrl+n", "next", "Next"),
         Binding("escape", "cancel_run", "Cancel"),
-        Binding("f2", "focus_steps", "Steps"),
+        Binding("f2", "focus_steps", "Steps", priority=True),
         Binding("ctrl+d", "doctor", "Doctor", show=False),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -117,10 +118,17 @@ class WizardApp(App[int]):
 
         self.session = session
         self.host = session.host
-        self.state = state or State.load(session.state_path) or State(session.state_path)
+        loaded = state or State.load(session.state_path)
+        if self.host.dry_run:  # a dry run's progress is shown, never written into the real state file
+            self.state: State = UnsavedState.copy_of(loaded, session.state_path)
+        else:
+            self.state = loaded or State(session.state_path)
+        if not resume:
+            self.state.new_run()  # a fresh wizard session is a new run; --resume continues the saved one
         self.steps = steps or registry()
         self.step_ids = list(self.steps)  # the registry's order
         self.engine = Engine(self.host, self.state, self.steps, unattended=False, reboot_policy="never")
+        self.model = WizardSession(self.engine)
         self.engine.listeners.append(self._on_engine_event)
         self.log_file = log
         if log is not None:
@@ -133,9 +141,8 @@ class WizardApp(App[int]):
         self.resume = resume
         self.propose = propose  # plan every step at start for the welcome pane's proposal
         self.real_host = self.host.is_real_root if hasattr(self.host, "is_real_root") else False
-        self.answers: dict[str, Any] = self._initial_answers(answers)
+        self.model.answers.update(self._initial_answers(answers))
         self.facts: dict[str, Any] | None = None
-        self.plans: dict[str, PlannedStep] = {}
         self.outputs: dict[str, collections.deque[str]] = {}
         self.failures: dict[str, tuple[str, list[str]]] = {}
         self.reboot_reasons: dict[str, str] = {}
@@ -169,6 +176,14 @@ class WizardApp(App[int]):
             out[sid] = value
         return out
 
+    @property
+    def answers(self) -> dict[str, Any]:
+        return self.model.answers
+
+    @property
+    def plans(self) -> dict[str, PlannedStep]:
+        return self.model.plans
+
     def get_default_screen(self) -> Screen:
         return MainScreen()
 
@@ -187,37 +202,19 @@ class WizardApp(App[int]):
 
     # -- status ---------------------------------------------------------------------------------
     def status(self, sid: str) -> str:
-        if not self.steps[sid].implemented:
-            return "n/a"
-        if sid == self.running:
-            return "running"
-        status = self.state.status(sid)
-        return "stopped" if status == "running" else status
+        return self.model.status(sid, self.running)
 
     def implemented(self) -> list[str]:
-        return [sid for sid in self.step_ids if self.steps[sid].implemented]
+        return self.model.implemented()
 
     def resume_target(self) -> str:
-        for sid in self.implemented():
-            if self.state.status(sid) in ("running", "failed", "reboot-required"):
-                return sid
-        return self.next_target("welcome")
+        return self.model.resume_target()
 
     def next_target(self, after: str) -> str:
-        ids = self.step_ids
-        start = ids.index(after) + 1 if after in ids else (len(ids) if after == "summary" else 0)
-        for sid in ids[start:]:
-            if self.steps[sid].implemented and self.state.status(sid) not in ("done", "skipped"):
-                return sid
-        return "summary"
+        return self.model.next_target(after)
 
     def exit_code(self) -> int:
-        statuses = [self.state.status(sid) for sid in self.implemented()]
-        if "failed" in statuses or "running" in statuses:
-            return EXIT_FAILED
-        if "reboot-required" in statuses:
-            return EXIT_REBOOT
-        return EXIT_OK
+        return self.model.exit_code()
 
     def refresh_statuses(self) -> None:
         try:
@@ -324,22 +321,17 @@ class WizardApp(App[int]):
         if not self.running:
             self.plan_worker(sids)
 
-    @work(thread=True, group="plan", exit_on_error=False)
+    @work(thread=True, group="plan", exclusive=True, exit_on_error=False)
     def plan_worker(self, sids: list[str]) -> None:
         self._plan(sids)
 
     def _plan(self, sids: Iterable[str]) -> None:
-        results: dict[str, PlannedStep] = {}
-        for sid in sids:
-            answers = self.answers.get(sid)
-            try:
-                results.update({p.step.id: p for p in self.engine.plan([sid], {sid: answers})})
-            except Exception as exc:  # noqa: BLE001 — shown, never fatal
-                results[sid] = PlannedStep(self.steps[sid], [], [], f"{type(exc).__name__}: {exc}")
+        """Plan as part of the whole session (the model plans the steps before too, one pass at a
+        time): a step's plan sees what the earlier ones promise and every answer of the session."""
+        results = self.model.plan(list(sids))
         self.call_from_thread(self._plans_ready, results)
 
     def _plans_ready(self, results: dict[str, PlannedStep]) -> None:
-        self.plans.update(results)
         for pane in self.panes():
             if pane.sid in results:
                 pane.show_plan(results[pane.sid])
@@ -350,6 +342,8 @@ class WizardApp(App[int]):
             self.answers[sid] = answers
             if self.current == sid:
                 self.replan([sid])
+            elif self.current == "welcome":
+                self.replan(self.implemented())
 
     # -- running a step -------------------------------------------------------------------------
     def action_run_step(self) -> None:
@@ -364,18 +358,13 @@ class WizardApp(App[int]):
         if answers is None:
             self.notify("fix the answers marked in red first", severity="error")
             if pane.query("#form"):
-                pane.query_one("#form").focus_first(invalid_only=True)
+                pane.query_one("#form", AnswersForm).focus_first(invalid_only=True)
             return
         self.answers[sid] = answers
         self._start_run(sid)
 
     def _start_run(self, sid: str) -> None:
         answers = self.answers[sid]
-        if sid in AnswerFile.model_fields:
-            dumped = self._dump(answers)
-            if dumped is not None:
-                self.state.answers.setdefault("version", 1)
-                self.state.answers[sid] = dumped
         self.running = sid
         self.run_started = self.clock()
         self.host.runner.cancel.clear()
@@ -386,9 +375,9 @@ class WizardApp(App[int]):
     @work(thread=True, group="run", exit_on_error=False)
     def run_worker_thread(self, sid: str, answers: Any) -> None:
         try:
-            code = self.engine.run([sid], {sid: answers})
+            code = self.model.run_step(sid)
         except Exception as exc:  # noqa: BLE001 — the engine records step failures; this is a bug
-            self._on_engine_event(Event("note", sid, text=f"internal error: {type(exc).__name__}: {exc}"))
+            self.failures[sid] = (f"internal error: {type(exc).__name__}: {exc}", [])
             code = EXIT_FAILED
         self.call_from_thread(self._run_done, sid, code)
 
@@ -421,15 +410,6 @@ class WizardApp(App[int]):
             lines.extend(new[-OUTPUT_KEEP:])
             if len(lines) > 4 * OUTPUT_KEEP:
                 del lines[:-OUTPUT_KEEP]
-            if ev.kind == "output":
-                progress = ev.data.get("progress") if ev.data else None
-                if progress:  # a download reports [done, total] (total may be unknown)
-                    evs.append(Event("progress", sid, data={"done": progress[0], "total": progress[1]}))
-                elif new:
-                    match = PERCENT_RE.search(clean_line(new[-1]))
-                    if match and float(match.group(1)) <= 100:
-                        # an installer's own "NN%": show it on the bar
-                        evs.append(Event("progress", sid, data={"done": float(match.group(1)), "total": 100}))
             if ev.kind == "step-finished" and ev.status == "failed":
                 tail = ev.data.get("tail") or list(self.outputs.get(sid, []))[-15:]
                 self.failures[sid] = (ev.text, [clean_line(t) for t in tail][-15:])
@@ -486,15 +466,14 @@ class WizardApp(App[int]):
     def skip_step(self, sid: str) -> None:
         if self.running:
             return
-        self.state.set_status(sid, "skipped", message="skipped in the wizard")
-        self.state.save()
+        self.model.skip(sid)
         self.refresh_statuses()
         self.open(self.next_target(sid))
 
     # -- reboot ---------------------------------------------------------------------------------
     def _ask_reboot(self, sid: str) -> None:
         reason = self.reboot_reasons.get(sid) or (self.state.steps.get(sid) or {}).get("message") or "a reboot is required"
-        policy = getattr(self.answers.get(sid), "reboot", "prompt")
+        policy = self.model.reboot_policy(sid)
         allowed, why_not = True, ""
         if self.host.dry_run:
             allowed, why_not = False, "dry run: nothing is rebooted"
@@ -575,28 +554,8 @@ class WizardApp(App[int]):
     def action_doctor(self) -> None:
         self.push_screen(DoctorScreen(self.facts))
 
-    @staticmethod
-    def _dump(answers: Any) -> Any:
-        if isinstance(answers, BaseModel):
-            return answers.model_dump(mode="json", exclude_unset=True)
-        if isinstance(answers, list):
-            return [a.model_dump(mode="json", exclude_unset=True) for a in answers if isinstance(a, BaseModel)]
-        return None
-
     def export_text(self) -> str:
-        doc: dict[str, Any] = {"version": 1}
-        for sid in self.step_ids:
-            step = self.steps[sid]
-            if sid not in AnswerFile.model_fields or not step.implemented:
-                continue
-            if sid != "detect" and self.state.status(sid) in ("pending", "skipped"):
-                continue
-            dumped = self._dump(self.answers.get(sid))
-            if dumped is not None:
-                doc[sid] = dumped
-        head = (f"# gpuwizard {__version__} answer file, exported from the wizard.\n"
-                "# Replays this session unattended: sudo gpuwizard --answers THIS_FILE\n")
-        return head + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+        return self.model.export_text()
 
     def action_export(self) -> None:
         text = self.export_text()

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from gpuwizard import actions as A
-from gpuwizard.answers import DriverAnswers
 from gpuwizard.cli import Session, build_parser
 from gpuwizard.console import LogFile
 from gpuwizard.engine import Step
 from gpuwizard.steps import registry
+from gpuwizard.steps.driver import DriverAnswers
 from gpuwizard.tui.app import WizardApp
 
 SIZE = (80, 24)
@@ -155,3 +155,14 @@ def pytest_pyfunc_call(pyfuncitem):
         asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
         return True
     return None
+
+
+# -- added for tests/tui/test_widgets_fixes.py ----------------------------------------------------
+def make_app_with(tmp_path: Path, *global_args: str, profile: str = "t4-bare", steps: dict[str, Step] | None = None,
+                  propose: bool = False) -> WizardApp:
+    """``make_app`` with more global options on the command line (e.g. ``"--dry-run"``)."""
+    args = build_parser().parse_args([*global_args, "--simulate", profile, "--root", str(tmp_path / "host")])
+    session = Session(args, unattended=True, err=io.StringIO())
+    log = LogFile(tmp_path / "logs")
+    return WizardApp(session, None, False, steps=steps, log=log, path_text=masker(tmp_path),
+                     clock=lambda: 0.0, blink=False, propose=propose)

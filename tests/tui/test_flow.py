@@ -15,7 +15,17 @@ from gpuwizard.tui.screens.modals import ConfirmScreen, DoctorScreen, ExportScre
 from gpuwizard.tui.widgets.runview import MAX_LINES
 
 from .conftest import (
-    SIZE, EventWaiter, Flood, Hang, ListPci, NeedsReboot, add_tool, make_app, screen_text, settle, with_driver,
+    SIZE,
+    EventWaiter,
+    Flood,
+    Hang,
+    ListPci,
+    NeedsReboot,
+    add_tool,
+    make_app,
+    screen_text,
+    settle,
+    with_driver,
 )
 
 # what a person types into required fields that have no default (the pod spec's name and image)
@@ -31,7 +41,7 @@ async def fill_required(pilot, app, sid) -> None:
         await pilot.press("ctrl+r")  # with invalid answers: focuses the first field in error
         field = app.focused.id.removeprefix("f-")
         await pilot.press(*TYPED[field])
-        await pilot.pause()
+        await settle(pilot)  # the field's checks (the pod spec builder's is debounced) have answered
     raise AssertionError("the form did not become valid")
 
 

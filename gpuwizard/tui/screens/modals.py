@@ -1,22 +1,68 @@
-"""Modal screens: confirm, failure (Retry / Skip / Quit), reboot, help, doctor, export answers."""
+"""Modal screens: confirm, failure (Retry / Skip / Quit), reboot, help, doctor, export answers, and
+"terminal too small". Every dialog shows the dry-run banner when nothing is executed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from ..widgets.banner import DryRunBanner, is_dry_run
 from ..widgets.doctor import doctor_table
 
+MIN_WIDTH, MIN_HEIGHT = 80, 24  # what the layout is made for; below it: TooSmallScreen
 
-class _Modal(ModalScreen[Any]):
-    BINDINGS = [Binding("escape", "dismiss_default", "Close")]
+
+def too_small(size: Size) -> bool:
+    return size.width < MIN_WIDTH or size.height < MIN_HEIGHT
+
+
+# Tab / Shift+Tab move the focus as soon as the key arrives (priority), not once the key has bubbled
+# up from the focused widget: otherwise keys typed right after a Tab still go to the widget the focus
+# is leaving (a button, a checkbox: the keys are lost), more of them the busier the app is
+FOCUS_BINDINGS: list[BindingType] = [
+    Binding("tab", "app.focus_next", "Focus Next", show=False, priority=True),
+    Binding("shift+tab", "app.focus_previous", "Focus Previous", show=False, priority=True),
+]
+
+
+class SizeGuard:
+    """For a screen: while the terminal is below 80x24 and this screen is on top, a full-screen
+    "terminal too small" notice covers it (instead of a clipped layout); it goes once resized."""
+
+    def guard_size(self) -> None:
+        screen: Any = self
+        app = screen.app
+        if not screen.is_current or not too_small(app.size):
+            return
+        if not isinstance(app.screen, TooSmallScreen):
+            app.push_screen(TooSmallScreen())
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.guard_size()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        self.guard_size()
+
+
+class _Modal(SizeGuard, ModalScreen[Any]):
+    BINDINGS = [*FOCUS_BINDINGS, Binding("escape", "dismiss_default", "Close")]
     DEFAULT_RESULT: Any = None
+
+    def compose(self) -> ComposeResult:
+        if is_dry_run(self.app):
+            yield DryRunBanner()
+        yield from self.body()
+
+    def body(self) -> ComposeResult:
+        yield from ()
 
     def action_dismiss_default(self) -> None:
         self.dismiss(self.DEFAULT_RESULT)
@@ -39,7 +85,7 @@ class ConfirmScreen(_Modal):
         super().__init__()
         self.title_text, self.text, self.yes, self.no = title, text, yes, no
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.title_text, classes="dialog-title")
             yield Static(self.text, classes="dialog-text")
@@ -69,7 +115,7 @@ class FailureScreen(_Modal):
         super().__init__()
         self.step_title, self.message, self.tail, self.log_path, self.state_path = step_title, message, tail, log_path, state_path
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog failure"):
             yield Static(Text(f"✗ {self.step_title} failed", style="bold red"), classes="dialog-title")
             yield Static(self.message, classes="dialog-text")
@@ -101,7 +147,7 @@ class RebootScreen(_Modal):
         super().__init__()
         self.step_title, self.reason, self.next_text, self.allowed, self.why_not = step_title, reason, next_text, allowed, why_not
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog reboot"):
             yield Static(Text(f"↻ {self.step_title}: the host must reboot", style="bold magenta"), classes="dialog-title")
             yield Static(Text.assemble(("Why: ", "bold"), self.reason), classes="dialog-text")
@@ -140,7 +186,7 @@ Statuses: · pending  ▶ running  ✓ done  - skipped  ✗ failed
 class HelpScreen(_Modal):
     BINDINGS = [Binding("escape", "dismiss_default", "Close"), Binding("f1", "dismiss_default", "Close")]
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
             yield Static("Help", classes="dialog-title")
             with VerticalScroll(classes="help-body"):
@@ -157,7 +203,7 @@ class DoctorScreen(_Modal):
         super().__init__()
         self.facts = facts
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog doctor"):
             yield Static("Doctor: what is installed and healthy", classes="dialog-title")
             with VerticalScroll(classes="help-body"):
@@ -176,7 +222,7 @@ class ExportScreen(_Modal):
         super().__init__()
         self.text, self.default_path, self.blink = text, default_path, blink
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         with Vertical(classes="dialog export"):
             yield Static("Export answers", classes="dialog-title")
             yield Static(Text("Replays this session unattended: sudo gpuwizard --answers FILE", style="dim"))
@@ -200,4 +246,32 @@ class ExportScreen(_Modal):
         self.dismiss((self.query_one("#path", Input).value.strip() or None) if button.name == "save" else None)
 
 
-__all__ = ["ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]
+class TooSmallScreen(_Modal, inherit_bindings=False):
+    """Covers everything while the terminal is below 80x24: what is needed, what it is now. Closes
+    itself once the terminal is large enough (Ctrl+Q still quits)."""
+
+    def body(self) -> ComposeResult:
+        with Vertical(id="too-small-box"):
+            yield Static("", id="too-small")
+
+    def on_mount(self) -> None:
+        self.show_size()
+
+    def guard_size(self) -> None:  # this screen is the notice: it only updates or closes itself
+        self.show_size()
+        if self.is_current and not too_small(self.app.size):
+            self.dismiss(None)
+
+    def show_size(self) -> None:
+        width, height = self.app.size
+        self.query_one("#too-small", Static).update(Text.assemble(
+            ("Terminal too small\n\n", "bold"),
+            f"gpuwizard needs at least {MIN_WIDTH}x{MIN_HEIGHT}; this terminal is {width}x{height}.\n\n",
+            "Enlarge the window (or make the font smaller) to continue. Ctrl+Q quits.",
+        ))
+
+    def action_dismiss_default(self) -> None:
+        pass
+
+
+__all__ = ["TooSmallScreen", "too_small", "SizeGuard", "ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]

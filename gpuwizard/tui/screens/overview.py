@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Static
 
+from ...engine import PlannedStep
 from ..widgets.doctor import blockers, doctor_table
 from ..widgets.steplist import status_text
 
@@ -19,17 +20,43 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..app import WizardApp
 
 
-def proposal(app: "WizardApp") -> Table:
+WARN = "⚠"  # marks a disruptive change (the glyph carries it: NO_COLOR reads the same)
+
+
+def disruptive_changes(planned: PlannedStep | None) -> list[str]:
+    """What the planned actions not yet done will disrupt (``action.disruptive``: "restarts Docker:
+    running containers stop"), in plan order, each once."""
+    if planned is None or planned.error:
+        return []
+    out: list[str] = []
+    for action, done in zip(planned.actions, planned.done, strict=False):
+        what = getattr(action, "disruptive", None)
+        if not done and isinstance(what, str) and what.strip() and what.strip() not in out:
+            out.append(what.strip())
+    return out
+
+
+def _changes(todo: list[str]) -> Text:
+    """One line: how many changes, then as many of their titles as fit (the step's pane lists all)."""
+    head = f"{len(todo)} change{'s' if len(todo) != 1 else ''}: "
+    return Text(head + "; ".join(todo), no_wrap=True, overflow="ellipsis")
+
+
+def proposal(app: WizardApp) -> Table:
+    """A row per step: its id (as in the step list), what it would do, and every disruptive change
+    it would make (marked with a warning glyph). Narrow enough for 80x24: long texts wrap within
+    the last column, the list of changes is cut to one line."""
     table = Table(box=None, show_header=False, expand=True, padding=(0, 1, 0, 0))
     table.add_column("n", no_wrap=True)
-    table.add_column("step", no_wrap=True)
+    table.add_column("step", no_wrap=True, min_width=min(10, max((len(s) for s in app.step_ids), default=1)))
     table.add_column("what", ratio=1, overflow="fold")
     for n, sid in enumerate(app.step_ids, 1):
         step = app.steps[sid]
         status = app.status(sid)
         planned = app.plans.get(sid)
+        warnings: list[str] = []
         if not step.implemented:
-            what = Text("not available in this version yet (skipped)", style="dim")
+            what: Any = Text("not available in this version yet (skipped)", style="dim")
         elif status in ("done", "skipped"):
             what = Text.assemble(status_text(status), " ", app.state.steps.get(sid, {}).get("message", "") or "")
         elif planned is None:
@@ -39,9 +66,12 @@ def proposal(app: "WizardApp") -> Table:
         elif not planned.actions:
             what = Text("read-only checks", style="dim")
         else:
-            todo = [a.title for a, d in zip(planned.actions, planned.done) if not d]
-            what = Text(f"{len(todo)} change(s): " + "; ".join(todo) if todo else "already in place")
-        table.add_row(str(n), step.title, what)
+            todo = [a.title for a, d in zip(planned.actions, planned.done, strict=False) if not d]
+            what = _changes(todo) if todo else Text("already in place", style="green")
+            warnings = disruptive_changes(planned)
+        if warnings:
+            what = Group(what, *[Text.assemble((f"{WARN} ", "bold yellow"), (w, "yellow")) for w in warnings])
+        table.add_row(str(n), Text(sid, style="bold"), what)
     return table
 
 
@@ -66,7 +96,7 @@ class WelcomePane(Vertical):
         )
 
     @property
-    def wizard(self) -> "WizardApp":
+    def wizard(self) -> WizardApp:
         return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:
@@ -121,7 +151,7 @@ class SummaryPane(Vertical):
             yield Button("Quit", id="quit", compact=True)
 
     @property
-    def wizard(self) -> "WizardApp":
+    def wizard(self) -> WizardApp:
         return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:
@@ -157,9 +187,10 @@ class SummaryPane(Vertical):
                      "sudo gpuwizard --answers FILE", style="dim")
         self.query_one("#summary-files", Static).update(files)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "export":
             self.wizard.action_export()
         elif event.button.id == "quit":
-            self.wizard.action_quit()
+            # the app's quit action is a coroutine (it may ask first, mid-run): run it, awaited
+            await self.app.run_action("quit")

@@ -64,7 +64,7 @@ def plan_text(engine, planned: PlannedStep | None) -> Text:
         return Text("nothing to change on the host (read-only)", style="dim")
     ctx = StepContext(engine, planned.step.id)
     out = Text()
-    for action, done in zip(planned.actions, planned.done):
+    for action, done in zip(planned.actions, planned.done, strict=False):
         out.append("[done] " if done else "[todo] ", style="green" if done else "bold yellow")
         out.append(action.title + "\n")
         if done:
@@ -96,7 +96,7 @@ class StepPane(Vertical):
         self._custom: Widget | None = None
 
     @property
-    def wizard(self) -> "WizardApp":
+    def wizard(self) -> WizardApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -160,6 +160,8 @@ class StepPane(Vertical):
         for line_batch in [list(self.wizard.outputs.get(self.sid, []))]:
             if line_batch:
                 self.runview.write_lines(line_batch)
+        if self.wizard.steps[self.sid].implemented:
+            self.sync_run(current_answers(self))  # before the pane's first focus: Run may be off
 
     # -- pieces ---------------------------------------------------------------------------------
     @property
@@ -301,10 +303,17 @@ class StepPane(Vertical):
     # -- buttons --------------------------------------------------------------------------------
     def on_answers_form_changed(self, event: AnswersForm.Changed) -> None:
         answers = current_answers(self)  # a custom widget may refuse what the form accepts
-        if answers is not None:
-            self.wizard.set_answers(self.sid, answers)
-        else:
+        if answers is None:
             self.show_plan(None)
+        elif same_answers(answers, self.wizard.answers.get(self.sid)):
+            # nothing new to plan (the form's first check, a re-check): show the plan there is
+            self.show_plan(self.wizard.plans.get(self.sid))
+        else:
+            self.wizard.set_answers(self.sid, answers)
+        self.sync_run(answers)
+
+    def sync_run(self, answers: Any) -> None:
+        """Run is enabled only with valid answers."""
         run = self.query("#run")
         if run:
             run.first().disabled = answers is None
@@ -333,6 +342,15 @@ def first_invalid_field(form: AnswersForm) -> Widget | None:
         if form.query_one(f"#err-{spec.name}", Static).display:
             return form.query_one(f"#f-{spec.name}")
     return None
+
+
+def same_answers(a: Any, b: Any) -> bool:
+    """The same answers: equal values, and the same fields given (what an export writes)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_answers(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, BaseModel) and isinstance(b, BaseModel):
+        return type(a) is type(b) and a == b and a.model_fields_set == b.model_fields_set
+    return False
 
 
 def current_answers(pane: StepPane) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -19,7 +20,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
+from textual.style import Style
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ...answers import _message as answer_message
@@ -84,6 +87,20 @@ def _choice_label(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+class TickBox(Checkbox):
+    """A Checkbox whose state reads from its glyph, not its colour alone: ``[x]`` on, ``[ ]`` off
+    (the same under NO_COLOR or a monochrome terminal)."""
+
+    BUTTON_LEFT = "["
+    BUTTON_RIGHT = "]"
+    ON, OFF = "x", " "
+
+    @property
+    def _button(self) -> Content:
+        on = Style(foreground=self.get_visual_style("toggle--button").foreground, bold=True)
+        return Content.assemble(self.BUTTON_LEFT, (self.ON, on) if self.value else self.OFF, self.BUTTON_RIGHT)
+
+
 def _text(spec: FieldSpec, value: Any) -> str:
     if value is None:
         return ""
@@ -96,7 +113,7 @@ class AnswersForm(Vertical):
     """The form of one step. Posts :class:`AnswersForm.Changed` with the validated model (or None)."""
 
     class Changed(Message):
-        def __init__(self, form: "AnswersForm", answers: BaseModel | None):
+        def __init__(self, form: AnswersForm, answers: BaseModel | Sequence[BaseModel] | None):
             super().__init__()
             self.form = form
             self.answers = answers
@@ -111,6 +128,9 @@ class AnswersForm(Vertical):
         self.initially_set = set(getattr(self.current, "model_fields_set", set())) | set(self.start)
         self.blink = blink
         self.valid: BaseModel | None = self.current
+        # each field's value as last validated: an Input posts Changed once mounted, with the value
+        # it was built with; that is no change (no validation, no re-plan of the step)
+        self._seen: dict[str, Any] = {}
 
     def _default_instance(self) -> BaseModel | None:
         try:
@@ -135,10 +155,11 @@ class AnswersForm(Vertical):
     def _widget(self, spec: FieldSpec, value: Any):
         wid = f"f-{spec.name}"
         if spec.kind == "bool":
-            box = Checkbox(_choice_label(bool(value)), bool(value), id=wid, classes="field-input")
+            box = TickBox(_choice_label(bool(value)), bool(value), id=wid, classes="field-input")
             return box
         if spec.kind == "select":
             options = [(_choice_label(c), c) for c in spec.choices]
+            self._seen[wid] = value if value is not None else Select.NULL
             return Select(
                 options,
                 value=value if value is not None else Select.NULL,
@@ -155,12 +176,14 @@ class AnswersForm(Vertical):
         else:
             placeholder = f"default: {_text(spec, spec.default)}"
         restrict = {"int": r"-?[0-9]*", "float": r"-?[0-9.]*"}.get(spec.kind)
+        self._seen[wid] = _text(spec, value)
         inp = Input(_text(spec, value), placeholder=placeholder, restrict=restrict, compact=True, id=wid, classes="field-input")
         inp.cursor_blink = self.blink
         return inp
 
     def on_mount(self) -> None:
-        self.validate_form(post=False)
+        # once: the step pane learns whether the answers it starts from are valid (and which)
+        self.validate_form(post=True)
 
     def focus_first(self, invalid_only: bool = False) -> bool:
         """Focus the first field (with an error, when ``invalid_only``); True when one was focused."""
@@ -177,7 +200,7 @@ class AnswersForm(Vertical):
         data: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for spec in self.specs:
-            widget = self.query_one(f"#f-{spec.name}")
+            widget: Any = self.query_one(f"#f-{spec.name}")  # Checkbox, Select or Input, by spec.kind
             if spec.kind == "bool":
                 value: Any = widget.value
             elif spec.kind == "select":
@@ -240,13 +263,24 @@ class AnswersForm(Vertical):
         return model
 
     # -- events ---------------------------------------------------------------------------------
+    def _changed(self, wid: str | None, value: Any) -> bool:
+        """Whether ``value`` is new for the field (and remember it)."""
+        if wid is None:
+            return True
+        if wid in self._seen and self._seen[wid] == value:
+            return False
+        self._seen[wid] = value
+        return True
+
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.validate_form()
+        if self._changed(event.input.id, event.value):
+            self.validate_form()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        self.validate_form()
+        if self._changed(event.select.id, event.value):
+            self.validate_form()
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()

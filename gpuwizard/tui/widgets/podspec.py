@@ -68,7 +68,7 @@ class PodSpecForm(AnswersForm):
             box.display = bool(msg)
 
 
-def _hami_settings(app: "WizardApp") -> dict[str, Any]:
+def _hami_settings(app: WizardApp) -> dict[str, Any]:
     hami = app.answers.get("hami")
     if isinstance(hami, BaseModel):
         return hami.model_dump()
@@ -95,7 +95,7 @@ class PodSpecEditor(Vertical):
     PodSpecEditor #pe-preview { margin: 0 0 0 1; height: auto; }
     """
 
-    def __init__(self, app: "WizardApp", sid: str = "podspec"):
+    def __init__(self, app: WizardApp, sid: str = "podspec"):
         super().__init__(id="podspec-editor")
         self.wizard = app
         self.sid = sid
@@ -108,6 +108,7 @@ class PodSpecEditor(Vertical):
         self.choices: list[str] = []
         self.result: PS.Result | None = None
         self.result_data: dict[str, Any] | None = None
+        self.saved_output: str | None = None
         self.applying = False
         self._seq = 0
         self._lock = threading.Lock()
@@ -194,6 +195,8 @@ class PodSpecEditor(Vertical):
         data, errors = self.form.raw_values()
         if self.types or self.types_given:
             data["gpu_type"] = list(self.types)
+        if self.saved_output and not data.get("output"):
+            data["output"] = self.saved_output  # Export replays the Save: the spec is written there
         return data, errors
 
     def current_answers(self) -> list[PS.PodSpecAnswers] | None:
@@ -313,7 +316,7 @@ class PodSpecEditor(Vertical):
             return  # ours, on its way to the step pane
         self.schedule()  # the field's own (model) error is already shown; the builder's follows
 
-    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
         event.stop()
         known = {c.upper() for c in self.choices}
         kept = [t for t in self.types if t.upper() not in known]
@@ -370,6 +373,10 @@ class PodSpecEditor(Vertical):
             self._say(Text(f"✗ could not write {shown}: {exc.strerror or exc}", style="red"))
             return None
         self._say(Text.assemble(("✓ saved ", "bold green"), f"{shown}; apply it with: kubectl apply -f {raw}"))
+        self.saved_output = str(target.resolve())
+        msg = AnswersForm.Changed(self.form, self.current_answers())
+        msg.checked = True  # type: ignore[attr-defined]
+        self.post_message(msg)
         return target
 
     def apply(self) -> None:
