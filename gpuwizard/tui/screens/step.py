@@ -30,20 +30,6 @@ from ..widgets.steplist import status_text
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import WizardApp
 
-# which doctor layers a step's pane shows (a step may set ``facts_layers`` itself)
-FACT_LAYERS = {
-    "detect": None,
-    "driver": ("host", "gpus", "driver"),
-    "cuda": ("driver", "cuda_toolkit"),
-    "container": ("driver", "container_toolkit", "docker"),
-    "kind": ("docker", "kubernetes"),
-    "operator": ("kubernetes", "gpu_operator"),
-    "hami": ("kubernetes", "gpu_operator", "hami"),
-    "podspec": ("kubernetes", "hami"),
-}
-
-# a button on a step's pane, shown once the step is done: (label, the step it opens)
-LINKS = {"hami": ("Pod spec builder ▸", "podspec")}
 
 
 def widget_factory(step: Any) -> Any:
@@ -137,8 +123,8 @@ class StepPane(Vertical):
                     if step.implemented:
                         yield Button("Run step", variant="primary", id="run", compact=True)
                         yield Button("Skip step", id="skip", compact=True)
-                        if self.sid in LINKS:
-                            yield Button(LINKS[self.sid][0], id="link", compact=True)
+                        if step.link:
+                            yield Button(step.link[0], id="link", compact=True)
                     else:
                         yield Button("Next ▸", variant="primary", id="next", compact=True)
             with Vertical(id="run-pane"):
@@ -147,8 +133,8 @@ class StepPane(Vertical):
                     yield Button("Cancel", variant="error", id="cancel", compact=True)
                     yield Button("Next ▸", variant="primary", id="next-after", compact=True)
                     yield Button("Back to answers", id="back", compact=True)
-                    if self.sid in LINKS:
-                        yield Button(LINKS[self.sid][0], id="link-after", compact=True)
+                    if step.link:
+                        yield Button(step.link[0], id="link-after", compact=True)
 
     def on_mount(self) -> None:
         self.refresh_header()
@@ -196,7 +182,7 @@ class StepPane(Vertical):
         if app.facts is None:
             return
         step = app.steps[self.sid]
-        layers = getattr(step, "facts_layers", FACT_LAYERS.get(self.sid))
+        layers = step.facts_shown  # declared by the step's own module
         self.query_one("#step-facts", Static).update(doctor_table(app.facts, layers))
         custom = self.custom_widget
         if custom is not None and hasattr(custom, "refresh_facts"):
@@ -332,8 +318,8 @@ class StepPane(Vertical):
             app.action_cancel_run()
         elif bid == "back":
             self.show_setup()
-        elif bid in ("link", "link-after") and self.sid in LINKS:
-            app.open(LINKS[self.sid][1])
+        elif bid in ("link", "link-after") and (link := app.steps[self.sid].link):
+            app.open(link[1])
 
 
 def first_invalid_field(form: AnswersForm) -> Widget | None:
