@@ -153,6 +153,11 @@ class StepContext:
         out = self._facts.assumptions() if self._facts is not None else []
         return out + [a for a in self._assumed if a not in out]
 
+    def relies_on(self, key: str) -> None:
+        """The plan relies on a fact an earlier step of this run promises (listed as assumed)."""
+        if self.planning:
+            self.facts.get(key)
+
     def assume(self, text: str) -> None:
         """An assumption the plan makes beyond the promised facts it read."""
         if text not in self._assumed:
@@ -179,8 +184,8 @@ class StepContext:
 
     def answers(self, step: type[Step[AnswersT]]) -> AnswersT | None:
         """The answers of another step of this session (typed), or None when it is not part of it."""
-        value = self.call.answers.get(step.id)
-        return value if value is not None else None
+        answers: AnswersT | None = self.call.answers.get(step.id)
+        return answers
 
     def in_session(self, step_id: str) -> bool:
         return self.call.answers.get(step_id) is not None
@@ -223,9 +228,10 @@ class StepContext:
             self.decisions.append(text)
 
     def note(self, text: str) -> None:
-        """Something that happened while applying (a backup's path, a check's output)."""
+        """Something that happened while applying (a backup's path, a check's output). A plan
+        changes nothing, so a note made while planning (a check's probe) is dropped: what a plan
+        chose goes through :meth:`decide`."""
         if self.planning:
-            self.decide(text)
             return
         self.engine.emit(Event("note", self.step_id, self.current_action, text))
 
@@ -246,6 +252,7 @@ class Step(Generic[AnswersT]):
     tui_widget: str | None = None
     facts_shown: tuple[str, ...] | None = ()  # doctor layers its pane shows (None: all of them)
     link: tuple[str, str] | None = None  # (label, step id): a button its pane shows once it is done
+    pins: tuple[str, ...] = ()  # keys of its section an export takes from the plan when unset (chart_version)
     description: str = ""
 
     def plan(self, ctx: StepContext, answers: AnswersT) -> list[A.Action]:
@@ -266,9 +273,13 @@ class Step(Generic[AnswersT]):
 
     def export(self, answers: AnswersT, plan: PlannedStep | None) -> Any:
         """The step's section of an exported answer file, replaying what this session did: what the
-        user set, plus what the plan decided that a replay must not decide differently."""
+        user set, plus what the plan decided that a replay must not decide differently (``pins``)."""
         if isinstance(answers, BaseModel):
-            return answers.model_dump(mode="json", exclude_unset=True)
+            section = answers.model_dump(mode="json", exclude_unset=True)
+            for key in self.pins:
+                if key not in section and plan is not None and plan.data.get(key) is not None:
+                    section[key] = plan.data[key]
+            return section
         if isinstance(answers, list):
             return [a.model_dump(mode="json", exclude_unset=True) for a in answers if isinstance(a, BaseModel)]
         return None

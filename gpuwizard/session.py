@@ -36,7 +36,6 @@ class WizardSession:
         self.answers: dict[str, Any] = dict(answers or {})
         self.plans: dict[str, PlannedStep] = {}
         self._plan_lock = threading.Lock()  # one planning pass at a time (the TUI's workers share it)
-        self._generation = 0
 
     @property
     def state(self) -> State:
@@ -104,11 +103,10 @@ class WizardSession:
             return {}
         ids = self.step_ids()
         last = max(ids.index(sid) for sid in wanted)
-        order = [sid for sid in ids[: last + 1]
-                 if sid in wanted or (self.in_session(sid) and self.state.status(sid) != "done")]
-        order = [sid for sid in order if self.answers.get(sid) is not None or sid in wanted]
+        # the given steps, and the session's steps before them still to run (with their answers)
+        order = [sid for sid in ids[: last + 1] if sid in wanted or (
+            self.in_session(sid) and self.state.status(sid) != "done" and self.answers.get(sid) is not None)]
         with self._plan_lock:
-            self._generation += 1
             answers = {sid: self.answers.get(sid) for sid in order}
             try:
                 planned = self.engine.plan(order, answers, session=self.session_answers())

@@ -208,15 +208,11 @@ class DriverStep(Step[DriverAnswers]):
 
     def provides(self, ctx: StepContext, answers: DriverAnswers, plan: PlannedStep) -> list[Promise]:
         """The driver this run installs, for the steps after it (CUDA's version check, the test
-        images): its version where the plan knows it, else the branch of its package."""
+        images): the version or branch its plan chose (None: the plan cannot know it)."""
         if ctx.facts.get("driver_status") == "ok" and ctx.facts.get("driver"):
             return []  # installed and loaded: the facts already say so
         version = ctx.plan_data.get("version")
         package = ctx.plan_data.get("package") or ""
-        if not version:
-            m = re.search(r"(\d{3})", package)
-            wanted = wanted_version(answers)
-            version = m.group(1) if m else (wanted if wanted != "recommended" else None)
         if not version:
             return []
         cuda = C.cuda_for_driver(version)
@@ -253,13 +249,17 @@ class DriverStep(Step[DriverAnswers]):
             if wanted == "recommended":
                 pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
                 argv = ["ubuntu-drivers", "install"]
+                m = re.match(r"nvidia-driver-(\d+)", pkg)
+                promised = m.group(1) if m else None
             else:
                 pkg = f"nvidia-driver-{branch(wanted)}" + ("-open" if answers.module == "open" else "")
                 argv = ["apt-get", "install", "-y", pkg]
+                promised = branch(wanted)  # apt installs the branch's package, whatever release the archive has
             done_pkg = ["dpkg", "-s", pkg]
         elif fam == "debian":
             pkg = "nvidia-driver"
             argv = ["apt-get", "install", "-y", pkg]
+            promised = None if wanted == "recommended" else wanted
             done_pkg = ["dpkg", "-s", pkg]
         else:  # rhel family: NVIDIA's CUDA repository, DKMS module stream
             stream_branch = "latest" if wanted == "recommended" else branch(wanted)
@@ -272,6 +272,7 @@ class DriverStep(Step[DriverAnswers]):
                               creates=repo))
             pkg = stream
             argv = ["dnf", "-y", "module", "install", stream]
+            promised = None if wanted == "recommended" else branch(wanted)
             done_pkg = ["nvidia-smi", "-L"]
         def installed(c: StepContext) -> bool:
             r = c.host.runner.probe(done_pkg)
@@ -286,7 +287,7 @@ class DriverStep(Step[DriverAnswers]):
             acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", inst,
                               creates=headers, env=C.APT_ENV if fam != "rhel" else None))
         note = " (Debian: needs the contrib and non-free components in the APT sources)" if fam == "debian" else ""
-        ctx.plan_data["package"] = pkg
+        ctx.plan_data.update(package=pkg, version=promised)
         acts.append(C.RunIf("install", f"install the driver package {pkg}{note}", argv, env=C.APT_ENV if fam != "rhel" else None,
                             done=installed, timeout=3600))
         return acts

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from .. import actions as A
 from .. import versions as V
-from ..engine import PlannedStep, Step, StepContext
+from ..engine import Step, StepContext
 from ..errors import StepFailed
 from ..parsers import normalize_kube_version, parse_kube_version_json
 from ..validate import K8sName, NodeLabel, Section, Version
@@ -267,6 +267,7 @@ class HamiAnswers(Section):
 class HamiStep(Step[HamiAnswers]):
     id = "hami"
     title = "HAMi GPU sharing"
+    pins = ("chart_version",)  # a replay installs the release this session installed or adopted
     facts_shown = ("kubernetes", "gpu_operator", "hami")
     link = ("Pod spec builder ▸", "podspec")
     Answers = HamiAnswers
@@ -328,14 +329,6 @@ class HamiStep(Step[HamiAnswers]):
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
             acts += K.vectoradd_actions(ctx, context, self.id)
         return acts
-
-    def export(self, answers: HamiAnswers, plan: PlannedStep | None) -> Any:
-        """Pins the chart version the session installed (or adopted): a replay on the next host
-        installs the same release, not whatever this gpuwizard pins then."""
-        section = super().export(answers, plan)
-        if plan is not None and plan.data.get("chart_version") and "chart_version" not in section:
-            section["chart_version"] = plan.data["chart_version"]
-        return section
 
     def verify(self, ctx: StepContext, a: HamiAnswers) -> str:
         r = resolve(ctx, a)

@@ -146,7 +146,7 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
     if kind is not None:
         if kind.existing_context:
             return kind.existing_context, kind.existing_context.startswith("kind-")
-        ctx.facts.get("cluster")  # planning: the plan assumes the cluster the kind step promises
+        ctx.relies_on("cluster")  # planning: the cluster the kind step of this run promises
         return f"kind-{kind.cluster_name}", True
     current = (ctx.facts.get("kubernetes") or {}).get("context")
     if not current:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from .. import actions as A
-from ..engine import PlannedStep, Step, StepContext
+from ..engine import Step, StepContext
 from ..errors import StepFailed
 from ..validate import Auto, K8sName, Section, Version
 from . import kube as K
@@ -179,6 +179,7 @@ class OperatorAnswers(Section):
 class OperatorStep(Step[OperatorAnswers]):
     id = "operator"
     title = "NVIDIA gpu-operator"
+    pins = ("chart_version",)  # a replay installs the release this session installed or adopted
     facts_shown = ("kubernetes", "gpu_operator")
     Answers = OperatorAnswers
 
@@ -238,14 +239,6 @@ class OperatorStep(Step[OperatorAnswers]):
                 ctx.decide("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
                          "nvidia.com/gpu appears once HAMi is installed")
         return acts
-
-    def export(self, answers: OperatorAnswers, plan: PlannedStep | None) -> Any:
-        """Pins the chart version the session installed (or adopted): a replay on the next host
-        installs the same release, not whatever this gpuwizard pins then."""
-        section = super().export(answers, plan)
-        if plan is not None and plan.data.get("chart_version") and "chart_version" not in section:
-            section["chart_version"] = plan.data["chart_version"]
-        return section
 
     def verify(self, ctx: StepContext, a: OperatorAnswers) -> str:
         r = resolve(ctx, a)

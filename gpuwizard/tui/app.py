@@ -45,7 +45,6 @@ from .widgets.steplist import StepList
 FLUSH_INTERVAL = 0.05
 OUTPUT_KEEP = 5000  # lines of output kept per step in memory (the Log shows at most its max_lines)
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-PERCENT_RE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
 
 
 def clean_line(text: str) -> str:

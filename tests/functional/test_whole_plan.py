@@ -5,7 +5,6 @@ or scoped to the run."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gpuwizard import host as H
-from gpuwizard.cli import main
-from gpuwizard.simulate import prepare
 from gpuwizard.steps import kube
+
+from .test_host_layer import answers, run
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = ROOT / "examples" / "full.yaml"
@@ -24,18 +23,6 @@ FULL = ROOT / "examples" / "full.yaml"
 @pytest.fixture(autouse=True)
 def _fast_polls(monkeypatch):
     monkeypatch.setattr(kube, "POLL", 0.01)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def answers(tmp_path: Path, text: str, name: str = "a.yaml") -> str:
-    path = tmp_path / name
-    path.write_text("version: 1\n" + text)
-    return str(path)
 
 
 @pytest.fixture
@@ -120,7 +107,6 @@ def test_plan_exits_1_naming_a_step_that_cannot_be_planned(tmp_path):
 
 def test_kind_recreate_recreates_on_every_run_and_a_resume_does_not_delete_twice(tmp_path, changes):
     root = tmp_path / "s"
-    sb = prepare("ready", root)
     path = answers(tmp_path, "kind: {recreate: true}\n")
     deletes = lambda: [a for a in changes if a[:3] == ["kind", "delete", "cluster"]]  # noqa: E731
     creates = lambda: [a for a in changes if a[:3] == ["kind", "create", "cluster"]]  # noqa: E731
@@ -128,7 +114,6 @@ def test_kind_recreate_recreates_on_every_run_and_a_resume_does_not_delete_twice
     assert code == 0, out + err
     assert len(deletes()) == 1 and len(creates()) == 1
     # the next run (a new invocation) with the same answers: recreated again, not "done" from memory
-    sb.mutate(lambda w: w)  # nothing changed on the host in between
     state_file = root / "var/lib/gpuwizard/state.json"
     data = json.loads(state_file.read_text())
     data["steps"]["kind"]["status"] = "failed"  # a later run of the step (e.g. after a failure elsewhere)

@@ -65,6 +65,14 @@ async def settle(pilot) -> None:
     raise AssertionError("workers did not settle")
 
 
+async def open_pane(pilot, target: str) -> None:
+    """Once the app has settled: open the welcome pane, a step's pane or the summary, and wait
+    until it has planned."""
+    await settle(pilot)
+    pilot.app.open(target)
+    await settle(pilot)
+
+
 def screen_text(app) -> str:
     """The visible text of the screen (what a person reads)."""
     return _svg_text(app.export_screenshot())

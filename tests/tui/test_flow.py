@@ -23,6 +23,7 @@ from .conftest import (
     NeedsReboot,
     add_tool,
     make_app,
+    open_pane,
     screen_text,
     settle,
     with_driver,
@@ -112,9 +113,7 @@ async def test_failure_shows_tail_and_log_then_retry_succeeds(tmp_path: Path, mo
         [{"match": ["systemctl", "restart"], "rc": 1, "stderr": "Job for docker.service failed.", "times": 1}]))
     app = make_app(tmp_path, steps=with_driver(ListPci))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await settle(pilot)
+        await open_pane(pilot, "driver")
         await pilot.press("ctrl+r")
         await settle(pilot)
         assert isinstance(app.screen, FailureScreen)
@@ -277,9 +276,7 @@ async def test_a_flood_of_output_is_batched_and_bounded(tmp_path: Path):
 async def test_form_is_generated_from_the_model_and_shows_its_errors(tmp_path: Path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("podspec")
-        await settle(pilot)
+        await open_pane(pilot, "podspec")
         pane = app.pane("podspec")
         assert pane.query_one("#run").disabled
         assert "required key is missing" in screen_text(app)

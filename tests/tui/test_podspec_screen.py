@@ -16,7 +16,7 @@ from gpuwizard.answers import parse_answers
 from gpuwizard.steps.podspec import cluster_facts
 from gpuwizard.tui.widgets.podspec import PodSpecEditor
 
-from .conftest import SIZE, add_tool, make_app, screen_text, settle
+from .conftest import SIZE, add_tool, make_app, open_pane, screen_text, settle
 
 
 @pytest.fixture(autouse=True)
@@ -36,9 +36,7 @@ def seed_answers(**changes):
 
 
 async def open_editor(pilot, app) -> PodSpecEditor:
-    await settle(pilot)
-    app.open("podspec")
-    await settle(pilot)
+    await open_pane(pilot, "podspec")
     return app.pane("podspec").query_one(PodSpecEditor)
 
 

@@ -29,7 +29,7 @@ from gpuwizard.tui.screens.modals import HelpScreen, TooSmallScreen
 from gpuwizard.tui.screens.overview import WARN, WelcomePane, proposal
 from gpuwizard.tui.widgets.banner import DRY_RUN_TEXT, DryRunBanner
 
-from .conftest import SIZE, Flood, add_tool, make_app, make_app_with, screen_text, settle, with_driver
+from .conftest import SIZE, Flood, add_tool, make_app, make_app_with, open_pane, screen_text, settle, with_driver
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,29 +43,20 @@ def _pending_reboot(app) -> int:
     return EXIT_REBOOT
 
 
-async def test_summary_quit_button_click_exits_with_the_exit_code(tmp_path: Path):
+@pytest.mark.parametrize("how", ["click", "keys"])
+async def test_summary_quit_button_exits_with_the_exit_code(tmp_path: Path, how: str):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         code = _pending_reboot(app)
-        app.open("summary")
-        await settle(pilot)
-        assert await pilot.click("#quit")
-        await pilot.pause()
-    assert app.return_value == code
-
-
-async def test_summary_quit_button_enter_exits_with_the_exit_code(tmp_path: Path):
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        code = _pending_reboot(app)
-        app.open("summary")
-        await settle(pilot)
-        assert app.focused.id == "export"
-        await pilot.press("tab")  # Export answers -> Quit
-        assert app.focused.id == "quit"
-        await pilot.press("enter")
+        await open_pane(pilot, "summary")
+        if how == "click":
+            assert await pilot.click("#quit")
+        else:
+            assert app.focused.id == "export"
+            await pilot.press("tab")  # Export answers -> Quit
+            assert app.focused.id == "quit"
+            await pilot.press("enter")
         await pilot.pause()
     assert app.return_value == code
 
@@ -78,9 +69,7 @@ def _box_text(box: Checkbox) -> str:
 async def test_checkbox_shows_its_state_by_glyph_click_and_space(tmp_path: Path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("kind")
-        await settle(pilot)
+        await open_pane(pilot, "kind")
         box = app.pane("kind").query_one("#f-recreate", Checkbox)
         assert not box.value
         assert _box_text(box).startswith("[ ]") and "[ ] false" in screen_text(app)
@@ -143,9 +132,7 @@ async def test_a_long_log_line_wraps_and_is_fully_visible(tmp_path: Path):
     app = make_app(tmp_path, steps=with_driver(Flood))
     add_tool(app, "flood", f"print('start'); print({LONG!r}); print('end')")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await settle(pilot)
+        await open_pane(pilot, "driver")
         await pilot.press("ctrl+r")
         await settle(pilot)
         assert app.state.status("driver") == "done"
@@ -173,9 +160,7 @@ async def test_a_long_log_line_wraps_and_is_fully_visible(tmp_path: Path):
 async def test_quick_typing_into_a_form_field_keeps_every_key(tmp_path: Path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("kind")
-        await settle(pilot)
+        await open_pane(pilot, "kind")
         box = app.pane("kind").query_one("#f-cluster_name", Input)
         assert await pilot.click("#f-cluster_name")
         assert app.focused is box

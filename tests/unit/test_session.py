@@ -9,12 +9,15 @@ from pathlib import Path
 
 import yaml
 
+from gpuwizard import actions as A
 from gpuwizard.answers import parse_answers, sections
 from gpuwizard.cli import Session, build_parser
-from gpuwizard.engine import Engine
+from gpuwizard.engine import Engine, Step
 from gpuwizard.session import WizardSession
 from gpuwizard.state import State, UnsavedState
 from gpuwizard.steps import registry
+from gpuwizard.steps.cuda import CudaAnswers
+from gpuwizard.steps.driver import DriverAnswers
 
 
 def make(root: Path, profile: str = "t4-bare", *extra: str) -> WizardSession:
@@ -57,11 +60,53 @@ def test_a_steps_plan_in_the_session_sees_what_the_steps_before_it_promise(tmp_p
     assert {"driver", "cuda", "container"} <= set(plans)  # planned on the way, in order
 
 
-def test_planning_keeps_nothing_on_the_engine_between_calls(tmp_path):
+class _Apply(A.Action):
+    def __init__(self, action_id: str, title: str, fn):
+        self.id, self.title, self.fn = action_id, title, fn
+
+    def apply(self, ctx):
+        self.fn(ctx)
+
+
+SEEN: list[tuple[str, bool]] = []
+RUNNING: list = []  # the running step's context, for the step planned meanwhile to look at
+
+
+class _Running(Step):
+    """A stand-in whose action plans another step while it runs, as the TUI plans the next pane
+    while a step runs."""
+
+    id = "driver"
+    title = "stand-in"
+    Answers = DriverAnswers
+
+    def plan(self, ctx, answers):
+        def overlap(c):
+            RUNNING.append(c)
+            c.engine.plan(["cuda"], {"cuda": CudaAnswers()})
+
+        return [_Apply("overlap", "plan another step meanwhile", overlap)]
+
+
+class _PlannedMeanwhile(Step):
+    id = "cuda"
+    title = "stand-in"
+    Answers = CudaAnswers
+
+    def plan(self, ctx, answers):
+        SEEN.append(("this plan", ctx.planning))
+        SEEN.append(("the run meanwhile", RUNNING[-1].planning))
+        return []
+
+
+def test_a_plan_made_while_a_step_runs_does_not_turn_the_run_into_a_plan(tmp_path):
+    """Planning belongs to the call, not to the engine: while another step is planned, the running
+    step still runs (its commands run, its facts are fresh)."""
     model = make(tmp_path / "s")
-    engine = model.engine
-    model.plan(["operator"])
-    assert not hasattr(engine, "planning") and engine._running is None
+    model.engine.steps = {**model.engine.steps, "driver": _Running(), "cuda": _PlannedMeanwhile()}
+    SEEN.clear()
+    assert model.engine.run(["driver"], {"driver": DriverAnswers()}) == 0
+    assert SEEN == [("this plan", True), ("the run meanwhile", False)]
 
 
 def test_a_dry_run_shows_progress_but_never_writes_the_state_file(tmp_path):
@@ -82,3 +127,21 @@ def test_an_export_pins_the_chart_versions_the_session_planned(tmp_path):
     assert doc["hami"]["chart_version"] == "2.10.0"
     replay = parse_answers(model.export_text())  # what is exported loads back
     assert replay.hami.chart_version == "2.10.0"
+
+
+class _Notes(Step):
+    id = "cuda"
+    title = "stand-in"
+    Answers = CudaAnswers
+
+    def plan(self, ctx, answers):
+        ctx.decide("chose this")
+        ctx.note("a check's probe said so")  # happened nowhere: a plan changes nothing
+        return []
+
+
+def test_a_plan_holds_its_decisions_not_the_notes_of_its_probes(tmp_path):
+    model = make(tmp_path / "s")
+    model.engine.steps = {**model.engine.steps, "cuda": _Notes()}
+    (planned,) = model.engine.plan(["cuda"], {"cuda": CudaAnswers()})
+    assert planned.decisions == ["chose this"]
