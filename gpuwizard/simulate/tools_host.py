@@ -897,7 +897,9 @@ def nvidia_ctk_runtime(ctx) -> int:
         if cdi:
             # like nvidia-ctk up to v1.20.0: --cdi.enabled replaces the whole "features" object
             cfg["features"] = {"cdi": True}
-        out = json.dumps(cfg, indent=4, sort_keys=True) + "\n"
+        # sorted keys, 4-space indent and no newline at the end, as v1.19.1 leaves the file
+        # (../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt: the trace follows the "}")
+        out = json.dumps(cfg, indent=4, sort_keys=True)
         if dry:
             sys.stdout.write(out)
             return 0

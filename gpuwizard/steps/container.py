@@ -171,12 +171,13 @@ class ConfigureRuntime(A.Action):
         return lines
 
     def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
-        """What nvidia-ctk leaves in daemon.json (it writes the object sorted, 4-space indented)."""
+        """What nvidia-ctk leaves in daemon.json: the object sorted, 4-space indented, with no
+        newline at the end (../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt)."""
         if self.runtime != "docker":
             return None
         cfg = load_json_object(self.path, ctx.read_text(self.path))
         new = nvidia_edit(self.answers)(json.loads(json.dumps(cfg)))
-        return self.path, json.dumps(new, indent=4, sort_keys=True) + "\n"
+        return self.path, json.dumps(new, indent=4, sort_keys=True)
 
     def is_done(self, ctx: StepContext) -> bool:
         return self._done(ctx)
