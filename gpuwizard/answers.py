@@ -43,7 +43,7 @@ def _build_answer_file() -> type[BaseModel]:
         fields[cls.id] = (kind | None, Field(None, description=cls.description or None))
     return create_model(
         "AnswerFile",
-        __config__=ConfigDict(extra="forbid", title="gpuwizard answer file"),
+        __config__=ConfigDict(extra="forbid", title="gpuwizard answer file", defer_build=True),
         __doc__="gpuwizard answer file, version 1.",
         **fields,
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic validates these on Python < 3.12 only from here
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", defer_build=True)
 
 
 @with_config(_STRICT)

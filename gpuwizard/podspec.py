@@ -241,7 +241,7 @@ def _dedupe(items: list[str], key: Callable[[str], str] = lambda s: s) -> list[s
 class PodSpecAnswers(BaseModel):
     """One pod spec, as an item of the answer file's ``podspec: [...]`` list."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     # Declaration order is validation order: cross-field rules look back at earlier fields
     # (info.data), so each error is reported at the key that breaks the rule.

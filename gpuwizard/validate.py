@@ -124,7 +124,7 @@ UrlOrPath = Annotated[str, AfterValidator(url_or_path)]
 class Section(BaseModel):
     """One step's section of the answer file: strict (unknown keys are errors) and frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 Auto = Literal["auto"] | bool

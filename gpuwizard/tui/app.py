@@ -21,26 +21,36 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher
 
 from .. import __version__
-from ..answers import AnswerFile, from_state, parse_answers, section
-from ..engine import Engine, Event, PlannedStep, Step
 from ..errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REBOOT, GpuwizardError
-from ..session import WizardSession
-from ..state import RunLock, State, UnsavedState
+from ..state import STEP_IDS, RunLock, State, UnsavedState
+from .messages import AnswersEdited, Navigate, Requested
 from .screens.main import MainScreen
-from .screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, HelpScreen, RebootScreen
+from .screens.modals import (
+    ConfirmScreen,
+    DoctorScreen,
+    ExportScreen,
+    FailureChoice,
+    FailureScreen,
+    HelpScreen,
+    RebootChoice,
+    RebootScreen,
+)
 from .screens.overview import SummaryPane, WelcomePane
-from .screens.step import StepPane, current_answers
-from .widgets.form import AnswersForm
-from .widgets.steplist import StepList
+
+if TYPE_CHECKING:  # pragma: no cover — loaded after the first frame (see WizardApp.start)
+    from ..answers import AnswerFile
+    from ..engine import Engine, Event, PlannedStep, Step
+    from ..session import WizardSession
+    from .screens.step import StepPane
 
 FLUSH_INTERVAL = 0.05
 OUTPUT_KEEP = 5000  # lines of output kept per step in memory (the Log shows at most its max_lines)
@@ -112,9 +122,10 @@ class WizardApp(App[int]):
         export_default: str = "gpuwizard-answers.yaml",
         propose: bool = True,
     ):
+        """Cheap on purpose: the first frame (header, step list, welcome pane) needs only this;
+        the steps, the engine and the session model are loaded once that frame is on the screen
+        (``start``), and until then the step list and the keys wait for them."""
         super().__init__()
-        from ..steps import registry
-
         self.session = session
         self.host = session.host
         loaded = state or State.load(session.state_path)
@@ -124,14 +135,13 @@ class WizardApp(App[int]):
             self.state = loaded or State(session.state_path)
         if not resume:
             self.state.new_run()  # a fresh wizard session is a new run; --resume continues the saved one
-        self.steps = steps or registry()
-        self.step_ids = list(self.steps)  # the registry's order
-        self.engine = Engine(self.host, self.state, self.steps, unattended=False, reboot_policy="never")
-        self.model = WizardSession(self.engine)
-        self.engine.listeners.append(self._on_engine_event)
+        self.steps: dict[str, Step] = {}
+        self.step_ids = list(steps) if steps else list(STEP_IDS)  # the registry's order
+        self.engine: Engine | None = None
+        self.model: WizardSession | None = None
+        self._to_load = (answers, steps)
+        self._opening: tuple[str, bool] | None = None  # asked for before the steps were loaded
         self.log_file = log
-        if log is not None:
-            self.engine.listeners.append(log)
         self.log_path: Path | None = getattr(log, "path", None)
         self.path_text = path_text
         self.clock = clock
@@ -140,7 +150,6 @@ class WizardApp(App[int]):
         self.resume = resume
         self.propose = propose  # plan every step at start for the welcome pane's proposal
         self.real_host = self.host.is_real_root if hasattr(self.host, "is_real_root") else False
-        self.model.answers.update(self._initial_answers(answers))
         self.facts: dict[str, Any] | None = None
         self.outputs: dict[str, collections.deque[str]] = {}
         self.failures: dict[str, tuple[str, list[str]]] = {}
@@ -149,17 +158,47 @@ class WizardApp(App[int]):
         self.running: str | None = None
         self.run_started = 0.0
         self.exit_message = ""
+        self.exported: Path | None = None
         self._queue: collections.deque[Event] = collections.deque()
         self._queue_lock = threading.Lock()
         self._quit_pending = False
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _initial_answers(self, answer_file: AnswerFile | None) -> dict[str, Any]:
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    @property
+    def ready(self) -> WizardSession:
+        """The session model, for what runs only once the steps are loaded (runs, plans, export:
+        their keys and buttons are off until then)."""
+        if self.model is None:
+            raise RuntimeError("the wizard's steps are not loaded yet")
+        return self.model
+
+    def _load(self) -> tuple[dict[str, Step], Engine, WizardSession]:
+        """The steps, the engine over them and the session model with its first answers (from the
+        answer file, else from the state file, else each step's defaults). Runs on a worker thread:
+        it touches nothing on the screen."""
+        from ..engine import Engine
+        from ..session import WizardSession
+        from ..steps import registry
+
+        answer_file, given = self._to_load
+        steps = given or registry()
+        engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never")
+        model = WizardSession(engine)
+        model.answers.update(self._initial_answers(steps, answer_file))
+        return steps, engine, model
+
+    def _initial_answers(self, steps: dict[str, Step], answer_file: AnswerFile | None) -> dict[str, Any]:
+        from ..answers import AnswerFile, from_state, section
+
         src = answer_file
         if src is None and self.state.answers:
             src = from_state(self.state.answers, str(self.state.path))
         out: dict[str, Any] = {}
-        for sid, step in self.steps.items():
+        for sid, step in steps.items():
             if src is not None and sid in AnswerFile.model_fields:
                 value = section(src, sid)
             else:
@@ -177,17 +216,17 @@ class WizardApp(App[int]):
 
     @property
     def answers(self) -> dict[str, Any]:
-        return self.model.answers
+        return self.model.answers if self.model is not None else {}
 
     @property
     def plans(self) -> dict[str, PlannedStep]:
-        return self.model.plans
+        return self.model.plans if self.model is not None else {}
 
     def get_default_screen(self) -> Screen:
         return MainScreen()
 
     def start(self) -> None:
-        """Called once the main screen is mounted."""
+        """Called once the main screen is mounted: the frame is drawn first, then the steps load."""
         if self.session.args.simulate:
             self.sub_title = f"simulated host: {self.session.args.simulate}"
         elif self.host.dry_run:
@@ -195,55 +234,106 @@ class WizardApp(App[int]):
         self.set_interval(FLUSH_INTERVAL, self._drain_events)
         self.set_interval(1.0, self._tick)
         self.refresh_statuses()
+        self.call_after_refresh(self.load_worker)
+
+    @work(thread=True, group="load", exit_on_error=False)
+    def load_worker(self) -> None:
+        try:
+            loaded = self._load()
+        except Exception as exc:  # noqa: BLE001 — a bug, said in words on exit, with the log path
+            self.call_from_thread(self._load_failed, exc)
+            return
+        self.call_from_thread(self._loaded, *loaded)
+
+    def _load_failed(self, exc: Exception) -> None:
+        self.exit_message = f"internal error while loading the steps: {type(exc).__name__}: {exc}"
+        if self.log_file is not None:
+            self.log_file.write(self.exit_message)
+        self.exit(EXIT_FAILED)
+
+    def _loaded(self, steps: dict[str, Step], engine: Engine, model: WizardSession) -> None:
+        self.steps, self.engine = steps, engine
+        self.step_ids = list(steps)
+        engine.listeners.append(self._on_engine_event)
+        if self.log_file is not None:
+            engine.listeners.append(self.log_file)
+        self.model = model
+        self.refresh_statuses()
         start = self.resume_target() if self.resume else "welcome"
-        self.open(start)
-        self.probe(plan=None if self.propose and start == "welcome" else [])
+        target, focus = self._opening or (start, True)
+        self._opening = None
+        self.open(target, focus)
+        self.probe(plan=None if self.propose and target == "welcome" else [])
 
     # -- status ---------------------------------------------------------------------------------
     def status(self, sid: str) -> str:
+        if self.model is None:  # the first frame: what the state file says (running = stopped)
+            status = self.state.status(sid)
+            return "stopped" if status == "running" else status
         return self.model.status(sid, self.running)
 
     def implemented(self) -> list[str]:
-        return self.model.implemented()
+        return self.model.implemented() if self.model is not None else []
 
     def resume_target(self) -> str:
-        return self.model.resume_target()
+        return self.model.resume_target() if self.model is not None else "welcome"
 
     def next_target(self, after: str) -> str:
-        return self.model.next_target(after)
+        return self.model.next_target(after) if self.model is not None else after
 
     def exit_code(self) -> int:
+        if self.model is None:  # quit before the steps were loaded: nothing ran in this session
+            return EXIT_OK
         return self.model.exit_code()
 
     def refresh_statuses(self) -> None:
+        """The statuses are the main screen's reactive state: the step list and every step pane
+        show them (and redraw) when they change."""
         try:
-            steplist = self.main.query_one("#steps", StepList)
-        except Exception:  # noqa: BLE001 — the app is closing: nothing left to refresh
+            main = self.main
+        except StopIteration:  # the app is closing: nothing left to refresh
             return
-        steplist.refresh_statuses({sid: self.status(sid) for sid in self.step_ids}, self.current)
-        for pane in self.panes():
-            pane.refresh_header()
+        main.statuses = {sid: self.status(sid) for sid in self.step_ids}
+        main.current = self.current
         self.refresh_bindings()
 
     @property
-    def main(self) -> Screen:
+    def main(self) -> MainScreen:
         """The main screen (below any dialog)."""
         return next(s for s in self.screen_stack if isinstance(s, MainScreen))
 
     def pane(self, sid: str) -> StepPane:
+        from .screens.step import StepPane
+
         return self.main.query_one(f"#step-{sid}", StepPane)
 
     def panes(self) -> list[StepPane]:
         """The step panes mounted so far (a pane is mounted when its step is first opened)."""
+        from .screens.step import StepPane
+
         return [pane for pane in self.main.query(StepPane) if pane.is_mounted]
 
     # -- navigation -----------------------------------------------------------------------------
+    @on(Navigate)
+    def _navigate(self, message: Navigate) -> None:
+        message.stop()
+        if message.target == "next":
+            self.action_next()
+        else:
+            self.open(message.target, focus=message.focus)
+
     def open(self, target: str, focus: bool = True) -> None:
-        """Show the welcome pane, a step's pane or the summary (scheduled: a pane may need mounting)."""
+        """Show the welcome pane, a step's pane or the summary (scheduled: a pane may need mounting).
+        Asked before the steps are loaded, it is done once they are."""
+        if not self.loaded:
+            self._opening = (target, focus)
+            return
         self.current = target
         self.call_later(self._open, target, focus)
 
     async def _open(self, target: str, focus: bool = True) -> None:
+        from .screens.step import StepPane
+
         switcher = self.main.query_one("#content", ContentSwitcher)
         if target != self.current:
             return  # another open came after this one
@@ -286,6 +376,8 @@ class WizardApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action in ("run_step", "next", "cancel_run", "focus_steps", "doctor", "export"):
             return False
+        if not self.loaded and action in ("run_step", "next", "cancel_run", "export"):
+            return False
         if action == "run_step":
             return self.current in self.steps and self.steps[self.current].implemented and not self.running
         if action == "cancel_run":
@@ -299,7 +391,7 @@ class WizardApp(App[int]):
     def probe(self, plan: list[str] | None = None) -> None:
         """Detect (read-only), then plan the given steps (default: every implemented step, for the
         welcome pane's proposal)."""
-        facts = self.engine.facts(refresh=True)
+        facts = self.ready.engine.facts(refresh=True)
         self.call_from_thread(self._facts_ready, facts)
         self._plan(self.implemented() if plan is None else plan)
 
@@ -327,7 +419,7 @@ class WizardApp(App[int]):
     def _plan(self, sids: Iterable[str]) -> None:
         """Plan as part of the whole session (the model plans the steps before too, one pass at a
         time): a step's plan sees what the earlier ones promise and every answer of the session."""
-        results = self.model.plan(list(sids))
+        results = self.ready.plan(list(sids))
         self.call_from_thread(self._plans_ready, results)
 
     def _plans_ready(self, results: dict[str, PlannedStep]) -> None:
@@ -336,13 +428,37 @@ class WizardApp(App[int]):
                 pane.show_plan(results[pane.sid])
         self.main.query_one(WelcomePane).refresh_view()
 
+    @on(AnswersEdited)
+    def _answers_edited(self, message: AnswersEdited) -> None:
+        message.stop()
+        self.set_answers(message.sid, message.answers)
+
     def set_answers(self, sid: str, answers: Any) -> None:
-        if answers is not None:
+        if answers is not None and self.loaded:
             self.answers[sid] = answers
             if self.current == sid:
                 self.replan([sid])
             elif self.current == "welcome":
                 self.replan(self.implemented())
+
+    @on(Requested)
+    async def _requested(self, message: Requested) -> None:
+        message.stop()
+        what = message.what
+        if what == "run":
+            self.action_run_step()
+        elif what == "skip":
+            self.skip_step(message.sid or self.current)
+        elif what == "next":
+            self.action_next()
+        elif what == "cancel":
+            self.action_cancel_run()
+        elif what == "doctor":
+            self.action_doctor()
+        elif what == "export":
+            self.action_export()
+        elif what == "quit":
+            await self.action_quit()  # a coroutine: it may ask first, mid-run
 
     # -- running a step -------------------------------------------------------------------------
     def action_run_step(self) -> None:
@@ -352,6 +468,9 @@ class WizardApp(App[int]):
         mounted = self.main.query(f"#step-{sid}")
         if not mounted:
             return
+        from .screens.step import StepPane, current_answers
+        from .widgets.form import AnswersForm
+
         pane = mounted.first(StepPane)
         answers = current_answers(pane)
         if answers is None:
@@ -374,7 +493,7 @@ class WizardApp(App[int]):
     @work(thread=True, group="run", exit_on_error=False)
     def run_worker_thread(self, sid: str, answers: Any) -> None:
         try:
-            code = self.model.run_step(sid)
+            code = self.ready.run_step(sid)
         except Exception as exc:  # noqa: BLE001 — the engine records step failures; this is a bug
             self.failures[sid] = (f"internal error: {type(exc).__name__}: {exc}", [])
             code = EXIT_FAILED
@@ -454,25 +573,25 @@ class WizardApp(App[int]):
                                    self.path_text(self.state.path))
             self.push_screen(screen, partial(self._after_failure, sid))
 
-    def _after_failure(self, sid: str, choice: str | None) -> None:
-        if choice == "retry":
+    def _after_failure(self, sid: str, choice: FailureChoice | None) -> None:
+        if choice is FailureChoice.RETRY:
             self._start_run(sid)
-        elif choice == "skip":
+        elif choice is FailureChoice.SKIP:
             self.skip_step(sid)
-        elif choice == "quit":
+        elif choice is FailureChoice.QUIT:
             self._exit_with(EXIT_FAILED)
 
     def skip_step(self, sid: str) -> None:
         if self.running:
             return
-        self.model.skip(sid)
+        self.ready.skip(sid)
         self.refresh_statuses()
         self.open(self.next_target(sid))
 
     # -- reboot ---------------------------------------------------------------------------------
     def _ask_reboot(self, sid: str) -> None:
         reason = self.reboot_reasons.get(sid) or (self.state.steps.get(sid) or {}).get("message") or "a reboot is required"
-        policy = self.model.reboot_policy(sid)
+        policy = self.ready.reboot_policy(sid)
         allowed, why_not = True, ""
         if self.host.dry_run:
             allowed, why_not = False, "dry run: nothing is rebooted"
@@ -484,8 +603,8 @@ class WizardApp(App[int]):
                f"({self.steps[sid].title}) and continues where it stopped.")
         self.push_screen(RebootScreen(self.steps[sid].title, reason, nxt, allowed, why_not), partial(self._after_reboot, sid))
 
-    def _after_reboot(self, sid: str, choice: str | None) -> None:
-        if choice == "now":
+    def _after_reboot(self, sid: str, choice: RebootChoice | None) -> None:
+        if choice is RebootChoice.NOW:
             self.reboot_worker()
         else:
             self._exit_with(EXIT_REBOOT)
@@ -554,16 +673,17 @@ class WizardApp(App[int]):
         self.push_screen(DoctorScreen(self.facts))
 
     def export_text(self) -> str:
-        return self.model.export_text()
+        return self.ready.export_text()
 
     def action_export(self) -> None:
         text = self.export_text()
         self.push_screen(ExportScreen(text, self.export_default, blink=self.blink), partial(self._do_export, text))
 
-    def _do_export(self, text: str, path: str | None) -> None:
-        if not path:
+    def _do_export(self, text: str, target: Path | None) -> None:
+        from ..answers import parse_answers
+
+        if target is None:
             return
-        target = Path(path).expanduser()
         try:
             parse_answers(text, str(target))  # what is written must load back
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -576,6 +696,10 @@ class WizardApp(App[int]):
 
     # -- command palette ------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        if not self.loaded:
+            yield SystemCommand("Help", "Keys and how the wizard works", self.action_help)
+            yield from super().get_system_commands(screen)
+            return
         yield SystemCommand("Welcome / host", "What detection found and what the wizard proposes", partial(self.open, "welcome"))
         for n, sid in enumerate(self.step_ids, 1):
             step = self.steps[sid]

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, OptionList
+from textual.widgets import ContentSwitcher, Footer, Header
 
 from ..widgets.banner import DryRunBanner, is_dry_run
 from ..widgets.steplist import StepList
@@ -20,7 +21,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class MainScreen(SizeGuard, Screen[None]):
+    """Holds the statuses the app last computed (step id -> status) and the pane shown: reactive
+    state that the step list is bound to and every mounted step pane follows."""
+
     BINDINGS = FOCUS_BINDINGS
+    statuses: reactive[dict[str, str]] = reactive(dict, init=False)
+    current: reactive[str] = reactive("welcome", init=False)
 
     @property
     def wizard(self) -> WizardApp:
@@ -31,7 +37,7 @@ class MainScreen(SizeGuard, Screen[None]):
         if is_dry_run(self.wizard):
             yield DryRunBanner(id="dry-run-banner")
         with Horizontal(id="body"):
-            yield StepList(self.wizard.step_ids, id="steps")
+            yield StepList(self.wizard.step_ids, id="steps").data_bind(MainScreen.statuses, MainScreen.current)
             with ContentSwitcher(initial="welcome", id="content"):
                 yield WelcomePane(id="welcome", classes="pane")
                 yield SummaryPane(id="summary", classes="pane")
@@ -40,7 +46,8 @@ class MainScreen(SizeGuard, Screen[None]):
     def on_mount(self) -> None:
         self.wizard.start()
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        if event.option.id:
-            self.wizard.open(event.option.id, focus=True)
+    def watch_statuses(self, statuses: dict[str, str]) -> None:
+        from .step import StepPane  # mounted panes only: a pane reads the statuses when it mounts
+
+        for pane in self.query(StepPane):
+            pane.status = statuses.get(pane.sid, "pending")

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual import events
@@ -16,6 +18,23 @@ from textual.widgets import Button, Input, Static
 
 from ..widgets.banner import DryRunBanner, is_dry_run
 from ..widgets.doctor import doctor_table
+
+ResultT = TypeVar("ResultT")
+
+
+class FailureChoice(enum.StrEnum):
+    """What the user chose after a step failed."""
+
+    RETRY = "retry"
+    SKIP = "skip"
+    QUIT = "quit"
+    CLOSE = "close"  # stay on the step (Escape)
+
+
+class RebootChoice(enum.StrEnum):
+    NOW = "now"
+    LATER = "later"  # quit with exit 3; `--resume` after the reboot
+
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24  # what the layout is made for; below it: TooSmallScreen
 
@@ -52,7 +71,9 @@ class SizeGuard:
         self.guard_size()
 
 
-class _Modal(SizeGuard, ModalScreen[Any]):
+class _Modal(SizeGuard, ModalScreen[ResultT], Generic[ResultT]):
+    """A dialog dismissed with a result of type ``ResultT`` (Escape: ``DEFAULT_RESULT``)."""
+
     BINDINGS = [*FOCUS_BINDINGS, Binding("escape", "dismiss_default", "Close")]
     DEFAULT_RESULT: Any = None
 
@@ -72,10 +93,10 @@ class _Modal(SizeGuard, ModalScreen[Any]):
         self.pressed(event.button)
 
     def pressed(self, button: Button) -> None:
-        self.dismiss(button.name)
+        self.dismiss(self.DEFAULT_RESULT)
 
 
-class ConfirmScreen(_Modal):
+class ConfirmScreen(_Modal[bool]):
     """Yes/No. Dismisses with True or False (Escape: False)."""
 
     BINDINGS = [Binding("escape", "dismiss_default", "No"), Binding("y", "yes", "Yes"), Binding("n", "dismiss_default", "No")]
@@ -103,13 +124,13 @@ class ConfirmScreen(_Modal):
         self.dismiss(button.name == "yes")
 
 
-class FailureScreen(_Modal):
-    """A step failed: its message, the last lines, the log path. Dismisses with retry/skip/quit
-    (Escape: close and stay on the step)."""
+class FailureScreen(_Modal[FailureChoice]):
+    """A step failed: its message, the last lines, the log path. Dismisses with a FailureChoice
+    (Escape: CLOSE, stay on the step)."""
 
     BINDINGS = [Binding("escape", "dismiss_default", "Close"), Binding("r", "pick('retry')", "Retry"),
                 Binding("s", "pick('skip')", "Skip"), Binding("q", "pick('quit')", "Quit")]
-    DEFAULT_RESULT = "close"
+    DEFAULT_RESULT = FailureChoice.CLOSE
 
     def __init__(self, step_title: str, message: str, tail: list[str], log_path: str, state_path: str):
         super().__init__()
@@ -134,14 +155,17 @@ class FailureScreen(_Modal):
         self.query_one("#retry", Button).focus()
 
     def action_pick(self, choice: str) -> None:
-        self.dismiss(choice)
+        self.dismiss(FailureChoice(choice))
+
+    def pressed(self, button: Button) -> None:
+        self.dismiss(FailureChoice(button.name or "close"))
 
 
-class RebootScreen(_Modal):
-    """A reboot is needed. Dismisses with "now" (when allowed) or "later"."""
+class RebootScreen(_Modal[RebootChoice]):
+    """A reboot is needed. Dismisses with RebootChoice.NOW (when allowed) or LATER."""
 
     BINDINGS = [Binding("escape", "dismiss_default", "Later")]
-    DEFAULT_RESULT = "later"
+    DEFAULT_RESULT = RebootChoice.LATER
 
     def __init__(self, step_title: str, reason: str, next_text: str, allowed: bool, why_not: str = ""):
         super().__init__()
@@ -161,6 +185,9 @@ class RebootScreen(_Modal):
 
     def on_mount(self) -> None:
         self.query_one("#later", Button).focus()
+
+    def pressed(self, button: Button) -> None:
+        self.dismiss(RebootChoice.NOW if button.name == "now" and self.allowed else RebootChoice.LATER)
 
 
 HELP = """\
@@ -183,7 +210,7 @@ Statuses: · pending  ▶ running  ✓ done  - skipped  ✗ failed
           ↻ reboot  ■ stopped (interrupted)  n/a: not in this version"""
 
 
-class HelpScreen(_Modal):
+class HelpScreen(_Modal[None]):
     BINDINGS = [Binding("escape", "dismiss_default", "Close"), Binding("f1", "dismiss_default", "Close")]
 
     def body(self) -> ComposeResult:
@@ -198,7 +225,7 @@ class HelpScreen(_Modal):
         self.query_one("#close", Button).focus()
 
 
-class DoctorScreen(_Modal):
+class DoctorScreen(_Modal[None]):
     def __init__(self, facts: dict[str, Any] | None):
         super().__init__()
         self.facts = facts
@@ -215,8 +242,9 @@ class DoctorScreen(_Modal):
         self.query_one("#close", Button).focus()
 
 
-class ExportScreen(_Modal):
-    """Export the session's answers: a path (editable) and the YAML. Dismisses with the path or None."""
+class ExportScreen(_Modal[Path | None]):
+    """Export the session's answers: a path (editable) and the YAML. Dismisses with the path the
+    user chose (``~`` expanded) or None (cancelled, or no path)."""
 
     def __init__(self, text: str, default_path: str, blink: bool = True):
         super().__init__()
@@ -240,13 +268,18 @@ class ExportScreen(_Modal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(event.value.strip() or None)
+        self.dismiss(self.chosen(event.value))
 
     def pressed(self, button: Button) -> None:
-        self.dismiss((self.query_one("#path", Input).value.strip() or None) if button.name == "save" else None)
+        self.dismiss(self.chosen(self.query_one("#path", Input).value) if button.name == "save" else None)
+
+    @staticmethod
+    def chosen(value: str) -> Path | None:
+        value = value.strip()
+        return Path(value).expanduser() if value else None
 
 
-class TooSmallScreen(_Modal, inherit_bindings=False):
+class TooSmallScreen(_Modal[None], inherit_bindings=False):
     """Covers everything while the terminal is below 80x24: what is needed, what it is now. Closes
     itself once the terminal is large enough (Ctrl+Q still quits)."""
 
@@ -274,4 +307,4 @@ class TooSmallScreen(_Modal, inherit_bindings=False):
         pass
 
 
-__all__ = ["TooSmallScreen", "too_small", "SizeGuard", "ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]
+__all__ = ["FailureChoice", "RebootChoice", "TooSmallScreen", "too_small", "SizeGuard", "ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]

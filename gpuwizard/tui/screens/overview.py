@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Static
 
-from ...engine import PlannedStep
+from ..messages import Navigate, Requested
 from ..widgets.doctor import blockers, doctor_table
 from ..widgets.steplist import status_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ...engine import PlannedStep
     from ..app import WizardApp
 
 
@@ -107,7 +108,7 @@ class WelcomePane(Vertical):
         self.query_one("#welcome-intro", Static).update(
             Text.assemble(("gpuwizard", "bold"), " takes this host through driver → CUDA → Docker GPU runtime → Kind → gpu-operator → HAMi.")
         )
-        if app.facts is None:
+        if app.facts is None or not app.loaded:
             return
         self.query_one("#welcome-facts", Static).update(doctor_table(app.facts))
         found = blockers(app.facts, real_host=app.real_host)
@@ -121,9 +122,9 @@ class WelcomePane(Vertical):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "start":
-            self.wizard.action_start()
+            self.post_message(Navigate("next"))
         elif event.button.id == "doctor":
-            self.wizard.action_doctor()
+            self.post_message(Requested("doctor"))
 
 
 NEXT_COMMANDS = [
@@ -159,6 +160,8 @@ class SummaryPane(Vertical):
 
     def refresh_view(self) -> None:
         app = self.wizard
+        if not app.loaded:
+            return
         table = Table(box=None, show_header=False, expand=True, padding=(0, 1, 0, 0))
         table.add_column("step", no_wrap=True)
         table.add_column("status", no_wrap=True)
@@ -187,10 +190,9 @@ class SummaryPane(Vertical):
                      "sudo gpuwizard --answers FILE", style="dim")
         self.query_one("#summary-files", Static).update(files)
 
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
+    def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "export":
-            self.wizard.action_export()
+            self.post_message(Requested("export"))
         elif event.button.id == "quit":
-            # the app's quit action is a coroutine (it may ask first, mid-run): run it, awaited
-            await self.app.run_action("quit")
+            self.post_message(Requested("quit"))

@@ -18,10 +18,12 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
 
 from ...engine import Event, PlannedStep, StepContext
+from ..messages import AnswersEdited, Navigate, Requested
 from ..widgets.doctor import doctor_table
 from ..widgets.form import AnswersForm
 from ..widgets.runview import RunView
@@ -73,6 +75,10 @@ def plan_text(engine, planned: PlannedStep | None) -> Text:
 
 
 class StepPane(Vertical):
+    """``status`` is reactive: set from the main screen's statuses, it redraws the header."""
+
+    status: reactive[str] = reactive("pending", init=False)
+
     def __init__(self, sid: str, **kw):
         super().__init__(id=f"step-{sid}", classes="step-pane", **kw)
         self.sid = sid
@@ -137,6 +143,7 @@ class StepPane(Vertical):
                         yield Button(step.link[0], id="link-after", compact=True)
 
     def on_mount(self) -> None:
+        self.set_reactive(StepPane.status, self.screen_statuses().get(self.sid, self.wizard.status(self.sid)))
         self.refresh_header()
         self.refresh_facts()
         self.query_one("#next-after").display = False
@@ -154,11 +161,18 @@ class StepPane(Vertical):
     def runview(self) -> RunView:
         return self.query_one("#runview", RunView)
 
+    def screen_statuses(self) -> dict[str, str]:
+        statuses = getattr(self.screen, "statuses", None)
+        return statuses if isinstance(statuses, dict) else {}
+
+    def watch_status(self, status: str) -> None:
+        self.refresh_header()
+
     def refresh_header(self) -> None:
         app = self.wizard
         step = app.steps[self.sid]
         n = app.step_ids.index(self.sid) + 1
-        title = Text.assemble((f"Step {n}/{len(app.step_ids)}: {step.title}  ", "bold"), status_text(app.status(self.sid)))
+        title = Text.assemble((f"Step {n}/{len(app.step_ids)}: {step.title}  ", "bold"), status_text(self.status))
         self.query_one("#step-title", Static).update(title)
         entry = app.state.steps.get(self.sid) or {}
         note = ""
@@ -295,7 +309,7 @@ class StepPane(Vertical):
             # nothing new to plan (the form's first check, a re-check): show the plan there is
             self.show_plan(self.wizard.plans.get(self.sid))
         else:
-            self.wizard.set_answers(self.sid, answers)
+            self.post_message(AnswersEdited(self.sid, answers))
         self.sync_run(answers)
 
     def sync_run(self, answers: Any) -> None:
@@ -306,20 +320,19 @@ class StepPane(Vertical):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        app = self.wizard
         bid = event.button.id
         if bid == "run":
-            app.action_run_step()
+            self.post_message(Requested("run", self.sid))
         elif bid == "skip":
-            app.skip_step(self.sid)
+            self.post_message(Requested("skip", self.sid))
         elif bid in ("next", "next-after"):
-            app.action_next()
+            self.post_message(Requested("next", self.sid))
         elif bid == "cancel":
-            app.action_cancel_run()
+            self.post_message(Requested("cancel", self.sid))
         elif bid == "back":
             self.show_setup()
-        elif bid in ("link", "link-after") and (link := app.steps[self.sid].link):
-            app.open(link[1])
+        elif bid in ("link", "link-after") and (link := self.wizard.steps[self.sid].link):
+            self.post_message(Navigate(link[1]))
 
 
 def first_invalid_field(form: AnswersForm) -> Widget | None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
+from textual.reactive import reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from ..messages import Navigate
 
 # a glyph and a word per status, so the list reads the same without colour (NO_COLOR)
 STATUS_MARK = {
@@ -25,7 +29,11 @@ def status_text(status: str) -> Text:
 
 
 class StepList(OptionList):
-    """Entries: ``welcome``, each step id, ``summary``. Posts OptionList.OptionSelected."""
+    """Entries: ``welcome``, each step id, ``summary``; a line per step shows its status. Enter (or
+    a click) posts Navigate. ``statuses`` and ``current`` are reactive: bound to the main screen's."""
+
+    statuses: reactive[dict[str, str]] = reactive(dict, init=False)
+    current: reactive[str] = reactive("welcome", init=False)
 
     def __init__(self, step_ids: list[str], **kw):
         super().__init__(**kw)
@@ -33,7 +41,19 @@ class StepList(OptionList):
         self.border_title = "Steps"
 
     def on_mount(self) -> None:
-        self.refresh_statuses({})
+        self.refresh_statuses(self.statuses, self.current)
+
+    def watch_statuses(self, statuses: dict[str, str]) -> None:
+        self.refresh_statuses(statuses, self.current)
+
+    def watch_current(self, current: str) -> None:
+        self.refresh_statuses(self.statuses, current)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(Navigate(event.option.id))
 
     def refresh_statuses(self, statuses: dict[str, str], current: str | None = None) -> None:
         highlighted = self.highlighted

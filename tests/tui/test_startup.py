@@ -1,0 +1,104 @@
+"""The wizard's start: the frame (header, step list with the state file's statuses, welcome pane) is
+drawn before the steps, the engine and the session model are loaded, and what a person does in that
+moment is not lost or misapplied; a load that fails ends with words, not a traceback.
+
+The load is held back on a threading.Event so "before it is loaded" is a state the test controls,
+not a race it hopes to win."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from gpuwizard.errors import EXIT_FAILED
+from gpuwizard.tui.app import WizardApp
+from gpuwizard.tui.messages import Navigate, Requested
+
+from .conftest import SIZE, make_app, screen_text, settle
+
+
+def held(app: WizardApp) -> threading.Event:
+    """Hold the app's loading until the returned event is set."""
+    gate = threading.Event()
+    load = app._load
+
+    def slow_load():
+        assert gate.wait(20), "the test never released the load"
+        return load()
+
+    app._load = slow_load  # type: ignore[method-assign]
+    return gate
+
+
+async def wait_until(pilot, cond, what: str) -> None:
+    for _ in range(400):
+        if cond():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_frame_before_the_steps_are_loaded_shows_the_state_files_statuses(tmp_path: Path):
+    app = make_app(tmp_path)
+    app.state.set_status("driver", "done", message="driver 565 installed")
+    app.state.set_status("cuda", "running")  # a run that was interrupted: shown as stopped
+    gate = held(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not app.loaded
+        text = screen_text(app)
+        assert "1 detect" in text and "8 podspec" in text
+        assert "2 driver    done" in text
+        assert "3 cuda      stopped" in text
+        assert "detecting…" in text  # the welcome pane says what it waits for
+        gate.set()
+        await settle(pilot)
+        assert app.loaded and app.facts is not None
+        assert "Tesla T4" in screen_text(app)
+
+
+async def test_keys_and_clicks_before_the_load_wait_for_it(tmp_path: Path):
+    app = make_app(tmp_path)
+    gate = held(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        # running, exporting and "next" need the steps: refused until they are loaded, not crashing
+        await pilot.press("ctrl+r", "ctrl+e", "ctrl+n")
+        app.post_message(Requested("run", "driver"))
+        await pilot.pause()
+        assert app.running is None and not app.loaded
+        assert app.state.status("driver") == "pending"
+        # a step picked in the list before the load is opened once the steps are there
+        app.main.query_one("#steps").post_message(Navigate("cuda"))
+        await pilot.pause()
+        gate.set()
+        await settle(pilot)
+        await wait_until(pilot, lambda: app.current == "cuda" and bool(app.main.query("#step-cuda")), "the cuda pane")
+        assert "Step 3/8" in screen_text(app)
+        assert app.running is None  # the early Run did not run anything later either
+
+
+async def test_a_load_that_fails_ends_with_a_message_and_exit_1(tmp_path: Path):
+    app = make_app(tmp_path)
+
+    def broken():
+        raise RuntimeError("a step module is broken")
+
+    app._load = broken  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.return_value is not None, "the app exits")
+    assert app.return_value == EXIT_FAILED
+    assert "internal error while loading the steps: RuntimeError: a step module is broken" in app.exit_message
+
+
+def test_the_first_frame_needs_neither_pydantic_nor_the_steps():
+    """What the TUI module imports before its first frame (a fresh interpreter): no pydantic, no
+    YAML, no step module and no engine; those load after the frame."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gpuwizard.cli, gpuwizard.tui.app; "
+            "print(sorted(m for m in sys.modules if m in ('pydantic', 'yaml', 'gpuwizard.engine', 'gpuwizard.steps', "
+            "'gpuwizard.answers', 'gpuwizard.session')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
