@@ -114,7 +114,7 @@ class WizardApp(App[int]):
         resume: bool = False,
         *,
         state: State | None = None,
-        steps: dict[str, Step] | None = None,
+        steps: dict[str, Step[Any]] | None = None,
         log: Any = None,
         path_text: Callable[[Path | str], str] = str,
         clock: Callable[[], float] = time.monotonic,
@@ -135,7 +135,7 @@ class WizardApp(App[int]):
             self.state = loaded or State(session.state_path)
         if not resume:
             self.state.new_run()  # a fresh wizard session is a new run; --resume continues the saved one
-        self.steps: dict[str, Step] = {}
+        self.steps: dict[str, Step[Any]] = {}
         self.step_ids = list(steps) if steps else list(STEP_IDS)  # the registry's order
         self.engine: Engine | None = None
         self.model: WizardSession | None = None
@@ -176,7 +176,7 @@ class WizardApp(App[int]):
             raise RuntimeError("the wizard's steps are not loaded yet")
         return self.model
 
-    def _load(self) -> tuple[dict[str, Step], Engine, WizardSession]:
+    def _load(self) -> tuple[dict[str, Step[Any]], Engine, WizardSession]:
         """The steps, the engine over them and the session model with its first answers (from the
         answer file, else from the state file, else each step's defaults). Runs on a worker thread:
         it touches nothing on the screen."""
@@ -191,7 +191,7 @@ class WizardApp(App[int]):
         model.answers.update(self._initial_answers(steps, answer_file))
         return steps, engine, model
 
-    def _initial_answers(self, steps: dict[str, Step], answer_file: AnswerFile | None) -> dict[str, Any]:
+    def _initial_answers(self, steps: dict[str, Step[Any]], answer_file: AnswerFile | None) -> dict[str, Any]:
         from ..answers import AnswerFile, from_state, section
 
         src = answer_file
@@ -222,7 +222,7 @@ class WizardApp(App[int]):
     def plans(self) -> dict[str, PlannedStep]:
         return self.model.plans if self.model is not None else {}
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
 
     def start(self) -> None:
@@ -251,7 +251,7 @@ class WizardApp(App[int]):
             self.log_file.write(self.exit_message)
         self.exit(EXIT_FAILED)
 
-    def _loaded(self, steps: dict[str, Step], engine: Engine, model: WizardSession) -> None:
+    def _loaded(self, steps: dict[str, Step[Any]], engine: Engine, model: WizardSession) -> None:
         self.steps, self.engine = steps, engine
         self.step_ids = list(steps)
         engine.listeners.append(self._on_engine_event)
@@ -695,7 +695,7 @@ class WizardApp(App[int]):
         self.notify(f"answers written to {self.path_text(target)}; replay with: sudo gpuwizard --answers {target.name}", timeout=10)
 
     # -- command palette ------------------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         if not self.loaded:
             yield SystemCommand("Help", "Keys and how the wizard works", self.action_help)
             yield from super().get_system_commands(screen)

@@ -22,7 +22,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
 
-from ...engine import Event, PlannedStep, StepContext
+from ...engine import Engine, Event, PlannedStep, StepContext
 from ..messages import AnswersEdited, Navigate, Requested
 from ..widgets.doctor import doctor_table
 from ..widgets.form import AnswersForm
@@ -43,7 +43,7 @@ def widget_factory(step: Any) -> Any:
     return custom
 
 
-def plan_text(engine, planned: PlannedStep | None) -> Text:
+def plan_text(engine: Engine, planned: PlannedStep | None) -> Text:
     if planned is None:
         return Text("planning…", style="dim")
     if planned.error:
@@ -79,7 +79,7 @@ class StepPane(Vertical):
 
     status: reactive[str] = reactive("pending", init=False)
 
-    def __init__(self, sid: str, **kw):
+    def __init__(self, sid: str, **kw: Any) -> None:
         super().__init__(id=f"step-{sid}", classes="step-pane", **kw)
         self.sid = sid
         self.actions_total: int | None = None
@@ -214,7 +214,7 @@ class StepPane(Vertical):
         if (forms or self.custom_widget is not None) and current_answers(self) is None:
             self.query_one("#step-plan", Static).update(Text("the plan appears once the answers are valid", style="dim"))
             return
-        self.query_one("#step-plan", Static).update(plan_text(self.wizard.engine, planned))
+        self.query_one("#step-plan", Static).update(plan_text(self.wizard.ready.engine, planned))
         if planned is not None and not planned.error:
             self.actions_total = len(planned.actions) or None
 

@@ -18,11 +18,13 @@ from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.style import Style
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ...answers import _message as answer_message
@@ -152,7 +154,7 @@ class AnswersForm(Vertical):
             yield Static("", classes="field-error", id=f"err-{spec.name}")
         yield Static("", classes="field-help", id="field-help")
 
-    def _widget(self, spec: FieldSpec, value: Any):
+    def _widget(self, spec: FieldSpec, value: Any) -> Widget:
         wid = f"f-{spec.name}"
         if spec.kind == "bool":
             box = TickBox(_choice_label(bool(value)), bool(value), id=wid, classes="field-input")
@@ -287,7 +289,7 @@ class AnswersForm(Vertical):
         event.checkbox.label = _choice_label(event.value)
         self.validate_form()
 
-    def on_descendant_focus(self, event) -> None:
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         widget = event.widget
         wid = widget.id or ""
         if not wid.startswith("f-"):

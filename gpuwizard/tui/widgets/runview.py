@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable
+from typing import Any
 
 from rich.cells import cell_len, chop_cells
 from rich.text import Text
@@ -40,7 +41,7 @@ def wrap_line(line: str, width: int) -> list[str]:
 class WrapLog(Log):
     """A ``Log`` whose long lines wrap at its width instead of running off to the right."""
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._raw: collections.deque[str] = collections.deque(maxlen=self.max_lines)
         self._wrap_width = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual import on
 from textual.reactive import reactive
@@ -35,7 +37,7 @@ class StepList(OptionList):
     statuses: reactive[dict[str, str]] = reactive(dict, init=False)
     current: reactive[str] = reactive("welcome", init=False)
 
-    def __init__(self, step_ids: list[str], **kw):
+    def __init__(self, step_ids: list[str], **kw: Any) -> None:
         super().__init__(**kw)
         self.step_ids = step_ids
         self.border_title = "Steps"
