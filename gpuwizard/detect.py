@@ -24,7 +24,7 @@ from .documents import Facts, ReleaseFacts
 from .errors import GpuwizardError
 from .host import Host, load_json_object
 
-SMI_QUERY = "index,name,memory.total,uuid,pci.bus_id,driver_version,mig.mode.current"
+SMI_QUERY = ",".join(P.SMI_QUERY_FIELDS)
 KUBE_TIMEOUT = "--request-timeout=5s"
 
 
@@ -69,15 +69,50 @@ def probe_arch(host: Host) -> str | None:
     return None
 
 
+#: the EFI global variable GUID; SecureBoot-<guid> holds 4 attribute bytes, then the value byte
+#: (Documentation/filesystems/efivarfs.rst: "4_bytes_of_attributes + efivar_data")
+EFI_GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+#: directories every mounted sysfs has; without any of them /sys was not mounted under this root
+_SYSFS_MARKS = ("/sys/firmware", "/sys/devices", "/sys/bus", "/sys/kernel", "/sys/class", "/sys/module")
+
+
 def probe_secure_boot(host: Host) -> dict[str, Any]:
+    """Secure Boot: off on a legacy BIOS boot (sysfs mounted, no /sys/firmware/efi), else what
+    ``mokutil --sb-state`` says, else the SecureBoot EFI variable; None when nothing tells."""
+    if not host.exists("/sys/firmware/efi") and any(host.exists(mark) for mark in _SYSFS_MARKS):
+        return {"secure_boot": False, "problem": None}
     result = host.runner.probe(["mokutil", "--sb-state"])
-    if result is None:
-        return {"secure_boot": None, "problem": None}
-    return {"secure_boot": P.parse_mokutil_sb_state(result.stdout + result.stderr), "problem": None}
+    state = P.parse_mokutil_sb_state(result.stdout + result.stderr) if result is not None else None
+    if state is None:
+        state = _efivar_secure_boot(host)
+    return {"secure_boot": state, "problem": None}
 
 
-def probe_modules(host: Host) -> set[str]:
-    return P.parse_proc_modules(host.read_text("/proc/modules") or "")
+def _efivar_secure_boot(host: Host) -> bool | None:
+    for path in (f"/sys/firmware/efi/efivars/SecureBoot-{EFI_GLOBAL_GUID}", f"/sys/firmware/efi/vars/SecureBoot-{EFI_GLOBAL_GUID}/data"):
+        try:
+            data = host.path(path).read_bytes()
+        except OSError:
+            continue
+        value = data[4:] if path.startswith("/sys/firmware/efi/efivars/") else data
+        if len(value) == 1:
+            return value[0] == 1
+    return None
+
+
+def probe_modules(host: Host) -> set[str] | None:
+    """The loaded kernel modules; None when the running kernel has no loadable module support
+    (procfs is there, /proc/modules is not). A root without a mounted /proc gives an empty set."""
+    text = host.read_text("/proc/modules")
+    if text is None and host.exists("/proc/version"):
+        return None
+    return P.parse_proc_modules(text or "")
+
+
+NO_MODULES = (
+    "the running kernel has no loadable module support (no /proc/modules): the NVIDIA driver is a kernel "
+    "module and cannot be loaded; boot a kernel built with module support (CONFIG_MODULES=y)"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +174,14 @@ def _s(value: Any) -> str:
 
 
 def probe_smi(host: Host) -> dict[str, Any] | None:
+    fields: tuple[str, ...] = P.SMI_QUERY_FIELDS
     query = host.runner.probe(["nvidia-smi", f"--query-gpu={SMI_QUERY}", "--format=csv,noheader,nounits"])
+    if query is not None and not query.ok and P.parse_smi_invalid_field(query.stdout + query.stderr) == "driver_version":
+        # driver_version is deprecated since branch 610 (KMD version replaces it); a driver that has
+        # dropped it refuses the whole query, so ask again without it: the header and
+        # /proc/driver/nvidia/version still give the version.
+        fields = tuple(f for f in fields if f != "driver_version")
+        query = host.runner.probe(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"])
     if query is None:
         return None
     if not query.ok:
@@ -151,11 +193,14 @@ def probe_smi(host: Host) -> dict[str, Any] | None:
         }
         status, reason = reasons.get(kind or "", ("error", f"nvidia-smi failed (exit {query.rc}): {_first_line(query.stderr or query.stdout)}"))
         return {"status": status, "reason": reason}
-    rows = P.parse_smi_query_csv(query.stdout)
+    rows = P.parse_smi_query_csv(query.stdout, fields)
     table = host.runner.probe(["nvidia-smi"])
     parsed = P.parse_smi_table(table.stdout) if table and table.ok else None
-    driver_version = parsed.driver_version if parsed else None
-    driver_version = driver_version or next((r.driver_version for r in rows if r.driver_version), None)
+    driver_version = (
+        (parsed.driver_version if parsed else None)
+        or next((r.driver_version for r in rows if r.driver_version), None)
+        or P.parse_proc_driver_version(host.read_text("/proc/driver/nvidia/version") or "")
+    )
     return {
         "status": "ok",
         "gpus": [
@@ -420,7 +465,9 @@ def detect(host: Host) -> Facts:
 
     os_info = results["os"] or {}
     sb = results["secure_boot"] or {"secure_boot": None}
-    modules = results["modules"] or set()
+    modules = results["modules"]
+    if modules is None and "modules" not in problems:
+        problems["modules"] = NO_MODULES
     gpus = results["gpus"] or {"gpus": [], "driver": None, "driver_status": None, "source": None, "problem": None}
     docker, docker_problem = results["docker"] or (None, None)
     kube, kube_problem = results["kubernetes"] or (None, None)
@@ -443,8 +490,10 @@ def detect(host: Host) -> Facts:
             "kernel": results["kernel"],
             "arch": results["arch"],
             "secure_boot": sb.get("secure_boot"),
-            "nouveau_loaded": "nouveau" in modules,
-            "nvidia_loaded": "nvidia" in modules,
+            # without module support nouveau can only be built in: /sys/module/<name> shows a built-in
+            # module that has parameters (Documentation/ABI/stable/sysfs-module), as nouveau has
+            "nouveau_loaded": "nouveau" in modules if modules is not None else host.exists("/sys/module/nouveau"),
+            "nvidia_loaded": "nvidia" in modules if modules is not None else False,
         },
         "gpus": gpus["gpus"],
         "gpu_source": gpus["source"],

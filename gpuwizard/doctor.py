@@ -25,13 +25,15 @@ def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     h = facts["host"]
     sb = {True: "Secure Boot on", False: "Secure Boot off", None: "Secure Boot unknown"}[h.get("secure_boot")]
-    host_status = "problem" if h.get("nouveau_loaded") or h.get("secure_boot") else "ok"
+    no_modules = problems.get("modules")
+    host_status = "problem" if h.get("nouveau_loaded") or h.get("secure_boot") or no_modules else "ok"
+    nouveau = f"nouveau {'loaded' if h.get('nouveau_loaded') else 'not loaded'}"
     out.append(
         (
             "host",
             host_status,
             f"{h.get('pretty_name') or h.get('os') or 'unknown OS'}, kernel {h.get('kernel') or '?'}, {h.get('arch') or '?'}, "
-            f"{sb}, nouveau {'loaded' if h.get('nouveau_loaded') else 'not loaded'}",
+            f"{sb}, " + (f"nouveau built in; {no_modules}" if no_modules and h.get("nouveau_loaded") else no_modules or nouveau),
         )
     )
     gpus = facts.get("gpus") or []

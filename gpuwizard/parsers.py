@@ -30,6 +30,8 @@ __all__ = [
     "parse_smi_query_csv",
     "parse_smi_list",
     "parse_smi_error",
+    "parse_smi_invalid_field",
+    "parse_proc_driver_version",
     "parse_nvcc_version",
     "parse_lspci_nn",
     "parse_lspci_plain",
@@ -95,8 +97,10 @@ class SmiTable:
 
 
 _SMI_HEADER = re.compile(r"NVIDIA-SMI\s+(\d[\w.\-]*)")
-_SMI_DRIVER = re.compile(r"Driver Version:\s*(\d[\w.\-]*)")
-_SMI_CUDA = re.compile(r"CUDA Version:\s*(\d[\d.]*|N/A)")
+# Branch 610 renamed the header's fields: "Driver Version:" became "KMD Version:" and "CUDA Version:"
+# became "CUDA UMD Version:" (tests/fixtures/tools/nvidia-smi/*-610-*.txt); both spellings are read.
+_SMI_DRIVER = re.compile(r"(?:Driver|KMD) Version:\s*(\d[\w.\-]*)")
+_SMI_CUDA = re.compile(r"CUDA (?:UMD )?Version:\s*(\d[\d.]*|N/A)")
 _SMI_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(\S+)\s*$")
 _SMI_MEMORY = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
 _SEPARATOR = re.compile(r"^\s*[|+][-=+|\s]+$")
@@ -114,8 +118,9 @@ def _cells(line: str) -> list[str]:
 def parse_smi_table(text: str) -> SmiTable | None:
     """Parse the default ``nvidia-smi`` table.
 
-    Handles the old (< 530) and new column layouts, the 580+ ``+----+`` header separator, the
-    pre-450 layout without the ``MIG M.`` row and without ``CUDA Version``, multi-GPU tables,
+    Handles the old (< 530) and new column layouts, the 580+ ``+----+`` header separator, the 610+
+    header (``KMD Version:`` and ``CUDA UMD Version:`` in place of ``Driver Version:`` and ``CUDA
+    Version:``), the pre-450 layout without the ``MIG M.`` row and without ``CUDA Version``, multi-GPU tables,
     "Not Supported" memory and "N/A" fields. Rows of the ``MIG devices:`` and ``Processes:``
     tables are not GPUs and are ignored. Returns None when the text holds no nvidia-smi table.
     """
@@ -123,7 +128,7 @@ def parse_smi_table(text: str) -> SmiTable | None:
     lines = text.splitlines()
     driver = cuda = None
     for line in lines:
-        if _SMI_HEADER.search(line) or "Driver Version:" in line:
+        if _SMI_HEADER.search(line) or "Driver Version:" in line or "KMD Version:" in line:
             m = _SMI_DRIVER.search(line)
             driver = m.group(1) if m else driver
             m = _SMI_CUDA.search(line)
@@ -244,11 +249,11 @@ def _mib(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def parse_smi_query_csv(text: str) -> list[SmiQueryRow]:
+def parse_smi_query_csv(text: str, fields: tuple[str, ...] = SMI_QUERY_FIELDS) -> list[SmiQueryRow]:
     """Parse ``nvidia-smi --query-gpu=... --format=csv[,noheader][,nounits]``.
 
-    Without a header the columns are taken to be :data:`SMI_QUERY_FIELDS` in that order (the exact
-    query the wizard runs). With a header (``index, name, memory.total [MiB], ...``) columns are
+    Without a header the columns are taken to be ``fields`` in that order (by default
+    :data:`SMI_QUERY_FIELDS`, the exact query the wizard runs). With a header (``index, name, memory.total [MiB], ...``) columns are
     matched by name, so any field order or subset parses; when the header has no ``index`` column
     the row position is used. Units (`` MiB``) and ``[N/A]``-style values are tolerated. Lines that
     are not data rows (warnings, "No devices were found") are skipped.
@@ -261,7 +266,7 @@ def parse_smi_query_csv(text: str) -> list[SmiQueryRow]:
         table = list(csv.reader(lines, skipinitialspace=True))
     except csv.Error:
         return []
-    columns: list[str] = list(SMI_QUERY_FIELDS)
+    columns: list[str] = [_FIELD_ALIASES.get(f, f) for f in fields]
     start = 0
     for n, row in enumerate(table):
         if _looks_like_data(row):
@@ -361,6 +366,33 @@ def parse_smi_error(text: str) -> str | None:
     if "no devices were found" in low:
         return "no-devices"
     return None
+
+
+_SMI_INVALID_FIELD = re.compile(r'Field\s+"([^"]+)"\s+is not a valid field to query')
+
+
+def parse_smi_invalid_field(text: str) -> str | None:
+    """The field ``nvidia-smi --query-gpu`` refused: 'Field "id" is not a valid field to query.'
+    → "id". A refused field fails the whole query (no rows at all), so the caller can ask again
+    without it. None when the text names no refused field."""
+    m = _SMI_INVALID_FIELD.search(_text(text))
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------------------------
+# /proc/driver/nvidia/version
+# --------------------------------------------------------------------------------------------
+
+_NVRM = re.compile(r"^NVRM version:.*?\bKernel Module\b(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)\b", re.MULTILINE)
+
+
+def parse_proc_driver_version(text: str) -> str | None:
+    """The loaded kernel module's version from ``/proc/driver/nvidia/version``: the proprietary
+    form ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.173.02  Tue Jun 23 ...") and the
+    open one ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01  Release Build
+    ..."). None when there is no NVRM line."""
+    m = _NVRM.search(_text(text))
+    return m.group(1) if m else None
 
 
 # --------------------------------------------------------------------------------------------

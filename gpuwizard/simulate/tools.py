@@ -324,12 +324,18 @@ def render_smi_table(world) -> str:
     gpus = smi_gpus(world)
     ver = drv["version"]
     cuda = drv.get("cuda_version") or "N/A"
-    # The 580 branch's table has "+" where the header rule meets the columns. A branch is a plain
-    # number (no version comparison, so the most-called tool doesn't pay ~9 ms for packaging).
-    plus_sep = int(ver.split(".", 1)[0]) >= 580
+    # The 580 branch's table has "+" where the header rule meets the columns; the 610 branch names
+    # the header's fields "KMD Version" and "CUDA UMD Version" (the real 610 tables in
+    # tests/fixtures/tools/nvidia-smi/*-610-*.txt). A branch is a plain number (no version
+    # comparison, so the most-called tool doesn't pay ~9 ms for packaging).
+    branch = int(ver.split(".", 1)[0])
+    plus_sep = branch >= 580
     lines = [_now_asctime(world) + "       "]
     lines.append("+" + "-" * 89 + "+")
-    lines.append("| NVIDIA-SMI %-22s Driver Version: %-14s CUDA Version: %-9s|" % (ver, ver, cuda))
+    if branch >= 610:
+        lines.append("| NVIDIA-SMI %-22s KMD Version: %-13s CUDA UMD Version: %-9s|" % (ver, ver, cuda))
+    else:
+        lines.append("| NVIDIA-SMI %-22s Driver Version: %-14s CUDA Version: %-9s|" % (ver, ver, cuda))
     lines.append(("+" if plus_sep else "|") + "-" * 41 + "+" + "-" * 24 + "+" + "-" * 22 + "+")
     lines.append("| GPU  Name                 Persistence-M | Bus-Id          Disp.A | Volatile Uncorr. ECC |")
     lines.append("| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |")
@@ -384,6 +390,9 @@ SMI_FIELDS = {
     "name": (None, lambda g, w, n: g["name"]),
     "uuid": (None, lambda g, w, n: g["uuid"]),
     "pci.bus_id": (None, lambda g, w, n: W.nvidia_bus_id(g["slot"])),
+    # still answered by branch 610, where it is deprecated in favour of the KMD version: a 610.88
+    # nvidia-smi printed its value for --query-gpu=name,driver_version,... (research note
+    # "Phase 023 — Source Ledger", S-05, code-search index id 59077054591)
     "driver_version": (None, lambda g, w, n: w["driver"]["version"]),
     "count": (None, lambda g, w, n: str(len(w.get("gpus", [])))),
     "memory.total": ("MiB", _mem("memory.total")),

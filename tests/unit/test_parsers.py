@@ -63,6 +63,17 @@ SMI_TABLES = {
     ),
     "nvidia-smi/gb10-580-memory-not-supported.txt": ("580.95.05", "13.0", [("NVIDIA GB10", "0000000F:01:00.0", None, None, None)]),
     "nvidia-smi/h200-580-device-machine.txt": ("580.159.04", "13.0", [("NVIDIA H200", "00000000:00:06.0", 0, 143771, "Disabled")]),
+    # branch 610: "KMD Version:" / "CUDA UMD Version:" in the header
+    "nvidia-smi/b200x2-610-kmd-umd-header.txt": (
+        "610.43.02",
+        "13.3",
+        [
+            ("NVIDIA B200", "00000000:63:00.0", 0, 183359, "Disabled"),
+            ("NVIDIA B200", "00000000:68:00.0", 0, 183359, "Disabled"),
+        ],
+    ),
+    "nvidia-smi/rtx3080-610-kmd-umd-header.txt": ("610.43.03", "13.3", [("NVIDIA GeForce RTX 3080 ...", "00000000:01:00.0", 14, 16384, None)]),
+    "nvidia-smi/rtx5070-610-kmd-umd-header.txt": ("610.43.02", "13.3", [("NVIDIA GeForce RTX 5070 ...", "00000000:02:00.0", 273, 12227, None)]),
 }
 
 
@@ -95,6 +106,20 @@ def test_smi_table_eight_a100_old_header_mig_rows_are_not_gpus():
 def test_smi_table_h100_four_mig_devices_leave_one_gpu():
     table = P.parse_smi_table(fx("nvidia-smi/h100-590-mig.txt"))
     assert len(table.gpus) == 1  # 4 MIG devices below it
+
+
+def test_smi_table_610_header_is_read_as_the_old_one_was():
+    """The same facts from both header generations: 580's "Driver Version: ... CUDA Version: 13.0"
+    and 610's "KMD Version: ... CUDA UMD Version: 13.3" each give the driver and its CUDA."""
+    old = P.parse_smi_table(fx("nvidia-smi/h200-580-device-machine.txt"))
+    new = P.parse_smi_table(fx("nvidia-smi/b200x2-610-kmd-umd-header.txt"))
+    assert old is not None and new is not None
+    assert (old.driver_version, old.cuda_version) == ("580.159.04", "13.0")
+    assert (new.driver_version, new.cuda_version) == ("610.43.02", "13.3")
+    # a 610 header alone, without the GPU table, still names the driver
+    header = fx("nvidia-smi/rtx5070-610-kmd-umd-header.txt").splitlines()[1]
+    alone = P.parse_smi_table(header)
+    assert alone is not None and (alone.driver_version, alone.cuda_version, alone.gpus) == ("610.43.02", "13.3", [])
 
 
 def test_smi_table_without_a_table():
@@ -217,6 +242,19 @@ ERRORS = {
 @pytest.mark.parametrize("rel", sorted(ERRORS))
 def test_smi_error(rel):
     assert P.parse_smi_error(fx(rel)) == ERRORS[rel]
+
+
+def test_smi_invalid_field_names_the_refused_field():
+    assert P.parse_smi_invalid_field(fx("nvidia-smi-errors/invalid-field-id-llamacpp22519.txt")) == "id"
+    # it is not one of the driver failures: the driver works, the question was wrong
+    assert P.parse_smi_error(fx("nvidia-smi-errors/invalid-field-id-llamacpp22519.txt")) is None
+    for rel in [*ERRORS, "nvidia-smi/b200x2-610-kmd-umd-header.txt", "nvidia-smi-query/h200-wizard-query-header.csv"]:
+        assert P.parse_smi_invalid_field(fx(rel)) is None, rel
+
+
+def test_query_csv_header_wins_over_the_given_fields():
+    rows = P.parse_smi_query_csv(fx("nvidia-smi-query/h200-wizard-query-header.csv"), ("index", "name"))
+    assert rows == [H200_ROW]
 
 
 def test_smi_error_is_none_for_a_working_smi():
@@ -436,6 +474,27 @@ def test_proc_modules():
     assert P.parse_proc_modules("") == set()
 
 
+# ------------------------------------------------------------------ /proc/driver/nvidia/version
+
+
+@pytest.mark.parametrize(
+    "rel, expected",
+    [
+        ("proc-driver-nvidia-version/proprietary-580.173.02-truenas19.txt", "580.173.02"),
+        ("proc-driver-nvidia-version/open-565.57.01-ubuntu2404-nixgl186.txt", "565.57.01"),
+        ("proc-driver-nvidia-version/open-525.60.11-arch-nixgl121.txt", "525.60.11"),
+        ("proc-driver-nvidia-version/open-aarch64-jetson-35.3.1-nixgl139.txt", "35.3.1"),
+    ],
+)
+def test_proc_driver_version(rel, expected):
+    assert P.parse_proc_driver_version(fx(rel)) == expected
+
+
+def test_proc_driver_version_is_not_read_from_other_files():
+    for rel in ("nvidia-smi/t4-565-seed.txt", "nvcc/12.6-seed.txt", "proc-modules/talos-nvidia-proprietary.txt"):
+        assert P.parse_proc_driver_version(fx(rel)) is None, rel
+
+
 # ------------------------------------------------------------------ tool versions
 
 VERSIONS = {
@@ -478,6 +537,8 @@ PARSERS = [
     P.parse_smi_query_csv,
     P.parse_smi_list,
     P.parse_smi_error,
+    P.parse_smi_invalid_field,
+    P.parse_proc_driver_version,
     P.parse_nvcc_version,
     P.parse_lspci_nn,
     P.parse_lspci_plain,
