@@ -22,7 +22,7 @@ from .host import atomic_write
 
 STATE_VERSION = 1
 # The step ids in run order; the registry (gpuwizard/steps/__init__.py) is the one list, this mirror
-# keeps the state module free of step imports (tests/unit/test_answers.py checks that the two agree).
+# keeps the state module free of step imports (tests/tui/test_startup.py checks that the two agree).
 STEP_IDS = ("detect", "driver", "cuda", "container", "kind", "operator", "hami", "podspec")
 STATUSES = ("pending", "running", "done", "skipped", "failed", "reboot-required")
 

@@ -102,3 +102,12 @@ def test_the_first_frame_needs_neither_pydantic_nor_the_steps():
             "'gpuwizard.answers', 'gpuwizard.session')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_state_modules_step_order_is_the_registrys():
+    """The first frame lists the steps from ``state.STEP_IDS`` (no step imports): the registry's
+    order, step for step."""
+    from gpuwizard.state import STEP_IDS
+    from gpuwizard.steps import STEP_CLASSES
+
+    assert list(STEP_IDS) == [cls.id for cls in STEP_CLASSES]
