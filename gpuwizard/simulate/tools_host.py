@@ -908,31 +908,224 @@ def nvidia_ctk_runtime(ctx) -> int:
         ctx.err("INFO[0000] It is recommended that docker daemon be restarted.")
         return 0
     if runtime == "containerd":
-        path = "/etc/containerd/config.toml"
-        text = _read(_p(ctx, path)) or ""
-        block = ('\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  privileged_without_host_devices = false\n'
-                 '  runtime_engine = ""\n  runtime_root = ""\n  runtime_type = "io.containerd.runc.v2"\n\n'
-                 '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
-                 '    BinaryName = "/usr/bin/nvidia-container-runtime"\n')
-        import tomllib  # lazy: only this branch reads TOML
-        try:
-            cri = tomllib.loads(text).get("plugins", {}).get("io.containerd.grpc.v1.cri", {}).get("containerd", {})
-        except tomllib.TOMLDecodeError as e:
-            ctx.err("ERROR[0000] unable to load config for runtime containerd: unable to load config: %s" % e)
-            return 1
-        if "nvidia" not in cri.get("runtimes", {}):
-            text = text + block
-        if default and cri.get("default_runtime_name") != "nvidia":
-            text += '\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "nvidia"\n'
-        if dry:
-            sys.stdout.write(text)
-            return 0
-        _write(_p(ctx, path), text)
-        ctx.err("INFO[0000] Wrote updated config to %s" % path)
-        ctx.err("INFO[0000] It is recommended that containerd daemon be restarted.")
-        return 0
+        return _ctk_containerd(ctx, (ctx.world.get("nvidia_ctk") or {}).get("version") or CTK_VERSION, default, cdi, dry)
     ctx.err("ERROR[0000] unrecognized runtime '%s'" % runtime)
     return 1
+
+
+# nvidia-ctk runtime configure --runtime=containerd, per toolkit release. Facts (no code) from
+# NVIDIA/nvidia-container-toolkit at the tags named: cmd/nvidia-ctk/runtime/configure/configure.go,
+# pkg/config/engine/containerd/{containerd,config,config_v1,config_v2,config_drop_in}.go, and the real
+# v1.19.1 run in ../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt (log lines, file layout).
+# * the source is config.toml alone (--config-source=file). Its version: an empty or missing file
+#   takes 2, a file without `version` is 1 (parseVersion). The CRI plugin: 1 "cri", 2
+#   "io.containerd.grpc.v1.cri", 3+ "io.containerd.cri.v1.runtime"; before v1.17.4 only 1 and 2
+#   ("unsupported config version: 3") and no "Using config version" log lines.
+# * the nvidia runtime's table: a copy of the default (non-nvidia) runtime's, else runc's, else crun's;
+#   else defaults (runtime_type io.containerd.runc.v2, runtime_root "", runtime_engine "",
+#   privileged_without_host_devices false) with a warning; then options.BinaryName (v1: also
+#   options.Runtime) = /usr/bin/nvidia-container-runtime. Up to 1.17.x an existing nvidia table is
+#   kept when no low-level runtime is there to copy.
+# * --set-as-default: default_runtime_name = "nvidia" (v1 before 1.17.4: the deprecated
+#   default_runtime table). From 1.18 without it, a default_runtime_name "nvidia" is removed.
+# * --cdi.enabled: plugins.<cri>.enable_cdi = true (v1: plugins.cri.containerd.enable_cdi); before
+#   v1.17.5 a top-level enable_cdi = true.
+# * up to 1.17.x config.toml is rewritten in place. From 1.18 (version 2+) the runtime goes to a
+#   drop-in that starts from config.toml's whole CRI plugin section; config.toml, rewritten, gets the
+#   drop-in's directory + "/*.toml" in `imports` (and `version` if it was empty). The drop-in is
+#   /etc/containerd/config.d/99-nvidia.toml in v1.18.0, which also replaces config.toml's imports
+#   with its own; /etc/containerd/conf.d/99-nvidia.toml from v1.18.1, which keeps them. A version-1
+#   config is edited whole and saved to the drop-in path, config.toml untouched.
+# * files are written by go-toml v1: keys sorted, values before tables, two spaces per level.
+
+CTK_CRI = {1: "cri", 2: "io.containerd.grpc.v1.cri"}
+CTK_CRI_V3 = "io.containerd.cri.v1.runtime"
+
+
+def _ctk_log(level, msg):
+    """A log line as nvidia-ctk prints it to a pipe (logrus text format, as in the v1.19.1 capture)."""
+    import json
+    import time
+    sys.stderr.write('time="%s" level=%s msg=%s\n' % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), level,
+                                                      json.dumps(msg)))
+
+
+def _tkey(k):
+    import json
+    return k if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k) else json.dumps(k, ensure_ascii=False)
+
+
+def _tval(v):
+    import json
+    if v is True or v is False:
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_tval(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join("%s = %s" % (_tkey(k), _tval(x)) for k, x in v.items()) + "}"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    return v.isoformat() if hasattr(v, "isoformat") else json.dumps(str(v))
+
+
+def _toml_dump(doc):
+    """go-toml v1's layout (the v1.19.1 capture)."""
+    out = []
+
+    def is_tables(v):
+        return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+
+    def emit(node, prefix, depth):
+        pad = "  " * depth
+        keys = sorted(node)
+        for k in keys:
+            if not isinstance(node[k], dict) and not is_tables(node[k]):
+                out.append("%s%s = %s" % (pad, _tkey(k), _tval(node[k])))
+        for k in keys:
+            name = prefix + [_tkey(k)]
+            if isinstance(node[k], dict):
+                out.append("")
+                out.append("%s[%s]" % (pad, ".".join(name)))
+                emit(node[k], name, depth + 1)
+            elif is_tables(node[k]):
+                for item in node[k]:
+                    out.append("")
+                    out.append("%s[[%s]]" % (pad, ".".join(name)))
+                    emit(item, name, depth + 1)
+
+    emit(doc, [], 0)
+    while out and out[0] == "":
+        out.pop(0)
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _subtable(doc, *keys):
+    """doc[k1][k2]..., made on the way (a non-table in the way is replaced, as go-toml's SetPath does)."""
+    for k in keys:
+        if not isinstance(doc.get(k), dict):
+            doc[k] = {}
+        doc = doc[k]
+    return doc
+
+
+def _ctk_containerd(ctx, version, default, cdi, dry) -> int:
+    import copy
+    import tomllib  # lazy: only this branch reads TOML
+
+    from gpuwizard import versions as V
+    path = "/etc/containerd/config.toml"
+    real = _p(ctx, path)
+    if os.path.isdir(real):
+        _ctk_log("error", "unable to load config for runtime containerd: failed to load config: config file %s is a "
+                 "directory" % path)
+        return 1
+    try:
+        source = tomllib.loads(_read(real) or "")
+    except tomllib.TOMLDecodeError as e:
+        _ctk_log("error", "unable to load config for runtime containerd: failed to load config: %s" % e)
+        return 1
+    since_1174 = V.compare(version, "1.17.4") >= 0
+    if not source:
+        cfg_version = 2
+    elif "version" not in source:
+        cfg_version = 1
+    elif isinstance(source["version"], int) and not isinstance(source["version"], bool):
+        cfg_version = source["version"]
+    else:
+        _ctk_log("error", "unable to load config for runtime containerd: failed to parse config version: unsupported "
+                 "type for version field: %s" % source["version"])
+        return 1
+    if not since_1174 and cfg_version not in (1, 2):
+        _ctk_log("error", "unable to load config for runtime containerd: unsupported config version: %d" % cfg_version)
+        return 1
+    plugin = CTK_CRI.get(cfg_version, CTK_CRI_V3)
+    if since_1174:
+        _ctk_log("info", "Using config version %d" % cfg_version)
+        _ctk_log("info", 'Using CRI runtime plugin name "%s"' % plugin)
+    if V.compare(version, "1.18.0") < 0:
+        drop_in = None
+    elif V.compare(version, "1.18.1") < 0:
+        drop_in = "/etc/containerd/config.d/99-nvidia.toml"
+    else:
+        drop_in = "/etc/containerd/conf.d/99-nvidia.toml"
+    src_cri = (source.get("plugins") or {}).get(plugin) if isinstance(source.get("plugins"), dict) else None
+    src_cri = src_cri if isinstance(src_cri, dict) else {}
+    in_place = drop_in is None or cfg_version == 1
+    if in_place:
+        dest = copy.deepcopy(source)
+    else:
+        dest = {"plugins": {plugin: copy.deepcopy(src_cri)}} if src_cri else {}
+    dest["version"] = cfg_version
+    cri = _subtable(dest, "plugins", plugin)
+    node = _subtable(cri, "containerd")
+    runtimes = _subtable(node, "runtimes")
+    src_node = src_cri.get("containerd")
+    src_node = src_node if isinstance(src_node, dict) else {}
+    src_runtimes = src_node.get("runtimes")
+    src_runtimes = src_runtimes if isinstance(src_runtimes, dict) else {}
+    low = src_node.get("default_runtime_name")
+    low_level = ([low] if isinstance(low, str) and low and not low.startswith("nvidia") else []) + ["runc", "crun"]
+    found = next((r for r in low_level if isinstance(src_runtimes.get(r), dict)), None)
+    if found is not None:
+        runtimes["nvidia"] = copy.deepcopy(src_runtimes[found])
+    elif drop_in is not None or not isinstance(runtimes.get("nvidia"), dict):
+        if drop_in is None:
+            _ctk_log("warning", "could not infer options from runtimes [%s]; using defaults" % " ".join(low_level))
+        else:
+            _ctk_log("warning", "Could not infer options from runtimes [%s]" % " ".join(low_level))
+        runtimes["nvidia"] = {"runtime_type": "io.containerd.runc.v2", "runtime_root": "", "runtime_engine": "",
+                              "privileged_without_host_devices": False}
+    binary = "/usr/bin/nvidia-container-runtime"
+    options = _subtable(runtimes["nvidia"], "options")
+    options["BinaryName"] = binary
+    if cfg_version == 1:
+        options["Runtime"] = binary
+    if default:
+        if cfg_version == 1 and not since_1174:
+            legacy = node.get("default_runtime")
+            if not isinstance(legacy, dict):
+                legacy = node["default_runtime"] = {"runtime_type": "io.containerd.runc.v2", "runtime_root": "",
+                                                    "runtime_engine": "", "privileged_without_host_devices": False}
+            _subtable(legacy, "options").update({"BinaryName": binary, "Runtime": binary})
+        else:
+            node["default_runtime_name"] = "nvidia"
+    elif drop_in is not None and node.get("default_runtime_name") == "nvidia":
+        del node["default_runtime_name"]
+    if cdi:
+        if V.compare(version, "1.17.5") < 0:
+            dest["enable_cdi"] = True
+        elif cfg_version == 1:
+            node["enable_cdi"] = True
+        else:
+            cri["enable_cdi"] = True
+    writes = []  # (path, text), in the order nvidia-ctk saves them
+    if drop_in is None:
+        writes.append((path, _toml_dump(dest)))
+    elif in_place:
+        writes.append((drop_in, _toml_dump(dest)))  # the version-1 config, whole, where config.toml does not look
+    else:
+        top = copy.deepcopy(source)
+        pattern = os.path.dirname(drop_in) + "/*.toml"
+        imports = top.get("imports")
+        kept = [i for i in imports if isinstance(i, str)] if isinstance(imports, list) and drop_in.endswith("/conf.d/99-nvidia.toml") else []
+        if pattern not in kept:
+            if not top:
+                top["version"] = cfg_version
+            top["imports"] = kept + [pattern]
+        writes += [(drop_in, _toml_dump(dest)), (path, _toml_dump(top))]
+    if dry:
+        for i, (_target, text) in enumerate(writes):
+            if drop_in is not None and not in_place:
+                _ctk_log("info", "Drop-in config:" if i == 0 else "Top-level config:")
+            sys.stdout.write(text + "\n")
+        return 0
+    for p, text in writes:
+        _write(_p(ctx, p), text)
+    _ctk_log("info", "Wrote updated config to %s" % writes[0][0])
+    _ctk_log("info", "It is recommended that containerd daemon be restarted.")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------

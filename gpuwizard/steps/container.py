@@ -8,13 +8,23 @@
   --runtime=…`` (it keeps no backup, and up to v1.20.0 ``--cdi.enabled`` drops other ``features``):
   every key the file had survives — one nvidia-ctk dropped is put back. Then the runtime restarts,
   only when it does not run with the nvidia runtime yet.
-* Verify: ``docker run --rm --gpus all <image> nvidia-smi`` lists the detected GPU(s).
+* containerd: what counts is its effective configuration, config.toml merged with the files its
+  ``imports`` name, as containerd reads it. From toolkit 1.18 nvidia-ctk writes the runtime to a
+  drop-in (``/etc/containerd/conf.d/99-nvidia.toml``) and only adds an ``imports`` entry to
+  config.toml; before, it edits config.toml itself. The plan shows the files the installed toolkit
+  writes; a config.toml it cannot extend (not TOML, config version 1, version 3 before 1.17.4) is
+  refused before any change.
+* Verify: ``docker run --rm --gpus all <image> nvidia-smi`` lists the detected GPU(s); containerd:
+  it runs, and its effective configuration has the nvidia runtime.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import posixpath
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,33 +107,291 @@ def docker_configured(cfg: dict[str, Any], answers: ContainerAnswers) -> bool:
     return True
 
 
-# The CRI plugin under which nvidia-ctk registers the nvidia runtime in containerd's config.toml, by
-# the file's config version: 2 (containerd 1.x; a file without ``version`` is checked as 2, the
-# layout nvidia-ctk adds to it), 3 (containerd 2.x) and the long-deprecated 1.
+# -- containerd ------------------------------------------------------------------------------------
+# Facts below are from NVIDIA/nvidia-container-toolkit at the tags named (cmd/nvidia-ctk/runtime/
+# configure/configure.go, pkg/config/engine/containerd/*.go), from containerd/containerd's config
+# loader (services/server/config/config.go@v1.7.30, cmd/containerd/server/config/config.go@v2.1.0)
+# and from a real nvidia-ctk v1.19.1 run (../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt).
+
+# The CRI plugin that holds the runtimes, by config version (containerd.go criRuntimePluginName@v1.19.1;
+# containerd reads a file without ``version`` as version 1: GetVersion@v1.7.30).
 CONTAINERD_CRI = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.runtime"}
+CTK_RUNTIME_BINARY = "/usr/bin/nvidia-container-runtime"  # configure.go defaultNVIDIARuntimeExpecutablePath
+# Where `nvidia-ctk runtime configure --runtime=containerd` puts the runtime (configure.go
+# defaultContainerdDropInConfigFilePath): no drop-in up to v1.17.x (config.toml is edited in place),
+# /etc/containerd/config.d/ in v1.18.0, /etc/containerd/conf.d/ from v1.18.1.
+CTK_DROP_IN_SINCE = "1.18.0"
+CTK_DROP_IN_1_18_0 = "/etc/containerd/config.d/99-nvidia.toml"
+CTK_DROP_IN = "/etc/containerd/conf.d/99-nvidia.toml"
+# v1.18.0 dropped the imports config.toml had (config_drop_in.go ensureImports read them as []string,
+# which a file never yields); v1.18.1 keeps them (getCurrentImports).
+CTK_KEEPS_IMPORTS = "1.18.1"
+CTK_CONFIG_V3_SINCE = "1.17.4"  # before: "unsupported config version: 3" (containerd.go@v1.17.3)
+CTK_CRI_CDI_SINCE = "1.17.5"  # before: --cdi.enabled sets a top-level enable_cdi (configure.go enableCDI@v1.17.4)
+# containerd 1.x replaces a plugin's whole section with an imported file's; 2.0 merges them key by key
+# (containerd commit a21e379b6, first released in v2.0.0).
+CONTAINERD_MERGES_PLUGINS = "2.0"
 
 
-def containerd_configured(text: str | None, answers: ContainerAnswers) -> bool:
-    """Whether containerd's config.toml has the nvidia runtime (and, with ``set_as_default``, as
-    ``default_runtime_name``) under the CRI plugin its config version reads:
-    ``plugins."io.containerd.grpc.v1.cri".containerd`` (version 2) or
-    ``plugins."io.containerd.cri.v1.runtime".containerd`` (version 3). A file that is not valid
-    TOML configures nothing (containerd would not start with it)."""
-    try:
-        doc = tomllib.loads(text or "")
-    except tomllib.TOMLDecodeError:
+def containerd_drop_in(ctk: str | None) -> str | None:
+    """The file nvidia-ctk ``ctk`` writes the runtime to, or None when it edits config.toml itself.
+    ``None`` for ``ctk`` (installed by this step from NVIDIA's repository): the current release's."""
+    if ctk is None:
+        return CTK_DROP_IN
+    if V.compare(ctk, CTK_DROP_IN_SINCE) < 0:
+        return None
+    return CTK_DROP_IN_1_18_0 if V.compare(ctk, CTK_KEEPS_IMPORTS) < 0 else CTK_DROP_IN
+
+
+def config_version(doc: dict[str, Any]) -> int | None:
+    """The config version containerd and nvidia-ctk read from a file: 1 when it has none (None: not a number)."""
+    v = doc.get("version", 1)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+@dataclass
+class ContainerdConfig:
+    """containerd's effective configuration: config.toml, then the files its ``imports`` name (and
+    theirs), merged in that order as containerd merges them. ``problem``: a file containerd would not
+    start with (not TOML, a missing import); then nothing counts as configured."""
+
+    files: list[str]
+    merged: dict[str, Any]
+    problem: str | None = None
+    containerd: str | None = None  # containerd's version, when known
+
+    @classmethod
+    def of_text(cls, text: str | None, path: str = CONTAINERD_TOML) -> ContainerdConfig:
+        """One file taken as the whole configuration (its imports not followed)."""
+        return read_containerd_config(lambda p: text if p == path else None, lambda pattern: [], path, follow=False)
+
+    @property
+    def version(self) -> int | None:
+        return config_version(self.merged)
+
+    def cri(self) -> dict[str, Any]:
+        """The CRI plugin's section for the effective config version ({} when absent)."""
+        plugin = CONTAINERD_CRI.get(self.version or 0)
+        plugins = self.merged.get("plugins")
+        node = plugins.get(plugin) if isinstance(plugins, dict) and plugin else None
+        return node if isinstance(node, dict) else {}
+
+
+def read_containerd_config(read: Callable[[str], str | None], glob: Callable[[str], list[str]],
+                           path: str = CONTAINERD_TOML, containerd: str | None = None, *,
+                           follow: bool = True) -> ContainerdConfig:
+    """Read containerd's configuration as containerd does (LoadConfig@v1.7.30/@v2.1.0): ``path``, then
+    every import in turn, each file once; an import relative to the directory of the file naming it;
+    a pattern with ``*`` globbed (sorted), any other import must exist. ``read`` and ``glob`` take
+    system paths (the step passes the host root's)."""
+    merge_plugins = containerd is not None and V.at_least(containerd, CONTAINERD_MERGES_PLUGINS)
+    merged: dict[str, Any] = {}
+    files: list[str] = []
+    pending, seen = [path], set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        text = read(current)
+        if text is None:
+            if current == path:
+                continue  # no config.toml: containerd runs on its built-in defaults
+            return ContainerdConfig(files, merged, f"{current} (imported by containerd's config) does not exist", containerd)
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return ContainerdConfig(files + [current], merged, f"{current} is not valid TOML ({exc})", containerd)
+        files.append(current)
+        _containerd_merge(merged, doc, merge_plugins)
+        imports = doc.get("imports") if follow else None
+        for entry in imports if isinstance(imports, list) else []:
+            if not isinstance(entry, str) or not entry:
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(current), entry))
+            pending += glob(target) if "*" in target else [target]
+    return ContainerdConfig(files, merged, None, containerd)
+
+
+def _containerd_merge(to: dict[str, Any], new: dict[str, Any], merge_plugins: bool, top: bool = True) -> None:
+    """containerd's mergeConfig: a later file's values win, tables merge key by key, top-level lists
+    append; containerd 1.x replaces each plugin section an imported file has as a whole."""
+    for key, value in new.items():
+        if top and key == "imports":
+            continue  # containerd lists the files it loaded there instead
+        current = to.get(key)
+        if top and key == "plugins" and not merge_plugins and isinstance(value, dict) and isinstance(current, dict):
+            current.update(copy.deepcopy(value))
+        elif isinstance(value, dict) and isinstance(current, dict):
+            _containerd_merge(current, value, merge_plugins, top=False)
+        elif top and isinstance(value, list) and isinstance(current, list):
+            current += [v for v in value if not (merge_plugins and v in current)]
+        else:
+            to[key] = copy.deepcopy(value)
+
+
+def containerd_configured(config: ContainerdConfig | str | None, answers: ContainerAnswers) -> bool:
+    """Whether containerd's effective configuration (a lone config.toml's text also does) has the
+    nvidia runtime under the CRI plugin its config version reads: ``plugins."io.containerd.grpc.v1.cri"``
+    (version 2), ``plugins."io.containerd.cri.v1.runtime"`` (version 3), ``plugins.cri`` (1); with
+    ``set_as_default`` as ``default_runtime_name``; with ``cdi`` the plugin's ``enable_cdi`` (on by
+    default from containerd 2.0). A config containerd would not start with configures nothing."""
+    cfg = config if isinstance(config, ContainerdConfig) else ContainerdConfig.of_text(config)
+    if cfg.problem:
         return False
-    version = doc.get("version", 2)
-    plugin = CONTAINERD_CRI.get(version) if isinstance(version, int) else None
-    node: Any = doc
-    for key in ("plugins", plugin, "containerd"):
-        node = node.get(key) if isinstance(node, dict) else None
+    cri = cfg.cri()
+    node = cri.get("containerd")
     if not isinstance(node, dict):
         return False
     runtimes = node.get("runtimes")
     if not isinstance(runtimes, dict) or not isinstance(runtimes.get("nvidia"), dict):
         return False
-    return not answers.set_as_default or node.get("default_runtime_name") == "nvidia"
+    if answers.set_as_default and node.get("default_runtime_name") != "nvidia":
+        return False
+    if answers.cdi:
+        cdi_default = cfg.containerd is not None and V.at_least(cfg.containerd, "2.0")
+        if cri.get("enable_cdi", cdi_default) is not True:
+            return False
+    return True
+
+
+def nvidia_ctk_containerd(ctk: str | None, read: Callable[[str], str | None],
+                          answers: ContainerAnswers) -> dict[str, str]:
+    """The files ``nvidia-ctk runtime configure --runtime=containerd`` (toolkit ``ctk``; None: the
+    current release) leaves, path -> content, for the plan's diffs. Raises StepFailed where that
+    run would fail or leave containerd without the runtime (nothing is changed then)."""
+    text = read(CONTAINERD_TOML)
+    try:
+        source = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError as exc:
+        raise StepFailed(f"{CONTAINERD_TOML} is not valid TOML ({exc}): containerd does not start with it and "
+                         "nvidia-ctk cannot extend it; fix it and run again. Nothing was changed") from None
+    named = "the nvidia-container-toolkit this step installs" if ctk is None else f"nvidia-container-toolkit {ctk}"
+    # containerd.go parseVersion: an empty file takes the default version 2, one without `version` is 1
+    version = 2 if not source else config_version(source)
+    if version is None:
+        raise StepFailed(f"{CONTAINERD_TOML}: `version = {source.get('version')!r}` is not a config version; "
+                         "nothing was changed")
+    if version <= 1:
+        raise StepFailed(
+            f"{CONTAINERD_TOML} has no `version` line (or version {version}), so containerd and nvidia-ctk read it as config version 1 "
+            "(deprecated since containerd 1.5), which nvidia-ctk configures only in part (from 1.18 into a drop-in "
+            "config.toml does not import). Convert it first: `containerd config migrate` (containerd 2.x), or add "
+            "`version = 2` and rename `[plugins.cri…]` to `[plugins.\"io.containerd.grpc.v1.cri\"…]` (containerd "
+            "1.x), then run again. Nothing was changed")
+    if version > 2 and ctk is not None and V.compare(ctk, CTK_CONFIG_V3_SINCE) < 0:
+        raise StepFailed(f"{named} does not know containerd config version {version} ({CONTAINERD_TOML}); "
+                         f"it does from {CTK_CONFIG_V3_SINCE}: upgrade it (`apt-get install nvidia-container-toolkit` "
+                         "/ `dnf upgrade nvidia-container-toolkit`) and run again. Nothing was changed")
+    if answers.cdi and ctk is not None and V.compare(ctk, CTK_CRI_CDI_SINCE) < 0:
+        raise StepFailed(f"{named} writes containerd's enable_cdi where containerd does not read it (fixed in "
+                         f"{CTK_CRI_CDI_SINCE}): upgrade it, or leave `cdi` unset, and run again. Nothing was changed")
+    plugin = CONTAINERD_CRI.get(version, CONTAINERD_CRI[3])
+    drop_in = containerd_drop_in(ctk)
+    cri_source = _table(source, "plugins", plugin)
+    if drop_in is None:
+        # up to 1.17.x: config.toml edited in place; runc's (or the default runtime's) table copied over
+        # the nvidia one, defaults only when there is none (config.go AddRuntime@v1.17.8)
+        dest = copy.deepcopy(source)
+    else:
+        # 1.18+: the drop-in starts from config.toml's whole CRI section, as containerd 1.x replaces the
+        # section (containerd.go getBaseDropInConfigTree@v1.19.1)
+        dest = {"plugins": {plugin: copy.deepcopy(cri_source)}} if cri_source else {}
+    dest["version"] = version
+    cri = _table(dest, "plugins", plugin, make=True)
+    node = _table(cri, "containerd", make=True)
+    runtimes = _table(node, "runtimes", make=True)
+    old_default = _table(cri_source, "containerd").get("default_runtime_name")
+    low_level = ([old_default] if isinstance(old_default, str) and old_default and not old_default.startswith("nvidia")
+                 else []) + ["runc", "crun"]
+    source_runtimes = _table(cri_source, "containerd", "runtimes")
+    options = next((copy.deepcopy(source_runtimes[r]) for r in low_level if isinstance(source_runtimes.get(r), dict)), None)
+    if options is not None:
+        runtimes["nvidia"] = options
+    elif drop_in is not None or not isinstance(runtimes.get("nvidia"), dict):
+        runtimes["nvidia"] = {"privileged_without_host_devices": False, "runtime_engine": "", "runtime_root": "",
+                              "runtime_type": "io.containerd.runc.v2"}
+    _table(runtimes, "nvidia", "options", make=True)["BinaryName"] = CTK_RUNTIME_BINARY
+    if answers.set_as_default:
+        node["default_runtime_name"] = "nvidia"
+    elif drop_in is not None and node.get("default_runtime_name") == "nvidia":
+        del node["default_runtime_name"]  # config.go AddRuntimeWithOptions@v1.19.1
+    if answers.cdi:
+        cri["enable_cdi"] = True
+    if drop_in is None:
+        return {CONTAINERD_TOML: toml_text(dest)}
+    # config_drop_in.go ensureImports: the drop-in's directory as a *.toml pattern joins config.toml's
+    # imports (v1.18.0: replaces them); an empty config.toml gets the version too
+    pattern = posixpath.dirname(drop_in) + "/*.toml"
+    top = copy.deepcopy(source)
+    current = top.get("imports")
+    kept = [i for i in current if isinstance(i, str)] if isinstance(current, list) and V.at_least(ctk or CTK_KEEPS_IMPORTS, CTK_KEEPS_IMPORTS) else []
+    if not top:
+        top["version"] = version
+    top["imports"] = kept if pattern in kept else kept + [pattern]
+    return {drop_in: toml_text(dest), CONTAINERD_TOML: toml_text(top)}
+
+
+def _table(doc: dict[str, Any], *keys: str, make: bool = False) -> dict[str, Any]:
+    """``doc[k1][k2]…`` when each is a table, else {}; ``make``: created on the way (a value in the
+    way replaced by a table, as go-toml's SetPath does)."""
+    for key in keys:
+        node = doc.get(key)
+        if not isinstance(node, dict):
+            if not make:
+                return {}
+            node = doc[key] = {}
+        doc = node
+    return doc
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return value.isoformat() if hasattr(value, "isoformat") else json.dumps(str(value))
+
+
+def toml_text(doc: dict[str, Any]) -> str:
+    """TOML laid out as nvidia-ctk (go-toml v1) writes it: keys sorted, values before tables, a blank
+    line before each table header, two spaces of indent per level (the v1.19.1 capture)."""
+    lines: list[str] = []
+
+    def tables(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    def table(node: dict[str, Any], path: list[str], depth: int) -> None:
+        pad = "  " * depth
+        lines.extend(f"{pad}{_toml_key(k)} = {_toml_value(node[k])}" for k in sorted(node)
+                     if not isinstance(node[k], dict) and not tables(node[k]))
+        for k in sorted(node):
+            sub = [*path, _toml_key(k)]
+            if isinstance(node[k], dict):
+                lines.extend(["", pad + "[" + ".".join(sub) + "]"])
+                table(node[k], sub, depth + 1)
+            elif tables(node[k]):
+                for item in node[k]:
+                    lines.extend(["", pad + "[[" + ".".join(sub) + "]]"])
+                    table(item, sub, depth + 1)
+
+    table(doc, [], 0)
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _restore_lost(old: Any, new: Any) -> tuple[Any, list[str]]:
@@ -144,7 +412,9 @@ def _restore_lost(old: Any, new: Any) -> tuple[Any, list[str]]:
 @dataclass
 class ConfigureRuntime(A.Action):
     """Back up the runtime's config, run ``nvidia-ctk runtime configure``, make sure nothing the file
-    had was dropped."""
+    had was dropped. containerd: its effective configuration (config.toml and its imports) decides,
+    and the files nvidia-ctk writes depend on the toolkit's version (``ctk``; None: installed by
+    this step)."""
 
     id: str
     title: str
@@ -152,22 +422,34 @@ class ConfigureRuntime(A.Action):
     path: str
     answers: ContainerAnswers
     runtime: str
+    ctk: str | None = None
+    containerd: str | None = None
+
+    def effective(self, ctx: StepContext) -> ContainerdConfig:
+        return read_containerd_config(ctx.read_text, ctx.host.glob, self.path, self.containerd)
 
     def _done(self, ctx: StepContext) -> bool:
-        text = ctx.read_text(self.path)
         if self.runtime == "docker":
-            return docker_configured(load_json_object(self.path, text), self.answers)
-        return containerd_configured(text, self.answers)
+            return docker_configured(load_json_object(self.path, ctx.read_text(self.path)), self.answers)
+        return containerd_configured(self.effective(ctx), self.answers)
+
+    def _containerd_files(self, ctx: StepContext) -> dict[str, str]:
+        return nvidia_ctk_containerd(self.ctk, ctx.read_text, self.answers)
 
     def preview(self, ctx: StepContext) -> list[str]:
         lines = []
-        if ctx.host.exists(self.path):
-            lines.append(f"back up {self.path} -> {self.path}.gpuwizard-<time>.bak")
+        written = [self.path] if self.runtime == "docker" else sorted(self._containerd_files(ctx))
+        lines += [f"back up {p} -> {p}.gpuwizard-<time>.bak" for p in written if ctx.exists(p)]
         lines.append("$ " + C.cmd(self.argv))
         if self.runtime == "docker":
             old = ctx.read_text(self.path)
-            written = self.planned_file(ctx)
-            lines += unified_diff(self.path, old, written[1] if written else "").splitlines()
+            planned = self.planned_file(ctx)
+            return lines + unified_diff(self.path, old, planned[1] if planned else "").splitlines()
+        if self.ctk is None:
+            lines.append(f"(nvidia-container-toolkit from 1.18 writes the runtime to {CTK_DROP_IN} and imports it "
+                         f"from {self.path}; before 1.18 it writes it into {self.path})")
+        for path, text in sorted(self._containerd_files(ctx).items()):
+            lines += unified_diff(path, ctx.read_text(path), text).splitlines() or [f"(no change to {path})"]
         return lines
 
     def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
@@ -183,13 +465,16 @@ class ConfigureRuntime(A.Action):
         return self._done(ctx)
 
     def apply(self, ctx: StepContext) -> None:
+        if self.runtime == "containerd":
+            self._apply_containerd(ctx)
+            return
         before = ctx.host.read_text(self.path)
-        old = load_json_object(self.path, before) if self.runtime == "docker" else None
+        old = load_json_object(self.path, before)
         saved = ctx.host.backup(self.path)
         if saved:
             ctx.note(f"backup of {self.path}: {saved}")
         ctx.host.runner.run(self.argv, check=True)
-        if self.runtime == "docker" and old:
+        if old:
             new = load_json_object(self.path, ctx.host.read_text(self.path))
             merged, lost = _restore_lost(old, json.loads(json.dumps(new)))
             if lost:
@@ -198,11 +483,48 @@ class ConfigureRuntime(A.Action):
         if not self._done(ctx):
             raise StepFailed(f"nvidia-ctk ran but {self.path} does not configure the nvidia runtime as asked")
 
+    def _apply_containerd(self, ctx: StepContext) -> None:
+        # the toolkit may have been installed by this step: its version decides what nvidia-ctk writes
+        ctk = probe_version(ctx.host, ["nvidia-ctk", "--version"], P.parse_nvidia_ctk_version) or self.ctk
+        predicted = nvidia_ctk_containerd(ctk, ctx.host.read_text, self.answers)  # refuses before any change
+        saved: dict[str, str] = {}
+        for path in sorted(predicted):
+            backup = ctx.host.backup(path)
+            if backup:
+                saved[path] = backup
+                ctx.note(f"backup of {path}: {backup}")
+        before = _imports(ctx.host.read_text(self.path))
+        ctx.host.runner.run(self.argv, check=True)
+        after_text = ctx.host.read_text(self.path)
+        after = _imports(after_text)
+        lost = [i for i in before if i not in after]
+        if lost and after_text is not None:
+            # nvidia-ctk 1.18.0 replaces config.toml's imports with its own
+            doc = tomllib.loads(after_text)
+            doc["imports"] = before + [i for i in after if i not in before]
+            ctx.host.write_file(self.path, toml_text(doc))
+            ctx.note(f"nvidia-ctk dropped the imports {', '.join(lost)} from {self.path}; put back"
+                     + (f" (backup: {saved[self.path]})" if self.path in saved else ""))
+        cfg = self.effective(ctx)
+        if not containerd_configured(cfg, self.answers):
+            raise StepFailed(f"nvidia-ctk ran but containerd's configuration ({' + '.join(cfg.files) or 'no file'}) "
+                             + (cfg.problem + "; it " if cfg.problem else "")
+                             + "does not configure the nvidia runtime as asked")
+
     def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["argv"] = list(self.argv)
         data["path"] = self.path
         return data
+
+
+def _imports(text: str | None) -> list[str]:
+    """config.toml's ``imports`` (a file that is not TOML has none to lose)."""
+    try:
+        value = tomllib.loads(text or "").get("imports")
+    except tomllib.TOMLDecodeError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 # -- the step's section of the answer file --------------------------------------------------------
@@ -228,6 +550,7 @@ class ContainerStep(Step[ContainerAnswers]):
         fam = C.os_family(host)
         actions: list[A.Action] = []
         runtime = answers.runtime
+        containerd: str | None = None
         if runtime == "docker":
             if docker is None:
                 if not answers.install_docker:
@@ -247,8 +570,15 @@ class ContainerStep(Step[ContainerAnswers]):
             else:
                 # stop before any change when daemon.json cannot be read (names the file, line, column)
                 load_json_object(DAEMON_JSON, ctx.host.read_text(DAEMON_JSON))
-        elif probe_version(ctx.host, ["containerd", "--version"], P.parse_containerd_version) is None:
-            raise StepFailed("containerd is not installed; install it (or use runtime: docker) and run again")
+        else:
+            containerd = probe_version(ctx.host, ["containerd", "--version"], P.parse_containerd_version)
+            if containerd is None:
+                raise StepFailed("containerd is not installed; install it (or use runtime: docker) and run again")
+            effective = read_containerd_config(ctx.read_text, ctx.host.glob, CONTAINERD_TOML, containerd)
+            if effective.problem:
+                raise StepFailed(f"containerd's configuration cannot be read: {effective.problem}; containerd does not "
+                                 "start with it. Fix or remove that file and run again. Nothing was changed")
+            nvidia_ctk_containerd(ctk, ctx.read_text, answers)  # refuses what nvidia-ctk would get wrong
 
         if ctk:
             actions.append(C.Check("toolkit", f"nvidia-container-toolkit {ctk} is installed", lambda c: True))
@@ -288,7 +618,7 @@ class ContainerStep(Step[ContainerAnswers]):
             argv.append("--cdi.enabled")
         path = DAEMON_JSON if runtime == "docker" else CONTAINERD_TOML
         actions.append(ConfigureRuntime("configure-runtime", f"configure {runtime} for the nvidia runtime (backup of {path} first)",
-                                        argv, path, answers, runtime))
+                                        argv, path, answers, runtime, ctk, containerd))
         actions.append(C.RunIf("restart-runtime", f"restart {runtime}", ["systemctl", "restart", runtime],
                                done=lambda c: _runtime_live(c, runtime, answers, path),
                                disruptive=f"restarts {runtime}: its running containers stop"
@@ -325,7 +655,13 @@ class ContainerStep(Step[ContainerAnswers]):
             result = ctx.host.runner.probe(["systemctl", "is-active", "containerd"])
             if not (result and result.ok):
                 raise StepFailed("containerd is not running after the restart: see `journalctl -u containerd`")
-            return "containerd runs with the nvidia runtime (" + CONTAINERD_TOML + ")"
+            version = probe_version(ctx.host, ["containerd", "--version"], P.parse_containerd_version)
+            cfg = read_containerd_config(ctx.host.read_text, ctx.host.glob, CONTAINERD_TOML, version)
+            files = " + ".join(cfg.files) or "no configuration file"
+            if not containerd_configured(cfg, answers):
+                raise StepFailed(f"containerd's configuration ({files}) "
+                                 + (f"cannot be read: {cfg.problem}" if cfg.problem else "has no nvidia runtime as asked"))
+            return f"containerd runs with the nvidia runtime ({files})"
         argv = self.test_argv(ctx, answers)
         image = argv[-2]
         result = ctx.host.runner.run(argv, timeout=900)
@@ -356,8 +692,11 @@ def _runtime_live(ctx: StepContext, runtime: str, answers: ContainerAnswers, pat
         runtimes, _, default = result.stdout.strip().partition("|")
         return '"nvidia"' in runtimes and (not answers.set_as_default or default == "nvidia")
     record = ctx.action_record("restart-runtime") or {}
+    files = read_containerd_config(ctx.host.read_text, ctx.host.glob, path).files  # config.toml and its imports
     try:
-        mtime = ctx.host.path(path).stat().st_mtime
+        mtime = max(ctx.host.path(f).stat().st_mtime for f in files) if files else None
     except OSError:
+        return False
+    if mtime is None:
         return False
     return record.get("outcome") == "changed" and record.get("at", 0) >= mtime

@@ -727,10 +727,14 @@ def test_nvidia_ctk_containerd_configure_reads_the_toml_it_extends(tmp_path):
     first = conf.read_text()
     assert first.count("runtimes.nvidia]") == 1 and first.count('default_runtime_name = "nvidia"') == 1
     assert run(sb, *argv).returncode == 0 and conf.read_text() == first  # already there: unchanged
-    # written by hand with other spacing and quoting: still recognised as configured
+    # written by hand with other spacing and quoting: read as TOML, rewritten in go-toml's layout (as the
+    # real tool saves it) with the runtime's binary added, each table once
     conf.write_text("version = 2\n[plugins.'io.containerd.grpc.v1.cri'.containerd]\ndefault_runtime_name='nvidia'\n"
                     "[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.nvidia]\nruntime_type='io.containerd.runc.v2'\n")
+    assert run(sb, *argv).returncode == 0
     hand = conf.read_text()
+    assert hand.count("runtimes.nvidia]") == 1 and hand.count('default_runtime_name = "nvidia"') == 1
+    assert 'BinaryName = "/usr/bin/nvidia-container-runtime"' in hand and "runtime_type = \"io.containerd.runc.v2\"" in hand
     assert run(sb, *argv).returncode == 0 and conf.read_text() == hand
     conf.write_text("[plugins\n")
     r = run(sb, *argv)

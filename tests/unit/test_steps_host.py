@@ -174,7 +174,8 @@ def test_default_test_image_fits_the_driver():
     assert K.default_test_image("12.8", {"os": "ubuntu", "version": "24.04"}) == "nvidia/cuda:12.8.1-base-ubuntu24.04"
 
 
-# /etc/containerd/config.toml after `nvidia-ctk runtime configure --runtime=containerd --set-as-default`:
+# /etc/containerd/config.toml after `nvidia-ctk runtime configure --runtime=containerd --set-as-default` of a
+# toolkit before 1.18 (which edits config.toml itself; later ones write a drop-in: test_containerd_config.py):
 # containerd 1.7 (config version 2, the CRI plugin io.containerd.grpc.v1.cri) ...
 CONTAINERD_V2 = """\
 version = 2
