@@ -246,6 +246,34 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     return code
 
 
+def effective_answers(answers: Any, selected: list[str], sections: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
+    """The answer file as this run uses it: the sections of the selected steps with every default
+    filled in (``detect`` included when the file leaves it out), the sections of skipped steps left
+    out, any other top-level key as the model has it. For the head of the log."""
+    from .console import plain
+
+    doc: dict[str, Any] = {}
+    for key, value in answers.model_dump(mode="json").items():
+        if key in steps:
+            if key in selected:
+                doc[key] = plain(sections[key])
+        else:
+            doc[key] = value
+    for sid in selected:  # in run order, should the model's order ever differ
+        doc.setdefault(sid, plain(sections[sid]))
+    return doc
+
+
+def _log_facts(log: Any, engine: Any) -> None:
+    """The facts the plan is made against, detected now (each probe logged above them)."""
+    try:
+        facts = engine.facts()
+    except Exception as exc:  # noqa: BLE001 — the plan meets it again and reports it; the log says it here
+        log.write(f"facts: detection failed: {type(exc).__name__}: {exc}", flush=True)
+        return
+    log.write_header(facts=facts)
+
+
 def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
     from .console import ConsoleReporter, LogFile
     from .state import RunLock
@@ -253,22 +281,32 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
     lock = RunLock(session.state_path).acquire()
     log: LogFile | None = None
     try:
-        model, _, selected, _ = _prepare_engine(session, run=True)
+        model, answers, selected, sections = _prepare_engine(session, run=True)
         engine = model.engine
+        state = engine.state
+        # the log's head: who, the answers as the run uses them, then (after the probes that find
+        # them) the detected facts; from here on every command is in it, probes too
+        log = LogFile(session.log_dir)
+        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)} run {state.run_id}"
+                  + (" resume" if session.args.resume else "") + (" dry-run" if session.host.dry_run else ""))
+        log.attach(session.host)
+        log.write_header(answers=effective_answers(answers, selected, sections, engine.steps))
+        _log_facts(log, engine)
+        engine.listeners.append(log)
         # the whole recipe's plan first: what it can already tell is impossible runs nothing
         refused = [p for p in model.plan(selected).values() if p.refused]
         if refused:
             for p in refused:
                 err.write(f"gpuwizard: error: [{p.step.id}] {p.error}\n")
+                log.write(f"refused [{p.step.id}] {p.error}")
             err.write("gpuwizard: nothing was executed (the plan refuses these answers; see: gpuwizard plan --answers FILE)\n")
+            log.write(f"exit {EXIT_INVALID}: the plan refuses these answers; nothing was executed")
             return EXIT_INVALID
-        state = engine.state
-        log = LogFile(session.log_dir)
-        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)} run {state.run_id}")
         reporter = ConsoleReporter(out)
-        engine.listeners += [log, reporter]
+        engine.listeners.append(reporter)
         state.save()
         code = model.run(selected)
+        log.write(f"exit {code}")
         if code == EXIT_FAILED:
             err.write(f"gpuwizard: a step failed; state saved in {session.state_path}\n")
             err.write(f"gpuwizard: full log: {log.path}\n")
@@ -278,6 +316,10 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         else:
             out.write(f"all requested steps done (log: {log.path})\n")
         return code
+    except BaseException as exc:
+        if log is not None:
+            log.write(f"stopped: {type(exc).__name__}: {exc}")
+        raise
     finally:
         if log is not None:
             log.close()

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from .errors import CommandFailed, GpuwizardError, ToolMissing
 
@@ -44,6 +44,30 @@ BlockListener = Callable[[str, list[str]], None]
 per-block delivery is what keeps a flood of output cheap for the log file and the TUI."""
 
 TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """One command the runner ran or tried to run, for whoever keeps a record (the log file).
+
+    Reported twice for a command that starts: ``phase="started"`` (``rc`` and ``seconds`` None) and
+    ``phase="finished"``; once, ``"finished"``, for one that never started (``outcome`` says why).
+    ``argv`` is the command as it was run, privilege prefix included, tool names as given (not their
+    resolved paths). Only the argv: never the environment or stdin, where secrets travel.
+    """
+
+    argv: tuple[str, ...]
+    phase: Literal["started", "finished"]
+    probe: bool  # a read-only probe (``change=False``): a fact, not an action
+    cwd: str | None = None
+    rc: int | None = None  # None: still running, or never started
+    seconds: float | None = None
+    outcome: str = ""  # "" (it ran to its end), or: timed out / cancelled / not found on PATH / ...
+
+
+CommandListener = Callable[[CommandRecord], None]
+"""Called with a :class:`CommandRecord` when a command starts and when it ends, on the thread that
+runs it (never per line of output)."""
 
 
 @dataclass
@@ -86,6 +110,7 @@ class Runner:
         self.default_timeout = default_timeout
         self._local = threading.local()  # a per-thread probe cache while planning (cached_probes)
         self.listeners: list[BlockListener] = []
+        self.command_listeners: list[CommandListener] = []  # every command's start and end (the log file)
         self.recorded: list[list[str]] = []
         self.cancel = threading.Event()  # set by a UI to stop the command in flight
         self._lock = threading.Lock()
@@ -123,24 +148,40 @@ class Runner:
         """Run ``argv``.
 
         ``change=False`` marks a read-only probe: it runs even in dry-run mode, without sudo and
-        without being announced to listeners (probes are facts, not actions).
+        without its output going to ``listeners`` (probes are facts, not actions). Every command,
+        probes included, is reported to ``command_listeners`` when it starts and when it ends.
         """
         if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
             raise TypeError(f"a command is a non-empty list of strings, got {argv!r}")
         argv = list(argv)
+        reporters = list(self.command_listeners)
+        shown = tuple([*self.privilege, *argv] if change and self.privilege and not self.dry_run else argv)
+
+        def report(phase: Literal["started", "finished"], rc: int | None = None, seconds: float | None = None,
+                   outcome: str = "") -> None:
+            record = CommandRecord(shown, phase, not change, cwd, rc, seconds, outcome)
+            for reporter in reporters:
+                reporter(record)
+
         if change and self.dry_run:
             with self._lock:
                 self.recorded.append(argv)
+            if reporters:
+                report("finished", outcome="not run (dry-run)")
             return CommandResult(argv, 0, recorded=True)
 
         exe = self.which(argv[0])
         if exe is None:
+            if reporters:
+                report("finished", outcome="not found on PATH")
             raise ToolMissing(argv[0])
         full = [exe, *argv[1:]]
         if change and self.privilege:
             full = [*self.privilege, *full]
             sudo = self.which(self.privilege[0])
             if sudo is None:
+                if reporters:
+                    report("finished", outcome=f"{self.privilege[0]} not found on PATH")
                 raise ToolMissing(self.privilege[0], "run gpuwizard as root")
             full[0] = sudo
 
@@ -160,6 +201,8 @@ class Runner:
                     on_line(stream, line)
 
         timeout = self.default_timeout if timeout is None else timeout
+        if reporters:
+            report("started")
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -172,11 +215,19 @@ class Runner:
                 start_new_session=True,  # a timeout or cancel stops the whole process group
             )
         except OSError as exc:
+            if reporters:
+                report("finished", seconds=time.monotonic() - start, outcome=f"could not start: {exc.strerror or exc}")
             raise GpuwizardError(f"could not start {argv[0]}: {exc}") from exc
-        if stdin is not None:
-            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
-        stopped = _pump(proc, deliver, None if timeout is None else start + timeout, self.cancel)
-        rc = proc.wait()
+        try:
+            if stdin is not None:
+                threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+            stopped = _pump(proc, deliver, None if timeout is None else start + timeout, self.cancel)
+            rc = proc.wait()
+        except BaseException as exc:  # a listener's error, Ctrl-C: the record still says it ended
+            if reporters:
+                report("finished", seconds=time.monotonic() - start, outcome=f"interrupted ({type(exc).__name__})")
+            raise
+        duration = time.monotonic() - start
         timed_out = stopped == "timeout"
         if stopped:
             rc = 124 if timed_out else 130
@@ -192,10 +243,13 @@ class Runner:
             rc=rc if rc is not None else 1,
             stdout="\n".join(out_lines) + ("\n" if out_lines else ""),
             stderr="\n".join(err_lines) + ("\n" if err_lines else ""),
-            duration=time.monotonic() - start,
+            duration=duration,
             timed_out=timed_out,
             tail=list(tail),
         )
+        if reporters:
+            report("finished", result.rc, duration,
+                   "" if not stopped else f"timed out after {timeout:g}s" if timed_out else "cancelled")
         if check:
             result.check()
         return result

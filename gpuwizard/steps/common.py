@@ -141,6 +141,7 @@ def runner_with_path(host: Host, *dirs: str) -> Runner:
     runner = Runner(path=path, env=base.extra_env, privilege=base.privilege, dry_run=base.dry_run,
                     default_timeout=base.default_timeout)
     runner.listeners = base.listeners
+    runner.command_listeners = base.command_listeners  # the log records its commands too
     runner.cancel = base.cancel
     return runner
 

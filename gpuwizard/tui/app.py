@@ -396,6 +396,9 @@ class WizardApp(App[int]):
         self._plan(self.implemented() if plan is None else plan)
 
     def _facts_ready(self, facts: dict[str, Any]) -> None:
+        if self.facts is None and self.model is not None and hasattr(self.log_file, "write_header"):
+            # the log's head, once: the answers the session starts from and what detection found
+            self.log_file.write_header(answers={"version": 1, **self.model.session_answers()}, facts=facts)
         self.facts = facts
         gpus = facts.get("gpus") or []
         host = facts.get("host") or {}
@@ -731,6 +734,7 @@ def run_tui(session: Any, answers: AnswerFile | None, resume: bool, *, err: Any 
     try:
         log = LogFile(session.log_dir)
         log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} tui{' resume' if resume else ''}")
+        log.attach(session.host)  # every command's argv, exit code and duration, probes included
         app = WizardApp(session, answers, resume, state=state, log=log)
         code = app.run()
         if code is None:  # closed without a verdict (e.g. the terminal went away)

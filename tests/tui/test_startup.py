@@ -111,3 +111,23 @@ def test_the_state_modules_step_order_is_the_registrys():
     from gpuwizard.steps import STEP_CLASSES
 
     assert list(STEP_IDS) == [cls.id for cls in STEP_CLASSES]
+
+
+async def test_the_wizards_log_has_its_head_and_every_command(tmp_path: Path):
+    """The log on disk of a wizard session: the answers and the facts at the top, then a dated line
+    per command the wizard ran (detection's probes included) with its exit code and duration."""
+    import re
+
+    app = make_app(tmp_path)
+    from gpuwizard.console import log_block
+
+    app.log_file.attach(app.host)  # as run_tui does
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.facts is not None
+    app.log_file.close()
+    text = app.log_path.read_text()
+    assert log_block(text, "answers") and '"gpus"' in log_block(text, "facts")
+    ended = re.findall(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d probe exit (\d+) in \d+\.\d{3}s \$ (.+)$", text, re.M)
+    assert ("0", "lspci -nn") in ended  # detection's PCI probe, as it ran
+    assert re.search(r"^\S+ probe not found on PATH \$ nvidia-smi --query-gpu=", text, re.M)  # t4-bare has no driver

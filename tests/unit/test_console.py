@@ -64,5 +64,6 @@ def test_log_file_keeps_every_line_with_stream_marks(tmp_path: Path):
     log.close()
     text = log.path.read_text()
     assert "step-started [driver] NVIDIA driver" in text
-    assert "  | one\n  | two\n  ! oops\n" in text
+    # every line starts with a dated timestamp, then the stream mark
+    assert [line.split(" ", 1)[1] for line in text.splitlines()[1:]] == ["  | one", "  | two", "  ! oops"]
     assert oct(log.path.stat().st_mode & 0o777) == "0o600"
