@@ -97,7 +97,7 @@ def test_the_first_frame_needs_neither_pydantic_nor_the_steps():
     import subprocess
     import sys
 
-    code = ("import sys, gpuwizard.cli, gpuwizard.tui.app; "
+    code = ("import sys, gpuwizard.cli, gpuwizard.console, gpuwizard.tui.app; "
             "print(sorted(m for m in sys.modules if m in ('pydantic', 'yaml', 'gpuwizard.engine', 'gpuwizard.steps', "
             "'gpuwizard.answers', 'gpuwizard.session')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
