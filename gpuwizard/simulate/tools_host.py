@@ -186,12 +186,52 @@ def _mok_key(ctx, der_path):
 # ---------------------------------------------------------------------------------------------
 # packages
 
+# Debian 12's archive as apt-cache showed it on a real bookworm root with main contrib non-free
+# non-free-firmware (../shared/upstream/debian-12/apt-cache.txt): name -> (candidate, the policy's
+# source line of that candidate). One NVIDIA driver; the open kernel module only at an older version;
+# headers only for the archive's current kernel ABI (linux-headers-amd64 6.1.192-3 depends on it).
+DEBIAN12_SECURITY = "http://deb.debian.org/debian-security bookworm-security/%s amd64 Packages"
+DEBIAN12_MAIN = "http://deb.debian.org/debian bookworm/%s amd64 Packages"
+DEBIAN12_KERNEL = "6.1.0-57-amd64"
+DEBIAN12_ARCHIVE = {
+    "nvidia-driver": ("535.309.01-0+deb12u1", DEBIAN12_SECURITY % "non-free"),
+    "nvidia-kernel-dkms": ("535.309.01-0+deb12u1", DEBIAN12_SECURITY % "non-free"),
+    "nvidia-open-kernel-dkms": ("535.261.03-1", DEBIAN12_MAIN % "contrib"),
+    "nvidia-smi": ("535.309.01-0+deb12u1", DEBIAN12_SECURITY % "non-free"),
+    "nvidia-cuda-toolkit": ("11.8.89~11.8.0-5~deb12u1", DEBIAN12_MAIN % "non-free"),
+    "docker.io": ("20.10.24+dfsg1-1+deb12u1+b6", DEBIAN12_MAIN % "main"),
+    "containerd": ("1.6.20~ds1-1+deb12u3", DEBIAN12_MAIN % "main"),
+    "runc": ("1.1.5+ds1-1+deb12u1", DEBIAN12_MAIN % "main"),
+    "dkms": ("3.0.10-8+deb12u1", DEBIAN12_MAIN % "main"),
+    "linux-headers-amd64": ("6.1.192-3", DEBIAN12_SECURITY % "main"),
+    "linux-headers-%s" % DEBIAN12_KERNEL: ("6.1.192-3", DEBIAN12_SECURITY % "main"),
+    "mokutil": ("0.6.0-2", DEBIAN12_MAIN % "main"),
+    "curl": ("7.88.1-10+deb12u15", DEBIAN12_MAIN % "main"),
+    "gnupg": ("2.2.40-1.1+deb12u2", DEBIAN12_MAIN % "main"),
+    "pciutils": ("1:3.9.0-4", DEBIAN12_MAIN % "main"),
+    "kmod": ("30+20221128-1", DEBIAN12_MAIN % "main"),
+    "python3-venv": ("3.11.2-1+b1", DEBIAN12_MAIN % "main"),
+}
+UBUNTU_SOURCE = "http://archive.ubuntu.com/ubuntu jammy-updates/restricted amd64 Packages"
+REPO_SOURCE = {"cuda": "https://developer.download.nvidia.com/compute/cuda/repos/%s/x86_64  Packages",
+               "nvidia-container-toolkit": "https://nvidia.github.io/libnvidia-container/stable/deb/amd64  Packages"}
+
+
+def debian(world):
+    return debianish(world) and not ubuntu(world)
+
+
 def _catalogue(ctx):
     """name -> (version, repository or None for the distribution's archive)."""
     w = ctx.world
     cat = {}
     k = _kernel(w)
-    if debianish(w):
+    if debian(w):
+        cat.update((name, (ver, None)) for name, (ver, _src) in DEBIAN12_ARCHIVE.items())
+        for xy in CUDA_RELEASES:
+            cat["cuda-toolkit-%s" % xy.replace(".", "-")] = ("%s-1" % CUDA_RELEASES[xy][1], "cuda")
+        cat["nvidia-container-toolkit"] = ("%s-1" % CTK_VERSION, "nvidia-container-toolkit")
+    elif debianish(w):
         cat["linux-headers-%s" % k] = (k.split("-generic")[0] + ".1", None)
         for br, (full, _cuda) in DRIVER_BRANCHES.items():
             cat["nvidia-driver-%s" % br] = ("%s-0ubuntu0.22.04.1" % full, None)
@@ -224,16 +264,23 @@ def _apply_package(ctx, world, name):
         if not os.path.lexists(link):
             os.symlink(_p(ctx, src), link)
         return None
+    if name == "nvidia-open-kernel-dkms":
+        if world.get("driver"):
+            world["driver"]["module"] = "open"
+        return None
     if name.startswith("nvidia-driver"):
-        br = name.split("-")[2].split(":")[-1] if name.startswith("nvidia-driver-") else name.split(":")[1].split("-")[0]
-        full, cuda = DRIVER_BRANCHES[br]
+        if name == "nvidia-driver":  # Debian's one driver (nvidia-smi of a 535 driver reports CUDA 12.2)
+            full, cuda = DEBIAN12_ARCHIVE[name][0].split("-")[0], "12.2"
+        else:
+            br = name.split("-")[2].split(":")[-1] if name.startswith("nvidia-driver-") else name.split(":")[1].split("-")[0]
+            full, cuda = DRIVER_BRANCHES[br]
         if not os.path.exists(_p(ctx, "/lib/modules/%s/build" % k)):
             return ("Error! Your kernel headers for kernel %s cannot be found at /lib/modules/%s/build or "
                     "/lib/modules/%s/source.\nPlease install the linux-headers-%s package or use the --kernelsourcedir "
                     "option to tell DKMS where it's located." % (k, k, k, k))
         key = None
         if world["host"].get("secure_boot"):
-            key = _mok_key(ctx, _p(ctx, "/var/lib/shim-signed/mok/MOK.der"))
+            key = _mok_key(ctx, _p(ctx, _dkms_certificate(world)))
         _install_driver(world, full, cuda, "apt" if debianish(world) else "dnf", signing_key=key)
         return None
     if name == "nvidia-container-toolkit":
@@ -254,6 +301,58 @@ def _apply_package(ctx, world, name):
         _add_toolkit(world, name[len("cuda-toolkit-"):].replace("-", "."))
         return None
     return None
+
+
+def _dkms_certificate(world):
+    """The certificate of the key this distribution's DKMS signs modules with: Ubuntu's dkms is patched
+    for shim-signed's MOK; Debian's (upstream's) uses /var/lib/dkms/mok.pub (real-world.md, Debian 12)."""
+    return "/var/lib/shim-signed/mok/MOK.der" if ubuntu(world) else "/var/lib/dkms/mok.pub"
+
+
+def apt_cache(ctx) -> int:
+    """``apt-cache policy NAME...`` as apt 2.x prints it (../shared/upstream/debian-12/apt-cache.txt):
+    a block per known name, the installed version marked ``***`` with ``100 /var/lib/dpkg/status``; a
+    name it cannot locate prints ``N: Unable to locate package NAME`` on stderr and nothing on stdout,
+    exit 0 (forum transcripts in the search corpus, e.g. ``apt-cache policy llvmpipe``; the capture's
+    ``apt-cache policy nvidia-container-toolkit`` has no stdout). ``show`` prints ``N: Unable to locate
+    package`` + ``E: No packages found`` (exit 100) for an unknown name."""
+    args = [a for a in ctx.args if a not in ("-q", "-qq", "--quiet")]
+    if not args or args[0] not in ("policy", "show"):
+        return ctx.unsupported()
+    w = ctx.world
+    cat = _catalogue(ctx)
+    avail = set(w.get("apt_repos", []))
+    installed = w.get("packages", {})
+    tag = _distro_tag(w)
+
+    def source(name, repo):
+        if repo is not None:
+            return REPO_SOURCE[repo] % tag if "%s" in REPO_SOURCE[repo] else REPO_SOURCE[repo]
+        return DEBIAN12_ARCHIVE[name][1] if debian(w) and name in DEBIAN12_ARCHIVE else UBUNTU_SOURCE
+
+    found = []
+    for name in args[1:]:
+        entry = cat.get(name)
+        if entry is None or (entry[1] is not None and entry[1] not in avail):
+            ctx.err("N: Unable to locate package %s" % name)
+            continue
+        found.append((name, entry))
+    if args[0] == "show":
+        for name, (ver, _repo) in found:
+            ctx.out("Package: %s\nVersion: %s\nPriority: optional\n" % (name, ver))
+        if not found:
+            ctx.err("E: No packages found")
+            return 100
+        return 0
+    for name, (ver, repo) in found:
+        have = installed.get(name)
+        ctx.out("%s:\n  Installed: %s\n  Candidate: %s\n  Version table:" % (name, have or "(none)", ver))
+        ctx.out("%s %s 500\n        500 %s" % (" ***" if have == ver else "    ", ver, source(name, repo)))
+        if have == ver:
+            ctx.out("        100 /var/lib/dpkg/status")
+        elif have:
+            ctx.out(" *** %s 100\n        100 /var/lib/dpkg/status" % have)
+    return 0
 
 
 def _repos_configured(ctx):

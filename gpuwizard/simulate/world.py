@@ -388,6 +388,7 @@ TOOL_PRESENCE = {
     "install": lambda w: True,
     "tar": lambda w: True,
     "apt-get": _debianish,
+    "apt-cache": _debianish,
     "dpkg": _debianish,
     "update-initramfs": _debianish,
     "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),

@@ -3,6 +3,7 @@ OS families and the version tables of the NVIDIA stack. Never imports Textual.""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +108,57 @@ def repo_arch(host_facts: dict[str, Any]) -> str:
     return {"aarch64": "sbsa", "arm64": "sbsa"}.get(arch, arch)
 
 
+# -- APT (Ubuntu, Debian): what the configured archive holds, read at plan time -----------------------
+# A package every Debian and Ubuntu archive has (main): when `apt-cache policy` cannot locate it either,
+# the package lists are empty (never refreshed) and say nothing about the other names.
+APT_SENTINEL = "dkms"
+APT_VERSION_ROW = re.compile(r"^ (?:\*\*\*|   ) (\S+) -?\d+$")
+
+
+def parse_apt_policy(text: str) -> dict[str, dict[str, Any]]:
+    """``apt-cache policy NAME...`` (LC_ALL=C) -> {name: {installed, candidate, versions}}; a name
+    APT cannot locate has no block (apt prints ``N: Unable to locate package NAME`` to stderr and
+    exits 0). ``(none)`` reads as None: a virtual or pinned-away package has no candidate."""
+    found: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = found[line[:-1]] = {"installed": None, "candidate": None, "versions": []}
+            continue
+        if current is None:
+            continue
+        field, _, value = line.strip().partition(": ")
+        if field in ("Installed", "Candidate"):
+            current[field.lower()] = None if value.strip() in ("", "(none)") else value.strip()
+        elif (m := APT_VERSION_ROW.match(line)) is not None:
+            current["versions"].append(m.group(1))
+    return found
+
+
+def apt_policy(host: Host, names: list[str]) -> dict[str, dict[str, Any]] | None:
+    """What the configured archive holds for some packages (one read-only ``apt-cache policy``);
+    None when it cannot be told: no apt-cache, the probe failed, or the package lists are empty
+    (``APT_SENTINEL`` unknown too), so that ``apt-get update`` has yet to fetch them."""
+    result = host.runner.probe(["apt-cache", "policy", *dict.fromkeys([*names, APT_SENTINEL])], timeout=60)
+    if result is None or not result.ok:
+        return None
+    found = parse_apt_policy(result.stdout)
+    return found if APT_SENTINEL in found else None
+
+
+def apt_candidate(policy: dict[str, dict[str, Any]], name: str) -> str | None:
+    """The version ``apt-get install NAME`` installs (None: not in the archive, or no candidate)."""
+    entry = policy.get(name)
+    return entry["candidate"] if entry else None
+
+
+def deb_upstream(version: str) -> str:
+    """The upstream part of a Debian version: ``535.309.01`` of ``535.309.01-0+deb12u1``, ``3.9.0`` of
+    ``1:3.9.0-4`` (epoch and Debian revision dropped)."""
+    v = version.split(":", 1)[1] if ":" in version else version
+    return v.rsplit("-", 1)[0] if "-" in v else v
+
+
 # -- probes ---------------------------------------------------------------------------------------
 def driver_now(host: Host) -> dict[str, Any]:
     """A fresh look at the driver through nvidia-smi: {status, version, cuda_version, gpus}."""
@@ -130,7 +182,8 @@ def driver_seen(ctx: StepContext) -> dict[str, Any]:
     drv = facts.get("driver") or {}
     status = facts.get("driver_status") or ("ok" if drv else "no-driver")
     return {"status": status, "version": drv.get("version"), "cuda_version": drv.get("cuda_version"),
-            "gpus": facts.get("gpus") or [], "promised": bool(drv.get("promised"))}
+            "gpus": facts.get("gpus") or [], "promised": bool(drv.get("promised")),
+            "archive_only": bool(drv.get("archive_only"))}
 
 
 def runner_with_path(host: Host, *dirs: str) -> Runner:

@@ -119,9 +119,14 @@ class CudaStep(Step[CudaAnswers]):
         need_text = f"driver ≥ {need}" if need else "a newer driver"
         if now["status"] == "ok" and now.get("cuda_version") and V.key(xy) > V.key(now["cuda_version"]):
             which = "the driver this run installs" if now.get("promised") else "the installed driver"
+            upgrade = f"driver: {{version: \"{(need or '').split('.')[0] or 'newer'}\"}}"
+            if now.get("archive_only"):  # the distribution's archive has no newer driver (Debian 12: 535 only)
+                bundled = C.CUDA_RUNFILES.get(xy, ("", need or "<a newer release>"))[1]
+                upgrade = (f"the distribution's archive has no newer driver: driver: {{method: runfile, version: \"{bundled}\"}}, "
+                           "NVIDIA's .run file")
             raise PlanRefused(
                 f"CUDA {xy} needs {need_text}, but {which} {now['version']} runs CUDA {now['cuda_version']} "
-                f"at most; nothing was changed. Upgrade the driver (driver: {{version: \"{(need or '').split('.')[0] or 'newer'}\"}}) "
+                f"at most; nothing was changed. Upgrade the driver ({upgrade}) "
                 f"or choose cuda.version ≤ {now['cuda_version']}"
             )
         actions: list[A.Action] = []

@@ -7,12 +7,20 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 * nouveau loaded                                       -> phase 1: blacklist, rebuild the initramfs,
                                                           reboot (exit 3; ``reboot: auto`` reboots);
                                                           phase 2 after ``--resume``: the install
-* kernel headers missing                               -> install them (package) / name them (runfile)
+* kernel headers missing                               -> install them (package) / name them (runfile);
+                                                          refused when the archive has none for the running
+                                                          kernel (read with `apt-cache policy` at plan time)
+* no loadable module support (no /proc/modules)        -> refused: no driver can load
+* Debian's archive: one driver (nvidia-driver)         -> a driver.version or module: open it cannot give
+                                                          is refused, naming what it offers; the plan
+                                                          promises the archive's version (CUDA ceiling)
 * install: ``ubuntu-drivers install`` / ``apt-get install -y nvidia-driver-<major>`` (Ubuntu),
   ``nvidia-driver`` from non-free (Debian), ``dnf module install nvidia-driver:<major>-dkms`` (RHEL);
   or the runfile: download (resume, sha256) then ``sh NVIDIA-Linux-<arch>-<ver>.run --silent --dkms``
-* ``secure_boot: sign``: a key pair, ``mokutil --import``, the module signed with it; the key is
-  enrolled at the console on the next boot (MokManager), which the plan stops for
+* ``secure_boot: sign``: a key pair where that distribution's DKMS signs with it (Ubuntu:
+  /var/lib/shim-signed/mok, Debian and upstream DKMS: /var/lib/dkms), ``mokutil --import`` of that
+  certificate, the module signed with it; the key is enrolled at the console on the next boot
+  (MokManager), which the plan stops for
 * then: load the module, or reboot when it cannot load now (version mismatch after an upgrade,
   key enrolment).
 """
@@ -20,6 +28,7 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -28,7 +37,7 @@ from pydantic import Field, model_validator
 from .. import actions as A
 from .. import versions as V
 from ..engine import PlannedStep, Promise, Step, StepContext
-from ..errors import InvalidInput, StepFailed
+from ..errors import InvalidInput, PlanRefused, StepFailed
 from ..validate import Section, Sha256, UrlOrPath, Version
 from . import common as C
 
@@ -39,18 +48,66 @@ BLACKLIST_CONTENT = "# written by gpuwizard: the NVIDIA driver cannot load while
 MOK_DIR = "/var/lib/shim-signed/mok"
 MOK_PRIV = MOK_DIR + "/MOK.priv"
 MOK_DER = MOK_DIR + "/MOK.der"
+# Debian's DKMS (and upstream DKMS 3.x, which EPEL ships) signs with /var/lib/dkms/mok.key and its
+# DER certificate mok.pub ("Signing key: /var/lib/dkms/mok.key", "Public certificate (MOK):
+# /var/lib/dkms/mok.pub" in a DKMS build log; ../shared/research/real-world.md, Debian 12).
+DKMS_MOK_DIR = "/var/lib/dkms"
+
+
+@dataclass(frozen=True)
+class DriverOs:
+    """What the driver step knows of one OS family, as data (a later issue moves it into the
+    platform layer, one class per OS family)."""
+
+    headers: tuple[str, ...]           # the packages with a kernel's headers, "{kernel}" filled in
+    install: tuple[str, ...]           # the package manager's install command
+    initramfs: tuple[str, ...]         # rebuilds the initramfs
+    key_dir: str                       # where this distribution's DKMS keeps its module signing key
+    key: str                           # the private key DKMS signs with
+    cert: str                          # its certificate (DER): the one mokutil enrols
+    key_dir_mode: int = 0o700
+    kernel_package: str = ""           # the metapackage of the archive's current kernel, "{flavour}" filled in
+    archive_driver: str | None = None  # a one-driver archive's package (Debian: nvidia-driver), else None
+    archive_open: str | None = None    # that archive's open kernel module flavour
+    archive_sources: str = ""          # where its components are enabled, for the refusal text
+
+
+_APT = ("apt-get", "install", "-y")
+_DNF = ("dnf", "install", "-y")
+DRIVER_OS: dict[str, DriverOs] = {
+    "ubuntu": DriverOs(("linux-headers-{kernel}",), _APT, ("update-initramfs", "-u"), MOK_DIR, MOK_PRIV, MOK_DER,
+                       kernel_package="linux-{flavour}"),
+    # Debian 12 (../shared/upstream/debian-12/apt-cache.txt): nvidia-driver 535.309.01-0+deb12u1 (non-free)
+    # with nvidia-kernel-dkms of the same version; nvidia-open-kernel-dkms only at 535.261.03-1 (contrib)
+    "debian": DriverOs(("linux-headers-{kernel}",), _APT, ("update-initramfs", "-u"), DKMS_MOK_DIR,
+                       DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755, kernel_package="linux-image-{flavour}",
+                       archive_driver="nvidia-driver", archive_open="nvidia-open-kernel-dkms",
+                       archive_sources="the contrib and non-free components in /etc/apt/sources.list.d/debian.sources "
+                                       "(Components: main contrib non-free non-free-firmware)"),
+    "rhel": DriverOs(("kernel-devel-{kernel}", "kernel-headers-{kernel}"), _DNF, ("dracut", "-f"), DKMS_MOK_DIR,
+                     DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755),
+    "other": DriverOs(("kernel-devel-{kernel}",), _DNF, ("dracut", "-f"), DKMS_MOK_DIR,
+                      DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755),
+}
+KERNEL_FLAVOUR = re.compile(r"^\d+\.\d+\.\d+-\d+-(?P<flavour>[a-z][a-z0-9-]*)$")  # 6.1.0-57-amd64, 5.15.0-125-generic
 RUNFILE_NAME = re.compile(r"^NVIDIA-Linux-(?P<arch>[A-Za-z0-9_]+)-(?P<version>\d+(?:\.\d+){1,2})\.run$")
 RUNFILE_URL = "https://download.nvidia.com/XFree86/Linux-{arch}/{version}/NVIDIA-Linux-{arch}-{version}.run"
 
-SECURE_BOOT_REFUSAL = (
-    "Secure Boot is enabled, and an unsigned NVIDIA kernel module would be rejected by the kernel "
-    "(\"Key was rejected by service\"); gpuwizard changed nothing. Two ways out: "
-    "(1) disable Secure Boot in the firmware (UEFI) setup, then run gpuwizard again; or "
-    "(2) set `driver: {secure_boot: sign}` in the answer file: gpuwizard generates a signing key "
-    f"({MOK_DER}), signs the module with it, queues the key with `mokutil --import`, and stops for a "
-    "reboot, during which you enrol the key at the console (MokManager: Enroll MOK -> Continue -> Yes -> "
-    "the root password), then run `gpuwizard --resume`."
-)
+
+
+def secure_boot_refusal(cert: str) -> str:
+    return (
+        "Secure Boot is enabled, and an unsigned NVIDIA kernel module would be rejected by the kernel "
+        "(\"Key was rejected by service\"); gpuwizard changed nothing. Two ways out: "
+        "(1) disable Secure Boot in the firmware (UEFI) setup, then run gpuwizard again; or "
+        "(2) set `driver: {secure_boot: sign}` in the answer file: gpuwizard generates a signing key "
+        f"({cert}, where this distribution's DKMS signs with it), signs the module with it, queues the key with "
+        "`mokutil --import`, and stops for a reboot, during which you enrol the key at the console (MokManager: "
+        "Enroll MOK -> Continue -> Yes -> the root password), then run `gpuwizard --resume`."
+    )
+
+
+SECURE_BOOT_REFUSAL = secure_boot_refusal(MOK_DER)
 
 
 def wanted_version(answers: DriverAnswers) -> str:
@@ -141,19 +198,27 @@ class DriverStep(Step[DriverAnswers]):
             return [C.Check("installed", text, lambda c: True)]
 
         fam = C.os_family(host)
+        osf = DRIVER_OS[fam]
         kernel = host.get("kernel") or "unknown"
+        no_modules = (facts.get("problems") or {}).get("modules")
+        if no_modules:
+            raise PlanRefused(f"{no_modules}; gpuwizard refuses to install the NVIDIA driver on this kernel and changed "
+                              "nothing. Boot the distribution's kernel (it has module support), then run gpuwizard again")
         actions: list[A.Action] = []
         sign = bool(host.get("secure_boot")) and answers.secure_boot == "sign"
         if host.get("secure_boot") and answers.secure_boot == "refuse":
-            return [A.Fail("secure-boot", "Secure Boot is on: refuse to install a module the kernel would reject", SECURE_BOOT_REFUSAL)]
+            return [A.Fail("secure-boot", "Secure Boot is on: refuse to install a module the kernel would reject", secure_boot_refusal(osf.cert))]
         if method == "package" and fam == "other":
             return [A.Fail("method", "no package method for this distribution", f"there is no package method for {host.get('pretty_name') or host.get('os')}; use driver.method: runfile with driver.runfile (and its sha256)")]
         runfile_src: tuple[str, str] | None = None
         if method == "runfile":
             runfile_src = self._runfile_source(answers, host, wanted)
         headers = f"/lib/modules/{kernel}/build"
+        archive: ArchiveDriver | None = None
+        if method == "package" and fam in ("ubuntu", "debian"):
+            archive = self._apt_archive(ctx, answers, host, osf, kernel, headers, wanted)  # refuses before any change
         if method == "runfile" and not ctx.host.exists(headers):
-            pkg = f"linux-headers-{kernel}" if fam in ("ubuntu", "debian") else f"kernel-devel-{kernel}"
+            pkg = osf.headers[0].format(kernel=kernel)
             return [A.Fail("kernel-headers", f"kernel headers for {kernel} are missing",
                            f"the kernel headers for the running kernel {kernel} are missing ({headers} does not exist); "
                            f"the .run installer needs them to build the module: install the package {pkg} "
@@ -167,7 +232,7 @@ class DriverStep(Step[DriverAnswers]):
                                f"nouveau is still loaded although {BLACKLIST} blacklists it and the host rebooted; check "
                                "that the initramfs was rebuilt (update-initramfs -u / dracut -f) and that no kernel "
                                "parameter forces nouveau (e.g. nouveau.modeset=1), then run gpuwizard --resume")]
-            initramfs = ["update-initramfs", "-u"] if fam in ("ubuntu", "debian") else ["dracut", "-f"]
+            initramfs = list(osf.initramfs)
             actions += [
                 A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT),
                 C.RunIf("initramfs", "rebuild the initramfs without nouveau", initramfs,
@@ -177,23 +242,25 @@ class DriverStep(Step[DriverAnswers]):
             ]
 
         # -- signing key (Secure Boot: sign) ------------------------------------------------------
-        if sign:
+        if sign:  # the key this distribution's DKMS signs with: the one enrolled is the one that signs
+            cert = osf.cert
             actions += [
-                C.MakeDir("mok-dir", f"a private directory for the signing key ({MOK_DIR})", MOK_DIR),
-                A.Run("signing-key", f"generate a module signing key ({MOK_DER})",
-                      ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-keyout", C.hp(ctx, MOK_PRIV),
-                       "-outform", "DER", "-out", C.hp(ctx, MOK_DER), "-nodes", "-days", "36500",
-                       "-subj", "/CN=gpuwizard NVIDIA module signing key/"], creates=MOK_DER),
+                C.MakeDir("mok-dir", f"the directory of the key DKMS signs modules with ({osf.key_dir})", osf.key_dir,
+                          mode=osf.key_dir_mode),
+                A.Run("signing-key", f"generate a module signing key ({cert}; DKMS signs with {osf.key})",
+                      ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-keyout", C.hp(ctx, osf.key),
+                       "-outform", "DER", "-out", C.hp(ctx, cert), "-nodes", "-days", "36500",
+                       "-subj", "/CN=gpuwizard NVIDIA module signing key/"], creates=cert),
                 C.RunIf("mok-import", "queue the key for enrolment (mokutil --import; MokManager asks for the root password at the next boot)",
-                        ["mokutil", "--import", C.hp(ctx, MOK_DER), "--root-pw"], done=_mok_queued),
+                        ["mokutil", "--import", C.hp(ctx, cert), "--root-pw"], done=lambda c: _mok_queued(c, cert)),
             ]
 
         # -- headers and the install ------------------------------------------------------------------
         if method == "package":
-            actions += self._package_actions(ctx, answers, host, fam, kernel, headers, wanted)
+            actions += self._package_actions(ctx, answers, host, fam, kernel, headers, wanted, archive)
         else:
             assert runfile_src is not None  # method == "runfile": resolved above
-            actions += self._runfile_actions(ctx, answers, host, runfile_src, sign)
+            actions += self._runfile_actions(ctx, answers, host, runfile_src, sign, osf)
 
         # -- load it, or reboot when it cannot load now ----------------------------------------------
         loaded_before = bool(host.get("nvidia_loaded"))
@@ -216,7 +283,10 @@ class DriverStep(Step[DriverAnswers]):
         if not version:
             return []
         cuda = C.cuda_for_driver(version)
-        return [Promise("driver", {"version": version, "cuda_version": cuda, "promised": True},
+        value = {"version": version, "cuda_version": cuda, "promised": True}
+        if ctx.plan_data.get("archive_only"):
+            value["archive_only"] = True  # the archive has no other driver: a newer one is NVIDIA's .run file
+        return [Promise("driver", value,
                         f"the driver step of this run installs NVIDIA driver {version}"
                         + (f" ({package})" if package else "") + (f", which runs CUDA up to {cuda} (NVIDIA's CUDA/driver table)" if cuda else "")),
                 Promise("driver_status", "ok", f"the NVIDIA driver {version} is loaded after the driver step (and its reboot, if one is needed)")]
@@ -242,9 +312,61 @@ class DriverStep(Step[DriverAnswers]):
                              "no runfile to download; set driver.runfile to the URL or path of NVIDIA-Linux-<arch>-<version>.run")
         return RUNFILE_URL.format(arch=arch, version=wanted), name
 
+    def _apt_archive(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], osf: DriverOs, kernel: str,
+                     headers: str, wanted: str) -> ArchiveDriver | None:
+        """What the configured APT archive holds for this plan, read with one `apt-cache policy` before
+        any change; refuses (PlanRefused) what it cannot give. None: the archive cannot be read now
+        (empty package lists, no apt-cache), so the plan checks again after `apt-get update`."""
+        need_headers = [] if ctx.host.exists(headers) else [h.format(kernel=kernel) for h in osf.headers]
+        names = need_headers + [n for n in (osf.archive_driver, osf.archive_open) if n]
+        if not names:
+            return None
+        policy = C.apt_policy(ctx.host, names)
+        if policy is None:
+            if need_headers:
+                ctx.decide("the package lists cannot be read yet (`apt-cache policy` found nothing): the kernel headers "
+                           "are checked after `apt-get update`, before anything is installed")
+            if osf.archive_driver:
+                ctx.decide(f"the package lists cannot be read yet: the driver is the archive's {osf.archive_driver}, "
+                           "whichever version it has (not checked against driver.version or module)")
+            return None
+        missing = [n for n in need_headers if not C.apt_candidate(policy, n)]
+        if missing:
+            raise PlanRefused(headers_refusal(osf, kernel, host.get("arch") or "x86_64", missing))
+        if not osf.archive_driver:
+            return None
+        name = osf.archive_driver
+        candidate = C.apt_candidate(policy, name)
+        where = host.get("pretty_name") or host.get("os") or "this distribution"
+        if not candidate:
+            raise PlanRefused(f"{name} is not in the configured archive of {where} (`apt-cache policy {name}` finds no "
+                              f"candidate); gpuwizard changed nothing. Enable {osf.archive_sources}, run `apt-get update`, "
+                              "then run gpuwizard again")
+        version = C.deb_upstream(candidate)
+        offers = (f"{where}'s archive has one NVIDIA driver: {name} {candidate} (branch {branch(version)}"
+                  + (f", which runs CUDA up to {C.cuda_for_driver(version)}" if C.cuda_for_driver(version) else "") + ")")
+        if wanted != "recommended" and V.parse(version).release[: len(V.parse(wanted).release)] != V.parse(wanted).release:
+            raise PlanRefused(f"driver.version {wanted}: {offers}, and apt installs only that candidate; gpuwizard "
+                              f"changed nothing. Set driver.version to \"{branch(version)}\" (or leave it out), or install "
+                              f"NVIDIA's .run file: driver: {{method: runfile, version: <a full {branch(wanted)} release>}}")
+        open_pkg = None
+        if answers.module == "open" and osf.archive_open:
+            open_candidate = C.apt_candidate(policy, osf.archive_open)
+            if not open_candidate or C.deb_upstream(open_candidate) != version:
+                has = (f"only at {C.deb_upstream(open_candidate)} ({osf.archive_open} {open_candidate})" if open_candidate
+                       else "not at all")
+                raise PlanRefused(f"driver.module open: {offers}, and its open kernel module is in the archive {has}, "
+                                  f"while {name} {version} needs the module of its own version; gpuwizard changed nothing. "
+                                  "Leave driver.module out (the archive's proprietary module, nvidia-kernel-dkms), or "
+                                  "install NVIDIA's .run file: driver: {method: runfile, module: open, version: <a full release>}")
+            open_pkg = osf.archive_open
+        ctx.decide(f"{offers}: the plan installs it" + (f" with {open_pkg}" if open_pkg else ""))
+        return ArchiveDriver(name, candidate, version, open_pkg)
+
     def _package_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], fam: str, kernel: str,
-                         headers: str, wanted: str) -> list[A.Action]:
+                         headers: str, wanted: str, archive: ArchiveDriver | None) -> list[A.Action]:
         acts: list[A.Action] = []
+        osf = DRIVER_OS[fam]
         if fam == "ubuntu":
             if wanted == "recommended":
                 pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
@@ -260,6 +382,9 @@ class DriverStep(Step[DriverAnswers]):
             pkg = "nvidia-driver"
             argv = ["apt-get", "install", "-y", pkg]
             promised = None if wanted == "recommended" else wanted
+            if archive is not None:  # the archive's one driver: what apt installs, whatever was asked
+                argv = ["apt-get", "install", "-y", archive.package, *([archive.open_module] if archive.open_module else [])]
+                promised = archive.version
             done_pkg = ["dpkg", "-s", pkg]
         else:  # rhel family: NVIDIA's CUDA repository, DKMS module stream
             stream_branch = "latest" if wanted == "recommended" else branch(wanted)
@@ -282,25 +407,29 @@ class DriverStep(Step[DriverAnswers]):
             acts.append(C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
                                 done=lambda c: installed(c) or c.done_this_run("apt-update")))
         if not ctx.host.exists(headers):
-            hdr = [f"linux-headers-{kernel}"] if fam in ("ubuntu", "debian") else [f"kernel-devel-{kernel}", f"kernel-headers-{kernel}"]
-            inst = ["apt-get", "install", "-y", *hdr] if fam in ("ubuntu", "debian") else ["dnf", "install", "-y", *hdr]
-            acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", inst,
+            hdr = [h.format(kernel=kernel) for h in osf.headers]
+            if fam in ("ubuntu", "debian") and archive is None:  # the archive could not be read at plan time
+                arch = host.get("arch") or "x86_64"
+                acts.append(C.Check("headers-in-archive", f"the archive has the kernel headers for {kernel} ({' '.join(hdr)})",
+                                    lambda c: _archive_has(c, hdr), headers_refusal(osf, kernel, arch, hdr),
+                                    reads=["apt-cache", "policy", *hdr]))
+            acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", [*osf.install, *hdr],
                               creates=headers, env=C.APT_ENV if fam != "rhel" else None))
         note = " (Debian: needs the contrib and non-free components in the APT sources)" if fam == "debian" else ""
-        ctx.plan_data.update(package=pkg, version=promised)
+        ctx.plan_data.update(package=pkg, version=promised, archive_only=archive is not None)
         acts.append(C.RunIf("install", f"install the driver package {pkg}{note}", argv, env=C.APT_ENV if fam != "rhel" else None,
                             done=installed, timeout=3600))
         return acts
 
     def _runfile_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], src: tuple[str, str],
-                         sign: bool) -> list[A.Action]:
+                         sign: bool, osf: DriverOs) -> list[A.Action]:
         source, name = src
         cached = f"{C.CACHE_DIR}/{name}"
         argv = ["sh", C.hp(ctx, cached), "--silent", "--dkms"]
         if answers.module:
             argv.append(f"--kernel-module-type={answers.module}")
         if sign:
-            argv += [f"--module-signing-secret-key={C.hp(ctx, MOK_PRIV)}", f"--module-signing-public-key={C.hp(ctx, MOK_DER)}"]
+            argv += [f"--module-signing-secret-key={C.hp(ctx, osf.key)}", f"--module-signing-public-key={C.hp(ctx, osf.cert)}"]
         m = RUNFILE_NAME.match(name)
         assert m is not None  # _runfile_source refuses any other name
         version = m.group("version")
@@ -332,10 +461,41 @@ def _works(ctx: StepContext, wanted: str) -> bool:
     return now["status"] == "ok" and satisfies(now["version"], wanted)
 
 
-def _mok_queued(ctx: StepContext) -> bool:
-    result = ctx.host.runner.probe(["mokutil", "--test-key", C.hp(ctx, MOK_DER)])
+def _mok_queued(ctx: StepContext, cert: str) -> bool:
+    result = ctx.host.runner.probe(["mokutil", "--test-key", C.hp(ctx, cert)])
     text = (result.stdout + result.stderr) if result else ""
     return "already enrolled" in text or "already in the enrollment request" in text
+
+
+@dataclass(frozen=True)
+class ArchiveDriver:
+    """The driver a one-driver archive (Debian's) installs, as `apt-cache policy` showed it."""
+
+    package: str             # nvidia-driver
+    candidate: str           # 535.309.01-0+deb12u1
+    version: str             # 535.309.01
+    open_module: str | None  # nvidia-open-kernel-dkms when module: open and the archive has it at that version
+
+
+def headers_refusal(osf: DriverOs, kernel: str, arch: str, missing: list[str]) -> str:
+    """Why a plan stops when the archive has no headers for the running kernel, and the way out."""
+    m = KERNEL_FLAVOUR.match(kernel)
+    flavour = m.group("flavour") if m else {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+    kpkg = osf.kernel_package.format(flavour=flavour) if osf.kernel_package else "the distribution's kernel package"
+    return (f"the configured archive has no kernel headers for the running kernel {kernel} (`apt-cache policy "
+            f"{' '.join(missing)}`: Unable to locate package), so the NVIDIA module cannot be built for it; gpuwizard "
+            "changed nothing. An archive has headers only for its current kernel: install the current kernel "
+            f"(`apt-get update && apt-get install -y {kpkg}`), reboot into it, then run `gpuwizard --resume` "
+            "(or the same command again when no run was saved)")
+
+
+def _archive_has(ctx: StepContext, names: list[str]) -> bool:
+    """Whether the archive has every package (after `apt-get update`); unknown is shown as a check to
+    make while planning and left to apt-get while running."""
+    policy = C.apt_policy(ctx.host, names)
+    if policy is None:
+        return not ctx.planning
+    return all(C.apt_candidate(policy, n) for n in names)
 
 
 def _recommended_package(ctx: StepContext) -> str | None:

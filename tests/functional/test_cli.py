@@ -99,7 +99,7 @@ def test_plan_prints_every_step_and_executes_nothing(tmp_path: Path):
     assert not (root / "var/lib/gpuwizard/state.json").exists()
     calls = prepare("t4-bare", root).calls()
     # only read-only probes ran: no installer, no reboot, no restart
-    assert all(c["argv"][0] in {"nvidia-smi", "lspci", "uname", "mokutil", "nvcc", "docker", "containerd", "nvidia-ctk", "kind", "kubectl", "helm", "ubuntu-drivers", "dpkg", "gpg"} for c in calls)
+    assert all(c["argv"][0] in {"nvidia-smi", "lspci", "uname", "mokutil", "nvcc", "docker", "containerd", "nvidia-ctk", "kind", "kubectl", "helm", "ubuntu-drivers", "dpkg", "apt-cache", "gpg"} for c in calls)
     # the host-layer steps' probes are read-only forms
     assert all(c["argv"][1:2] in (["devices"], ["-s"], ["--show-keys"], ["--sb-state"], ["--test-key"])
                for c in calls if c["argv"][0] in {"ubuntu-drivers", "dpkg", "gpg", "mokutil"})
