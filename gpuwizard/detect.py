@@ -329,32 +329,77 @@ def probe_cuda_toolkit(host: Host) -> dict[str, Any] | None:
 
 # --------------------------------------------------------------------------------------------
 # container runtime
+DOCKER_JSON = "{{json .}}"
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def runtime_binary_found(host: Host, path: str) -> bool:
+    """Is a runtime's binary there, as dockerd looks for it: an absolute path under the host root,
+    a bare name on PATH. dockerd itself starts and lists a runtime whose binary is missing
+    (../shared/research/real-world.md: Debian 12's docker.io 20.10.24)."""
+    if not path:
+        return False
+    if path.startswith("/"):
+        return host.exists(path)
+    return "/" not in path and host.runner.which(path) is not None
+
+
+def docker_missing_runtime_problem(missing: dict[str, str]) -> str:
+    names = ", ".join(f"{name} ({path or 'no path'})" for name, path in sorted(missing.items()))
+    return (f"the Docker daemon lists the runtime {names} but that binary is not found; containers using it fail "
+            "with `exec: … executable file not found`. Install nvidia-container-toolkit (it ships "
+            f"nvidia-container-runtime) or correct the runtime's path in {DAEMON_JSON}, then `systemctl restart docker`")
+
+
 def probe_docker(host: Host) -> tuple[dict[str, Any] | None, str | None]:
-    client = host.runner.probe(["docker", "--version"])
-    if client is None or not client.ok:
+    """Docker as its daemon reports it: client and server versions from ``docker version``, the
+    runtimes and the default runtime from ``docker info`` (the daemon's loaded configuration; a
+    daemon.json edited since the last restart is not in effect). daemon.json is read only to tell
+    that it is valid (an invalid one stops the daemon's next start)."""
+    ver = host.runner.probe(["docker", "version", "--format", DOCKER_JSON])
+    if ver is None:
         return None, None
+    versions = P.parse_docker_version_json(ver.stdout)
+    client = versions.client if versions else None
+    if client is None:
+        # a client that cannot print that template (or is not Docker's): its --version line
+        plain = host.runner.probe(["docker", "--version"])
+        if plain is None or not plain.ok:
+            return None, None
+        client_version = P.parse_docker_version(plain.stdout)
+    else:
+        client_version = P.parse_docker_version("Docker version " + client)
+    server = versions.server if versions else None
     info: dict[str, Any] = {
-        "version": P.parse_docker_version(client.stdout),
-        "server_version": None,
-        "running": False,
-        "daemon_json": "/etc/docker/daemon.json",
+        "version": client_version,
+        "server_version": server,
+        "running": server is not None,
+        "daemon_json": DAEMON_JSON,
         "runtimes": [],
         "default_runtime": None,
     }
-    server = host.runner.probe(["docker", "version", "--format", "{{.Server.Version}}"])
-    if server is not None and server.ok and server.stdout.strip():
-        info["server_version"] = server.stdout.strip()
-        info["running"] = True
-    problem = None
+    problems: list[str] = []
+    if server is not None:
+        result = host.runner.probe(["docker", "info", "--format", DOCKER_JSON])
+        daemon = P.parse_docker_info_json(result.stdout) if result is not None else None
+        if daemon is None:
+            lines = (result.stderr or result.stdout).strip().splitlines() if result is not None else []
+            problems.append(f"`docker info` gave no daemon information: {lines[-1] if lines else 'no output'}")
+        else:
+            info["runtimes"] = sorted(daemon.runtimes)
+            info["default_runtime"] = daemon.default_runtime
+            info["cdi"] = bool(daemon.cdi_spec_dirs)
+            missing = {name: path for name, path in daemon.runtimes.items()
+                       if name not in P.DOCKER_BUILTIN_RUNTIMES and not runtime_binary_found(host, path)}
+            if missing:
+                info["missing_runtimes"] = sorted(missing)
+                problems.append(docker_missing_runtime_problem(missing))
     try:
-        config = load_json_object("/etc/docker/daemon.json", host.read_text("/etc/docker/daemon.json"))
-        info["runtimes"] = sorted((config.get("runtimes") or {}).keys())
-        info["default_runtime"] = config.get("default-runtime")
-        info["cdi"] = bool((config.get("features") or {}).get("cdi"))
+        load_json_object(DAEMON_JSON, host.read_text(DAEMON_JSON))
     except GpuwizardError as exc:
-        problem = str(exc)
-        info["daemon_json_error"] = problem
-    return info, problem
+        info["daemon_json_error"] = str(exc)
+        problems.append(str(exc))
+    return info, "; ".join(problems) or None
 
 
 def probe_version(host: Host, argv: list[str], parse: Callable[[str], str | None]) -> str | None:

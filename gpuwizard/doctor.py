@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import IO, Any
 
+from . import parsers as P
+
 LAYERS = ("host", "gpus", "driver", "cuda_toolkit", "container_toolkit", "docker", "kubernetes", "gpu_operator", "hami")
 
 
@@ -61,9 +63,17 @@ def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     dk = facts.get("docker")
     if dk:
         status = "problem" if "docker" in problems or not dk.get("running") else "ok"
-        runtimes = ", ".join(dk.get("runtimes") or []) or "none extra"
-        detail = f"{dk.get('version')} ({'running' if dk.get('running') else 'daemon not running'}); runtimes: {runtimes}"
-        if dk.get("default_runtime"):
+        # runtimes and versions as the daemon reports them (docker info / docker version); the
+        # daemon's own runc shims are not listed
+        if dk.get("running"):
+            extra = [r for r in dk.get("runtimes") or [] if r not in P.DOCKER_BUILTIN_RUNTIMES]
+            server = dk.get("server_version")
+            same = server and dk.get("version") and P.parse_docker_version("Docker version " + server) == dk["version"]
+            where = "running" if same else f"server {server or '?'}, running"
+            detail = f"{dk.get('version')} ({where}); runtimes: {', '.join(extra) or 'none extra'}"
+        else:
+            detail = f"{dk.get('version')} (daemon not running: its runtimes are unknown)"
+        if dk.get("default_runtime") and dk["default_runtime"] not in P.DOCKER_BUILTIN_RUNTIMES:
             detail += f"; default {dk['default_runtime']}"
         if "docker" in problems:
             detail += f"; {problems['docker']}"

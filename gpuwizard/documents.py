@@ -61,6 +61,10 @@ class ContainerToolkitFacts(TypedDict):
 
 @with_config(_STRICT)
 class DockerFacts(TypedDict, total=False):
+    """``version``: the client's (``docker version`` Client.Version); ``server_version``: the
+    daemon's. ``runtimes``/``default_runtime``/``cdi``: what the running daemon reports
+    (``docker info``), empty while it does not run; ``missing_runtimes``: those whose binary is absent."""
+
     version: str | None
     server_version: str | None
     running: bool
@@ -68,6 +72,8 @@ class DockerFacts(TypedDict, total=False):
     runtimes: list[str]
     default_runtime: str | None
     cdi: bool
+    missing_runtimes: list[str]
+    daemon_json_error: str
 
 
 @with_config(_STRICT)

@@ -44,6 +44,12 @@ __all__ = [
     "parse_mokutil_sb_state",
     "parse_proc_modules",
     "parse_docker_version",
+    "DOCKER_BUILTIN_RUNTIMES",
+    "DockerVersions",
+    "DockerInfo",
+    "parse_docker_version_json",
+    "parse_docker_info_json",
+    "docker_cli_error",
     "parse_containerd_version",
     "parse_nvidia_ctk_version",
     "parse_kind_version",
@@ -638,6 +644,90 @@ def parse_docker_version(text: str) -> str | None:
     "Docker version unknown-version, build unknown-commit" → None."""
     m = re.search(r"Docker version\s+v?(\d+)\.(\d+)\.(\d+)", _text(text))
     return ".".join(m.groups()) if m else None
+
+
+#: The runtimes dockerd registers itself (runc and containerd's shims), not daemon.json entries:
+#: "io.containerd.runc.v2", "io.containerd.runtime.v1.linux", "runc" in Debian 12's docker.io 20.10.24
+#: (../shared/upstream/debian-12/captures/docker-info-runtimes.txt).
+DOCKER_BUILTIN_RUNTIMES = frozenset({"runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"})
+
+
+@dataclass(frozen=True)
+class DockerVersions:
+    """``docker version --format '{{json .}}'``: the client's and the daemon's versions, kept apart
+    (``server`` is None when the daemon did not answer: the CLI prints ``"Server":null``)."""
+
+    client: str | None
+    server: str | None
+
+
+def _json_object(text: str) -> dict[str, object] | None:
+    try:
+        doc = json.loads(_text(text).strip() or "null")
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def parse_docker_version_json(text: str) -> DockerVersions | None:
+    """``docker version --format '{{json .}}'`` → the ``Client.Version`` and ``Server.Version``
+    strings as printed ("28.2.2", "20.10.24+dfsg1"); None when the text is not that JSON object."""
+    doc = _json_object(text)
+    if doc is None or not isinstance(doc.get("Client"), (dict, type(None))):
+        return None
+    client = doc.get("Client")
+    server = doc.get("Server")
+    c = client if isinstance(client, dict) else {}
+    s = server if isinstance(server, dict) else {}
+    return DockerVersions(str(c.get("Version") or "") or None, str(s.get("Version") or "") or None)
+
+
+@dataclass(frozen=True)
+class DockerInfo:
+    """``docker info --format '{{json .}}'``: what the running daemon loaded."""
+
+    server_version: str
+    runtimes: dict[str, str]  # name -> the binary the daemon runs for it (``path``)
+    default_runtime: str | None
+    cdi_spec_dirs: tuple[str, ...]
+
+
+def parse_docker_info_json(text: str) -> DockerInfo | None:
+    """``docker info --format '{{json .}}'`` → the daemon's runtimes, default runtime, version and
+    CDI spec directories. None when the daemon did not answer: the CLI then still prints the object,
+    with ``"ServerVersion":""`` and ``"Runtimes":null`` (a real docker 28.2.2 without a daemon)."""
+    doc = _json_object(text)
+    if doc is None or not doc.get("ServerVersion"):
+        return None
+    runtimes: dict[str, str] = {}
+    listed = doc.get("Runtimes")
+    for name, rt in (listed if isinstance(listed, dict) else {}).items():
+        runtimes[str(name)] = str((rt or {}).get("path") or "") if isinstance(rt, dict) else ""
+    dirs = doc.get("CDISpecDirs")
+    dirs = dirs if isinstance(dirs, list) else []
+    return DockerInfo(str(doc["ServerVersion"]), runtimes, str(doc.get("DefaultRuntime") or "") or None,
+                      tuple(str(d) for d in dirs if isinstance(d, str)))
+
+
+_DOCKER_BOILERPLATE = re.compile(r"^(See '.*--help'\.|Run '.*--help' for more information|ERRO\[\d+\].*)$")
+
+
+def docker_cli_error(text: str) -> str | None:
+    """The daemon's error in what a failed ``docker run`` printed: from the line starting with
+    ``docker: `` ("docker: Error response from daemon: …") up to the CLI's own trailer (a blank line,
+    "See 'docker run --help'.", "Run 'docker run --help' for more information", "ERRO[0000] …"),
+    its lines joined; without such a line, the last line that is not trailer; None for no text."""
+    lines = [line.rstrip() for line in _text(text).splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("docker: "):
+            out = [line]
+            for more in lines[i + 1:]:
+                if not more.strip() or _DOCKER_BOILERPLATE.match(more.strip()):
+                    break
+                out.append(more.strip())
+            return " ".join(out)
+    rest = [line.strip() for line in lines if line.strip() and not _DOCKER_BOILERPLATE.match(line.strip())]
+    return rest[-1] if rest else None
 
 
 def parse_containerd_version(text: str) -> str | None:

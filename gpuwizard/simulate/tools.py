@@ -969,6 +969,18 @@ def _docker_info_data(world) -> dict:
     }
 
 
+def _docker_info_empty(world) -> dict:
+    """``docker info``'s object when the daemon does not answer: every server field zero, the
+    client's part filled in."""
+    c = _docker_data(world)["Client"]
+    doc: dict = {k: (0 if isinstance(v, int) else "" if isinstance(v, str) else None)
+                 for k, v in _docker_info_data(world).items()}
+    doc["ClientInfo"] = {"Debug": False, "Version": c["Version"], "DefaultAPIVersion": c["DefaultAPIVersion"],
+                         "GitCommit": c["GitCommit"], "GoVersion": c["GoVersion"], "Os": c["Os"], "Arch": c["Arch"],
+                         "BuildTime": c["BuildTime"], "Context": "default", "Plugins": [], "Warnings": None}
+    return doc
+
+
 def _kind_nodes_running(world) -> list:
     if not W.service_active(world, "docker"):
         return []
@@ -1053,6 +1065,12 @@ def docker(ctx: Ctx) -> int:
                         % w["docker"]["version"])
                 ctx.err("ERROR: " + DOCKER_DOWN + "\nerrors pretty printing info")
             else:
+                # the CLI still formats its info object, the server's fields empty, then fails
+                # (a real docker 28.2.2 without a daemon: tests/fixtures/tools/docker/info-json-no-daemon-28.2.2.json)
+                try:
+                    ctx.out(go_template(fmt, _docker_info_empty(w)))
+                except ValueError as e:
+                    return ctx.usage(str(e))
                 ctx.err(DOCKER_DOWN)
             return 1
         info = _docker_info_data(w)
@@ -1118,6 +1136,17 @@ def nvidia_ctk(ctx: Ctx) -> int:
     return ctx.usage('Incorrect Usage: flag provided but not defined: -%s\n\nNAME:\n   NVIDIA Container Toolkit CLI - '
                      'Tools to configure the NVIDIA Container Toolkit\n\nUSAGE:\n   NVIDIA Container Toolkit CLI '
                      '[global options] command [command options]' % (ctx.args[0].lstrip("-") if ctx.args else ""))
+
+
+@tool("nvidia-container-runtime")
+def nvidia_container_runtime(ctx: Ctx) -> int:
+    """The binary dockerd runs for the ``nvidia`` runtime; only ``--version`` is modelled."""
+    t = ctx.world["nvidia_ctk"]
+    if ctx.args in (["--version"], ["-v"]):
+        ctx.out("NVIDIA Container Runtime version %s" % t["version"])
+        ctx.out("commit: %s" % t.get("commit", "5bc031544833253e3ab6a36daec376cb13a4f70d"))
+        return 0
+    return ctx.unsupported()
 
 
 # =============================================================================================

@@ -1247,6 +1247,29 @@ A copy of this license is made available in this container at /NGC-DL-CONTAINER-
 """
 
 
+def _docker_runtime_binary(ctx, name) -> str | None:
+    """The binary of the loaded runtime ``name`` when it is missing (None: present, or runc's own)."""
+    from gpuwizard.simulate import tools as T
+    if not name or name in ("runc", "io.containerd.runc.v2"):
+        return None
+    path = (T._docker_runtimes(ctx.world).get(name) or {}).get("path") or name
+    if path.startswith("/"):
+        return None if os.path.exists(os.path.join(str(ctx.root), path.lstrip("/"))) else path
+    return None if path in W.installed_tools(ctx.world) else path
+
+
+def _docker_cli_trailer(ctx, cmd: str) -> None:
+    """The docker CLI's last lines after a daemon error: "See 'docker run --help'." up to 27.x
+    (Debian's 20.10.24: ../shared/research/real-world.md; 17.09: NVIDIA/nvidia-docker#501), a blank
+    line and "Run 'docker run --help' for more information" from 28 (a real 28.2.2 client)."""
+    from gpuwizard import versions as V
+    if V.at_least(ctx.world["docker"]["version"], "28"):
+        ctx.err("")
+        ctx.err("Run 'docker %s --help' for more information" % cmd)
+    else:
+        ctx.err("See 'docker %s --help'." % cmd)
+
+
 def docker_run(ctx, args) -> int:
     from gpuwizard.simulate import tools as T
     w = ctx.world
@@ -1283,8 +1306,19 @@ def docker_run(ctx, args) -> int:
             world.setdefault("docker_images", []).append(image)
         ctx.mutate(fn)
         w = ctx.world
+    default = ((w.get("docker") or {}).get("loaded_config") or {}).get("default-runtime")
+    binary = _docker_runtime_binary(ctx, default)
+    if binary is not None:
+        # the default runtime's binary is gone: dockerd started with it listed, the container cannot
+        # (NVIDIA/nvidia-container-runtime#98; exit 127: ../shared/research/real-world.md)
+        ctx.err('docker: Error response from daemon: OCI runtime create failed: unable to retrieve OCI runtime error '
+                '(open /run/containerd/io.containerd.runtime.v1.linux/moby/%s/log.json: no such file or directory): '
+                'exec: "%s": executable file not found in $PATH: unknown.' % ("0" * 64, binary))
+        _docker_cli_trailer(ctx, "run")
+        return 127
     if w.get("nvidia_ctk") is None:
         ctx.err('docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].')
+        _docker_cli_trailer(ctx, "run")
         return 125
     if not W.driver_loaded(w) or (w.get("driver") or {}).get("loaded_version") != (w.get("driver") or {}).get("version"):
         ctx.err("docker: Error response from daemon: failed to create task for container: failed to create shim task: "
@@ -1292,6 +1326,7 @@ def docker_run(ctx, args) -> int:
                 "container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: "
                 "Auto-detected mode as 'legacy'\nnvidia-container-cli: initialization error: nvml error: driver not "
                 "loaded: unknown.")
+        _docker_cli_trailer(ctx, "run")
         return 125
     from gpuwizard import versions as V  # lazy: packaging brings re and typing, and most tools never compare
     drv_cuda = w["driver"].get("cuda_version") or "0"
@@ -1306,6 +1341,7 @@ def docker_run(ctx, args) -> int:
                 "Auto-detected mode as 'legacy'\nnvidia-container-cli: requirement error: unsatisfied condition: "
                 "cuda>=%s, please update your driver to a newer version, or use an earlier cuda container: unknown."
                 % need)
+        _docker_cli_trailer(ctx, "run")
         return 125
     ctx.out(CUDA_BANNER % cuda)
     sys.stdout.write(T.render_smi_table(w))

@@ -381,6 +381,10 @@ TOOL_PRESENCE = {
     "docker": lambda w: w.get("docker") is not None,
     "containerd": lambda w: w.get("containerd") is not None,
     "nvidia-ctk": lambda w: w.get("nvidia_ctk") is not None,
+    # shipped by the same package; ``nvidia_ctk.runtime_binary: false`` models a host where it is gone
+    # (dockerd still lists a daemon.json runtime whose binary is missing)
+    "nvidia-container-runtime": lambda w: w.get("nvidia_ctk") is not None
+    and w["nvidia_ctk"].get("runtime_binary", True) is not False,
     "kind": lambda w: w.get("kind") is not None,
     "kubectl": lambda w: w.get("kubectl") is not None,
     "helm": lambda w: w.get("helm") is not None,

@@ -96,6 +96,27 @@ def nvidia_edit(answers: ContainerAnswers) -> Callable[[dict[str, Any]], dict[st
     return edit
 
 
+# CDI devices in `docker run --device vendor/class=name` came with Docker Engine 25.0 (moby/moby
+# v25.0.0 release notes: "Add support for CDI devices under Linux", moby/moby#45134, docker/cli#4510);
+# before, `--device nvidia.com/gpu=all` is taken as a path ("not an absolute path":
+# ../shared/research/real-world.md).
+DOCKER_CDI_SINCE = "25.0"
+
+
+def refuse_cdi_before_docker_25(docker: dict[str, Any]) -> None:
+    """`cdi: true` needs a Docker daemon ≥ 25; judged by the server's version (the client's when the
+    daemon does not run, said so)."""
+    server = docker.get("server_version")
+    version = P.parse_docker_version("Docker version " + server) if server else docker.get("version")
+    if not version or V.at_least(version, DOCKER_CDI_SINCE):
+        return
+    which = f"the Docker daemon (server) is {server}" if server else \
+        f"the Docker daemon does not run; its client is {docker.get('version')}"
+    raise StepFailed(f"`container: {{cdi: true}}` needs Docker {DOCKER_CDI_SINCE} or later (CDI devices came with "
+                     f"Docker Engine 25.0) but {which}; nothing was changed. Upgrade Docker (Docker CE from "
+                     "https://docs.docker.com/engine/install/), or set `cdi: false` to use the nvidia runtime")
+
+
 def docker_configured(cfg: dict[str, Any], answers: ContainerAnswers) -> bool:
     nvidia = (cfg.get("runtimes") or {}).get("nvidia") or {}
     if "nvidia-container-runtime" not in str(nvidia.get("path", "")):
@@ -570,6 +591,8 @@ class ContainerStep(Step[ContainerAnswers]):
             else:
                 # stop before any change when daemon.json cannot be read (names the file, line, column)
                 load_json_object(DAEMON_JSON, ctx.host.read_text(DAEMON_JSON))
+                if answers.cdi:
+                    refuse_cdi_before_docker_25(docker)
         else:
             containerd = probe_version(ctx.host, ["containerd", "--version"], P.parse_containerd_version)
             if containerd is None:
@@ -662,12 +685,20 @@ class ContainerStep(Step[ContainerAnswers]):
                 raise StepFailed(f"containerd's configuration ({files}) "
                                  + (f"cannot be read: {cfg.problem}" if cfg.problem else "has no nvidia runtime as asked"))
             return f"containerd runs with the nvidia runtime ({files})"
+        docker, _problem = probe_docker(ctx.host)  # the daemon as restarted: what it loaded
+        missing = (docker or {}).get("missing_runtimes") or []
+        if "nvidia" in missing:
+            raise StepFailed("Docker runs with the nvidia runtime configured but its binary (nvidia-container-runtime) "
+                             "is not found on PATH: containers using it fail. Install it with "
+                             "`apt-get install -y nvidia-container-toolkit` (dnf on RHEL), or correct the runtime's "
+                             f"path in {DAEMON_JSON}, then `systemctl restart docker`")
         argv = self.test_argv(ctx, answers)
         image = argv[-2]
         result = ctx.host.runner.run(argv, timeout=900)
         if not result.ok:
-            last = (result.stderr or result.stdout).strip().splitlines()
-            raise StepFailed(f"`{C.cmd(argv)}` failed (exit {result.rc}): {last[-1] if last else 'no output'}")
+            # the daemon's error, not the CLI's trailer ("See 'docker run --help'.")
+            error = P.docker_cli_error(result.stderr or result.stdout)
+            raise StepFailed(f"`{C.cmd(argv)}` failed (exit {result.rc}): {error or 'no output'}")
         table = P.parse_smi_table(result.stdout)
         names = [g.name for g in table.gpus] if table else []
         expected = len(ctx.facts.get("gpus") or [])

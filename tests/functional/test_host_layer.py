@@ -171,9 +171,20 @@ def test_daemon_json_keys_survive_and_a_backup_exists(tmp_path: Path):
     assert f"backup of /etc/docker/daemon.json: /etc/docker/{backups[0].name}" in out
 
 
-def test_cdi_keeps_other_features_nvidia_ctk_would_drop(tmp_path: Path):
+def test_cdi_below_docker_25_is_refused_naming_the_server_version(tmp_path: Path):
     root = tmp_path / "s"
     prepare("ready", root)
+    daemon = root / "etc/docker/daemon.json"
+    before = daemon.read_text() if daemon.exists() else None
+    code, out, err = sim("ready", root, "--answers", answers(tmp_path, "container: {cdi: true}\n"))
+    assert code != 0 and "Docker 25.0 or later" in out + err and "server) is 24.0.7" in out + err
+    assert (daemon.read_text() if daemon.exists() else None) == before  # nothing was changed
+
+
+def test_cdi_keeps_other_features_nvidia_ctk_would_drop(tmp_path: Path):
+    root = tmp_path / "s"
+    # CDI needs Docker >= 25 (the ready profile's 24.0.7 is refused: test below)
+    prepare("ready", root).mutate(lambda w: w["docker"].update(version="27.3.1"))
     (root / "etc/docker/daemon.json").write_text('{"features": {"buildkit": true}, "runtimes": {}}\n')
     code, out, err = sim("ready", root, "--answers", answers(tmp_path, "container: {cdi: true}\n"))
     assert code == 0, out + err
