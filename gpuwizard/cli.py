@@ -340,9 +340,11 @@ def cmd_tui(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             "  inspect:     gpuwizard doctor | gpuwizard plan --answers FILE\n"
         )
         return EXIT_INVALID
-    from .answers import load_answers
+    answers = None
+    if args.answers:  # invalid: exit 2 before the TUI (without one, pydantic loads after the first frame)
+        from .answers import load_answers
 
-    answers = load_answers(args.answers) if args.answers else None  # invalid: exit 2 before the TUI
+        answers = load_answers(args.answers)
     # the wizard cannot pass a sudo password prompt through: commands use `sudo -n` when not root
     session = Session(args, unattended=True, err=err)
     from .tui.app import run_tui

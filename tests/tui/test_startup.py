@@ -131,3 +131,26 @@ async def test_the_wizards_log_has_its_head_and_every_command(tmp_path: Path):
     ended = re.findall(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d probe exit (\d+) in \d+\.\d{3}s \$ (.+)$", text, re.M)
     assert ("0", "lspci -nn") in ended  # detection's PCI probe, as it ran
     assert re.search(r"^\S+ probe not found on PATH \$ nvidia-smi --query-gpu=", text, re.M)  # t4-bare has no driver
+
+
+def test_the_wizard_command_reaches_its_first_frame_without_pydantic(tmp_path: Path):
+    """`gpuwizard --root R` as a person starts it, up to the moment the app starts drawing: what is
+    imported by then (a fresh interpreter; the app's run is replaced by a probe of sys.modules)."""
+    import subprocess
+    import sys
+
+    from gpuwizard.simulate import prepare
+
+    sb = prepare("t4-bare", tmp_path / "host")
+    code = (
+        "import sys, gpuwizard.cli as cli, gpuwizard.tui.app as t\n"
+        "def run(self, *a, **k):\n"
+        "    print(sorted(m for m in ('pydantic', 'yaml', 'gpuwizard.engine', 'gpuwizard.steps', 'gpuwizard.answers') if m in sys.modules))\n"
+        "    return 0\n"
+        "t.WizardApp.run = run\n"
+        "cli._interactive = lambda out: True\n"
+        f"sys.exit(cli.main(['--root', {str(sb.root)!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**sb.env(), "PATH": sb.env()["PATH"]})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
