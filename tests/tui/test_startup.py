@@ -154,3 +154,31 @@ def test_the_wizard_command_reaches_its_first_frame_without_pydantic(tmp_path: P
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**sb.env(), "PATH": sb.env()["PATH"]})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_first_frame_itself_is_drawn_without_pydantic(tmp_path: Path):
+    """The app started headless in a fresh interpreter, its load held back: once the first frame
+    is drawn (step list and welcome pane mounted and shown), still no pydantic and no steps."""
+    import subprocess
+    import sys
+
+    from gpuwizard.simulate import prepare
+
+    sb = prepare("t4-bare", tmp_path / "host")
+    code = (
+        "import asyncio, io, sys\n"
+        "from gpuwizard.cli import Session, build_parser\n"
+        "from gpuwizard.tui.app import WizardApp\n"
+        f"s = Session(build_parser().parse_args(['--root', {str(sb.root)!r}]), unattended=True, err=io.StringIO())\n"
+        "WizardApp.load_worker = lambda self: None\n"
+        "app = WizardApp(s, None, False)\n"
+        "async def main():\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        assert '1 detect' in str(app.main.query_one('#steps').get_option_at_index(1).prompt)\n"
+        "        print(sorted(m for m in ('pydantic', 'gpuwizard.engine', 'gpuwizard.steps', 'gpuwizard.answers') if m in sys.modules))\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**sb.env()})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout

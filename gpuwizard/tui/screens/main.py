@@ -47,7 +47,7 @@ class MainScreen(SizeGuard, Screen[None]):
         self.wizard.start()
 
     def watch_statuses(self, statuses: dict[str, str]) -> None:
-        from .step import StepPane  # mounted panes only: a pane reads the statuses when it mounts
-
-        for pane in self.query(StepPane):
-            pane.status = statuses.get(pane.sid, "pending")
+        # mounted panes only (a pane reads the statuses when it mounts); by the type's name: the
+        # step pane's module brings pydantic, which the first frame does without
+        for pane in self.query("StepPane"):
+            pane.status = statuses.get(getattr(pane, "sid", ""), "pending")  # type: ignore[attr-defined]
