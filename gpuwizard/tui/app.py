@@ -233,7 +233,7 @@ class WizardApp(App[int]):
             self.sub_title = "dry run"
         self.set_interval(FLUSH_INTERVAL, self._drain_events)
         self.set_interval(1.0, self._tick)
-        self.refresh_statuses()
+        self.main.statuses = {sid: self.status(sid) for sid in self.step_ids}  # the keys change once loaded
         self.call_after_refresh(self.load_worker)
 
     @work(thread=True, group="load", exit_on_error=False)
@@ -338,7 +338,9 @@ class WizardApp(App[int]):
         if target != self.current:
             return  # another open came after this one
         if target in self.steps and not switcher.query(f"#step-{target}"):
-            await switcher.mount(StepPane(target), before=switcher.query_one("#summary"))
+            await switcher.mount(StepPane(target))
+        elif target == "summary" and not switcher.query("#summary"):
+            await switcher.mount(SummaryPane(id="summary", classes="pane"))  # built when first shown
         if target in self.steps:
             switcher.current = f"step-{target}"
             pane = self.pane(target)

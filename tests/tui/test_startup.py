@@ -182,3 +182,21 @@ def test_the_first_frame_itself_is_drawn_without_pydantic(tmp_path: Path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**sb.env()})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+async def test_the_key_bar_shows_the_keys_and_a_click_presses_one(tmp_path: Path):
+    """The bottom line lists the active keys (disabled ones dimmed, the palette on the right); a
+    click on "f1 Help" opens the help as the key does."""
+    from gpuwizard.tui.screens.modals import HelpScreen
+    from gpuwizard.tui.widgets.footer import KeyBar
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        bottom = screen_text(app).splitlines()[-1]
+        assert "^q Quit" in bottom and "f1 Help" in bottom and "^p palette" in bottom
+        bar = app.main.query_one(KeyBar)
+        start = bottom.index("f1 Help")
+        assert await pilot.click(bar, offset=(start + 1, 0))
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)

@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header
+from textual.widgets import ContentSwitcher, Header
 
 from ..widgets.banner import DryRunBanner, is_dry_run
+from ..widgets.footer import KeyBar
 from ..widgets.steplist import StepList
 from .modals import FOCUS_BINDINGS, SizeGuard
-from .overview import SummaryPane, WelcomePane
+from .overview import WelcomePane
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import WizardApp
@@ -39,9 +40,10 @@ class MainScreen(SizeGuard, Screen[None]):
         with Horizontal(id="body"):
             yield StepList(self.wizard.step_ids, id="steps").data_bind(MainScreen.statuses, MainScreen.current)
             with ContentSwitcher(initial="welcome", id="content"):
+                # the step panes and the summary are mounted when first shown (the first frame
+                # needs only this one)
                 yield WelcomePane(id="welcome", classes="pane")
-                yield SummaryPane(id="summary", classes="pane")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.wizard.start()
