@@ -451,7 +451,7 @@ class WizardApp(App[int]):
         message.stop()
         what = message.what
         if what == "run":
-            self.action_run_step()
+            await self.action_run_step()
         elif what == "skip":
             self.skip_step(message.sid or self.current)
         elif what == "next":
@@ -466,7 +466,7 @@ class WizardApp(App[int]):
             await self.action_quit()  # a coroutine: it may ask first, mid-run
 
     # -- running a step -------------------------------------------------------------------------
-    def action_run_step(self) -> None:
+    async def action_run_step(self) -> None:
         sid = self.current
         if sid not in self.steps or not self.steps[sid].implemented or self.running:
             return
@@ -484,14 +484,16 @@ class WizardApp(App[int]):
                 pane.query_one("#form", AnswersForm).focus_first(invalid_only=True)
             return
         self.answers[sid] = answers
-        self._start_run(sid)
+        await self._start_run(sid)
 
-    def _start_run(self, sid: str) -> None:
+    async def _start_run(self, sid: str) -> None:
         answers = self.answers[sid]
-        self.running = sid
+        self.running = sid  # first: a second Ctrl+R while the run view is built starts nothing
         self.run_started = self.clock()
         self.host.runner.cancel.clear()
-        self.pane(sid).start_run()
+        pane = self.pane(sid)
+        await pane.ensure_run_view()
+        pane.start_run()
         self.refresh_statuses()
         self.run_worker_thread(sid, answers)
 
@@ -580,7 +582,7 @@ class WizardApp(App[int]):
 
     def _after_failure(self, sid: str, choice: FailureChoice | None) -> None:
         if choice is FailureChoice.RETRY:
-            self._start_run(sid)
+            self.call_later(self._start_run, sid)
         elif choice is FailureChoice.SKIP:
             self.skip_step(sid)
         elif choice is FailureChoice.QUIT:

@@ -11,6 +11,7 @@ answers are used) and ``refresh_facts()`` (called when detection ran again).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.lazy import Lazy
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
@@ -86,6 +88,7 @@ class StepPane(Vertical):
         self.actions_done = 0
         self.run_count = 0
         self._custom: Widget | None = None
+        self._run_view_ready = False
 
     @property
     def wizard(self) -> WizardApp:
@@ -107,7 +110,10 @@ class StepPane(Vertical):
                         if custom is not None:
                             self._custom = custom(app, self.sid)
                             self._custom.add_class("step-custom")
-                            yield self._custom
+                            # mounted once the pane is on the screen (a step's own widget may be
+                            # large: the pod spec builder has a hundred widgets); until then
+                            # current_answers() gives the stored answers
+                            yield Lazy(self._custom)
                         elif isinstance(step.Answers, type) and issubclass(step.Answers, BaseModel):
                             current = app.answers.get(self.sid)
                             if getattr(step, "many", False):
@@ -133,26 +139,16 @@ class StepPane(Vertical):
                             yield Button(step.link[0], id="link", compact=True)
                     else:
                         yield Button("Next ▸", variant="primary", id="next", compact=True)
-            with Vertical(id="run-pane"):
-                yield RunView(id="runview")
-                with Horizontal(classes="buttons"):
-                    yield Button("Cancel", variant="error", id="cancel", compact=True)
-                    yield Button("Next ▸", variant="primary", id="next-after", compact=True)
-                    yield Button("Back to answers", id="back", compact=True)
-                    if step.link:
-                        yield Button(step.link[0], id="link-after", compact=True)
+            # the run view is built at the step's first run (ensure_run_view): a pane opened to
+            # read its plan does not pay for a log, a progress bar and four buttons it never shows
+            yield Vertical(id="run-pane")
 
     def on_mount(self) -> None:
         self.set_reactive(StepPane.status, self.screen_statuses().get(self.sid, self.wizard.status(self.sid)))
         self.refresh_header()
         self.refresh_facts()
-        self.query_one("#next-after").display = False
-        self.query_one("#back").display = False
-        for button in self.query("#link-after"):
-            button.display = False
-        for line_batch in [list(self.wizard.outputs.get(self.sid, []))]:
-            if line_batch:
-                self.runview.write_lines(line_batch)
+        if self.wizard.outputs.get(self.sid):  # output from before this pane was mounted
+            self.call_later(self.ensure_run_view)
         if self.wizard.steps[self.sid].implemented:
             self.sync_run(current_answers(self))  # before the pane's first focus: Run may be off
 
@@ -160,6 +156,31 @@ class StepPane(Vertical):
     @property
     def runview(self) -> RunView:
         return self.query_one("#runview", RunView)
+
+    @property
+    def has_run_view(self) -> bool:
+        """Whether the run view is built (mounted, its children too)."""
+        return self._run_view_ready
+
+    async def ensure_run_view(self) -> None:
+        """Build the run view (log, progress, Cancel / Next / Back) the first time it is needed."""
+        if self._run_view_ready or self.query("#runview"):
+            while not self._run_view_ready:  # another caller is building it: wait for that
+                await asyncio.sleep(0)
+            return
+        step = self.wizard.steps[self.sid]
+        buttons = [Button("Cancel", variant="error", id="cancel", compact=True),
+                   Button("Next ▸", variant="primary", id="next-after", compact=True),
+                   Button("Back to answers", id="back", compact=True)]
+        if step.link:
+            buttons.append(Button(step.link[0], id="link-after", compact=True))
+        for button in buttons[1:]:
+            button.display = False
+        await self.query_one("#run-pane", Vertical).mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
+        self._run_view_ready = True
+        earlier = list(self.wizard.outputs.get(self.sid, []))
+        if earlier:
+            self.runview.write_lines(earlier)
 
     def screen_statuses(self) -> dict[str, str]:
         statuses = getattr(self.screen, "statuses", None)
@@ -298,7 +319,8 @@ class StepPane(Vertical):
         self.refresh_header()
 
     def tick(self, elapsed: float) -> None:
-        self.runview.set_elapsed(elapsed)
+        if self.has_run_view:
+            self.runview.set_elapsed(elapsed)
 
     # -- buttons --------------------------------------------------------------------------------
     def on_answers_form_changed(self, event: AnswersForm.Changed) -> None:
