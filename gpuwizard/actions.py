@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StepFailed
 from .host import join_argv, load_json_object, unified_diff
+from .resume_service import UNIT_PATH as RESUME_UNIT_PATH
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import StepContext
@@ -214,6 +215,18 @@ class Reboot(Action):
 
     def apply(self, ctx: StepContext) -> None:  # handled by the engine
         raise AssertionError("Reboot is applied by the engine")
+
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
+        """With ``reboot: auto`` the plan shows what the engine does before it reboots: the unit file
+        of gpuwizard-resume.service (a diff: it is a file written), the systemctl commands, and
+        what runs after the boot, in place of "then run: gpuwizard --resume"."""
+        data = super().as_json(ctx)
+        service = ctx.engine.resume_service
+        if ctx.engine.reboot_policy == "auto" and service is not None:
+            kept = [line for line in data["preview"] if line != "then run: gpuwizard --resume"]
+            data["preview"] = kept + service.preview(ctx.host)
+            data["unit"] = {"path": RESUME_UNIT_PATH, "content": service.unit_text()}
+        return data
 
 
 @dataclass

@@ -176,6 +176,8 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSessi
     selected = selected_steps(answers)
     reboot = answers.driver.reboot if answers.driver else "never"
     engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
+    if reboot == "auto":
+        engine.resume_service = _resume_service(session)
     sections = {sid: section(answers, sid) for sid in selected}
     return WizardSession(engine, sections), answers, selected, sections
 
@@ -274,13 +276,47 @@ def _log_facts(log: Any, engine: Any) -> None:
     log.write_header(facts=facts)
 
 
+def _resume_service(session: Session) -> Any:
+    """reboot: auto: gpuwizard-resume.service for this session, running this interpreter with the
+    same root, simulated host, state file and log directory (see gpuwizard/resume_service.py)."""
+    from .resume_service import ResumeService
+
+    args = session.args
+    return ResumeService.for_session(root=session.host.root if args.root else None, simulate=args.simulate,
+                                     state_path=session.state_path, log_dir=session.log_dir)
+
+
+def _end_unit_run(session: Session, engine: Any, log: Any, err: IO[str]) -> None:
+    """The run gpuwizard-resume.service started has ended (whatever its outcome): the unit removes
+    itself, unless this run armed it again for another reboot."""
+    from .resume_service import BY_HAND, UNIT, disarm
+
+    service = getattr(engine, "resume_service", None)
+    if service is not None and service.armed:
+        text = f"{UNIT} stays enabled: this run stopped for another reboot and resumes after it"
+    else:
+        problems = disarm(session.host)
+        text = (f"{UNIT} removed (disabled, unit file deleted, systemd reloaded): it ran once" if not problems else
+                f"{UNIT} could not be removed completely ({'; '.join(problems)}); remove it by hand: {BY_HAND}")
+    if log is not None:
+        log.write(text, flush=True)
+    err.write(f"gpuwizard: {text}\n")
+
+
 def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
     from .console import ConsoleReporter, LogFile
+    from .resume_service import UNIT, started_by_unit
     from .state import RunLock
 
-    lock = RunLock(session.state_path).acquire()
+    # the run gpuwizard-resume.service started after the boot: it removes the unit when it ends,
+    # also when it cannot start (lock held, no state)
+    unit_run = started_by_unit(session.args)
+    unit_done = not unit_run
+    engine: Any = None
+    lock: RunLock | None = None
     log: LogFile | None = None
     try:
+        lock = RunLock(session.state_path).acquire()
         model, answers, selected, sections = _prepare_engine(session, run=True)
         engine = model.engine
         state = engine.state
@@ -289,6 +325,8 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         log = LogFile(session.log_dir)
         log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} steps {','.join(selected)} run {state.run_id}"
                   + (" resume" if session.args.resume else "") + (" dry-run" if session.host.dry_run else ""))
+        if unit_run:
+            log.write(f"started by {UNIT} after the boot; the unit is removed when this run ends")
         log.attach(session.host)
         log.write_header(answers=effective_answers(answers, selected, sections, engine.steps))
         _log_facts(log, engine)
@@ -306,11 +344,17 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         engine.listeners.append(reporter)
         state.save()
         code = model.run(selected)
+        if not unit_done:
+            unit_done = True
+            _end_unit_run(session, engine, log, err)
         log.write(f"exit {code}")
         if code == EXIT_FAILED:
             err.write(f"gpuwizard: a step failed; state saved in {session.state_path}\n")
             err.write(f"gpuwizard: full log: {log.path}\n")
             err.write("gpuwizard: fix the cause, then run: gpuwizard --resume\n")
+        elif code == EXIT_REBOOT and engine.resume_service is not None and engine.resume_service.armed:
+            err.write(f"gpuwizard: rebooting; state saved in {session.state_path}; after the boot {UNIT} runs "
+                      "gpuwizard --resume (journalctl -u " + UNIT + "; the run's log goes to " + str(session.log_dir) + ")\n")
         elif code == EXIT_REBOOT:
             err.write(f"gpuwizard: stopped for a reboot; state saved in {session.state_path}; after the reboot run: gpuwizard --resume\n")
         else:
@@ -321,9 +365,12 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
             log.write(f"stopped: {type(exc).__name__}: {exc}")
         raise
     finally:
+        if not unit_done:
+            _end_unit_run(session, engine, log, err)
         if log is not None:
             log.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _interactive(out: IO[str]) -> bool:

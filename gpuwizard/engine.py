@@ -27,6 +27,7 @@ from .errors import (
     RebootRequired,
 )
 from .host import Host
+from .resume_service import UNIT, ResumeService, no_systemd_refusal, systemd_booted
 from .state import State
 
 EventKind = Literal[
@@ -335,6 +336,9 @@ class Engine:
         self.steps = steps
         self.unattended = unattended
         self.reboot_policy = reboot_policy
+        # reboot: auto: the one-shot unit that resumes the run after the boot (gpuwizard-resume.service),
+        # armed before the engine reboots; set by whoever knows how the run was started (the CLI)
+        self.resume_service: ResumeService | None = None
         self.listeners: list[Listener] = []
         self._facts: dict[str, Any] | None = None
         self._facts_lock = threading.Lock()
@@ -387,6 +391,8 @@ class Engine:
         try:
             acts = step.plan(ctx, answers)
             done = [a.is_done(ctx) for a in acts]
+            if self._reboots_without_systemd(acts, done):
+                raise InvalidInput(no_systemd_refusal())
             described = [a.as_json(ctx) for a in acts]  # previews against this call's view of the host
             checks = step.checks(ctx, answers)
             result = PlannedStep(step, acts, done, decisions=list(ctx.decisions), assumptions=ctx.assumptions(),
@@ -487,6 +493,12 @@ class Engine:
         self.emit(Event("step-finished", sid, status="done", text=summary or ""))
         return EXIT_OK
 
+    def _reboots_without_systemd(self, acts: list[A.Action], done: list[bool]) -> bool:
+        """reboot: auto, a reboot still to come, and no systemd to resume the run after it."""
+        return (self.reboot_policy == "auto"
+                and any(isinstance(a, A.Reboot) and not d for a, d in zip(acts, done, strict=False))
+                and not systemd_booted(self.host))
+
     def _reboot(self, ctx: StepContext, action: A.Reboot) -> int:
         sid = ctx.step_id
         boot = self.host.boot_id()
@@ -496,6 +508,20 @@ class Engine:
         self.emit(Event("action-finished", sid, action.id, action.title, status="reboot-required"))
         self.emit(Event("reboot-required", sid, text=action.reason))
         if self.reboot_policy == "auto" and not self.host.dry_run:
+            service = self.resume_service
+            if service is not None:
+                if not systemd_booted(self.host):  # the plan refuses this; a host can change under a run
+                    self.emit(Event("note", sid, text=f"not rebooting: {no_systemd_refusal()}"))
+                    return EXIT_REBOOT
+                try:
+                    service.arm(self.host)
+                except GpuwizardError as exc:
+                    self.emit(Event("note", sid, text=f"not rebooting: {UNIT} could not be enabled ({exc}), so nothing "
+                                                      "would resume the run after the boot; reboot yourself, then run "
+                                                      "gpuwizard --resume"))
+                    return EXIT_REBOOT
+                self.emit(Event("note", sid, text=f"{UNIT} resumes the run after the boot (`gpuwizard --resume`) "
+                                                  "and removes itself when that run ends"))
             self.emit(Event("note", sid, text="rebooting now (reboot: auto); state is saved"))
             self.host.runner.run(["reboot"], check=True)
         return EXIT_REBOOT

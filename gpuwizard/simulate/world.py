@@ -336,6 +336,19 @@ def boot(root, world: dict) -> None:
         svc.pop("failed", None)
     if world.get("docker") is not None:
         docker_reload(root, world)
+    # unit files enabled for multi-user.target (gpuwizard-resume.service) start when the boot
+    # reaches it: `systemctl start multi-user.target` (gpuwizard/simulate/units.py)
+    world["systemd"] = {"units": {}, "pending": enabled_units(root, "multi-user.target")}
+
+
+def enabled_units(root, target: str) -> list:
+    """Unit files in /etc/systemd/system linked from <target>.wants (what `systemctl enable` made)."""
+    d = host_path(root, "/etc/systemd/system/%s.wants" % target)
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return []
+    return [n for n in names if os.path.isfile(host_path(root, "/etc/systemd/system/" + n))]
 
 
 def docker_reload(root, world: dict) -> str | None:
@@ -582,6 +595,12 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
             for name in VENV_TOOLS:
                 _write_if_changed(os.path.join(vdir, "bin", name), tool_script(root, name, python, pkg_parent),
                                   0o755, atomic=True)
+
+    # systemd as PID 1 makes /run/systemd/system (what sd_booted(3) checks); host.init: "none" has none
+    if host.get("init", "systemd") == "systemd":
+        os.makedirs(P("/run/systemd/system"), exist_ok=True)
+    elif os.path.isdir(P("/run/systemd/system")):
+        os.rmdir(P("/run/systemd/system"))
 
     if host.get("reboot_required"):
         _write_if_changed(P("/var/run/reboot-required"), "*** System restart required ***\n")
