@@ -89,7 +89,8 @@ class ConsoleReporter:
                         self._print(f"    | {t}")
         elif ev.kind == "reboot-required":
             self._print(self._style(f"[{ev.step}] reboot required: {ev.text}", STATUS_STYLE["reboot-required"]))
-            self._print("  reboot the host, then run: gpuwizard --resume")
+            if not (ev.data or {}).get("auto"):  # reboot: auto says in notes what it does instead
+                self._print("  reboot the host, then run: gpuwizard --resume")
 
 
 def stamp(now: _dt.datetime | None = None) -> str:

@@ -506,8 +506,10 @@ class Engine:
         self.state.set_status(sid, "reboot-required", message=action.reason, boot_id=boot)
         self._save()
         self.emit(Event("action-finished", sid, action.id, action.title, status="reboot-required"))
-        self.emit(Event("reboot-required", sid, text=action.reason))
-        if self.reboot_policy == "auto" and not self.host.dry_run:
+        auto = self.reboot_policy == "auto" and not self.host.dry_run
+        # auto: the notes below say what happens (rebooting, resumed by the unit) or why it does not
+        self.emit(Event("reboot-required", sid, text=action.reason, data={"auto": auto}))
+        if auto:
             service = self.resume_service
             if service is not None:
                 if not systemd_booted(self.host):  # the plan refuses this; a host can change under a run
