@@ -210,7 +210,7 @@ def run(ctx: Ctx) -> int:
 
 # Host-layer tools (package managers, installers, keys): gpuwizard/simulate/tools_host.py, imported
 # only when one of them runs.
-for _name, _fn in (("apt-get", "apt_get"), ("apt-cache", "apt_cache"), ("dpkg", "dpkg"), ("dnf", "dnf"), ("ubuntu-drivers", "ubuntu_drivers"),
+for _name, _fn in (("apt-get", "apt_get"), ("apt-cache", "apt_cache"), ("dpkg", "dpkg"), ("dnf", "dnf"), ("rpm", "rpm"), ("ubuntu-drivers", "ubuntu_drivers"),
                    ("curl", "curl"), ("gpg", "gpg"), ("openssl", "openssl"), ("update-initramfs", "update_initramfs"),
                    ("dracut", "dracut"), ("modprobe", "modprobe"), ("sh", "sh")):
     TOOLS[_name] = "gpuwizard.simulate.tools_host:" + _fn

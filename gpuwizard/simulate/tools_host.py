@@ -46,7 +46,9 @@ CUDA_RELEASES = {
     "12.6": ("12.6.77", "12.6.2"),
     "12.8": ("12.8.93", "12.8.1"),
 }
-CTK_VERSION = "1.17.3"
+# nvidia-container-toolkit's current release (../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt);
+# a test that needs an older toolkit sets nvidia_ctk.version (or the package) itself
+CTK_VERSION = "1.19.1"
 CTK_FPR = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 CUDA_FPR = "EB693B3035CD5710E231E123A4B469963BF863CC"
 KEY_MARK = "gpuwizard-sim-key "
@@ -233,8 +235,9 @@ def _catalogue(ctx):
         cat["nvidia-container-toolkit"] = ("%s-1" % CTK_VERSION, "nvidia-container-toolkit")
     elif debianish(w):
         cat["linux-headers-%s" % k] = (k.split("-generic")[0] + ".1", None)
+        release = _os_value(w, "VERSION_ID") or "22.04"  # Ubuntu's SRU revision: 565.57.01-0ubuntu0.24.04.1 on noble
         for br, (full, _cuda) in DRIVER_BRANCHES.items():
-            cat["nvidia-driver-%s" % br] = ("%s-0ubuntu0.22.04.1" % full, None)
+            cat["nvidia-driver-%s" % br] = ("%s-0ubuntu0.%s.1" % (full, release), None)
         cat["docker.io"] = ("24.0.7-0ubuntu2~22.04.1", None)
         cat["dkms"] = ("2.8.7-2ubuntu2.2", None)
         for xy in CUDA_RELEASES:
@@ -242,14 +245,51 @@ def _catalogue(ctx):
         cat["nvidia-container-toolkit"] = ("%s-1" % CTK_VERSION, "nvidia-container-toolkit")
         cat["python3-venv"] = ("3.10.6-1~22.04.1", None)
     else:
+        # NVIDIA's CUDA repository for rhel8/rhel9 (cuda-rhel9.repo) carries the nvidia-driver module with the
+        # streams latest, latest-dkms, open-dkms and per branch <br>, <br>-dkms, <br>-open (NVIDIA's driver
+        # installation guide; NVIDIA/yum-packaging-dkms-nvidia); rhel10's has no module streams, only the
+        # packages nvidia-open and cuda-drivers. The distribution's BaseOS/AppStream has the running kernel's
+        # kernel-devel and kernel-headers, Rocky/Alma's extras has epel-release (EPEL: dkms).
         cat["kernel-devel-%s" % k] = (k, None)
         cat["kernel-headers-%s" % k] = (k, None)
-        for br, (full, _cuda) in DRIVER_BRANCHES.items():
-            cat["nvidia-driver:%s-dkms" % br] = (full, "cuda")
+        cat["epel-release"] = ("%s-7.el%s" % (_rhel_major(w), _rhel_major(w)), None)
+        newest = max(DRIVER_BRANCHES, key=int)
+        if _rhel_major(w) < 10:
+            for stream in ("latest", "latest-dkms", "open-dkms"):
+                cat["nvidia-driver:%s" % stream] = (DRIVER_BRANCHES[newest][0], "cuda")
+            for br, (full, _cuda) in DRIVER_BRANCHES.items():
+                for suffix in ("", "-dkms", "-open"):
+                    cat["nvidia-driver:%s%s" % (br, suffix)] = (full, "cuda")
+        for name in ("nvidia-open", "cuda-drivers"):
+            cat[name] = (DRIVER_BRANCHES[_locked_branch(w) or newest][0], "cuda")
         for xy in CUDA_RELEASES:
             cat["cuda-toolkit-%s" % xy.replace(".", "-")] = (CUDA_RELEASES[xy][1], "cuda")
         cat["nvidia-container-toolkit"] = (CTK_VERSION, "nvidia-container-toolkit")
     return cat
+
+
+def _os_value(world, key):
+    for line in world["host"].get("os_release", "").splitlines():
+        if line.startswith(key + "="):
+            return line.split("=", 1)[1].strip('"')
+    return None
+
+
+def _rhel_major(world):
+    for line in world["host"].get("os_release", "").splitlines():
+        if line.startswith("VERSION_ID="):
+            head = line.split("=", 1)[1].strip('"').split(".")[0]
+            return int(head) if head.isdigit() else 0
+    return 0
+
+
+def _locked_branch(world):
+    """The branch a `dnf versionlock add '*nvidia*<br>*'` holds the driver at (None: no lock)."""
+    for pattern in world.get("dnf_versionlock", []):
+        for br in DRIVER_BRANCHES:
+            if br in pattern:
+                return br
+    return None
 
 
 def _apply_package(ctx, world, name):
@@ -269,8 +309,15 @@ def _apply_package(ctx, world, name):
             world["driver"]["module"] = "open"
         return None
     if name.startswith("nvidia-driver"):
+        module = None
         if name == "nvidia-driver":  # Debian's one driver (nvidia-smi of a 535 driver reports CUDA 12.2)
             full, cuda = DEBIAN12_ARCHIVE[name][0].split("-")[0], "12.2"
+        elif name.startswith("nvidia-driver:"):  # a module stream of NVIDIA's rhel8/rhel9 repository
+            stream = name.split(":", 1)[1]
+            br = stream.split("-")[0]
+            br = max(DRIVER_BRANCHES, key=int) if br in ("latest", "open") else br
+            full, cuda = DRIVER_BRANCHES[br]
+            module = "open" if stream == "open-dkms" or stream.endswith("-open") else None
         else:
             br = name.split("-")[2].split(":")[-1] if name.startswith("nvidia-driver-") else name.split(":")[1].split("-")[0]
             full, cuda = DRIVER_BRANCHES[br]
@@ -281,7 +328,15 @@ def _apply_package(ctx, world, name):
         key = None
         if world["host"].get("secure_boot"):
             key = _mok_key(ctx, _p(ctx, _dkms_certificate(world)))
-        _install_driver(world, full, cuda, "apt" if debianish(world) else "dnf", signing_key=key)
+        _install_driver(world, full, cuda, "apt" if debianish(world) else "dnf", signing_key=key, module=module)
+        return None
+    if name in ("nvidia-open", "cuda-drivers"):  # NVIDIA's rhel10 packages (any rhel after a module enable)
+        if not os.path.exists(_p(ctx, "/lib/modules/%s/build" % k)):
+            return ("Error! Your kernel headers for kernel %s cannot be found at /lib/modules/%s/build or "
+                    "/lib/modules/%s/source." % (k, k, k))
+        full, cuda = DRIVER_BRANCHES[_locked_branch(world) or max(DRIVER_BRANCHES, key=int)]
+        key = _mok_key(ctx, _p(ctx, _dkms_certificate(world))) if world["host"].get("secure_boot") else None
+        _install_driver(world, full, cuda, "dnf", signing_key=key, module="open" if name == "nvidia-open" else None)
         return None
     if name == "nvidia-container-toolkit":
         world["nvidia_ctk"] = {"version": CTK_VERSION, "commit": "a470818ba7d9166be282cd0039dd2fc9b0a34d73"}
@@ -568,13 +623,107 @@ def dpkg(ctx) -> int:
                      "deinstalling packages [*];", 2)
 
 
+# The real repo files behind NVIDIA's URLs:
+# https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/cuda-rhel9.repo and
+# https://nvidia.github.io/libnvidia-container/stable/rpm/nvidia-container-toolkit.repo
+CUDA_REPO_FILE = """[cuda-%(tag)s-%(arch)s]
+name=cuda-%(tag)s-%(arch)s
+baseurl=https://developer.download.nvidia.com/compute/cuda/repos/%(tag)s/%(arch)s
+enabled=1
+gpgcheck=1
+gpgkey=https://developer.download.nvidia.com/compute/cuda/repos/%(tag)s/%(arch)s/D42D0685.pub
+"""
+
+
+def _add_repo_file(ctx, url) -> int:
+    """What `dnf config-manager --add-repo URL` (dnf4) / `addrepo --from-repofile=URL` (dnf5) leave:
+    the .repo file the URL serves, in /etc/yum.repos.d under its own name."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    parts = url.split("/compute/cuda/repos/", 1)
+    if len(parts) != 2 or not name.endswith(".repo") or len(parts[1].split("/")) != 3:
+        ctx.err("Curl error (22): HTTP response code said error for %s [The requested URL returned error: 404]" % url)
+        return 1
+    tag, arch, _ = parts[1].split("/")
+    _write(_p(ctx, "/etc/yum.repos.d/" + name), CUDA_REPO_FILE % {"tag": tag, "arch": arch})
+    return 0
+
+
 def dnf(ctx) -> int:
+    """dnf 4 (RHEL 8/9) and dnf5 (RHEL 10), as far as gpuwizard drives them: install, module install
+    (dnf 4 only: dnf5 has no module streams to install from NVIDIA's rhel10 repository), config-manager
+    (dnf 4 ``--add-repo URL``; dnf5 ``addrepo --from-repofile=URL``, dnf5-config-manager(8): dnf5
+    removed ``--add-repo``), versionlock add."""
     args = [a for a in ctx.args if a not in ("-y", "--assumeyes", "-q", "--quiet")]
+    dnf5 = _rhel_major(ctx.world) >= 10
     if args[:1] == ["install"] and len(args) > 1:
         return _install_pkgs(ctx, args[1:], "dnf")
     if args[:1] in (["makecache"], ["check-update"]):
         return 0
+    if args[:1] == ["config-manager"]:
+        rest = args[1:]
+        if dnf5:
+            if rest[:1] == ["addrepo"] and len(rest) == 2 and rest[1].startswith("--from-repofile="):
+                return _add_repo_file(ctx, rest[1].split("=", 1)[1])
+            bad = next((a for a in rest if a.startswith("-")), rest[0] if rest else "")
+            ctx.err('Unknown argument "%s" for command "config-manager". Add "--help" for more information about the '
+                    "arguments." % bad)
+            return 2
+        if rest[:1] == ["--add-repo"] and len(rest) == 2:
+            ctx.out("Adding repo from: %s" % rest[1])
+            return _add_repo_file(ctx, rest[1])
+        if rest and not rest[0].startswith("-"):
+            ctx.err("Error: No matching repo to modify: %s." % rest[0])
+            return 1
+        return ctx.unsupported()
+    if args[:2] == ["module", "install"] and len(args) > 2:
+        cat = _catalogue(ctx)
+        avail = {n for n, (u, e) in _repos_configured(ctx).items() if not e}
+        for spec in args[2:]:
+            entry = cat.get(spec)
+            if entry is None or entry[1] not in avail:
+                ctx.err("Error: Problems in request:\nmissing groups or modules: %s" % spec)
+                return 1
+        return _install_pkgs(ctx, args[2:], "dnf")
+    if args[:2] == ["versionlock", "add"] and len(args) > 2:
+        def fn(w):
+            locks = w.setdefault("dnf_versionlock", [])
+            locks += [a for a in args[2:] if a not in locks]
+        ctx.mutate(fn)
+        for a in args[2:]:
+            ctx.out("Adding versionlock on: %s" % a)
+        return 0
     return ctx.unsupported()
+
+
+def rpm(ctx) -> int:
+    """``rpm -q [--qf FORMAT] NAME...``: installed packages (world["packages"]); ``package NAME is not
+    installed`` and exit 1 otherwise, as rpm prints it."""
+    args = list(ctx.args)
+    if args[:1] not in (["-q"], ["--query"]):
+        return ctx.unsupported()
+    fmt = None
+    names = []
+    i = 1
+    while i < len(args):
+        if args[i] in ("--qf", "--queryformat") and i + 1 < len(args):
+            fmt, i = args[i + 1], i + 2
+            continue
+        names.append(args[i])
+        i += 1
+    installed = ctx.world.get("packages", {})
+    rc = 0
+    for name in names:
+        ver = installed.get(name)
+        if ver is None:
+            ctx.out("package %s is not installed" % name)
+            rc = 1
+            continue
+        version, _, release = str(ver).partition("-")
+        if fmt:
+            ctx.out(fmt.replace("%{NAME}", name).replace("%{VERSION}", version).replace("%{RELEASE}", release or "1"), end="")
+        else:
+            ctx.out("%s-%s-%s.x86_64" % (name, version, release or "1"))
+    return rc
 
 
 def ubuntu_drivers(ctx) -> int:

@@ -410,6 +410,7 @@ TOOL_PRESENCE = {
     "update-initramfs": _debianish,
     "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),
     "dnf": _rhelish,
+    "rpm": _rhelish,
     "dracut": _rhelish,
     # the distributions' python3 (no plain `python`, no pip): gpuwizard/simulate/tools_python.py
     "python3": lambda w: _debianish(w) or _rhelish(w),

@@ -3,7 +3,6 @@ OS families and the version tables of the NVIDIA stack. Never imports Textual.""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,16 +11,26 @@ from typing import TYPE_CHECKING, Any
 
 from .. import actions as A
 from .. import download as D
+from .. import platform as P
 from .. import versions as V
 from ..engine import Event
-from ..errors import StepFailed
 from ..host import Host, Runner, join_argv
+from ..platform.kinds import APT_ENV as APT_ENV
+from ..platform.kinds import APT_SENTINEL as APT_SENTINEL
+from ..platform.kinds import APT_VERSION_ROW as APT_VERSION_ROW
+from ..platform.kinds import CACHE_DIR as CACHE_DIR
+from ..platform.kinds import Check as Check
+from ..platform.kinds import MakeDir as MakeDir
+from ..platform.kinds import RunIf as RunIf
+from ..platform.kinds import apt_candidate as apt_candidate
+from ..platform.kinds import apt_policy as apt_policy
+from ..platform.kinds import deb_upstream as deb_upstream
+from ..platform.kinds import hp as hp
+from ..platform.kinds import parse_apt_policy as parse_apt_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import StepContext
 
-CACHE_DIR = "/var/cache/gpuwizard"
-APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
 # CUDA toolkit X.Y -> minimum Linux driver (toolkit GA), from the "CUDA Toolkit and Corresponding
 # Driver Versions" table, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/ (Table 3).
@@ -79,84 +88,24 @@ def newest_cuda_for(driver_cuda: str | None) -> str | None:
     return max(fits, key=V.key) if fits else None
 
 
-# -- OS families ---------------------------------------------------------------------------------
+# -- OS families: the platform layer (gpuwizard/platform) -------------------------------------------
 def os_family(host_facts: dict[str, Any]) -> str:
     """``ubuntu``, ``debian``, ``rhel`` or ``other``."""
-    ids = {host_facts.get("os") or ""} | set(host_facts.get("id_like") or [])
-    if "ubuntu" in ids:
-        return "ubuntu"
-    if "debian" in ids:
-        return "debian"
-    if ids & {"rhel", "fedora", "centos", "rocky", "almalinux"}:
-        return "rhel"
-    return "other"
+    return P.family(host_facts)
+
+
+def platform(host_facts: dict[str, Any]) -> P.Platform:
+    """The platform (package manager) of the target host: gpuwizard/platform."""
+    return P.for_host(host_facts)
 
 
 def nvidia_repo_distro(host_facts: dict[str, Any]) -> str:
     """``ubuntu2204`` / ``debian12`` / ``rhel9`` as NVIDIA's CUDA repository paths spell it."""
-    fam = os_family(host_facts)
-    version = str(host_facts.get("version") or "")
-    if fam == "ubuntu":
-        return "ubuntu" + version.replace(".", "")
-    if fam == "debian":
-        return "debian" + version.split(".")[0]
-    return "rhel" + version.split(".")[0]
+    return P.for_host(host_facts).repo_distro
 
 
 def repo_arch(host_facts: dict[str, Any]) -> str:
-    arch = host_facts.get("arch") or "x86_64"
-    return {"aarch64": "sbsa", "arm64": "sbsa"}.get(arch, arch)
-
-
-# -- APT (Ubuntu, Debian): what the configured archive holds, read at plan time -----------------------
-# A package every Debian and Ubuntu archive has (main): when `apt-cache policy` cannot locate it either,
-# the package lists are empty (never refreshed) and say nothing about the other names.
-APT_SENTINEL = "dkms"
-APT_VERSION_ROW = re.compile(r"^ (?:\*\*\*|   ) (\S+) -?\d+$")
-
-
-def parse_apt_policy(text: str) -> dict[str, dict[str, Any]]:
-    """``apt-cache policy NAME...`` (LC_ALL=C) -> {name: {installed, candidate, versions}}; a name
-    APT cannot locate has no block (apt prints ``N: Unable to locate package NAME`` to stderr and
-    exits 0). ``(none)`` reads as None: a virtual or pinned-away package has no candidate."""
-    found: dict[str, dict[str, Any]] = {}
-    current: dict[str, Any] | None = None
-    for line in text.splitlines():
-        if line and not line[0].isspace() and line.endswith(":"):
-            current = found[line[:-1]] = {"installed": None, "candidate": None, "versions": []}
-            continue
-        if current is None:
-            continue
-        field, _, value = line.strip().partition(": ")
-        if field in ("Installed", "Candidate"):
-            current[field.lower()] = None if value.strip() in ("", "(none)") else value.strip()
-        elif (m := APT_VERSION_ROW.match(line)) is not None:
-            current["versions"].append(m.group(1))
-    return found
-
-
-def apt_policy(host: Host, names: list[str]) -> dict[str, dict[str, Any]] | None:
-    """What the configured archive holds for some packages (one read-only ``apt-cache policy``);
-    None when it cannot be told: no apt-cache, the probe failed, or the package lists are empty
-    (``APT_SENTINEL`` unknown too), so that ``apt-get update`` has yet to fetch them."""
-    result = host.runner.probe(["apt-cache", "policy", *dict.fromkeys([*names, APT_SENTINEL])], timeout=60)
-    if result is None or not result.ok:
-        return None
-    found = parse_apt_policy(result.stdout)
-    return found if APT_SENTINEL in found else None
-
-
-def apt_candidate(policy: dict[str, dict[str, Any]], name: str) -> str | None:
-    """The version ``apt-get install NAME`` installs (None: not in the archive, or no candidate)."""
-    entry = policy.get(name)
-    return entry["candidate"] if entry else None
-
-
-def deb_upstream(version: str) -> str:
-    """The upstream part of a Debian version: ``535.309.01`` of ``535.309.01-0+deb12u1``, ``3.9.0`` of
-    ``1:3.9.0-4`` (epoch and Debian revision dropped)."""
-    v = version.split(":", 1)[1] if ":" in version else version
-    return v.rsplit("-", 1)[0] if "-" in v else v
+    return P.for_host(host_facts).repo_arch
 
 
 # -- probes ---------------------------------------------------------------------------------------
@@ -199,55 +148,7 @@ def runner_with_path(host: Host, *dirs: str) -> Runner:
     return runner
 
 
-def hp(ctx: StepContext, system_path: str) -> str:
-    """A system path as a command line argument: mapped under the root (identity on a real host)."""
-    return str(ctx.host.path(system_path))
-
-
 # -- more action kinds ------------------------------------------------------------------------------
-@dataclass
-class Check(A.Action):
-    """A read-only precondition. Done when it holds; applying it re-checks and fails the step with
-    ``failure`` (before anything else changes) when it still does not."""
-
-    id: str
-    title: str
-    check: Callable[[StepContext], bool]
-    failure: str | Callable[[StepContext], str] = ""
-    on_failure: Callable[[StepContext], None] | None = None
-    reads: list[str] | None = None  # the read-only command it looks through, shown in the plan
-
-    def preview(self, ctx: StepContext) -> list[str]:
-        return [f"check: {self.title}"] + ([f"  (reads: $ {join_argv(self.reads)})"] if self.reads else [])
-
-    def is_done(self, ctx: StepContext) -> bool:
-        return bool(self.check(ctx))
-
-    def apply(self, ctx: StepContext) -> None:
-        if self.check(ctx):
-            return
-        if self.on_failure is not None:
-            self.on_failure(ctx)
-        reason = self.failure(ctx) if callable(self.failure) else self.failure
-        raise StepFailed(reason or f"check failed: {self.title}")
-
-
-@dataclass
-class RunIf(A.Run):
-    """A command whose done-ness needs more than a path or a probe's exit code."""
-
-    done: Callable[[StepContext], bool] | None = None
-
-    def __post_init__(self) -> None:
-        if self.done is None:
-            super().__post_init__()
-
-    def is_done(self, ctx: StepContext) -> bool:
-        if self.done is not None and self.done(ctx):
-            return True
-        return A.Run.is_done(self, ctx) if (self.creates or self.done_when) else False
-
-
 @dataclass
 class RebootUnless(A.Reboot):
     """A reboot that is only needed when ``unless`` does not hold by the time the engine gets here
@@ -260,25 +161,6 @@ class RebootUnless(A.Reboot):
 
     def is_done(self, ctx: StepContext) -> bool:
         return super().is_done(ctx) or bool(self.unless and self.unless(ctx))
-
-
-@dataclass
-class MakeDir(A.Action):
-    """A directory (mode 0700 by default) that a command writes into (curl -o, openssl -keyout)."""
-
-    id: str
-    title: str
-    path: str
-    mode: int = 0o700
-
-    def preview(self, ctx: StepContext) -> list[str]:
-        return [f"mkdir -m {self.mode:o} -p {self.path}"]
-
-    def is_done(self, ctx: StepContext) -> bool:
-        return ctx.host.path(self.path).is_dir()
-
-    def apply(self, ctx: StepContext) -> None:
-        ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
 
 
 @dataclass

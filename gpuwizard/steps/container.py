@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import posixpath
 import re
 import tomllib
@@ -39,33 +38,19 @@ from ..detect import probe_docker, probe_version
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
 from ..host import load_json_object, unified_diff
+
+# NVIDIA's container toolkit repositories (APT: key + signed-by list; dnf: a repo file): gpuwizard/platform
+from ..platform.apt import APT_LIST as APT_LIST
+from ..platform.apt import APT_LIST_CONTENT as APT_LIST_CONTENT
+from ..platform.apt import KEY_CACHE as KEY_CACHE
+from ..platform.apt import KEY_FINGERPRINT as KEY_FINGERPRINT
+from ..platform.apt import KEY_URL as KEY_URL
+from ..platform.apt import KEYRING as KEYRING
+from ..platform.dnf import DNF_REPO as DNF_REPO
+from ..platform.dnf import DNF_REPO_CONTENT as DNF_REPO_CONTENT
 from ..validate import ImageRef, Section
 from . import common as C
 
-KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
-KEY_CACHE = C.CACHE_DIR + "/nvidia-container-toolkit.gpgkey"
-KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
-# NVIDIA's libnvidia-container signing key, as seen in NVIDIA/nvidia-container-toolkit issues #650/#1460.
-KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
-APT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
-# https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list, with the
-# signed-by the install guide's sed adds.
-APT_LIST_CONTENT = (
-    f"deb [signed-by={KEYRING}] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
-)
-DNF_REPO = "/etc/yum.repos.d/nvidia-container-toolkit.repo"
-# https://nvidia.github.io/libnvidia-container/stable/rpm/nvidia-container-toolkit.repo (stable section)
-DNF_REPO_CONTENT = """\
-[nvidia-container-toolkit]
-name=nvidia-container-toolkit
-baseurl=https://nvidia.github.io/libnvidia-container/stable/rpm/$basearch
-repo_gpgcheck=1
-gpgcheck=0
-enabled=1
-gpgkey=https://nvidia.github.io/libnvidia-container/gpgkey
-sslverify=1
-sslcacert=/etc/pki/tls/certs/ca-bundle.crt
-"""
 DAEMON_JSON = "/etc/docker/daemon.json"
 CONTAINERD_TOML = "/etc/containerd/config.toml"
 NVIDIA_RUNTIME = {"args": [], "path": "nvidia-container-runtime"}
@@ -568,7 +553,7 @@ class ContainerStep(Step[ContainerAnswers]):
         host = facts["host"]
         docker, _problem = probe_docker(ctx.host)
         ctk = probe_version(ctx.host, ["nvidia-ctk", "--version"], P.parse_nvidia_ctk_version)
-        fam = C.os_family(host)
+        plat = C.platform(host)
         actions: list[A.Action] = []
         runtime = answers.runtime
         containerd: str | None = None
@@ -579,15 +564,7 @@ class ContainerStep(Step[ContainerAnswers]):
                         "Docker is not installed; nothing was changed. Install it (Ubuntu/Debian: `apt-get install -y "
                         "docker.io`, or Docker CE from https://docs.docker.com/engine/install/), or set "
                         "`container: {install_docker: true}`, or use `runtime: containerd`")
-                if fam not in ("ubuntu", "debian"):
-                    raise StepFailed("install_docker is supported on Ubuntu/Debian (docker.io); on this host install "
-                                     "Docker CE from https://docs.docker.com/engine/install/ and run again")
-                actions += [
-                    A.Run("install-docker", "install Docker (docker.io)", ["apt-get", "install", "-y", "docker.io"],
-                          done_when=["docker", "--version"], env=C.APT_ENV, timeout=1800),
-                    A.Run("start-docker", "enable and start Docker", ["systemctl", "enable", "--now", "docker"],
-                          done_when=["systemctl", "is-active", "--quiet", "docker"]),
-                ]
+                actions += plat.install_docker(ctx)
             else:
                 # stop before any change when daemon.json cannot be read (names the file, line, column)
                 load_json_object(DAEMON_JSON, ctx.host.read_text(DAEMON_JSON))
@@ -605,34 +582,8 @@ class ContainerStep(Step[ContainerAnswers]):
 
         if ctk:
             actions.append(C.Check("toolkit", f"nvidia-container-toolkit {ctk} is installed", lambda c: True))
-        elif fam in ("ubuntu", "debian"):
-            installed = ["nvidia-ctk", "--version"]
-            actions += [
-                C.MakeDir("cache-dir", f"the download cache ({C.CACHE_DIR})", C.CACHE_DIR),
-                C.RunIf("repo-key-download", f"download NVIDIA's repository key ({KEY_URL})",
-                        ["curl", "-fsSL", "-o", C.hp(ctx, KEY_CACHE), KEY_URL], done=lambda c: c.host.exists(KEYRING)),
-                A.Run("repo-key", f"install the key as an APT keyring ({KEYRING})",
-                      ["gpg", "--batch", "--yes", "--dearmor", "-o", C.hp(ctx, KEYRING), C.hp(ctx, KEY_CACHE)], creates=KEYRING),
-                C.Check("repo-key-fingerprint", f"the keyring holds NVIDIA's key {KEY_FINGERPRINT}",
-                        lambda c: KEY_FINGERPRINT in _fingerprints(c),
-                        lambda c: f"{KEYRING} holds {', '.join(_fingerprints(c)) or 'no key'}, not NVIDIA's {KEY_FINGERPRINT}; "
-                                  "it was removed and the repository was not added",
-                        on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
-                A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})", APT_LIST, APT_LIST_CONTENT),
-                C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV, done_when=installed,
-                        done=lambda c: c.done_this_run("apt-update")),
-                A.Run("install-toolkit", "install nvidia-container-toolkit", ["apt-get", "install", "-y", "nvidia-container-toolkit"],
-                      done_when=installed, env=C.APT_ENV, timeout=1800),
-            ]
-        elif fam == "rhel":
-            actions += [
-                A.WriteFile("repo-file", f"add NVIDIA's container toolkit repository ({DNF_REPO})", DNF_REPO, DNF_REPO_CONTENT),
-                A.Run("install-toolkit", "install nvidia-container-toolkit", ["dnf", "install", "-y", "nvidia-container-toolkit"],
-                      done_when=["nvidia-ctk", "--version"], timeout=1800),
-            ]
         else:
-            raise StepFailed(f"no package source for nvidia-container-toolkit on {host.get('pretty_name') or host.get('os')}; "
-                             "install it by hand (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/) and run again")
+            actions += plat.container_toolkit(ctx)
 
         argv = ["nvidia-ctk", "runtime", "configure", f"--runtime={runtime}"]
         if answers.set_as_default:
@@ -642,10 +593,10 @@ class ContainerStep(Step[ContainerAnswers]):
         path = DAEMON_JSON if runtime == "docker" else CONTAINERD_TOML
         actions.append(ConfigureRuntime("configure-runtime", f"configure {runtime} for the nvidia runtime (backup of {path} first)",
                                         argv, path, answers, runtime, ctk, containerd))
-        actions.append(C.RunIf("restart-runtime", f"restart {runtime}", ["systemctl", "restart", runtime],
-                               done=lambda c: _runtime_live(c, runtime, answers, path),
-                               disruptive=f"restarts {runtime}: its running containers stop"
-                               + (" (restart policies bring some back)" if runtime == "docker" else "")))
+        actions.append(plat.restart(ctx, "restart-runtime", f"restart {runtime}", runtime,
+                                    done=lambda c: _runtime_live(c, runtime, answers, path),
+                                    disruptive=f"restarts {runtime}: its running containers stop"
+                                    + (" (restart policies bring some back)" if runtime == "docker" else "")))
         return actions
 
     def provides(self, ctx: StepContext, answers: ContainerAnswers, plan: PlannedStep) -> list[Promise]:
@@ -705,13 +656,6 @@ class ContainerStep(Step[ContainerAnswers]):
         if not names or (expected and len(names) < expected):
             raise StepFailed(f"`{C.cmd(argv)}` shows {len(names)} GPU(s), expected {expected}")
         return f"docker run --gpus all {image} nvidia-smi sees {len(names)} GPU(s): {', '.join(names)}"
-
-
-def _fingerprints(ctx: StepContext) -> list[str]:
-    result = ctx.host.runner.probe(["gpg", "--show-keys", "--with-colons", C.hp(ctx, KEYRING)])
-    if not result or not result.ok:
-        return []
-    return [line.split(":")[9] for line in result.stdout.splitlines() if line.startswith("fpr:") and len(line.split(":")) > 9]
 
 
 def _runtime_live(ctx: StepContext, runtime: str, answers: ContainerAnswers, path: str) -> bool:

@@ -4,8 +4,8 @@ LD_LIBRARY_PATH written once, and ``nvcc --version`` as the proof.
 * A toolkit newer than the driver can run is refused before any change, naming the minimum driver
   (the driver's ceiling is the "CUDA Version" nvidia-smi reports, i.e. NVML's
   ``nvmlSystemGetCudaDriverVersion``).
-* runfile: ``sh cuda_<ver>_<drv>_linux.run --silent --toolkit``; package: NVIDIA's ``cuda-keyring``
-  (Ubuntu/Debian) or the CUDA repository (RHEL family), then ``cuda-toolkit-X-Y``.
+* runfile: ``sh cuda_<ver>_<drv>_linux[_sbsa].run --silent --toolkit``; package: NVIDIA's ``cuda-keyring``
+  (Ubuntu/Debian) or the CUDA repository (RHEL family), then ``cuda-toolkit-X-Y`` (gpuwizard/platform).
 * ``env_file``: ``/etc/profile.d/cuda.sh`` (default) or a marked block in ``~/.bashrc``.
 * ``pytorch_check``: the seed recipe's check (venv, torch, device count/name/memory), shown.
 """
@@ -28,7 +28,13 @@ from ..validate import AbsPath, Section, Sha256, UrlOrPath, Version
 from . import common as C
 
 CUDA_RUNFILE = re.compile(r"^cuda_(?P<full>\d+\.\d+\.\d+)_(?P<drv>\d+(?:\.\d+)*)_linux(?:_sbsa)?\.run$")
-RUNFILE_URL = "https://developer.download.nvidia.com/compute/cuda/{full}/local_installers/cuda_{full}_{drv}_linux.run"
+RUNFILE_URL = "https://developer.download.nvidia.com/compute/cuda/{full}/local_installers/{name}"
+
+
+def runfile_name(full: str, drv: str, arch: str) -> str:
+    """``cuda_12.6.2_560.35.03_linux.run``; aarch64 (arm64 servers, SBSA) has ``_sbsa`` before ``.run``
+    (NVIDIA's download pages and checksum lists: cuda_12.6.2_560.35.03_linux_sbsa.run)."""
+    return f"cuda_{full}_{drv}_linux" + ("_sbsa" if arch in ("aarch64", "arm64", "sbsa") else "") + ".run"
 BLOCK_BEGIN = "# >>> gpuwizard: CUDA toolkit >>>"
 BLOCK_END = "# <<< gpuwizard: CUDA toolkit <<<"
 VENV = "/opt/gpuwizard/torch-venv"
@@ -139,8 +145,8 @@ class CudaStep(Step[CudaAnswers]):
         home = f"/usr/local/cuda-{xy}"
         nvcc = home + "/bin/nvcc"
         host = ctx.facts["host"]
-        fam = C.os_family(host)
-        method = answers.method or ("runfile" if answers.runfile or fam == "other" else "package")
+        plat = C.platform(host)
+        method = answers.method or ("runfile" if answers.runfile or not plat.packages else "package")
         if ctx.host.exists(nvcc):
             actions.append(C.Check("toolkit", f"CUDA {xy} toolkit is installed in {home}", lambda c: True))
         elif method == "runfile":
@@ -151,32 +157,8 @@ class CudaStep(Step[CudaAnswers]):
                 A.Run("install", f"install the CUDA {xy} toolkit only (not the bundled driver)",
                       ["sh", C.hp(ctx, cached), "--silent", "--toolkit"], creates=nvcc, timeout=3600),
             ]
-        elif fam in ("ubuntu", "debian"):
-            distro, arch = C.nvidia_repo_distro(host), C.repo_arch(host)
-            deb = f"{C.CACHE_DIR}/cuda-keyring_1.1-1_all.deb"
-            url = f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}/cuda-keyring_1.1-1_all.deb"
-            pkg = "cuda-toolkit-" + xy.replace(".", "-")
-            keyring_ok = lambda c: bool((r := c.host.runner.probe(["dpkg", "-s", "cuda-keyring"])) and r.ok)  # noqa: E731
-            actions += [
-                C.MakeDir("cache-dir", f"the download cache ({C.CACHE_DIR})", C.CACHE_DIR),
-                C.RunIf("keyring-download", f"download NVIDIA's cuda-keyring package ({distro}/{arch})",
-                        ["curl", "-fsSL", "-o", C.hp(ctx, deb), url], creates=deb, done=keyring_ok),
-                C.RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
-                        ["dpkg", "-i", C.hp(ctx, deb)], done=keyring_ok),
-                C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
-                        done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
-                A.Run("install", f"install {pkg}", ["apt-get", "install", "-y", pkg], creates=nvcc, env=C.APT_ENV, timeout=3600),
-            ]
-        else:
-            distro, arch = C.nvidia_repo_distro(host), C.repo_arch(host)
-            repo = f"/etc/yum.repos.d/cuda-{distro}.repo"
-            pkg = "cuda-toolkit-" + xy.replace(".", "-")
-            actions += [
-                A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})",
-                      ["dnf", "config-manager", "--add-repo", f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}/cuda-{distro}.repo"],
-                      creates=repo),
-                A.Run("install", f"install {pkg}", ["dnf", "install", "-y", pkg], creates=nvcc, timeout=3600),
-            ]
+        else:  # NVIDIA's CUDA repository, the distribution's way (cuda-keyring / a dnf repo file)
+            actions += plat.cuda_toolkit(ctx, xy, nvcc)
 
         body = env_content(home)
         if answers.env_file == "~/.bashrc":
@@ -202,16 +184,11 @@ class CudaStep(Step[CudaAnswers]):
         if xy not in C.CUDA_RUNFILES:
             raise StepFailed(f"no known runfile for CUDA {xy}; set cuda.runfile (URL or path) and its sha256")
         full, drv = C.CUDA_RUNFILES[xy]
-        name = f"cuda_{full}_{drv}_linux.run"
-        return RUNFILE_URL.format(full=full, drv=drv), name
+        name = runfile_name(full, drv, host.get("arch") or "x86_64")
+        return RUNFILE_URL.format(full=full, name=name), name
 
     def _pytorch_actions(self, ctx: StepContext) -> list[A.Action]:
-        host = ctx.facts.get("host") or {}
-        debian = host.get("os") in ("ubuntu", "debian") or "debian" in (host.get("id_like") or [])
-        # Ubuntu/Debian ship python3 without venv support ("ensurepip is not available")
-        venv_pkg: list[A.Action] = [A.Run("python3-venv", "install python3-venv (python3 -m venv needs it on Ubuntu/Debian)",
-                          ["apt-get", "install", "-y", "python3-venv"], done_when=["dpkg", "-s", "python3-venv"],
-                          env=C.APT_ENV, timeout=1800)] if debian else []
+        venv_pkg = C.platform(ctx.facts.get("host") or {}).python_venv()
         return venv_pkg + [
             A.Run("torch-venv", f"create a Python venv for the PyTorch check ({VENV})",
                   ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python"),

@@ -15,7 +15,9 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
                                                           is refused, naming what it offers; the plan
                                                           promises the archive's version (CUDA ceiling)
 * install: ``ubuntu-drivers install`` / ``apt-get install -y nvidia-driver-<major>`` (Ubuntu),
-  ``nvidia-driver`` from non-free (Debian), ``dnf module install nvidia-driver:<major>-dkms`` (RHEL);
+  ``nvidia-driver`` from non-free (Debian), ``dnf module install nvidia-driver:<stream>`` (RHEL 8/9:
+  ``latest-dkms``, ``<major>-dkms``, ``open-dkms``, ``<major>-open``), ``dnf install cuda-drivers`` /
+  ``nvidia-open`` (RHEL 10, no module streams); the OS-family specifics live in gpuwizard/platform;
   or the runfile: download (resume, sha256) then ``sh NVIDIA-Linux-<arch>-<ver>.run --silent --dkms``
 * ``secure_boot: sign``: a key pair where that distribution's DKMS signs with it (Ubuntu:
   /var/lib/shim-signed/mok, Debian and upstream DKMS: /var/lib/dkms), ``mokutil --import`` of that
@@ -28,7 +30,6 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -38,61 +39,16 @@ from .. import actions as A
 from .. import versions as V
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import InvalidInput, PlanRefused, StepFailed
+from ..platform import ArchiveDriver, Platform
+from ..platform.apt import MOK_DER, MOK_DIR, MOK_PRIV  # noqa: F401  (where Ubuntu's DKMS signs)
+from ..platform.base import DKMS_MOK_DIR, driver_branch  # noqa: F401
 from ..validate import Section, Sha256, UrlOrPath, Version
 from . import common as C
 
 BLACKLIST = "/etc/modprobe.d/blacklist-nouveau.conf"
 BLACKLIST_CONTENT = "# written by gpuwizard: the NVIDIA driver cannot load while nouveau holds the GPU\nblacklist nouveau\noptions nouveau modeset=0\n"
-# Where Ubuntu's DKMS looks for the Machine Owner Key it signs modules with (shim-signed); the
-# runfile installer is given the same pair through --module-signing-*-key.
-MOK_DIR = "/var/lib/shim-signed/mok"
-MOK_PRIV = MOK_DIR + "/MOK.priv"
-MOK_DER = MOK_DIR + "/MOK.der"
-# Debian's DKMS (and upstream DKMS 3.x, which EPEL ships) signs with /var/lib/dkms/mok.key and its
-# DER certificate mok.pub ("Signing key: /var/lib/dkms/mok.key", "Public certificate (MOK):
-# /var/lib/dkms/mok.pub" in a DKMS build log; ../shared/research/real-world.md, Debian 12).
-DKMS_MOK_DIR = "/var/lib/dkms"
-
-
-@dataclass(frozen=True)
-class DriverOs:
-    """What the driver step knows of one OS family, as data (a later issue moves it into the
-    platform layer, one class per OS family)."""
-
-    headers: tuple[str, ...]           # the packages with a kernel's headers, "{kernel}" filled in
-    install: tuple[str, ...]           # the package manager's install command
-    initramfs: tuple[str, ...]         # rebuilds the initramfs
-    key_dir: str                       # where this distribution's DKMS keeps its module signing key
-    key: str                           # the private key DKMS signs with
-    cert: str                          # its certificate (DER): the one mokutil enrols
-    key_dir_mode: int = 0o700
-    kernel_package: str = ""           # the metapackage of the archive's current kernel, "{flavour}" filled in
-    archive_driver: str | None = None  # a one-driver archive's package (Debian: nvidia-driver), else None
-    archive_open: str | None = None    # that archive's open kernel module flavour
-    archive_sources: str = ""          # where its components are enabled, for the refusal text
-
-
-_APT = ("apt-get", "install", "-y")
-_DNF = ("dnf", "install", "-y")
-DRIVER_OS: dict[str, DriverOs] = {
-    "ubuntu": DriverOs(("linux-headers-{kernel}",), _APT, ("update-initramfs", "-u"), MOK_DIR, MOK_PRIV, MOK_DER,
-                       kernel_package="linux-{flavour}"),
-    # Debian 12 (../shared/upstream/debian-12/apt-cache.txt): nvidia-driver 535.309.01-0+deb12u1 (non-free)
-    # with nvidia-kernel-dkms of the same version; nvidia-open-kernel-dkms only at 535.261.03-1 (contrib)
-    "debian": DriverOs(("linux-headers-{kernel}",), _APT, ("update-initramfs", "-u"), DKMS_MOK_DIR,
-                       DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755, kernel_package="linux-image-{flavour}",
-                       archive_driver="nvidia-driver", archive_open="nvidia-open-kernel-dkms",
-                       archive_sources="the contrib and non-free components in /etc/apt/sources.list.d/debian.sources "
-                                       "(Components: main contrib non-free non-free-firmware)"),
-    "rhel": DriverOs(("kernel-devel-{kernel}", "kernel-headers-{kernel}"), _DNF, ("dracut", "-f"), DKMS_MOK_DIR,
-                     DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755),
-    "other": DriverOs(("kernel-devel-{kernel}",), _DNF, ("dracut", "-f"), DKMS_MOK_DIR,
-                      DKMS_MOK_DIR + "/mok.key", DKMS_MOK_DIR + "/mok.pub", 0o755),
-}
-KERNEL_FLAVOUR = re.compile(r"^\d+\.\d+\.\d+-\d+-(?P<flavour>[a-z][a-z0-9-]*)$")  # 6.1.0-57-amd64, 5.15.0-125-generic
 RUNFILE_NAME = re.compile(r"^NVIDIA-Linux-(?P<arch>[A-Za-z0-9_]+)-(?P<version>\d+(?:\.\d+){1,2})\.run$")
 RUNFILE_URL = "https://download.nvidia.com/XFree86/Linux-{arch}/{version}/NVIDIA-Linux-{arch}-{version}.run"
-
 
 
 def secure_boot_refusal(cert: str) -> str:
@@ -128,7 +84,7 @@ def wanted_version(answers: DriverAnswers) -> str:
 
 def branch(wanted: str) -> str:
     """The driver branch of a wanted version: ``565`` of ``565.57.01`` (or of ``565``)."""
-    return str(V.parse(wanted).release[0])
+    return driver_branch(wanted)
 
 
 def satisfies(installed: str | None, wanted: str) -> bool:
@@ -146,7 +102,7 @@ def satisfies(installed: str | None, wanted: str) -> bool:
 
 
 def default_method(host_facts: dict[str, Any]) -> str:
-    return "package" if C.os_family(host_facts) in ("ubuntu", "debian", "rhel") else "runfile"
+    return "package" if C.platform(host_facts).packages else "runfile"
 
 
 # -- the step's section of the answer file --------------------------------------------------------
@@ -197,8 +153,7 @@ class DriverStep(Step[DriverAnswers]):
                 text += f"; wanted {wanted}"
             return [C.Check("installed", text, lambda c: True)]
 
-        fam = C.os_family(host)
-        osf = DRIVER_OS[fam]
+        osf = C.platform(host)
         kernel = host.get("kernel") or "unknown"
         no_modules = (facts.get("problems") or {}).get("modules")
         if no_modules:
@@ -208,17 +163,17 @@ class DriverStep(Step[DriverAnswers]):
         sign = bool(host.get("secure_boot")) and answers.secure_boot == "sign"
         if host.get("secure_boot") and answers.secure_boot == "refuse":
             return [A.Fail("secure-boot", "Secure Boot is on: refuse to install a module the kernel would reject", secure_boot_refusal(osf.cert))]
-        if method == "package" and fam == "other":
+        if method == "package" and not osf.packages:
             return [A.Fail("method", "no package method for this distribution", f"there is no package method for {host.get('pretty_name') or host.get('os')}; use driver.method: runfile with driver.runfile (and its sha256)")]
         runfile_src: tuple[str, str] | None = None
         if method == "runfile":
             runfile_src = self._runfile_source(answers, host, wanted)
         headers = f"/lib/modules/{kernel}/build"
         archive: ArchiveDriver | None = None
-        if method == "package" and fam in ("ubuntu", "debian"):
-            archive = self._apt_archive(ctx, answers, host, osf, kernel, headers, wanted)  # refuses before any change
+        if method == "package":
+            archive = osf.driver_archive(ctx, answers.module, wanted, kernel, headers)  # refuses before any change
         if method == "runfile" and not ctx.host.exists(headers):
-            pkg = osf.headers[0].format(kernel=kernel)
+            pkg = osf.headers_packages(kernel)[0]
             return [A.Fail("kernel-headers", f"kernel headers for {kernel} are missing",
                            f"the kernel headers for the running kernel {kernel} are missing ({headers} does not exist); "
                            f"the .run installer needs them to build the module: install the package {pkg} "
@@ -232,11 +187,10 @@ class DriverStep(Step[DriverAnswers]):
                                f"nouveau is still loaded although {BLACKLIST} blacklists it and the host rebooted; check "
                                "that the initramfs was rebuilt (update-initramfs -u / dracut -f) and that no kernel "
                                "parameter forces nouveau (e.g. nouveau.modeset=1), then run gpuwizard --resume")]
-            initramfs = list(osf.initramfs)
             actions += [
                 A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT),
-                C.RunIf("initramfs", "rebuild the initramfs without nouveau", initramfs,
-                        done=lambda c: c.done_this_run("initramfs")),
+                osf.rebuild_initramfs("initramfs", "rebuild the initramfs without nouveau",
+                                      done=lambda c: c.done_this_run("initramfs")),
                 A.Reboot("reboot-nouveau", "reboot so that nouveau is not loaded",
                          "nouveau is blacklisted; a reboot unloads it before the NVIDIA driver is installed"),
             ]
@@ -257,7 +211,9 @@ class DriverStep(Step[DriverAnswers]):
 
         # -- headers and the install ------------------------------------------------------------------
         if method == "package":
-            actions += self._package_actions(ctx, answers, host, fam, kernel, headers, wanted, archive)
+            install = osf.driver_install(ctx, answers.module, wanted, kernel, headers, archive)
+            ctx.plan_data.update(package=install.package, version=install.promised, archive_only=install.archive_only)
+            actions += install.actions
         else:
             assert runfile_src is not None  # method == "runfile": resolved above
             actions += self._runfile_actions(ctx, answers, host, runfile_src, sign, osf)
@@ -312,117 +268,8 @@ class DriverStep(Step[DriverAnswers]):
                              "no runfile to download; set driver.runfile to the URL or path of NVIDIA-Linux-<arch>-<version>.run")
         return RUNFILE_URL.format(arch=arch, version=wanted), name
 
-    def _apt_archive(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], osf: DriverOs, kernel: str,
-                     headers: str, wanted: str) -> ArchiveDriver | None:
-        """What the configured APT archive holds for this plan, read with one `apt-cache policy` before
-        any change; refuses (PlanRefused) what it cannot give. None: the archive cannot be read now
-        (empty package lists, no apt-cache), so the plan checks again after `apt-get update`."""
-        need_headers = [] if ctx.host.exists(headers) else [h.format(kernel=kernel) for h in osf.headers]
-        names = need_headers + [n for n in (osf.archive_driver, osf.archive_open) if n]
-        if not names:
-            return None
-        policy = C.apt_policy(ctx.host, names)
-        if policy is None:
-            if need_headers:
-                ctx.decide("the package lists cannot be read yet (`apt-cache policy` found nothing): the kernel headers "
-                           "are checked after `apt-get update`, before anything is installed")
-            if osf.archive_driver:
-                ctx.decide(f"the package lists cannot be read yet: the driver is the archive's {osf.archive_driver}, "
-                           "whichever version it has (not checked against driver.version or module)")
-            return None
-        missing = [n for n in need_headers if not C.apt_candidate(policy, n)]
-        if missing:
-            raise PlanRefused(headers_refusal(osf, kernel, host.get("arch") or "x86_64", missing))
-        if not osf.archive_driver:
-            return None
-        name = osf.archive_driver
-        candidate = C.apt_candidate(policy, name)
-        where = host.get("pretty_name") or host.get("os") or "this distribution"
-        if not candidate:
-            raise PlanRefused(f"{name} is not in the configured archive of {where} (`apt-cache policy {name}` finds no "
-                              f"candidate); gpuwizard changed nothing. Enable {osf.archive_sources}, run `apt-get update`, "
-                              "then run gpuwizard again")
-        version = C.deb_upstream(candidate)
-        offers = (f"{where}'s archive has one NVIDIA driver: {name} {candidate} (branch {branch(version)}"
-                  + (f", which runs CUDA up to {C.cuda_for_driver(version)}" if C.cuda_for_driver(version) else "") + ")")
-        if wanted != "recommended" and V.parse(version).release[: len(V.parse(wanted).release)] != V.parse(wanted).release:
-            raise PlanRefused(f"driver.version {wanted}: {offers}, and apt installs only that candidate; gpuwizard "
-                              f"changed nothing. Set driver.version to \"{branch(version)}\" (or leave it out), or install "
-                              f"NVIDIA's .run file: driver: {{method: runfile, version: <a full {branch(wanted)} release>}}")
-        open_pkg = None
-        if answers.module == "open" and osf.archive_open:
-            open_candidate = C.apt_candidate(policy, osf.archive_open)
-            if not open_candidate or C.deb_upstream(open_candidate) != version:
-                has = (f"only at {C.deb_upstream(open_candidate)} ({osf.archive_open} {open_candidate})" if open_candidate
-                       else "not at all")
-                raise PlanRefused(f"driver.module open: {offers}, and its open kernel module is in the archive {has}, "
-                                  f"while {name} {version} needs the module of its own version; gpuwizard changed nothing. "
-                                  "Leave driver.module out (the archive's proprietary module, nvidia-kernel-dkms), or "
-                                  "install NVIDIA's .run file: driver: {method: runfile, module: open, version: <a full release>}")
-            open_pkg = osf.archive_open
-        ctx.decide(f"{offers}: the plan installs it" + (f" with {open_pkg}" if open_pkg else ""))
-        return ArchiveDriver(name, candidate, version, open_pkg)
-
-    def _package_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], fam: str, kernel: str,
-                         headers: str, wanted: str, archive: ArchiveDriver | None) -> list[A.Action]:
-        acts: list[A.Action] = []
-        osf = DRIVER_OS[fam]
-        if fam == "ubuntu":
-            if wanted == "recommended":
-                pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
-                argv = ["ubuntu-drivers", "install"]
-                m = re.match(r"nvidia-driver-(\d+)", pkg)
-                promised = m.group(1) if m else None
-            else:
-                pkg = f"nvidia-driver-{branch(wanted)}" + ("-open" if answers.module == "open" else "")
-                argv = ["apt-get", "install", "-y", pkg]
-                promised = branch(wanted)  # apt installs the branch's package, whatever release the archive has
-            done_pkg = ["dpkg", "-s", pkg]
-        elif fam == "debian":
-            pkg = "nvidia-driver"
-            argv = ["apt-get", "install", "-y", pkg]
-            promised = None if wanted == "recommended" else wanted
-            if archive is not None:  # the archive's one driver: what apt installs, whatever was asked
-                argv = ["apt-get", "install", "-y", archive.package, *([archive.open_module] if archive.open_module else [])]
-                promised = archive.version
-            done_pkg = ["dpkg", "-s", pkg]
-        else:  # rhel family: NVIDIA's CUDA repository, DKMS module stream
-            stream_branch = "latest" if wanted == "recommended" else branch(wanted)
-            stream = f"nvidia-driver:{stream_branch}-dkms" if answers.module != "open" else f"nvidia-driver:{stream_branch}-open"
-            distro = C.nvidia_repo_distro(host)
-            repo = f"/etc/yum.repos.d/cuda-{distro}.repo"
-            acts.append(A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})",
-                              ["dnf", "config-manager", "--add-repo",
-                               f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{C.repo_arch(host)}/cuda-{distro}.repo"],
-                              creates=repo))
-            pkg = stream
-            argv = ["dnf", "-y", "module", "install", stream]
-            promised = None if wanted == "recommended" else branch(wanted)
-            done_pkg = ["nvidia-smi", "-L"]
-        def installed(c: StepContext) -> bool:
-            r = c.host.runner.probe(done_pkg)
-            return bool(r and r.ok)
-
-        if fam in ("ubuntu", "debian"):
-            acts.append(C.RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=C.APT_ENV,
-                                done=lambda c: installed(c) or c.done_this_run("apt-update")))
-        if not ctx.host.exists(headers):
-            hdr = [h.format(kernel=kernel) for h in osf.headers]
-            if fam in ("ubuntu", "debian") and archive is None:  # the archive could not be read at plan time
-                arch = host.get("arch") or "x86_64"
-                acts.append(C.Check("headers-in-archive", f"the archive has the kernel headers for {kernel} ({' '.join(hdr)})",
-                                    lambda c: _archive_has(c, hdr), headers_refusal(osf, kernel, arch, hdr),
-                                    reads=["apt-cache", "policy", *hdr]))
-            acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})", [*osf.install, *hdr],
-                              creates=headers, env=C.APT_ENV if fam != "rhel" else None))
-        note = " (Debian: needs the contrib and non-free components in the APT sources)" if fam == "debian" else ""
-        ctx.plan_data.update(package=pkg, version=promised, archive_only=archive is not None)
-        acts.append(C.RunIf("install", f"install the driver package {pkg}{note}", argv, env=C.APT_ENV if fam != "rhel" else None,
-                            done=installed, timeout=3600))
-        return acts
-
     def _runfile_actions(self, ctx: StepContext, answers: DriverAnswers, host: dict[str, Any], src: tuple[str, str],
-                         sign: bool, osf: DriverOs) -> list[A.Action]:
+                         sign: bool, osf: Platform) -> list[A.Action]:
         source, name = src
         cached = f"{C.CACHE_DIR}/{name}"
         argv = ["sh", C.hp(ctx, cached), "--silent", "--dkms"]
@@ -467,44 +314,10 @@ def _mok_queued(ctx: StepContext, cert: str) -> bool:
     return "already enrolled" in text or "already in the enrollment request" in text
 
 
-@dataclass(frozen=True)
-class ArchiveDriver:
-    """The driver a one-driver archive (Debian's) installs, as `apt-cache policy` showed it."""
-
-    package: str             # nvidia-driver
-    candidate: str           # 535.309.01-0+deb12u1
-    version: str             # 535.309.01
-    open_module: str | None  # nvidia-open-kernel-dkms when module: open and the archive has it at that version
-
-
-def headers_refusal(osf: DriverOs, kernel: str, arch: str, missing: list[str]) -> str:
-    """Why a plan stops when the archive has no headers for the running kernel, and the way out."""
-    m = KERNEL_FLAVOUR.match(kernel)
-    flavour = m.group("flavour") if m else {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
-    kpkg = osf.kernel_package.format(flavour=flavour) if osf.kernel_package else "the distribution's kernel package"
-    return (f"the configured archive has no kernel headers for the running kernel {kernel} (`apt-cache policy "
-            f"{' '.join(missing)}`: Unable to locate package), so the NVIDIA module cannot be built for it; gpuwizard "
-            "changed nothing. An archive has headers only for its current kernel: install the current kernel "
-            f"(`apt-get update && apt-get install -y {kpkg}`), reboot into it, then run `gpuwizard --resume` "
-            "(or the same command again when no run was saved)")
-
-
-def _archive_has(ctx: StepContext, names: list[str]) -> bool:
-    """Whether the archive has every package (after `apt-get update`); unknown is shown as a check to
-    make while planning and left to apt-get while running."""
-    policy = C.apt_policy(ctx.host, names)
-    if policy is None:
-        return not ctx.planning
-    return all(C.apt_candidate(policy, n) for n in names)
-
-
-def _recommended_package(ctx: StepContext) -> str | None:
-    """The package `ubuntu-drivers devices` marks recommended (read-only probe)."""
-    result = ctx.host.runner.probe(["ubuntu-drivers", "devices"], timeout=60)
-    if not result or not result.ok:
-        return None
-    for line in result.stdout.splitlines():
-        m = re.match(r"^driver\s*:\s*(\S+)\s+-\s+.*\brecommended\b", line)
-        if m and m.group(1).startswith("nvidia-"):
-            return m.group(1)
-    return None
+def headers_refusal(osf: Platform, kernel: str, missing: list[str]) -> str:
+    """Why a plan stops when the archive has no headers for the running kernel, and the way out
+    (the platform's text: gpuwizard/platform/apt.py)."""
+    refusal = getattr(osf, "headers_refusal", None)
+    if refusal is None:
+        return f"the kernel headers for {kernel} ({' '.join(missing)}) cannot be installed on {osf.name}"
+    return str(refusal(kernel, missing))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuwizard import platform
 from gpuwizard.engine import Call, StepContext
 from gpuwizard.errors import PlanRefused
 from gpuwizard.simulate import prepare
@@ -73,13 +74,14 @@ def test_debian_upstream_version(version, upstream):
     ("6.18.44-fc-v857", "linux-image-amd64"),  # no Debian flavour: the architecture's
 ])
 def test_headers_refusal_names_the_current_kernels_package(kernel, package):
-    text = DR.headers_refusal(DR.DRIVER_OS["debian"], kernel, "x86_64", [f"linux-headers-{kernel}"])
+    text = DR.headers_refusal(platform.for_host(facts("debian", "12", ())["host"]), kernel, [f"linux-headers-{kernel}"])
     assert f"apt-get install -y {package}" in text and "gpuwizard --resume" in text
 
 
 def test_each_distribution_enrols_the_key_its_dkms_signs_with():
-    assert (DR.DRIVER_OS["ubuntu"].key, DR.DRIVER_OS["ubuntu"].cert) == ("/var/lib/shim-signed/mok/MOK.priv", "/var/lib/shim-signed/mok/MOK.der")
-    assert (DR.DRIVER_OS["debian"].key, DR.DRIVER_OS["debian"].cert) == ("/var/lib/dkms/mok.key", "/var/lib/dkms/mok.pub")
+    ubuntu, debian = (platform.for_host(facts(*os)["host"]) for os in (("ubuntu", "22.04"), ("debian", "12", ())))
+    assert (ubuntu.key, ubuntu.cert) == ("/var/lib/shim-signed/mok/MOK.priv", "/var/lib/shim-signed/mok/MOK.der")
+    assert (debian.key, debian.cert) == ("/var/lib/dkms/mok.key", "/var/lib/dkms/mok.pub")
 
 
 # -- the simulated apt-cache answers as the real one --------------------------------------------------

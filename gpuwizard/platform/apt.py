@@ -1,0 +1,268 @@
+"""APT: Ubuntu and Debian (and their derivatives, by ``ID_LIKE``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from .. import actions as A
+from .. import versions as V
+from ..errors import PlanRefused
+from .base import KERNEL_FLAVOUR, ArchiveDriver, Done, DriverInstall, Platform, driver_branch
+from .kinds import APT_ENV, CACHE_DIR, Check, MakeDir, RunIf, apt_candidate, apt_policy, deb_upstream, hp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import StepContext
+
+# Where Ubuntu's DKMS looks for the Machine Owner Key it signs modules with (shim-signed); the
+# runfile installer is given the same pair through --module-signing-*-key.
+MOK_DIR = "/var/lib/shim-signed/mok"
+MOK_PRIV = MOK_DIR + "/MOK.priv"
+MOK_DER = MOK_DIR + "/MOK.der"
+
+# NVIDIA's container toolkit repository, APT flavour.
+KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
+KEY_CACHE = CACHE_DIR + "/nvidia-container-toolkit.gpgkey"
+KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
+# NVIDIA's libnvidia-container signing key, as seen in NVIDIA/nvidia-container-toolkit issues #650/#1460.
+KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+APT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
+# https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list, with the
+# signed-by the install guide's sed adds.
+APT_LIST_CONTENT = (
+    f"deb [signed-by={KEYRING}] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n"
+)
+CUDA_KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"  # NVIDIA's CUDA repository + key, one per distribution
+
+
+def cuda_for_driver(version: str) -> str | None:
+    from ..steps.common import cuda_for_driver as table  # the CUDA/driver table lives with the steps
+
+    return table(version)
+
+
+class Apt(Platform):
+    """Ubuntu and Debian. Ubuntu: ``ubuntu-drivers`` or ``nvidia-driver-<branch>[-open]``, its DKMS
+    signs with shim-signed's MOK. Debian: the archive's one driver (``nvidia-driver``, non-free), its
+    DKMS signs with /var/lib/dkms/mok.key."""
+
+    manager = "apt"
+    env = APT_ENV
+    headers = ("linux-headers-{kernel}",)
+    initramfs = ("update-initramfs", "-u")
+    packages = True
+
+    def __init__(self, host: dict[str, Any], distro: str):
+        super().__init__(host)
+        self.family = distro  # "ubuntu" or "debian"
+        if distro == "ubuntu":
+            self.key_dir, self.key, self.cert, self.key_dir_mode = MOK_DIR, MOK_PRIV, MOK_DER, 0o700
+            self.kernel_package = "linux-{flavour}"
+        else:
+            # Debian 12 (../shared/upstream/debian-12/apt-cache.txt): nvidia-driver 535.309.01-0+deb12u1
+            # (non-free) with nvidia-kernel-dkms of the same version; nvidia-open-kernel-dkms only at
+            # 535.261.03-1 (contrib)
+            self.kernel_package = "linux-image-{flavour}"
+            self.archive_driver = "nvidia-driver"
+            self.archive_open = "nvidia-open-kernel-dkms"
+            self.archive_sources = ("the contrib and non-free components in /etc/apt/sources.list.d/debian.sources "
+                                    "(Components: main contrib non-free non-free-firmware)")
+
+    @property
+    def repo_distro(self) -> str:
+        version = str(self.host.get("version") or "")
+        if self.family == "ubuntu":
+            return "ubuntu" + version.replace(".", "")
+        return "debian" + version.split(".")[0]
+
+    def install_argv(self, packages: list[str]) -> list[str]:
+        return ["apt-get", "install", "-y", *packages]
+
+    def installed_argv(self, package: str) -> list[str]:
+        return ["dpkg-query", "-W", "-f", "${Version}", package]
+
+    def refresh(self, done: Done) -> list[A.Action]:
+        return [RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done=done)]
+
+    def headers_refusal(self, kernel: str, missing: list[str]) -> str:
+        """Why a plan stops when the archive has no headers for the running kernel, and the way out."""
+        m = KERNEL_FLAVOUR.match(kernel)
+        flavour = m.group("flavour") if m else {"x86_64": "amd64", "aarch64": "arm64"}.get(self.arch, self.arch)
+        kpkg = self.kernel_package.format(flavour=flavour) if self.kernel_package else "the distribution's kernel package"
+        return (f"the configured archive has no kernel headers for the running kernel {kernel} (`apt-cache policy "
+                f"{' '.join(missing)}`: Unable to locate package), so the NVIDIA module cannot be built for it; gpuwizard "
+                "changed nothing. An archive has headers only for its current kernel: install the current kernel "
+                f"(`apt-get update && apt-get install -y {kpkg}`), reboot into it, then run `gpuwizard --resume` "
+                "(or the same command again when no run was saved)")
+
+    # -- the driver --------------------------------------------------------------------------------
+    def driver_archive(self, ctx: StepContext, module: str | None, wanted: str, kernel: str,
+                       headers: str) -> ArchiveDriver | None:
+        """What the configured APT archive holds for this plan, read with one `apt-cache policy` before
+        any change; refuses (PlanRefused) what it cannot give. None: the archive cannot be read now
+        (empty package lists, no apt-cache), so the plan checks again after `apt-get update`."""
+        need_headers = [] if ctx.host.exists(headers) else self.headers_packages(kernel)
+        names = need_headers + [n for n in (self.archive_driver, self.archive_open) if n]
+        if not names:
+            return None
+        policy = apt_policy(ctx.host, names)
+        if policy is None:
+            if need_headers:
+                ctx.decide("the package lists cannot be read yet (`apt-cache policy` found nothing): the kernel headers "
+                           "are checked after `apt-get update`, before anything is installed")
+            if self.archive_driver:
+                ctx.decide(f"the package lists cannot be read yet: the driver is the archive's {self.archive_driver}, "
+                           "whichever version it has (not checked against driver.version or module)")
+            return None
+        missing = [n for n in need_headers if not apt_candidate(policy, n)]
+        if missing:
+            raise PlanRefused(self.headers_refusal(kernel, missing))
+        if not self.archive_driver:
+            return None
+        name = self.archive_driver
+        candidate = apt_candidate(policy, name)
+        where = self.name
+        if not candidate:
+            raise PlanRefused(f"{name} is not in the configured archive of {where} (`apt-cache policy {name}` finds no "
+                              f"candidate); gpuwizard changed nothing. Enable {self.archive_sources}, run `apt-get update`, "
+                              "then run gpuwizard again")
+        version = deb_upstream(candidate)
+        cuda = cuda_for_driver(version)
+        offers = (f"{where}'s archive has one NVIDIA driver: {name} {candidate} (branch {driver_branch(version)}"
+                  + (f", which runs CUDA up to {cuda}" if cuda else "") + ")")
+        if wanted != "recommended" and V.parse(version).release[: len(V.parse(wanted).release)] != V.parse(wanted).release:
+            raise PlanRefused(f"driver.version {wanted}: {offers}, and apt installs only that candidate; gpuwizard "
+                              f"changed nothing. Set driver.version to \"{driver_branch(version)}\" (or leave it out), or install "
+                              f"NVIDIA's .run file: driver: {{method: runfile, version: <a full {driver_branch(wanted)} release>}}")
+        open_pkg = None
+        if module == "open" and self.archive_open:
+            open_candidate = apt_candidate(policy, self.archive_open)
+            if not open_candidate or deb_upstream(open_candidate) != version:
+                has = (f"only at {deb_upstream(open_candidate)} ({self.archive_open} {open_candidate})" if open_candidate
+                       else "not at all")
+                raise PlanRefused(f"driver.module open: {offers}, and its open kernel module is in the archive {has}, "
+                                  f"while {name} {version} needs the module of its own version; gpuwizard changed nothing. "
+                                  "Leave driver.module out (the archive's proprietary module, nvidia-kernel-dkms), or "
+                                  "install NVIDIA's .run file: driver: {method: runfile, module: open, version: <a full release>}")
+            open_pkg = self.archive_open
+        ctx.decide(f"{offers}: the plan installs it" + (f" with {open_pkg}" if open_pkg else ""))
+        return ArchiveDriver(name, candidate, version, open_pkg)
+
+    def driver_install(self, ctx: StepContext, module: str | None, wanted: str, kernel: str, headers: str,
+                       archive: ArchiveDriver | None) -> DriverInstall:
+        promised: str | None
+        if self.family == "ubuntu":
+            if wanted == "recommended":
+                pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
+                argv = ["ubuntu-drivers", "install"]
+                m = re.match(r"nvidia-driver-(\d+)", pkg)
+                promised = m.group(1) if m else None
+            else:
+                pkg = f"nvidia-driver-{driver_branch(wanted)}" + ("-open" if module == "open" else "")
+                argv = self.install_argv([pkg])
+                promised = driver_branch(wanted)  # apt installs the branch's package, whatever release the archive has
+        else:
+            pkg = "nvidia-driver"
+            argv = self.install_argv([pkg])
+            promised = None if wanted == "recommended" else wanted
+            if archive is not None:  # the archive's one driver: what apt installs, whatever was asked
+                argv = self.install_argv([archive.package, *([archive.open_module] if archive.open_module else [])])
+                promised = archive.version
+        done_pkg = ["dpkg", "-s", pkg]
+
+        def installed(c: StepContext) -> bool:
+            r = c.host.runner.probe(done_pkg)
+            return bool(r and r.ok)
+
+        acts: list[A.Action] = self.refresh(lambda c: installed(c) or c.done_this_run("apt-update"))
+        if not ctx.host.exists(headers):
+            hdr = self.headers_packages(kernel)
+            if archive is None:  # the archive could not be read at plan time
+                acts.append(Check("headers-in-archive", f"the archive has the kernel headers for {kernel} ({' '.join(hdr)})",
+                                  lambda c: _archive_has(c, hdr), self.headers_refusal(kernel, hdr),
+                                  reads=["apt-cache", "policy", *hdr]))
+            acts.append(A.Run("kernel-headers", f"install the kernel headers for {kernel} ({' '.join(hdr)})",
+                              self.install_argv(hdr), creates=headers, env=APT_ENV))
+        note = " (Debian: needs the contrib and non-free components in the APT sources)" if self.family == "debian" else ""
+        acts.append(RunIf("install", f"install the driver package {pkg}{note}", argv, env=APT_ENV, done=installed, timeout=3600))
+        return DriverInstall(acts, pkg, promised, archive is not None)
+
+    # -- CUDA, Python, containers --------------------------------------------------------------------
+    def cuda_toolkit(self, ctx: StepContext, xy: str, nvcc: str) -> list[A.Action]:
+        distro, arch = self.repo_distro, self.repo_arch
+        deb = f"{CACHE_DIR}/{CUDA_KEYRING_DEB}"
+        url = self.cuda_repo_url(CUDA_KEYRING_DEB)
+        pkg = "cuda-toolkit-" + xy.replace(".", "-")
+        keyring_ok = lambda c: bool((r := c.host.runner.probe(["dpkg", "-s", "cuda-keyring"])) and r.ok)  # noqa: E731
+        return [
+            MakeDir("cache-dir", f"the download cache ({CACHE_DIR})", CACHE_DIR),
+            RunIf("keyring-download", f"download NVIDIA's cuda-keyring package ({distro}/{arch})",
+                  ["curl", "-fsSL", "-o", hp(ctx, deb), url], creates=deb, done=keyring_ok),
+            RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
+                  ["dpkg", "-i", hp(ctx, deb)], done=keyring_ok),
+            RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV,
+                  done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
+            A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, env=APT_ENV, timeout=3600),
+        ]
+
+    def python_venv(self) -> list[A.Action]:
+        # Ubuntu/Debian ship python3 without venv support ("ensurepip is not available")
+        return [A.Run("python3-venv", "install python3-venv (python3 -m venv needs it on Ubuntu/Debian)",
+                      self.install_argv(["python3-venv"]), done_when=["dpkg", "-s", "python3-venv"],
+                      env=APT_ENV, timeout=1800)]
+
+    def container_toolkit(self, ctx: StepContext) -> list[A.Action]:
+        installed = ["nvidia-ctk", "--version"]
+        return [
+            MakeDir("cache-dir", f"the download cache ({CACHE_DIR})", CACHE_DIR),
+            RunIf("repo-key-download", f"download NVIDIA's repository key ({KEY_URL})",
+                  ["curl", "-fsSL", "-o", hp(ctx, KEY_CACHE), KEY_URL], done=lambda c: c.host.exists(KEYRING)),
+            A.Run("repo-key", f"install the key as an APT keyring ({KEYRING})",
+                  ["gpg", "--batch", "--yes", "--dearmor", "-o", hp(ctx, KEYRING), hp(ctx, KEY_CACHE)], creates=KEYRING),
+            Check("repo-key-fingerprint", f"the keyring holds NVIDIA's key {KEY_FINGERPRINT}",
+                  lambda c: KEY_FINGERPRINT in fingerprints(c),
+                  lambda c: f"{KEYRING} holds {', '.join(fingerprints(c)) or 'no key'}, not NVIDIA's {KEY_FINGERPRINT}; "
+                            "it was removed and the repository was not added",
+                  on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
+            A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})", APT_LIST, APT_LIST_CONTENT),
+            RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done_when=installed,
+                  done=lambda c: c.done_this_run("apt-update")),
+            A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),
+                  done_when=installed, env=APT_ENV, timeout=1800),
+        ]
+
+    def install_docker(self, ctx: StepContext) -> list[A.Action]:
+        return [
+            A.Run("install-docker", "install Docker (docker.io)", self.install_argv(["docker.io"]),
+                  done_when=["docker", "--version"], env=APT_ENV, timeout=1800),
+            self.enable_now(ctx, "start-docker", "enable and start Docker", "docker"),
+        ]
+
+
+def fingerprints(ctx: StepContext) -> list[str]:
+    result = ctx.host.runner.probe(["gpg", "--show-keys", "--with-colons", hp(ctx, KEYRING)])
+    if not result or not result.ok:
+        return []
+    return [line.split(":")[9] for line in result.stdout.splitlines() if line.startswith("fpr:") and len(line.split(":")) > 9]
+
+
+def _archive_has(ctx: StepContext, names: list[str]) -> bool:
+    """Whether the archive has every package (after `apt-get update`); unknown is shown as a check to
+    make while planning and left to apt-get while running."""
+    policy = apt_policy(ctx.host, names)
+    if policy is None:
+        return not ctx.planning
+    return all(apt_candidate(policy, n) for n in names)
+
+
+def _recommended_package(ctx: StepContext) -> str | None:
+    """The package `ubuntu-drivers devices` marks recommended (read-only probe)."""
+    result = ctx.host.runner.probe(["ubuntu-drivers", "devices"], timeout=60)
+    if not result or not result.ok:
+        return None
+    for line in result.stdout.splitlines():
+        m = re.match(r"^driver\s*:\s*(\S+)\s+-\s+.*\brecommended\b", line)
+        if m and m.group(1).startswith("nvidia-"):
+            return m.group(1)
+    return None
