@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.lazy import Lazy
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
@@ -110,10 +109,7 @@ class StepPane(Vertical):
                         if custom is not None:
                             self._custom = custom(app, self.sid)
                             self._custom.add_class("step-custom")
-                            # mounted once the pane is on the screen (a step's own widget may be
-                            # large: the pod spec builder has a hundred widgets); until then
-                            # current_answers() gives the stored answers
-                            yield Lazy(self._custom)
+                            yield self._custom
                         elif isinstance(step.Answers, type) and issubclass(step.Answers, BaseModel):
                             current = app.answers.get(self.sid)
                             if getattr(step, "many", False):

@@ -201,10 +201,7 @@ class PodSpecEditor(Vertical):
 
     def current_answers(self) -> list[PS.PodSpecAnswers] | None:
         """The step's answers: the edited spec first, the answer file's others kept; None while
-        the spec is invalid (the model's rules, or the builder's last check of these values).
-        Before the editor is mounted (it is built once its pane is on the screen): the stored ones."""
-        if not self.query("#form"):
-            return list(self.wizard.answers.get(self.sid) or [])
+        the spec is invalid (the model's rules, or the builder's last check of these values)."""
         data, errors = self.spec_data()
         if errors:
             return None
