@@ -10,7 +10,20 @@ from .. import actions as A
 from .. import versions as V
 from ..errors import PlanRefused
 from .base import KERNEL_FLAVOUR, ArchiveDriver, Done, DriverInstall, Platform, driver_branch
-from .kinds import APT_ENV, CACHE_DIR, Check, MakeDir, RunIf, apt_candidate, apt_policy, deb_upstream, hp
+from .kinds import (
+    APT_ENV,
+    CACHE_DIR,
+    Check,
+    Dearmor,
+    Fetch,
+    MakeDir,
+    RunIf,
+    apt_candidate,
+    apt_policy,
+    deb_upstream,
+    hp,
+    pgp_fingerprints,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import StepContext
@@ -194,11 +207,14 @@ class Apt(Platform):
         deb = f"{CACHE_DIR}/{CUDA_KEYRING_DEB}"
         url = self.cuda_repo_url(CUDA_KEYRING_DEB)
         pkg = "cuda-toolkit-" + xy.replace(".", "-")
-        keyring_ok = lambda c: bool((r := c.host.runner.probe(["dpkg", "-s", "cuda-keyring"])) and r.ok)  # noqa: E731
+        def keyring_ok(c: StepContext) -> bool:
+            r = c.host.runner.probe(["dpkg", "-s", "cuda-keyring"])
+            return bool(r and r.ok)
+
         return [
             MakeDir("cache-dir", f"the download cache ({CACHE_DIR})", CACHE_DIR),
-            RunIf("keyring-download", f"download NVIDIA's cuda-keyring package ({distro}/{arch})",
-                  ["curl", "-fsSL", "-o", hp(ctx, deb), url], creates=deb, done=keyring_ok),
+            download(ctx, "keyring-download", f"download NVIDIA's cuda-keyring package ({distro}/{arch})", url, deb,
+                     done=lambda c: keyring_ok(c) or c.host.exists(deb)),
             RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
                   ["dpkg", "-i", hp(ctx, deb)], done=keyring_ok),
             RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV,
@@ -216,10 +232,12 @@ class Apt(Platform):
         installed = ["nvidia-ctk", "--version"]
         return [
             MakeDir("cache-dir", f"the download cache ({CACHE_DIR})", CACHE_DIR),
-            RunIf("repo-key-download", f"download NVIDIA's repository key ({KEY_URL})",
-                  ["curl", "-fsSL", "-o", hp(ctx, KEY_CACHE), KEY_URL], done=lambda c: c.host.exists(KEYRING)),
-            A.Run("repo-key", f"install the key as an APT keyring ({KEYRING})",
-                  ["gpg", "--batch", "--yes", "--dearmor", "-o", hp(ctx, KEYRING), hp(ctx, KEY_CACHE)], creates=KEYRING),
+            download(ctx, "repo-key-download", f"download NVIDIA's repository key ({KEY_URL})", KEY_URL, KEY_CACHE,
+                     done=lambda c: c.host.exists(KEYRING)),
+            (A.Run("repo-key", f"install the key as an APT keyring ({KEYRING})",
+                   ["gpg", "--batch", "--yes", "--dearmor", "-o", hp(ctx, KEYRING), hp(ctx, KEY_CACHE)], creates=KEYRING)
+             if ctx.has_tool("gpg") else
+             Dearmor("repo-key", f"install the key as an APT keyring ({KEYRING})", KEY_CACHE, KEYRING)),
             Check("repo-key-fingerprint", f"the keyring holds NVIDIA's key {KEY_FINGERPRINT}",
                   lambda c: KEY_FINGERPRINT in fingerprints(c),
                   lambda c: f"{KEYRING} holds {', '.join(fingerprints(c)) or 'no key'}, not NVIDIA's {KEY_FINGERPRINT}; "
@@ -240,7 +258,20 @@ class Apt(Platform):
         ]
 
 
+def download(ctx: StepContext, id: str, title: str, url: str, dest: str, *, done: Done) -> A.Action:
+    """``curl -fsSL -o DEST URL`` where the host has curl, else gpuwizard's built-in downloader (a
+    minbase Debian has no curl): decided at plan time from the target's PATH."""
+    if ctx.has_tool("curl"):
+        return RunIf(id, title, ["curl", "-fsSL", "-o", hp(ctx, dest), url], done=done)
+    return Fetch(id, title, url, dest, done=done)
+
+
 def fingerprints(ctx: StepContext) -> list[str]:
+    if ctx.host.runner.which("gpg") is None:  # no gnupg: the keyring's packets read in Python
+        try:
+            return pgp_fingerprints(ctx.host.path(KEYRING).read_bytes())
+        except (OSError, ValueError, IndexError):
+            return []
     result = ctx.host.runner.probe(["gpg", "--show-keys", "--with-colons", hp(ctx, KEYRING)])
     if not result or not result.ok:
         return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import actions as A
@@ -31,6 +32,18 @@ SYSTEMD_DIR = "/run/systemd/system"  # exists only while systemd is PID 1 (sd_bo
 CUDA_REPOS = "https://developer.download.nvidia.com/compute/cuda/repos"
 
 Done = Callable[["StepContext"], bool]
+
+
+def kernel_key(release: str) -> tuple[tuple[int, int | str], ...]:
+    """Version order of kernel releases: ``6.1.0-57-amd64`` after ``6.1.0-9-amd64`` (numbers compare
+    as numbers, the rest as text)."""
+    return tuple((0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", release) if t)
+
+
+def nvidia_builds(status: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """The NVIDIA kernel modules ``dkms status`` lists as built and installed for a kernel (Debian
+    names its module ``nvidia-current``, NVIDIA's packages ``nvidia``)."""
+    return [e for e in status or [] if e["module"].startswith("nvidia") and e["kernel"] and e["state"] == "installed"]
 
 
 def driver_branch(wanted: str) -> str:
@@ -139,6 +152,16 @@ class Platform:
         """``dkms status``: which modules DKMS built for which kernels (None: no dkms)."""
         result = ctx.host.runner.probe(["dkms", "status"])
         return parse_dkms_status(result.stdout) if result and result.ok else None
+
+    def boot_kernel(self, ctx: StepContext) -> str | None:
+        """The kernel the next boot runs, read under the host root: the newest installed kernel image,
+        ``/boot/vmlinuz-<release>`` by version order (Debian's and Ubuntu's update-grub list kernels
+        newest first and GRUB_DEFAULT=0 boots the first; RHEL's kernel-install makes a newly installed
+        kernel the default). None when /boot holds no kernel image (a container or a chroot): then
+        the running kernel (``uname -r``) is the only one known."""
+        releases = [PurePosixPath(p).name[len("vmlinuz-"):] for p in ctx.host.glob("/boot/vmlinuz-*")]
+        releases = [r for r in releases if r and not r.endswith((".old", ".bak"))]
+        return max(releases, key=kernel_key) if releases else None
 
     def rebuild_initramfs(self, id: str, title: str, done: Done) -> A.Action:
         return RunIf(id, title, list(self.initramfs), done=done)

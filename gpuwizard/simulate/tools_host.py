@@ -146,6 +146,12 @@ def _load_nvidia(world, root):
         return "FATAL: Module nvidia not found in directory /lib/modules/%s" % host["kernel"]
     if W.driver_loaded(world):
         return None  # an older module stays loaded: nvidia-smi reports a version mismatch
+    built = world.get("dkms")
+    if built is not None and host["kernel"] not in [e["kernel"] for e in built]:
+        # ../shared/upstream/debian-12/captures/modprobe-nvidia.txt (DKMS built for another kernel)
+        name = built[0]["module"] if built else "nvidia"
+        return ("FATAL: Module %s not found in directory /lib/modules/%s\nmodprobe: ERROR: could not insert 'nvidia': "
+                "Invalid argument" % (name, host["kernel"]))
     if "nouveau" in world.get("modules", []):
         return "ERROR: could not insert 'nvidia': No such device"
     if host.get("secure_boot") and (not drv.get("signed") or
@@ -155,6 +161,31 @@ def _load_nvidia(world, root):
     world["modules"] = list(world.get("modules", [])) + list(W.NVIDIA_MODULES)
     drv["loaded_version"] = drv["version"]
     return None
+
+
+def _dkms_build(ctx, world, version):
+    """DKMS builds the module of a packaged driver for every kernel with headers (/lib/modules/<k>/build
+    in the root), except those in host.dkms_unbuildable (kernels the module source does not build for:
+    Debian 12's nvidia-driver says "Building the kernel module has been tested up to Linux 6.16").
+    world["dkms"] is what `dkms status` lists (../shared/upstream/debian-12/apt-get-install-nvidia-driver.log:
+    "Building for 6.1.0-57-amd64", then captures/dkms-status.txt)."""
+    skip = set(world["host"].get("dkms_unbuildable") or [])
+    modules = os.path.join(ctx.root, "lib", "modules")
+    kernels = sorted(k for k in (os.listdir(modules) if os.path.isdir(modules) else [])
+                     if os.path.exists(os.path.join(modules, k, "build")) and k not in skip)
+    name = "nvidia-current" if debianish(world) and not ubuntu(world) else "nvidia"
+    world["dkms"] = [{"module": name, "version": version, "kernel": k,
+                      "arch": world["host"].get("arch", "x86_64")} for k in kernels]
+
+
+def dkms(ctx) -> int:
+    """`dkms status` only, in DKMS 3.x's format: ``nvidia-current/535.309.01, 6.1.0-57-amd64, x86_64:
+    installed`` (../shared/upstream/debian-12/captures/dkms-status.txt)."""
+    if ctx.args != ["status"]:
+        return ctx.unsupported("only `dkms status` is")
+    for e in ctx.world.get("dkms") or []:
+        ctx.out("%s/%s, %s, %s: installed" % (e["module"], e["version"], e["kernel"], e["arch"]))
+    return 0
 
 
 def _install_driver(world, version, cuda, kind, signing_key=None, module=None):
@@ -329,6 +360,7 @@ def _apply_package(ctx, world, name):
         if world["host"].get("secure_boot"):
             key = _mok_key(ctx, _p(ctx, _dkms_certificate(world)))
         _install_driver(world, full, cuda, "apt" if debianish(world) else "dnf", signing_key=key, module=module)
+        _dkms_build(ctx, world, full)
         return None
     if name in ("nvidia-open", "cuda-drivers"):  # NVIDIA's rhel10 packages (any rhel after a module enable)
         if not os.path.exists(_p(ctx, "/lib/modules/%s/build" % k)):
@@ -337,6 +369,7 @@ def _apply_package(ctx, world, name):
         full, cuda = DRIVER_BRANCHES[_locked_branch(world) or max(DRIVER_BRANCHES, key=int)]
         key = _mok_key(ctx, _p(ctx, _dkms_certificate(world))) if world["host"].get("secure_boot") else None
         _install_driver(world, full, cuda, "dnf", signing_key=key, module="open" if name == "nvidia-open" else None)
+        _dkms_build(ctx, world, full)
         return None
     if name == "nvidia-container-toolkit":
         world["nvidia_ctk"] = {"version": CTK_VERSION, "commit": "a470818ba7d9166be282cd0039dd2fc9b0a34d73"}

@@ -370,7 +370,7 @@ def docker_reload(root, world: dict) -> str | None:
 # Later work registers more tools here (apt-get, dpkg, ...) with a predicate on the world.
 
 ALWAYS_PRESENT = ("lspci", "uname", "mokutil", "reboot", "shutdown", "systemctl", "sudo",
-                  "sh", "curl", "gpg", "openssl", "modprobe")
+                  "sh", "openssl", "modprobe")
 
 
 def _os_ids(w) -> set:
@@ -401,6 +401,11 @@ TOOL_PRESENCE = {
     "kind": lambda w: w.get("kind") is not None,
     "kubectl": lambda w: w.get("kubectl") is not None,
     "helm": lambda w: w.get("helm") is not None,
+    # DKMS comes with a packaged driver (nvidia-kernel-dkms, EPEL's dkms): world["dkms"] is its status
+    "dkms": lambda w: w.get("dkms") is not None,
+    # present unless the world lists them in absent_tools (a minbase Debian has neither curl nor gnupg)
+    "curl": lambda w: "curl" not in w.get("absent_tools", []),
+    "gpg": lambda w: "gpg" not in w.get("absent_tools", []),
     "sysctl": lambda w: True,
     "install": lambda w: True,
     "tar": lambda w: True,

@@ -157,7 +157,8 @@ class RebootUnless(A.Reboot):
     unless: Callable[[StepContext], bool] | None = None
 
     def preview(self, ctx: StepContext) -> list[str]:
-        return [f"reboot only if needed: {self.reason}", "then run: gpuwizard --resume"]
+        # the base lines after the first (what follows the reboot; reboot: auto's unit in as_json) stay as they are
+        return [f"reboot only if needed: {self.reason}", *super().preview(ctx)[1:]]
 
     def is_done(self, ctx: StepContext) -> bool:
         return super().is_done(ctx) or bool(self.unless and self.unless(ctx))

@@ -30,6 +30,8 @@ Plans (each computed from what the host shows *now*, so a resume after the reboo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -41,7 +43,7 @@ from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import InvalidInput, PlanRefused, StepFailed
 from ..platform import ArchiveDriver, Platform
 from ..platform.apt import MOK_DER, MOK_DIR, MOK_PRIV  # noqa: F401  (where Ubuntu's DKMS signs)
-from ..platform.base import DKMS_MOK_DIR, driver_branch  # noqa: F401
+from ..platform.base import DKMS_MOK_DIR, driver_branch, nvidia_builds  # noqa: F401
 from ..validate import Section, Sha256, UrlOrPath, Version
 from . import common as C
 
@@ -220,13 +222,14 @@ class DriverStep(Step[DriverAnswers]):
 
         # -- load it, or reboot when it cannot load now ----------------------------------------------
         loaded_before = bool(host.get("nvidia_loaded"))
-        if method == "package" and not loaded_before and not sign:
-            actions.append(C.RunIf("load-module", "load the nvidia kernel module", ["modprobe", "nvidia"],
-                                   done=lambda c: _works(c, wanted)))
         reason = ("the signing key must be enrolled at the console (MokManager: Enroll MOK -> Continue -> Yes -> root password) "
                   "before the signed module can load") if sign else "the new driver cannot be loaded without a reboot"
-        actions.append(C.RebootUnless("reboot-driver", "reboot if the new driver cannot load now", reason,
-                                      unless=lambda c: _works(c, wanted)))
+        reboot = C.RebootUnless("reboot-driver", "reboot if the new driver cannot load now", reason,
+                                unless=lambda c: _works(c, wanted))
+        if method == "package" and not loaded_before and not sign:
+            actions.append(LoadModule("load-module", "load the nvidia kernel module", osf, kernel, reboot,
+                                      done=lambda c: _works(c, wanted)))
+        actions.append(reboot)
         return actions
 
     def provides(self, ctx: StepContext, answers: DriverAnswers, plan: PlannedStep) -> list[Promise]:
@@ -301,6 +304,72 @@ class DriverStep(Step[DriverAnswers]):
             raise StepFailed(f"nvidia-smi reports driver {now['version']}, older than the wanted {wanted}")
         names = ", ".join(g["name"] for g in now["gpus"]) or "no GPU"
         return f"driver {now['version']} (CUDA {now['cuda_version']}); nvidia-smi sees {len(now['gpus'])} GPU(s): {names}"
+
+
+@dataclass
+class LoadModule(A.Action):
+    """``modprobe nvidia`` after a package install. ``dpkg -s`` says installed even when DKMS built
+    the module for another kernel only (../shared/research/real-world.md, Debian 12: the archive's
+    kernel, not the running one), so a failed modprobe asks ``dkms status``: a module built for the
+    kernel the next boot runs (Platform.boot_kernel: the newest /boot/vmlinuz-*) and not the running
+    one means the reboot that follows this action (exit 3, this reason); anything else fails the step
+    with both outputs."""
+
+    id: str
+    title: str
+    osf: Platform
+    kernel: str  # the running kernel (uname -r, from the facts)
+    reboot: A.Reboot  # the reboot after it, whose reason this action tells when it is needed
+    done: Callable[[StepContext], bool] | None = None
+    argv: list[str] = field(default_factory=lambda: ["modprobe", "nvidia"])
+
+    def preview(self, ctx: StepContext) -> list[str]:
+        return ["$ " + C.cmd(self.argv)]
+
+    def as_json(self, ctx: StepContext) -> dict[str, Any]:
+        data = super().as_json(ctx)
+        data["argv"] = list(self.argv)
+        return data
+
+    def is_done(self, ctx: StepContext) -> bool:
+        return bool(self.done and self.done(ctx))
+
+    def apply(self, ctx: StepContext) -> None:
+        result = ctx.host.runner.run(self.argv, check=False)
+        if result.ok:
+            return
+        error = modprobe_error(result.stderr or result.stdout) or f"exit code {result.rc}"
+        status = self.osf.dkms_status(ctx)
+        built = sorted({e["kernel"] for e in nvidia_builds(status)})
+        boot = self.osf.boot_kernel(ctx)
+        shown = _dkms_lines(ctx) if status is not None else "(no dkms on this host)"
+        if boot and boot != self.kernel and boot in built and self.kernel not in built:
+            self.reboot.reason = (f"DKMS built the NVIDIA module for {boot}, the kernel the next boot runs, not for the running "
+                                  f"kernel {self.kernel} (`dkms status`: {shown}); `modprobe nvidia`: {error}. Reboot into {boot}")
+            ctx.note(self.reboot.reason)
+            return
+        where = (f"the next boot runs {boot}" if boot else "no kernel image in /boot says which kernel boots next")
+        raise StepFailed(f"`modprobe nvidia` failed on the running kernel {self.kernel}: {error}; `dkms status`: {shown} "
+                         f"({where}; DKMS has a built NVIDIA module for {', '.join(built) or 'no kernel'}). The driver package "
+                         "is installed but no module loads: check the DKMS build log under /var/lib/dkms/, install the headers "
+                         f"of the kernel you boot, then run gpuwizard --resume")
+
+
+def modprobe_error(text: str) -> str:
+    """The line of modprobe's stderr that says why: the FATAL one (``Module nvidia-current not found in
+    directory /lib/modules/<release>``) before the generic ``could not insert 'nvidia'``
+    (../shared/upstream/debian-12/captures/modprobe-nvidia.txt)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "FATAL" in line:
+            return line
+    return lines[-1] if lines else ""
+
+
+def _dkms_lines(ctx: StepContext) -> str:
+    result = ctx.host.runner.probe(["dkms", "status"])
+    text = "; ".join(line.strip() for line in (result.stdout if result else "").splitlines() if line.strip())
+    return text or "(no module)"
 
 
 def _works(ctx: StepContext, wanted: str) -> bool:

@@ -325,8 +325,6 @@ def test_every_package_the_host_layer_plans_resolves_with_real_apt(root: Root, h
 TOOLS_FROM_PLANNED_PACKAGES = {"nvidia-ctk": "nvidia-container-toolkit", "modprobe": "kmod", "dkms": "dkms"}
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11: a minbase host has no curl or gnupg; the plan runs `curl` (cuda, "
-                   "container) and `gpg --dearmor` (container) without installing them or using the built-in downloader")
 def test_every_tool_the_plan_runs_is_there_or_installed_first(root: Root, headers, systemd_booted):
     code, doc, err = plan(root, DEBIAN12 % "12.2")
     assert code == 0, err
