@@ -75,6 +75,9 @@ def plan_text(engine: Engine, planned: PlannedStep | None) -> Text:
     return out
 
 
+RUN_VIEW_DELAY = 0.3  # seconds after the pane is mounted
+
+
 class StepPane(Vertical):
     """``status`` is reactive: set from the main screen's statuses, it redraws the header."""
 
@@ -145,6 +148,11 @@ class StepPane(Vertical):
         self.refresh_facts()
         if self.wizard.outputs.get(self.sid):  # output from before this pane was mounted
             self.call_later(self.ensure_run_view)
+        elif self.wizard.steps[self.sid].implemented:
+            # built while the plan is read, once the pane is on the screen: a Run pressed at once
+            # builds it then (ensure_run_view), and a key pressed during the run's first moments
+            # does not wait behind it
+            self.set_timer(RUN_VIEW_DELAY, self.ensure_run_view)
         if self.wizard.steps[self.sid].implemented:
             self.sync_run(current_answers(self))  # before the pane's first focus: Run may be off
 
