@@ -1001,6 +1001,89 @@ def _kind_nodes_running(world) -> list:
     return out
 
 
+def _docker_containers(world) -> list:
+    """The host's containers as ``docker ps`` lists them, newest first: the Kind nodes (running
+    while their cluster runs) and the world's ``docker.containers`` ({name, image, command,
+    status, ports, running})."""
+    out = []
+    for c in world.get("clusters", []):
+        if c.get("provider", "kind") != "kind":
+            continue
+        running = c.get("running", True)
+        for n in c.get("nodes", []):
+            name = n.get("name") or "%s-control-plane" % c["name"]
+            role = n.get("role", "control-plane")
+            out.append({"name": name, "image": n.get("image") or "kindest/node:%s" % c.get("version", "v1.31.2"),
+                        "command": "/usr/local/bin/entrypoint /sbin/init", "running": running,
+                        "status": "Up 2 hours" if running else "Exited (137) 5 minutes ago",
+                        "ports": "127.0.0.1:%s->6443/tcp" % c.get("api_server", ":6443").rsplit(":", 1)[-1]
+                        if role == "control-plane" and running else ""})
+    for k in (world.get("docker") or {}).get("containers") or []:
+        running = k.get("running", True)
+        out.append({"name": k["name"], "image": k.get("image", "busybox"), "command": k.get("command", "sh"),
+                    "running": running, "status": k.get("status") or ("Up 3 days" if running else "Exited (0) 2 days ago"),
+                    "ports": k.get("ports", "")})
+    return out
+
+
+def docker_ps(ctx: Ctx, fmt, extra: list) -> int:
+    """``docker ps [-a] [-q] [--no-trunc] [--format TEMPLATE]``, as docker 24-28 prints it: the
+    table (CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES; COMMAND quoted and cut at
+    20 characters with an ellipsis), ``-q`` the 12-character ids, ``--format`` one line a container
+    with the template's fields (.ID .Image .Command .Status .Ports .Names)."""
+    show_all = quiet = no_trunc = False
+    for a in extra:
+        if a in ("-a", "--all"):
+            show_all = True
+        elif a in ("-q", "--quiet"):
+            quiet = True
+        elif a == "--no-trunc":
+            no_trunc = True
+        elif a in ("-aq", "-qa"):
+            show_all = quiet = True
+        elif a.startswith("--"):
+            return ctx.usage("unknown flag: %s\nSee 'docker ps --help'." % a.split("=", 1)[0])
+        else:
+            return ctx.usage("unknown shorthand flag: %r in %s\nSee 'docker ps --help'." % (a.lstrip("-")[:1], a))
+    if fmt is not None and fmt.startswith("table"):
+        return ctx.unsupported("docker ps --format table ... is not simulated")
+    rows = []
+    for k in _docker_containers(ctx.world):
+        if not (k["running"] or show_all):
+            continue
+        full = (_suffix_hex(k["name"]) * 2)[:64]
+        cmd = '"%s"' % k["command"] if no_trunc or len(k["command"]) <= 20 else '"%s…"' % k["command"][:19]
+        rows.append({"ID": full if no_trunc else full[:12], "Image": k["image"], "Command": cmd,
+                     "CreatedAt": "2024-11-10 09:20:11 +0000 UTC", "RunningFor": "2 hours ago", "Status": k["status"],
+                     "Ports": k["ports"], "Names": k["name"], "State": "running" if k["running"] else "exited"})
+    if quiet:
+        for r in rows:
+            ctx.out(r["ID"])
+        return 0
+    if fmt is not None:
+        for r in rows:
+            try:
+                ctx.out(go_template(fmt, r))
+            except ValueError as e:
+                return ctx.usage(str(e))
+        return 0
+    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
+            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+    widths = [max([len(h)] + [len(r[f]) for r in rows]) for h, f in cols]
+    ctx.out("   ".join(h.ljust(w) for (h, _), w in zip(cols[:-1], widths, strict=False)) + "   " + cols[-1][0])
+    for r in rows:
+        ctx.out("   ".join(r[f].ljust(w) for (_, f), w in zip(cols[:-1], widths, strict=False)) + "   " + r["Names"])
+    return 0
+
+
+def _suffix_hex(seed: str) -> str:
+    """32 stable hex digits for a container's id (an md5 would need hashlib: sum of code points is enough)."""
+    n = 0
+    for ch in seed:
+        n = (n * 131 + ord(ch)) % (1 << 128)
+    return "%032x" % n
+
+
 @tool("docker")
 def docker(ctx: Ctx) -> int:
     w = ctx.world
@@ -1106,6 +1189,8 @@ def docker(ctx: Ctx) -> int:
         ctx.out(" Name: %s" % info["Name"])
         ctx.out(" Docker Root Dir: /var/lib/docker")
         return 0
+    if cmd == "ps" and W.service_active(w, "docker"):
+        return docker_ps(ctx, fmt, extra)
     if cmd == "run" and W.service_active(w, "docker"):
         from gpuwizard.simulate import tools_host
         return tools_host.docker_run(ctx, rest)

@@ -18,6 +18,8 @@ Faults (``world["cluster_faults"]``, a mapping):
   ``validator: true``                   nvidia-operator-validator's init containers fail
   ``hami_plugin_crash: true``           hami-device-plugin crash-loops
   ``settle_polls: N``                   after create/install, N reads see nodes NotReady / pods creating
+  ``unreachable_registries: [host]``    pulls from these registries time out (ErrImagePull / ImagePullBackOff,
+                                        the containerd error in the pod's events)
 Unreachable API: stop docker (Kind) or set the cluster's ``running: false``.
 
 Outputs are modelled on real ones: ``kind create cluster`` (kind v0.25 release notes and
@@ -228,6 +230,128 @@ def _set_dotted(tree, dotted, value):
 
 
 # ---------------------------------------------------------------------------------------------
+# chart defaults and Helm's coalescing (pkg/chartutil/coalesce.go)
+
+KEYS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "charts", "keys")
+_DEFAULTS_CACHE: dict = {}
+
+
+def _split_key(k):
+    parts, cur, i = [], "", 0
+    while i < len(k):
+        if k[i] == "\\" and i + 1 < len(k):
+            cur += k[i + 1]
+            i += 2
+            continue
+        if k[i] == ".":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += k[i]
+        i += 1
+    return parts + [cur]
+
+
+def chart_defaults(chart: str, version: str) -> dict:
+    """The chart's own values.yaml at ``version`` (the generated key files; tools/chart_keys.py), or
+    the nearest release of the same minor; {} when gpuwizard has none for that line."""
+    key = (chart, version)
+    if key not in _DEFAULTS_CACHE:
+        json = T._json()
+        name = os.path.join(KEYS_DIR, "%s-%s.json" % (chart, version))
+        if not os.path.exists(name):
+            minor = ".".join(version.lstrip("v").split(".")[:2])
+            same = sorted(f for f in os.listdir(KEYS_DIR) if f.startswith(chart + "-")
+                          and ".".join(f[len(chart) + 1:-5].lstrip("v").split(".")[:2]) == minor) \
+                if os.path.isdir(KEYS_DIR) else []
+            name = os.path.join(KEYS_DIR, same[0]) if same else ""
+        tree: dict = {}
+        if name:
+            with open(name, encoding="utf-8") as f:
+                flat = json.load(f).get("keys") or {}
+            for k, v in flat.items():
+                node = tree
+                parts = _split_key(k)
+                for p in parts[:-1]:
+                    node = node.setdefault(p, {})
+                node[parts[-1]] = v
+        _DEFAULTS_CACHE[key] = tree
+    return T._json().loads(T._json().dumps(_DEFAULTS_CACHE[key]))
+
+
+def coalesce(user, defaults, warn=None, prefix=""):
+    """Helm's coalescing of user values over chart defaults: the user's value wins, a user ``null``
+    deletes the default, maps merge key by key; a table against a non-table keeps the user's value
+    with Helm's warning."""
+    out = dict(user)
+    for k, dv in defaults.items():
+        full = "%s.%s" % (prefix, k) if prefix else k
+        if k in out and out[k] is None:
+            del out[k]
+        elif k not in out:
+            out[k] = dv
+        elif isinstance(out[k], dict):
+            if isinstance(dv, dict):
+                out[k] = coalesce(out[k], dv, warn, full)
+            elif dv is not None and warn:
+                warn("warning: destination for %s is a table. Ignoring non-table value (%s)" % (full, dv))
+        elif isinstance(dv, dict) and warn:
+            warn("warning: cannot overwrite table with non table for %s (%s)" % (full, dv))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _version_of(release) -> str:
+    return release["chart"].rsplit("-", 1)[1]
+
+
+def effective_values(release, warn=None) -> dict:
+    """What the chart's templates see: the release's user values over its chart's defaults (the
+    defaults of the chart the values were last reset to: ``--reuse-values`` keeps the old chart's)."""
+    chart = release["chart"].rsplit("-", 1)[0]
+    return coalesce(release.get("values") or {}, chart_defaults(chart, release.get("defaults_from") or _version_of(release)),
+                    warn)
+
+
+def hami_derived(version: str, values: dict, kube_version: str = "v1.31.2") -> dict:
+    """What HAMi's templates make of effective ``values`` at chart ``version`` (checked against
+    ../shared/upstream/renders): the device plugin's nodeSelector (``nvidianodeSelector`` before
+    2.8), the split count (hard-coded 10 before 2.5), the kube-scheduler image (the tag hard-coded to
+    the cluster's version before 2.5; ``imageTag`` 2.5-2.6; ``image.{registry,repository,tag}`` from
+    2.7, an empty tag filled from 2.10 on), the device plugin's runtimeClassName."""
+    from gpuwizard import versions as V  # lazy, as above
+    dp = values.get("devicePlugin") or {}
+    ks = (values.get("scheduler") or {}).get("kubeScheduler") or {}
+    selector = dp.get("nvidiaNodeSelector" if V.at_least(version, "2.8") else "nvidianodeSelector") or {}
+    split = 10 if not V.at_least(version, "2.5") else int(dp.get("deviceSplitCount", 10))
+    image = ks.get("image")
+
+    def text(v):
+        if isinstance(v, dict):  # Go's fmt of a map, as the real render shows it
+            return "map[%s]" % " ".join("%s:%s" % (k, text(v[k])) for k in sorted(v))
+        return str(v)
+    if not V.at_least(version, "2.5"):
+        sched = "%s:%s" % (text(image), kube_version)
+    elif not V.at_least(version, "2.7"):
+        sched = "%s:%s" % (text(image), ks.get("imageTag") or kube_version)
+    else:
+        img = image if isinstance(image, dict) else {}
+        tag = img.get("tag") or (kube_version if V.at_least(version, "2.10") else "")
+        sched = "%s/%s:%s" % (img.get("registry"), img.get("repository"), tag) if img.get("registry") else \
+            "%s:%s" % (img.get("repository"), tag)
+    return {"node_selector": dict(selector), "split_count": split, "scheduler_image": sched,
+            "runtime_class": dp.get("runtimeClassName") or ""}
+
+
+def operator_derived(values: dict) -> dict:
+    """The gpu-operator components its ClusterPolicy turns on, from effective ``values``."""
+    def on(k):
+        return (values.get(k) or {}).get("enabled", True) is not False
+    return {"driver": on("driver"), "toolkit": on("toolkit"), "device_plugin": on("devicePlugin"),
+            "cdi": bool((values.get("cdi") or {}).get("enabled", False)),
+            "runtime_class": (values.get("operator") or {}).get("runtimeClass", "nvidia")}
+
+
+# ---------------------------------------------------------------------------------------------
 # the model: derived pods, ClusterPolicy, labels and capacity
 
 
@@ -261,8 +385,7 @@ def _ok(n):
 
 
 def operator_cdi(release) -> bool:
-    vals = release.get("values") or {}
-    v = _get(vals, "cdi.enabled")
+    v = _get(effective_values(release), "cdi.enabled")
     if v is None:
         return _chart_at_least(release, "25.10")
     return bool(v)
@@ -295,6 +418,7 @@ def reconcile(world, c) -> None:
     hami = _release_of(c, "hami")
     drv = world.get("driver") or {}
     plugin_on_node: dict[str, str | tuple[str, int]] = {}  # node -> "operator" | ("hami", vGPUs)
+    daemonsets = []  # the node-selected DaemonSets `kubectl get daemonsets` shows
     op_ready = False
     if op:
         ns = op.get("namespace", "gpu-operator")
@@ -372,19 +496,26 @@ def reconcile(world, c) -> None:
         ns = hami.get("namespace", "kube-system")
         vals = hami.get("values") or {}
         rel = hami["name"]
-        split = int(_get(vals, "devicePlugin.deviceSplitCount", 10))
-        selector = _get(vals, "devicePlugin.nvidiaNodeSelector", {"gpu": "on"}) or {}
-        rtc = _get(vals, "devicePlugin.runtimeClassName", "") or ""
-        if not _chart_at_least(hami, "2.7"):
-            tag = _get(vals, "scheduler.kubeScheduler.imageTag", "")
-        else:
-            tag = _get(vals, "scheduler.kubeScheduler.image.tag", "") or c.get("version", "v1.31.2")
+        # what the chart's templates make of the effective values (chart defaults + user values)
+        derived = hami_derived(_version_of(hami), effective_values(hami), c.get("version") or "v1.31.2")
+        split = derived["split_count"]
+        selector = derived["node_selector"]
+        rtc = derived["runtime_class"]
+        tag = derived["scheduler_image"].rsplit(":", 1)[1]
         sched = _pod("%s-scheduler-%s-%s" % (rel, _suffix(rel + "s", 9), _suffix(rel + "s2")), ns, nodes[0]["name"],
                      "2/2", "Running", age="12m", containers=2)
+        image = _scheduler_image(hami, vals)
+        sched["image"] = "%s:%s" % (image, tag)
         if not tag:
             sched.update(ready="0/2", status="InvalidImageName",
-                         reason='Failed to apply default image tag "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler:": invalid reference format')
+                         reason='Failed to apply default image tag "%s:": invalid reference format' % image)
+        elif image.split("/", 1)[0] in (faults.get("unreachable_registries") or []):
+            sched.update(ready="1/2", status="ImagePullBackOff", reason='Back-off pulling image "%s"' % sched["image"],
+                         pull_error=_pull_timeout(sched["image"]))
         pods.append(sched)
+        daemonsets.append({"name": "%s-device-plugin" % rel, "namespace": ns, "selector": dict(selector),
+                           "nodes": [n["name"] for n in nodes if selector and
+                                     all((n.get("labels") or {}).get(k) == v for k, v in selector.items())]})
         for n in nodes:
             labels = n.get("labels", {})
             if not selector or any(labels.get(k) != v for k, v in selector.items()):
@@ -447,6 +578,32 @@ def reconcile(world, c) -> None:
             continue
         p.update(status="Completed", ready="0/1", node=fits[0]["name"], logs=list(VECTORADD_LOG), reason=None)
     c["pods"] = pods
+    c["daemonsets"] = daemonsets
+
+
+ALIYUN_SCHEDULER = "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler"
+
+
+def _scheduler_image(release, vals) -> str:
+    """HAMi's kube-scheduler image without its tag, as the chart renders it: before 2.7 the whole
+    name from scheduler.kubeScheduler.image, from 2.7 image.registry + "/" + image.repository
+    (defaults: ../shared/upstream/charts/hami/*/values.yaml)."""
+    if not _chart_at_least(release, "2.7"):
+        whole = _get(vals, "scheduler.kubeScheduler.image", ALIYUN_SCHEDULER)
+        return whole if isinstance(whole, str) else ALIYUN_SCHEDULER
+    registry, repository = ALIYUN_SCHEDULER.split("/", 1)
+    return "%s/%s" % (_get(vals, "scheduler.kubeScheduler.image.registry", registry) or registry,
+                      _get(vals, "scheduler.kubeScheduler.image.repository", repository) or repository)
+
+
+def _pull_timeout(image: str) -> str:
+    """containerd's error for a registry that does not answer (kubelet event "Failed to pull image
+    ...": real ones in apecloud/kubeblocks#8561 and kubernetes/kubernetes#91402)."""
+    name, tag = image.rsplit(":", 1)
+    host, repo = name.split("/", 1)
+    return ('rpc error: code = Unknown desc = failed to pull and unpack image "%s": failed to resolve reference "%s": '
+            'failed to do request: Head "https://%s/v2/%s/manifests/%s": dial tcp 47.97.242.13:443: i/o timeout'
+            % (image, image, host, repo, tag))
 
 
 def _view(ctx, c):
@@ -962,7 +1119,7 @@ def kubectl(ctx) -> int:
             all_ns = True
             i += 1
             continue
-        for f in ("-f", "--filename", "--tail", "-c", "--container", "--timeout"):
+        for f in ("-f", "--filename", "--tail", "-c", "--container", "--timeout", "--field-selector"):
             v, j = T._kv_flag(rest, i, (f,))
             if j != i:
                 flags[f.lstrip("-")[0] if f in ("-f", "--filename") else f.lstrip("-")] = v
@@ -977,6 +1134,12 @@ def kubectl(ctx) -> int:
                 return ctx.unsupported()
             pos.append(rest[i])
             i += 1
+    if cmd == "get" and pos and pos[0] in EVENT_KINDS:
+        return _kubectl_events(ctx, c, ns, output, all_ns, flags.get("field-selector"))
+    if cmd == "get" and pos and pos[0] in DAEMONSET_KINDS:
+        return _kubectl_daemonsets(ctx, c, pos[1:], ns, output, all_ns)
+    if "field-selector" in flags:
+        return ctx.unsupported("--field-selector is simulated for get events only")
     if cmd == "get":
         return _kubectl_get(ctx, c, pos, ns, output, all_ns)
     if cmd == "label":
@@ -1033,6 +1196,137 @@ def kubectl(ctx) -> int:
         ctx.err('Error from server (NotFound): pods "%s" not found' % name)
         return 1
     return ctx.unsupported()
+
+
+EVENT_KINDS = ("events", "event", "ev", "events.v1", "events.events.k8s.io")
+DAEMONSET_KINDS = ("daemonsets", "daemonset", "ds", "daemonsets.apps")
+
+
+def _pod_events(p) -> list:
+    """(type, reason, message, source, count) of the events a pod in this state has, in the
+    kubelet's and scheduler's words (pkg/kubelet/images/image_manager.go, kuberuntime_container.go,
+    the default-scheduler; a real `kubectl describe pod` list in apecloud/kubeblocks#8561)."""
+    status = p.get("status", "")
+    image = p.get("image") or "nvcr.io/nvidia/%s" % p["name"].rsplit("-", 1)[0]
+    out = []
+    if status in ("ImagePullBackOff", "ErrImagePull"):
+        reason = p.get("reason") or ""
+        err = p.get("pull_error") or (reason.split(": ", 1)[1] if ": " in reason else reason)
+        if 'image "' in reason:
+            image = reason.split('image "', 1)[1].split('"', 1)[0]
+        out += [("Normal", "Pulling", 'Pulling image "%s"' % image, "kubelet", 4),
+                ("Warning", "Failed", 'Failed to pull image "%s": %s' % (image, err), "kubelet", 4),
+                ("Warning", "Failed", "Error: ErrImagePull", "kubelet", 4),
+                ("Normal", "BackOff", 'Back-off pulling image "%s"' % image, "kubelet", 12),
+                ("Warning", "Failed", "Error: ImagePullBackOff", "kubelet", 12)]
+    elif status.endswith("CrashLoopBackOff"):
+        out.append(("Warning", "BackOff", "Back-off restarting failed container c0 in pod %s_%s(%s)"
+                    % (p["name"], p["namespace"], _uid(p["name"])), "kubelet", int(p.get("restarts") or 1) * 2))
+    elif status == "InvalidImageName":
+        out.append(("Warning", "InspectFailed", p.get("reason") or "", "kubelet", 6))
+        out.append(("Warning", "Failed", "Error: InvalidImageName", "kubelet", 6))
+    elif status == "Pending" and p.get("reason"):
+        out.append(("Warning", "FailedScheduling", p["reason"] + " preemption: 0/1 nodes are available: 1 No preemption "
+                    "victims found for incoming pod.", "default-scheduler", 1))
+    return out
+
+
+def _uid(seed: str) -> str:
+    h = T._suffix_hex(seed + "uid")
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:32])
+
+
+def _kubectl_events(ctx, c, ns, output, all_ns, selector) -> int:
+    """``kubectl get events [-n NS | -A] [--field-selector involvedObject.name=X] -o json``: the
+    events of the pods in their state, in the real List shape (core/v1 Event: involvedObject,
+    reason, message, type, count, source, first/lastTimestamp)."""
+    want = {}
+    for part in (selector or "").split(","):
+        if part:
+            k, eq, v = part.partition("=")
+            if not eq or k not in ("involvedObject.name", "involvedObject.kind", "involvedObject.namespace",
+                                   "type", "reason"):
+                ctx.err('Error from server (BadRequest): Unable to find "/v1, Resource=events" that match label '
+                        'selector "", field selector "%s": field label not supported: %s' % (selector, k))
+                return 1
+            want[k] = v.lstrip("=")
+    w, cv = _view(ctx, c)
+    items = []
+    for p in cv.get("pods", []):
+        if not (all_ns or p["namespace"] == ns):
+            continue
+        for k, (typ, reason, message, source, count) in enumerate(_pod_events(p)):
+            ev = {"apiVersion": "v1", "kind": "Event", "count": count, "eventTime": None,
+                  "firstTimestamp": "2024-11-10T10:14:52Z", "lastTimestamp": "2024-11-10T10:2%d:10Z" % min(k, 9),
+                  "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": p["name"], "namespace": p["namespace"],
+                                     "uid": _uid(p["name"]), "fieldPath": "spec.containers{c0}"},
+                  "message": message, "reason": reason, "type": typ,
+                  "metadata": {"name": "%s.%s" % (p["name"], _suffix(p["name"] + reason + str(k), 16)),
+                               "namespace": p["namespace"], "uid": _uid(p["name"] + str(k))},
+                  "reportingComponent": source, "reportingInstance": p.get("node") or "",
+                  "source": {"component": source, **({"host": p["node"]} if p.get("node") and source == "kubelet" else {})}}
+            fields = {"involvedObject.name": p["name"], "involvedObject.kind": "Pod",
+                      "involvedObject.namespace": p["namespace"], "type": typ, "reason": reason}
+            if all(fields[k2] == v for k2, v in want.items()):
+                items.append(ev)
+    json = T._json()
+    if output == "json":
+        ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}},
+                           indent=4))
+        return 0
+    if output is not None:
+        return ctx.unsupported()
+    if not items:
+        ctx.err("No resources found in %s namespace." % ns)
+        return 0
+    ctx.out("LAST SEEN   TYPE      REASON   OBJECT   MESSAGE")
+    for e in items:
+        ctx.out("2m          %-9s %s   pod/%s   %s" % (e["type"], e["reason"], e["involvedObject"]["name"], e["message"]))
+    return 0
+
+
+def _kubectl_daemonsets(ctx, c, names, ns, output, all_ns) -> int:
+    """``kubectl get daemonsets [NAME] -n NS -o json``: the node-selected DaemonSets of the model
+    (HAMi's device plugin) in the apps/v1 shape: spec.template.spec.nodeSelector and the status
+    counts (desiredNumberScheduled is 0 when no node has every label of the selector)."""
+    w, cv = _view(ctx, c)
+    sets = [d for d in cv.get("daemonsets", []) if all_ns or d["namespace"] == ns]
+    if names:
+        sets = [d for d in sets if d["name"] in names]
+        if not sets:
+            ctx.err('Error from server (NotFound): daemonsets.apps "%s" not found' % names[0])
+            return 1
+    pods = cv.get("pods", [])
+    items: list = []
+    for d in sets:
+        desired = len(d["nodes"])
+        ready = len([p for p in pods if p["name"].startswith(d["name"] + "-") and p["status"] == "Running"
+                     and p["ready"].split("/")[0] == p["ready"].split("/")[1]])
+        items.append({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                      "metadata": {"name": d["name"], "namespace": d["namespace"], "generation": 1},
+                      "spec": {"selector": {"matchLabels": {"app.kubernetes.io/component": "hami-device-plugin"}},
+                               "template": {"spec": {"nodeSelector": d["selector"]}}},
+                      "status": {"currentNumberScheduled": desired, "desiredNumberScheduled": desired,
+                                 "numberAvailable": ready, "numberMisscheduled": 0, "numberReady": ready,
+                                 "observedGeneration": 1, "updatedNumberScheduled": desired}})
+    json = T._json()
+    if output == "json":
+        doc = items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List",
+                                                 "metadata": {"resourceVersion": ""}}
+        ctx.out(json.dumps(doc, indent=4))
+        return 0
+    if output is not None:
+        return ctx.unsupported()
+    if not items:
+        ctx.err("No resources found in %s namespace." % ns)
+        return 0
+    ctx.out("NAME   DESIRED   CURRENT   READY   UP-TO-DATE   AVAILABLE   NODE SELECTOR   AGE")
+    for i in items:
+        st = i["status"]
+        sel = ",".join("%s=%s" % kv for kv in sorted(i["spec"]["template"]["spec"]["nodeSelector"].items())) or "<none>"
+        ctx.out("%s   %d   %d   %d   %d   %d   %s   6m" % (i["metadata"]["name"], st["desiredNumberScheduled"],
+                st["currentNumberScheduled"], st["numberReady"], st["updatedNumberScheduled"], st["numberAvailable"], sel))
+    return 0
 
 
 def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:

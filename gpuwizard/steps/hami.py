@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .. import actions as A
 from .. import versions as V
@@ -31,6 +32,13 @@ from .operator import OperatorStep
 
 CHART = "hami"
 NEW_KEY_FROM = "2.7.0"  # the first chart version that reads scheduler.kubeScheduler.image.tag
+# The chart's kube-scheduler image, every version 2.4.1-2.10.0 (../shared/upstream/charts/hami/*/values.yaml):
+# registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler, as one string
+# (scheduler.kubeScheduler.image) before 2.7.0, as image.registry + image.repository from 2.7.0.
+ALIYUN_REGISTRY = "registry.cn-hangzhou.aliyuncs.com"
+ALIYUN_REPOSITORY = "google_containers/kube-scheduler"
+SCHEDULER_REPOSITORY = "kube-scheduler"  # registry.k8s.io/kube-scheduler:<version> (and mirrors of registry.k8s.io)
+REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 
 
 def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
@@ -127,6 +135,12 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
     ex.set(key, tag, f"kube-scheduler image tag = the cluster's Kubernetes {tag}{stripped}, from {source}.\n"
            + (f"HAMi {version} reads it from {key} (since 2.7.0; the older scheduler.kubeScheduler.imageTag is ignored)."
               if new_key else f"HAMi {version} (before 2.7.0) reads it from {key}; from 2.7.0 it is image.tag."))
+    registry = a.scheduler_registry
+    if existing and "scheduler_registry" not in a.model_fields_set:
+        registry = adopted_registry(K.release_values(ctx, context, existing["release"], existing["namespace"]) or {})
+        notes.append(f"keeping the kube-scheduler registry of the installed release, {registry} (set "
+                     f"hami.scheduler_registry to change it; new installs use {a.scheduler_registry})")
+    image = scheduler_image(ex, registry, version, new_key)
     d = cv.defaults
     if a.split_count != d.get("devicePlugin.deviceSplitCount", 10):
         ex.set("devicePlugin.deviceSplitCount", a.split_count,
@@ -163,7 +177,38 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
             "chart": cv, "values": ex.values, "notes": ex.notes, "plan_notes": notes, "operator": op,
             "nodes": nodes, "chosen": chosen, "label": (lkey, lval), "runtime_class": runtime_class, "key": key,
-            "tag": tag}
+            "tag": tag, "image": f"{image}:{tag}", "registry": registry}
+
+
+def adopted_registry(values: dict[str, Any]) -> str:
+    """The kube-scheduler registry an installed release's user values give (the chart's Aliyun default
+    when they set none), under either version's keys."""
+    flat = K.flatten(values)
+    if isinstance(flat.get("scheduler.kubeScheduler.image.registry"), str):
+        return str(flat["scheduler.kubeScheduler.image.registry"])
+    whole = flat.get("scheduler.kubeScheduler.image")
+    if isinstance(whole, str) and "/" in whole:
+        return whole.rsplit("/", 2 if whole.endswith(ALIYUN_REPOSITORY) else 1)[0]
+    return ALIYUN_REGISTRY
+
+
+def scheduler_image(ex: K.Explained, registry: str, version: str, new_key: bool) -> str:
+    """Set the kube-scheduler image's registry (hami.scheduler_registry) under the keys the chart
+    version reads; the image without its tag. The chart's own Aliyun image sets nothing."""
+    if registry == ALIYUN_REGISTRY:
+        return f"{ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY}"
+    image = f"{registry}/{SCHEDULER_REPOSITORY}"
+    why = (f"hami.scheduler_registry: the kube-scheduler image comes from {registry} ({image}); the chart's default "
+           f"{ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY} is slow or unreachable outside China")
+    if new_key:
+        ex.set("scheduler.kubeScheduler.image.registry", registry, why)
+        ex.set("scheduler.kubeScheduler.image.repository", SCHEDULER_REPOSITORY,
+               f"{registry} serves the image as {SCHEDULER_REPOSITORY} (the chart's {ALIYUN_REPOSITORY} is the Aliyun "
+               f"mirror's path)")
+    else:
+        ex.set("scheduler.kubeScheduler.image", image, why + f"; HAMi {version} (before 2.7.0) reads the whole image "
+               "name from scheduler.kubeScheduler.image")
+    return image
 
 
 def node_items(ctx: StepContext, context: str) -> dict[str, dict[str, Any]]:
@@ -217,11 +262,15 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
         causes = []
         if labels.get(lkey) != lval:
             causes.append(f"label: the node lacks {lkey}={lval}, so HAMi's device plugin does not run there")
+        explain = final or bool(problem and K.definitive(problem))
         if pod is None:
-            causes.append(f"plugin pods: no {r['release']}-device-plugin pod on {node} "
+            unscheduled = plugin_selector_problem(ctx, r, list(items.values())) if final else None
+            causes.append(f"plugin pods: {unscheduled}" if unscheduled else
+                          f"plugin pods: no {r['release']}-device-plugin pod on {node} "
                           f"(check the daemonset's nodeSelector and taints)")
         elif problem:
-            causes.append(f"plugin pods: {pod['metadata']['name']} is {problem}")
+            causes.append("plugin pods: " + (K.explain_pod(ctx, r["context"], r["namespace"], pod, problem) if explain
+                                             else f"{pod['metadata']['name']} is {problem}"))
         op = r["operator"]
         if op and not r["runtime_class"]:
             causes.append("runtime class: HAMi's device plugin runs without runtimeClassName nvidia; needed when the "
@@ -240,6 +289,38 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
         if problem and K.definitive(problem):
             raise StepFailed("HAMi's device plugin is failing, so the node never gets its vGPUs:\n  " + msg)
     return (not wrong), "\n  ".join(wrong)
+
+
+def plugin_selector_problem(ctx: StepContext, r: dict[str, Any], items: list[dict[str, Any]]) -> str | None:
+    """Why HAMi's device-plugin DaemonSet runs nowhere, from the cluster's own view: its nodeSelector
+    against the nodes' labels (``kubectl get daemonsets -o json``, ``kubectl get nodes -o json``)."""
+    for ds in K.daemonsets(ctx, r["context"], r["namespace"]) or []:
+        name = str(ds.get("metadata", {}).get("name", ""))
+        if name.startswith(r["release"]) and "device-plugin" in name:
+            return K.selector_problem(ds, items)
+    return None
+
+
+def scheduler_report(ctx: StepContext, r: dict[str, Any], final: bool) -> tuple[bool, str]:
+    """(HAMi's scheduler pods are Running and ready, what is wrong when not); raises for a state that
+    waiting will not fix (an invalid or missing image)."""
+    items = K.pods(ctx, r["context"], r["namespace"])
+    if items is None:
+        return False, f"the API server of context {r['context']} does not answer"
+    mine = [p for p in items if p["metadata"]["name"].startswith(f"{r['release']}-scheduler")]
+    if not mine:
+        return False, f"no {r['release']}-scheduler pod in {r['namespace']} yet"
+    bad = [(p, why) for p in mine if (why := K.pod_problem(p))]
+    fatal = [(p, why) for p, why in bad if K.definitive(why)]
+    if fatal or (bad and final):
+        text = "\n    ".join(K.explain_pod(ctx, r["context"], r["namespace"], p, why) for p, why in (fatal or bad))
+        pulls = "ImagePull" in text or "ErrImagePull" in text or "InvalidImageName" in text
+        hint = (f"\n  its image is {r['image']}: check that the nodes reach {r['registry']}, or set "
+                f"hami.scheduler_registry to a registry they reach" if pulls else "")
+        if fatal:
+            raise StepFailed(f"HAMi's scheduler is failing:\n    {text}{hint}")
+        return False, f"HAMi's scheduler is not ready:\n    {text}{hint}"
+    return not bad, ""
 
 
 def capacity_block(item: dict[str, Any]) -> str:
@@ -262,6 +343,19 @@ class HamiAnswers(Section):
     core_scaling: float = Field(1.0, gt=0, le=100)
     node_label: NodeLabel = "gpu=on"
     nodes: list[K8sName] | None = None
+    scheduler_registry: str = Field(
+        "registry.k8s.io", description="Registry of HAMi's kube-scheduler image (registry.k8s.io/kube-scheduler); "
+        f"{ALIYUN_REGISTRY} is the chart's default ({ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY}, slow or unreachable outside "
+        "China); a mirror serves it as <registry>/kube-scheduler.")
+
+    @field_validator("scheduler_registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value.startswith(("http://", "https://")) or not REGISTRY_RE.match(value):
+            raise ValueError("expected a registry host, optionally with :port and a path (registry.k8s.io, "
+                             "harbor.example.com:5000/k8s), without a scheme")
+        return value
 
 
 class HamiStep(Step[HamiAnswers]):
@@ -284,6 +378,9 @@ class HamiStep(Step[HamiAnswers]):
         ctx.plan_data.update(chart_version=version, release=release, namespace=ns)
         ctx.decide(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
                  f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
+        ctx.decide(f"HAMi's kube-scheduler image: {r['image']} (registry {r['registry']}"
+                   + (", the chart's default" if r["registry"] == ALIYUN_REGISTRY else
+                      f"; the chart's default registry {ALIYUN_REGISTRY} is available by setting it") + ")")
         op = r["operator"]
         if op is not None and not op["planned"] and op["plugin"]:
             opv = op.get("values") or {}
@@ -322,6 +419,9 @@ class HamiStep(Step[HamiAnswers]):
         acts.append(K.Cmd("helm-install", f"HAMi {version} installed as {release} in {ns}",
                           K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
                                  "--version", version, "--values", K.hp(ctx, path)), done, timeout=900))
+        acts.append(K.Poll("scheduler-pods", f"HAMi's scheduler ({release}-scheduler, image {r['image']}) is Running",
+                           lambda c: scheduler_report(c, r, False)[0], timeout=300, interval=K.POLL,
+                           describe=lambda c: scheduler_report(c, r, True)[1]))
         acts.append(K.Poll("capacity", f"each labelled node advertises its GPUs × {a.split_count} as nvidia.com/gpu",
                            lambda c: capacity_report(c, r, a, False)[0], timeout=600, interval=K.POLL,
                            describe=lambda c: capacity_report(c, r, a, True)[1]))

@@ -21,8 +21,9 @@ from pydantic import Field, field_validator
 from .. import actions as A
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
-from ..validate import ImageRef, K8sName, KubeContext, Section
+from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
 from . import kube as K
+from .container import ContainerStep
 
 DEFAULT_NODE_IMAGE = "kindest/node:v1.31.2@sha256:18fbefc20a7113353c7b75b5c869d7145a6abd6269154825872dc59c1329912e"
 CTK_CONFIG = "/etc/nvidia-container-runtime/config.toml"
@@ -107,6 +108,78 @@ def describe_nodes(ctx: StepContext, context: str) -> str:
     return f"not Ready: {', '.join(bad)}" if bad else "no nodes"
 
 
+def running_containers(ctx: StepContext) -> list[str] | None:
+    """The names of the host's running Docker containers (``docker ps --format '{{.Names}}'``: one
+    name a line); None when Docker does not answer."""
+    result = ctx.host.runner.probe(["docker", "ps", "--format", "{{.Names}}"])
+    if result is None or not result.ok:
+        return None
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def restart_warning(ctx: StepContext) -> str:
+    names = running_containers(ctx)
+    if names is None:
+        return "restarts Docker: every running container stops (restart policies bring some back)"
+    if not names:
+        return "restarts Docker (no container is running now)"
+    return (f"restarts Docker: the {len(names)} running container(s) stop — {', '.join(names)} "
+            f"(restart policies bring some back)")
+
+
+def default_runtime_plan(ctx: StepContext, a: KindAnswers, docker: dict[str, Any], creating: bool,
+                         acts: list[A.Action]) -> A.Action | None:
+    """Docker's default runtime per ``kind.set_docker_default_runtime``: with ``auto`` nvidia becomes
+    the default only when this run creates (or recreates) the cluster — Kind starts its node
+    containers with Docker's default runtime, and only the NVIDIA runtime turns the
+    ``/var/run/nvidia-container-devices`` mounts into GPUs; an existing node container keeps the
+    runtime it was created with, so a reused cluster needs no change (and no Docker restart).
+    Appends the actions to ``acts``; returns a refusal (Fail) when the answers contradict each other."""
+    want = a.set_docker_default_runtime
+    container = ctx.answers(ContainerStep)
+    keep_runc = container is not None and not container.set_as_default
+    current = docker.get("default_runtime") or "runc"
+    if want is True and keep_runc:
+        return A.Fail("docker-default-runtime", "nvidia is Docker's default runtime",
+                      "kind.set_docker_default_runtime: true contradicts container.set_as_default: false (one makes "
+                      "nvidia Docker's default runtime, the other keeps it off); change one of the two keys")
+    if want is False:
+        ctx.decide(f"Docker's default runtime is left as it is ({current}; kind.set_docker_default_runtime: false)"
+                   + ("" if current == "nvidia" or not creating else
+                      f": the Kind nodes this run creates start with {current}, and their GPU mounts give them no GPU"))
+        return None
+    if want == "auto" and not creating:
+        if current != "nvidia":
+            ctx.decide(f"Docker's default runtime is left as it is ({current}; kind.set_docker_default_runtime: auto): "
+                       f"the Kind cluster {a.cluster_name} exists and its node containers keep the runtime they were "
+                       f"created with, so Docker is not restarted")
+        return None
+    if want == "auto" and keep_runc and current != "nvidia":
+        ctx.decide("kind.set_docker_default_runtime: auto makes nvidia Docker's default runtime although "
+                   "container.set_as_default is false: this run creates the Kind cluster "
+                   f"{a.cluster_name}, whose nodes Docker starts with its default runtime, and only the NVIDIA "
+                   "runtime hands them the GPUs; set kind.set_docker_default_runtime: false to keep "
+                   f"{current} (the nodes then see no GPU)")
+
+    def set_default(cfg: dict[str, Any]) -> dict[str, Any]:
+        cfg["default-runtime"] = "nvidia"
+        return cfg
+
+    why = "this run creates the Kind cluster, and " if want == "auto" else "kind.set_docker_default_runtime: true; "
+    acts.append(A.EditJson("docker-default-runtime", f"nvidia is Docker's default runtime ({why}Kind starts its nodes "
+                           "with the default runtime, so only then do the GPU mounts take effect)",
+                           "/etc/docker/daemon.json", set_default))
+
+    def runtime_loaded(c: StepContext) -> bool:
+        r = c.host.runner.probe(["docker", "info", "--format", "{{.DefaultRuntime}}"])
+        return bool(r and r.ok and r.stdout.strip() == "nvidia")
+
+    acts.append(K.Cmd("docker-restart", "restart Docker so that it loads the default runtime",
+                      ["systemctl", "restart", "docker"], runtime_loaded,
+                      disruptive=restart_warning(ctx) if current != "nvidia" else None))
+    return None
+
+
 # -- the step's section of the answer file --------------------------------------------------------
 class KindAnswers(Section):
     cluster_name: K8sName = "gpu-cluster"
@@ -115,6 +188,9 @@ class KindAnswers(Section):
     workers: int = Field(0, ge=0, le=16)
     recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
     existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
+    set_docker_default_runtime: Auto = Field(
+        "auto", description="Make nvidia Docker's default runtime (and restart Docker: its running containers stop). "
+        "auto: only when this run creates or recreates the Kind cluster, whose nodes get their GPUs through it.")
 
     @field_validator("node_image")
     @classmethod
@@ -187,27 +263,19 @@ class KindStep(Step[KindAnswers]):
                                f"kind.gpus asks for GPU {max(a.gpus)}, but this host has GPUs 0..{gpu_count - 1}"))
             return acts
 
-        # 1. the NVIDIA runtime hands GPUs to containers through volume mounts, and is Docker's default
+        # 1. the NVIDIA runtime hands GPUs to containers through volume mounts, and (when the cluster is
+        # created) is Docker's default
         acts.append(K.Cmd(
             "ctk-volume-mounts", f"{CTK_KEY} = true in {CTK_CONFIG} (GPUs reach Kind nodes as volume mounts)",
             ["nvidia-ctk", "config", "--set", f"{CTK_KEY}=true", "--in-place"],
             lambda c: toml_true(c.host.read_text(CTK_CONFIG), CTK_KEY)))
-
-        def set_default(cfg: dict[str, Any]) -> dict[str, Any]:
-            cfg["default-runtime"] = "nvidia"
-            return cfg
-
-        acts.append(A.EditJson("docker-default-runtime", "nvidia is Docker's default runtime (Kind starts its nodes with "
-                               "the default runtime, so only then do the GPU mounts take effect)",
-                               "/etc/docker/daemon.json", set_default))
-
-        def runtime_loaded(c: StepContext) -> bool:
-            r = c.host.runner.probe(["docker", "info", "--format", "{{.DefaultRuntime}}"])
-            return bool(r and r.ok and r.stdout.strip() == "nvidia")
-
-        acts.append(K.Cmd("docker-restart", "restart Docker so that it loads the default runtime",
-                          ["systemctl", "restart", "docker"], runtime_loaded,
-                          disruptive="restarts Docker: every running container stops (restart policies bring some back)"))
+        layout = gpu_layout(a, gpu_count)
+        existing = clusters(ctx) or []
+        creating = a.recreate or a.cluster_name not in existing
+        refusal = default_runtime_plan(ctx, a, docker, creating, acts)
+        if refusal is not None:
+            acts.append(refusal)
+            return acts
 
         # 2. multi-node clusters need more inotify instances (kind's known issue; nvkind CI sets these)
         if a.workers:
@@ -224,13 +292,11 @@ class KindStep(Step[KindAnswers]):
                 acts.append(K.Cmd(f"sysctl-{key.rsplit('.', 1)[1]}", f"{key} >= {value}", ["sysctl", "-w", f"{key}={value}"], raised))
 
         # 3. the Kind config (a file the plan shows as a diff)
-        layout = gpu_layout(a, gpu_count)
         config_path = f"{K.WORKDIR}/kind/{a.cluster_name}.yaml"
         config = render_config(a, layout)
         acts.append(K.write(config_path, config, f"Kind config {config_path}", "kind-config"))
 
         # 4. an existing cluster of that name: reuse when its GPU mounts are right, else stop or recreate
-        existing = clusters(ctx) or []
         if a.cluster_name in existing:
             have = {n: node_devices(ctx, n) for n in layout}
             want = {n: sorted(d) for n, d in layout.items()}

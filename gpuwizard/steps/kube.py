@@ -9,6 +9,7 @@ host seam; rendered files live under ``/var/lib/gpuwizard/``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import string
 from collections.abc import Callable
@@ -54,45 +55,269 @@ def template(template_name: str, **values: Any) -> str:
 
 @cache
 def chart_catalogue(chart: str) -> dict[str, Any]:
+    """The chart's repository and pinned version (gpuwizard/assets/charts/<chart>.yaml); its keys per
+    release are the generated files under gpuwizard/assets/charts/keys/ (see ``chart_keys``)."""
     catalogue: dict[str, Any] = yaml.safe_load((ASSETS / "charts" / f"{chart}.yaml").read_text(encoding="utf-8"))
     return catalogue
 
 
-def _flat(items: Any) -> list[str]:
-    out: list[str] = []
-    for item in items:
-        out += _flat(item) if isinstance(item, list) else [item]
+KEYS_DIR = ASSETS / "charts" / "keys"
+# Maps whose entries are the user's own (node selectors, labels, ...): any key below them is valid.
+FREE_FORM = ("selector", "labels", "annotations", "resources", "affinity", "securitycontext", "env")
+
+
+def split_key(flat_key: str) -> list[str]:
+    """A generated key (``a.b\\.c``: a dot inside a key escaped as in ``helm --set``) as its parts."""
+    parts, cur, i = [], "", 0
+    while i < len(flat_key):
+        ch = flat_key[i]
+        if ch == "\\" and i + 1 < len(flat_key):
+            cur += flat_key[i + 1]
+            i += 2
+            continue
+        if ch == ".":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    return parts + [cur]
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for k, v in flat.items():
+        node = tree
+        parts = split_key(k)
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    return tree
+
+
+@cache
+def chart_keys(chart: str) -> dict[str, dict[str, Any]]:
+    """version -> the generated key data of that release (tools/chart_keys.py, from the real values.yaml)."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in sorted(KEYS_DIR.glob(f"{chart}-*.json")):
+        doc = json.loads(f.read_text(encoding="utf-8"))
+        if doc.get("chart") == chart:
+            out[str(doc["version"])] = doc
     return out
+
+
+def known_versions(chart: str) -> list[str]:
+    """The chart releases gpuwizard has key data for, oldest first."""
+    return sorted(chart_keys(chart), key=V.key)
+
+
+class Defaults(dict[str, Any]):
+    """A chart release's defaults by dotted key: ``d.get("devicePlugin.nvidiaNodeSelector")`` is the
+    map ``{"gpu": "on"}``, ``d["cdi.enabled"]`` a leaf. Built from the flat keys; maps are resolved
+    on lookup."""
+
+    def __init__(self, flat: dict[str, Any]) -> None:
+        super().__init__({".".join(split_key(k)): v for k, v in flat.items()})
+        self.tree = unflatten(flat)
+
+    def _resolve(self, dotted: str) -> tuple[bool, Any]:
+        if dict.__contains__(self, dotted):
+            return True, dict.__getitem__(self, dotted)
+        node: Any = self.tree
+        parts = dotted.split(".")
+        i = 0
+        while i < len(parts):
+            if not isinstance(node, dict):
+                return False, None
+            for j in range(len(parts), i, -1):  # the longest run of parts that is one key (keys with dots)
+                name = ".".join(parts[i:j])
+                if name in node:
+                    node, i = node[name], j
+                    break
+            else:
+                return False, None
+        return True, node
+
+    def __getitem__(self, key: str) -> Any:
+        found, value = self._resolve(key)
+        if not found:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found, value = self._resolve(key)
+        return value if found else default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._resolve(key)[0]
 
 
 @dataclass(frozen=True)
 class ChartVersion:
     chart: str
     version: str
-    documented: str  # the catalogue entry used (the version itself, or the nearest older one)
-    keys: frozenset[str]
-    defaults: dict[str, Any]
+    documented: str  # the release whose key data is used (the version itself, or its minor's nearest patch)
+    keys: frozenset[str]  # dotted leaf keys of that release's values.yaml
+    defaults: dict[str, Any]  # a ``Defaults``: dotted key -> default (leaves and maps)
+    deprecated: dict[str, str] = field(default_factory=dict)  # dotted key -> what the CRD says
+    checked: bool = True  # False: no key data for this version, going ahead with the nearest release's
 
     @property
     def exact(self) -> bool:
         return self.documented == self.version
 
+    @property
+    def tree(self) -> dict[str, Any]:
+        tree = getattr(self.defaults, "tree", None)
+        return tree if isinstance(tree, dict) else unflatten(self.defaults)
+
+    def resolve(self, dotted: str) -> tuple[bool, int]:
+        """Whether ``dotted`` (a user key, dots joining its parts) is a key of this release, or lies in
+        one of its free-form maps; and how many parts of it were found."""
+        return _resolve_key(self.tree, dotted.split("."))
+
     def documents(self, dotted: str) -> bool:
-        parts = dotted.split(".")
-        return any(".".join(parts[:i]) in self.keys for i in range(1, len(parts) + 1))
+        return self.resolve(dotted)[0]
 
 
-def chart_version(chart: str, version: str) -> ChartVersion:
-    cat = chart_catalogue(chart)
-    versions = cat["versions"]
+def _resolve_key(tree: dict[str, Any], parts: list[str]) -> tuple[bool, int]:
+    node: Any = tree
+    name = ""
+    i = 0
+    while i < len(parts):
+        if not isinstance(node, dict):
+            return node is None, i  # below a null default a map may go; below a scalar or list it is ignored
+        for j in range(len(parts), i, -1):  # the longest run of parts that is one key (keys with dots)
+            cand = ".".join(parts[i:j])
+            if cand in node:
+                name, node, i = cand, node[cand], j
+                break
+        else:
+            return node == {} or name.lower().endswith(FREE_FORM), i
+    return True, i
+
+
+def _paths(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.append(key)
+        if isinstance(v, dict):
+            out += _paths(v, key)
+    return out
+
+
+def _version_data(chart: str, pick: str, version: str, checked: bool) -> ChartVersion:
+    doc = chart_keys(chart)[pick]
+    flat = doc.get("keys") or {}
+    return ChartVersion(chart, version, pick, frozenset(".".join(split_key(k)) for k in flat), Defaults(flat),
+                        dict(doc.get("deprecated") or {}), checked)
+
+
+def chart_version(chart: str, version: str, unchecked: bool = False) -> ChartVersion:
+    """The key data of ``chart`` at ``version``: that release's own, else (a patch release gpuwizard
+    has no data for) the nearest release of the same minor. Any other version is refused, naming the
+    releases known, unless ``unchecked``: then the nearest older release's keys, marked unchecked."""
+    known = known_versions(chart)
     try:
         want = V.parse(version)
     except ValueError as exc:
         raise StepFailed(f"{chart} chart version: {exc}") from None
-    older = [v for v in versions if V.key(v) <= want]
-    pick = version if version in versions else (max(older, key=V.key) if older else min(versions, key=V.key))
-    entry = versions[pick]
-    return ChartVersion(chart, version, pick, frozenset(_flat(entry["keys"])), dict(entry.get("defaults") or {}))
+    by_key = {V.key(v): v for v in known}
+    if V.key(version) in by_key:
+        return _version_data(chart, by_key[V.key(version)], version, True)
+    minor = V.major_minor(version)
+    same = [v for v in known if V.major_minor(v) == minor]
+    if same:
+        older = [v for v in same if V.key(v) <= want]
+        return _version_data(chart, max(older, key=V.key) if older else min(same, key=V.key), version, True)
+    if not unchecked:
+        raise StepFailed(f"{chart} chart {version}: gpuwizard has no key data for this release, so it cannot check "
+                         f"the values it sends (it knows {', '.join(known)}); choose one of those")
+    older = [v for v in known if V.key(v) <= want]
+    return _version_data(chart, max(older, key=V.key) if older else known[0], version, False)
+
+
+@dataclass(frozen=True)
+class KeyFinding:
+    key: str
+    refuse: bool  # True: the plan must refuse this value (it does nothing on this release)
+    message: str
+    nearest: str | None = None
+
+
+def dead_keys(chart: str, version: str) -> dict[str, str]:
+    """Keys users still set that do nothing on this release: keys of other known releases that this
+    one lacks, and fields its CRD marks deprecated; dotted key -> why."""
+    cv = chart_version(chart, version, unchecked=True)
+    out: dict[str, str] = {}
+    for other in known_versions(chart):
+        if other == cv.documented:
+            continue
+        for key in chart_version(chart, other).keys:
+            if key not in out and not cv.documents(key):
+                out[key] = _where_else(chart, key, cv.documented)
+    for key, text in cv.deprecated.items():
+        out[".".join(split_key(key))] = f"deprecated in {chart} {cv.documented}: {text}"
+    return out
+
+
+def _where_else(chart: str, dotted: str, version: str) -> str:
+    have = [v for v in known_versions(chart) if chart_version(chart, v).documents(dotted)]
+    if not have:
+        return ""
+    older = [v for v in have if V.key(v) < V.key(version)]
+    if older and len(older) == len(have):
+        return f"a key of {chart} up to {max(older, key=V.key)}, gone in {version}"
+    if not older:
+        return f"a key of {chart} from {min(have, key=V.key)} on, not yet in {version}"
+    return f"a key of {chart} {', '.join(have)}, not of {version}"
+
+
+def check_values(cv: ChartVersion, values: dict[str, Any], section: str = "values") -> list[KeyFinding]:
+    """Each user value checked against the release's real keys (``cv``): a key that other releases of
+    the chart have and this one lacks, or a near miss of a real key, is refused (Helm would accept it
+    silently and the chart ignore it); a deprecated key, or an unknown one nothing resembles, is a
+    warning. Nothing is said about keys the release has."""
+    out: list[KeyFinding] = []
+    deprecated = {".".join(split_key(k)): t for k, t in cv.deprecated.items()}
+    names = _paths(cv.tree)
+    for key in flatten(values):
+        ok, found = cv.resolve(key)
+        parts = key.split(".")
+        dep = next((d for d in deprecated if key == d or key.startswith(d + ".")), None)
+        where = f"{section}.{key}"
+        release = f"{cv.chart} {cv.documented}" + ("" if cv.checked else f" (nearest known to {cv.version})")
+        if dep is not None:
+            out.append(KeyFinding(key, False, f"{where}: {dep} is deprecated in {release} and does nothing "
+                                              f"({deprecated[dep]})"))
+            continue
+        if ok:
+            continue
+        missing = ".".join(parts[:found + 1])
+        close = difflib.get_close_matches(missing, names, n=1, cutoff=0.6)
+        nearest = close[0] if close else None
+        elsewhere = _where_else(cv.chart, missing, cv.documented)
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        if elsewhere:
+            out.append(KeyFinding(key, cv.checked, f"{where}: {missing} is not a key of {release} ({elsewhere}); "
+                                                   f"the chart would ignore it{hint}", nearest))
+        elif nearest and difflib.SequenceMatcher(None, missing.lower(), nearest.lower()).ratio() >= 0.8:
+            out.append(KeyFinding(key, cv.checked, f"{where}: {missing} is not a key of {release}{hint}", nearest))
+        else:
+            out.append(KeyFinding(key, False, f"{where}: {missing} is not a key of {release}'s values.yaml "
+                                              f"(Helm accepts it; only a template that reads it gives it effect)"
+                                              + hint, nearest))
+    return out
+
+
+def refuse_values(cv: ChartVersion, values: dict[str, Any], section: str = "values") -> list[str]:
+    """Warnings for ``values`` (see ``check_values``); raises StepFailed naming every refused key."""
+    findings = check_values(cv, values, section)
+    refused = [f.message for f in findings if f.refuse]
+    if refused:
+        raise StepFailed("values the chart would ignore:\n    " + "\n    ".join(refused))
+    return [f.message for f in findings]
 
 
 def pinned(chart: str) -> str:
@@ -228,6 +453,67 @@ def definitive(problem: str) -> bool:
     return ("crashloopbackoff" in p and "restarts: " in p and int(p.rsplit("restarts: ", 1)[1].rstrip(")") or 0) >= 5) \
         or "manifest unknown" in p or "not found" in p and "image" in p or "invalidimagename" in p \
         or "unauthorized" in p
+
+
+def pod_events(ctx: StepContext, context: str, namespace: str, pod: str) -> list[dict[str, Any]] | None:
+    """The events of one pod (``kubectl get events --field-selector involvedObject.name=POD -o json``),
+    oldest first; None when the cluster does not answer."""
+    doc = probe_json(ctx, kubectl(context, "get", "events", "-n", namespace, "--field-selector",
+                                  f"involvedObject.name={pod}", "-o", "json"))
+    if doc is None:
+        return None
+    items = [e for e in doc.get("items") or [] if isinstance(e, dict)]
+    return sorted(items, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+
+def event_lines(items: list[dict[str, Any]], limit: int = 3) -> list[str]:
+    """What the events say is wrong: the Warning events ("Failed: Failed to pull image ...: i/o
+    timeout"), newest last, each once; the generic "Error: ErrImagePull" repeats of a detailed
+    message are left out."""
+    seen: dict[str, int] = {}
+    for e in items:
+        if e.get("type") != "Warning":
+            continue
+        message = " ".join(str(e.get("message") or "").split())
+        if not message or (message.startswith("Error: ") and len(message.split()) == 2 and len(seen)):
+            continue
+        line = f"{e.get('reason') or 'Warning'}: {message}"
+        seen[line] = seen.pop(line, 0) + int(e.get("count") or 1)
+    lines = [f"{line} (×{n})" if n > 1 else line for line, n in seen.items()]
+    return lines[-limit:]
+
+
+def explain_pod(ctx: StepContext, context: str, namespace: str, pod: dict[str, Any], problem: str) -> str:
+    """A failing pod in the cluster's words: its state, then what its events say (image pull errors
+    with the registry's answer, scheduling failures, back-offs)."""
+    name = pod.get("metadata", {}).get("name", "?")
+    lines = event_lines(pod_events(ctx, context, namespace, name) or [])
+    return f"{name}: {problem}" + ("".join(f"\n      event {line}" for line in lines))
+
+
+def daemonsets(ctx: StepContext, context: str, namespace: str) -> list[dict[str, Any]] | None:
+    doc = probe_json(ctx, kubectl(context, "get", "daemonsets", "-n", namespace, "-o", "json"))
+    return None if doc is None else [d for d in doc.get("items") or [] if isinstance(d, dict)]
+
+
+def selector_problem(ds: dict[str, Any], node_items: list[dict[str, Any]]) -> str | None:
+    """Why a DaemonSet schedules no pod, from its nodeSelector and the nodes' labels: None when it
+    wants pods somewhere (desiredNumberScheduled > 0) or selects no label."""
+    if int((ds.get("status") or {}).get("desiredNumberScheduled") or 0) > 0:
+        return None
+    selector = ((((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector")) or {}
+    if not selector:
+        return None
+    wanted = ", ".join(f"{k}={v}" for k, v in selector.items())
+    name = ds.get("metadata", {}).get("name", "?")
+    misses = []
+    for n in node_items:
+        labels = n.get("metadata", {}).get("labels") or {}
+        lacks = [f"{k}={v}" + (f" (has {labels[k]})" if k in labels else "") for k, v in selector.items() if labels.get(k) != v]
+        if lacks:
+            misses.append(f"{n.get('metadata', {}).get('name', '?')} lacks {', '.join(lacks)}")
+    return (f"the DaemonSet {name} schedules 0 pods: no node has labels {wanted}"
+            + (f" ({'; '.join(misses)})" if misses else ""))
 
 
 def releases(ctx: StepContext, context: str) -> list[dict[str, Any]]:
@@ -463,8 +749,10 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float 
         phase = (doc or {}).get("status", {}).get("phase")
         problem = pod_problem(doc) if doc else "pod not found"
         tail = "\n    ".join(log_text(c).strip().splitlines()[-6:])
+        events = event_lines(pod_events(c, context, ns, name) or []) if doc else []
         return (f"the cuda-vectoradd check did not pass (pod phase {phase or 'unknown'}: {problem or 'no detail'}); "
-                f"image {image}; its log:\n    {tail or '(empty)'}")
+                f"image {image}" + "".join(f"\n    event {line}" for line in events) +
+                f"; its log:\n    {tail or '(empty)'}")
 
     delete = kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found")
     return [

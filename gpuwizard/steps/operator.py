@@ -131,8 +131,10 @@ def pods_ok(ctx: StepContext, context: str, namespace: str) -> bool:
     bad = {n: why for n, why in problems.items() if why}
     fatal = {n: why for n, why in bad.items() if K.definitive(why)}
     if fatal:
+        pod = {p["metadata"]["name"]: p for p in items}
         raise StepFailed(f"gpu-operator pods in {namespace} are failing:\n    " +
-                         "\n    ".join(f"{n}: {why}" for n, why in fatal.items()) + "\n  " + hints(fatal))
+                         "\n    ".join(K.explain_pod(ctx, context, namespace, pod[n], why) for n, why in fatal.items())
+                         + "\n  " + hints(fatal))
     return not bad
 
 
@@ -155,7 +157,11 @@ def describe_pods(ctx: StepContext, context: str, namespace: str) -> str:
     if items is None:
         return f"the API server of context {context} does not answer"
     bad = {p["metadata"]["name"]: problem for p in items if (problem := K.pod_problem(p))}
-    return "not ready: " + "; ".join(f"{n}: {w}" for n, w in bad.items()) + "; " + hints(bad) if bad else "no pods yet"
+    if not bad:
+        return "no pods yet" if not items else "every pod is ready now"
+    pod = {p["metadata"]["name"]: p for p in items}
+    return ("not ready:\n    " + "\n    ".join(K.explain_pod(ctx, context, namespace, pod[n], w) for n, w in bad.items())
+            + "\n  " + hints(bad))
 
 
 def policy_state(ctx: StepContext, context: str) -> str | None:
