@@ -24,7 +24,7 @@ from .. import actions as A
 from .. import versions as V
 from ..download import sha256_of
 from ..engine import StepContext
-from ..errors import CommandFailed, StepFailed
+from ..errors import CommandFailed, PlanRefused, StepFailed
 from ..host import join_argv
 from .common import Check, MakeDir
 
@@ -312,11 +312,12 @@ def check_values(cv: ChartVersion, values: dict[str, Any], section: str = "value
 
 
 def refuse_values(cv: ChartVersion, values: dict[str, Any], section: str = "values") -> list[str]:
-    """Warnings for ``values`` (see ``check_values``); raises StepFailed naming every refused key."""
+    """Warnings for ``values`` (see ``check_values``); raises PlanRefused (exit 2, nothing run) naming
+    every refused key: answers that ask the chart for what it would ignore are bad input."""
     findings = check_values(cv, values, section)
     refused = [f.message for f in findings if f.refuse]
     if refused:
-        raise StepFailed("values the chart would ignore:\n    " + "\n    ".join(refused))
+        raise PlanRefused("values the chart would ignore:\n    " + "\n    ".join(refused))
     return [f.message for f in findings]
 
 

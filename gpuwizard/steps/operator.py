@@ -108,11 +108,11 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     values = ex.values
     if a.values:
         values = K.merge(values, a.values)
+        # checked against this chart version's real keys: a key it lacks is refused with the nearest
+        # real one, a dead or deprecated key is warned about (steps/kube.py check_values)
+        notes += K.refuse_values(cv, a.values, "operator.values")
         for key in K.flatten(a.values):
-            ex.notes[key] = "from the answer file (operator.values)" + (
-                "" if cv.documents(key) else f"; NOT a documented key of gpu-operator {cv.documented} — check the spelling")
-            if not cv.documents(key):
-                notes.append(f"operator.values.{key} is not a documented key of gpu-operator {cv.documented}")
+            ex.notes[key] = "from the answer file (operator.values)"
     cdi = K.flatten(values).get("cdi.enabled", cv.defaults.get("cdi.enabled", False))
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
             "chart": cv, "values": values, "notes": ex.notes, "plan_notes": notes, "driver": driver,

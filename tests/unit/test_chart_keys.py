@@ -61,7 +61,7 @@ def test_dead_and_misspelt_keys_are_refused_with_the_nearest_real_key():
     hami = K.chart_version("hami", "2.10.0")
     (f,) = K.check_values(hami, {"devicePlugin": {"nvidianodeSelector": {"nvidia.com/gpu.workload": "hami"}}})
     assert f.refuse and f.nearest == "devicePlugin.nvidiaNodeSelector"
-    with pytest.raises(K.StepFailed, match="ignore"):
+    with pytest.raises(K.PlanRefused, match="ignore"):
         K.refuse_values(K.chart_version("hami", "2.6.1"), {"scheduler": {"kubeScheduler": {"image": {"tag": "v1"}}}})
     assert "operator.defaultRuntime" in K.dead_keys("gpu-operator", "v25.3.4")
 
