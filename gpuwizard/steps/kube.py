@@ -593,13 +593,26 @@ def write(path: str, content: str, title: str, action_id: str) -> A.WriteFile:
 
 
 def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
+    """``helm repo add NAME URL``; where the alias NAME already points at another URL (the real helm
+    then fails: "repository name (NAME) already exists, please specify a different name"), with
+    ``--force-update``, which replaces it, and the plan says so."""
     name, url = repo(chart)
 
-    def added(c: StepContext) -> bool:
+    def listed(c: StepContext) -> list[dict[str, Any]]:
         doc = probe_json(c, ["helm", "repo", "list", "-o", "json"])
-        return any(r.get("name") == name and r.get("url") == url for r in doc or [])
+        return [r for r in doc or [] if isinstance(r, dict)] if isinstance(doc, list) else []
 
-    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", ["helm", "repo", "add", name, url], added)]
+    def added(c: StepContext) -> bool:
+        return any(r.get("name") == name and r.get("url") == url for r in listed(c))
+
+    argv = ["helm", "repo", "add", name, url]
+    other = next((r.get("url") for r in listed(ctx) if r.get("name") == name and r.get("url") != url), None) \
+        if ctx.has_tool("helm") else None
+    if other:
+        argv.append("--force-update")
+        ctx.decide(f"the Helm repository alias {name} points at {other}; it is replaced with {url} "
+                   "(helm repo add --force-update): charts from the old URL are no longer found under that name")
+    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", argv, added)]
 
 
 # ------------------------------------------------------------------------------------------------

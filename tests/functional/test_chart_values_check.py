@@ -35,3 +35,21 @@ def test_a_real_operator_value_plans_without_a_warning(tmp_path: Path):
     code, text = plan(tmp_path, BASE + "operator:\n  values: {dcgmExporter: {enabled: false}}\n")
     assert code == 0, text
     assert "would ignore" not in text and "not a documented key" not in text
+
+
+def test_a_helm_alias_taken_by_another_url_is_replaced_and_said(tmp_path: Path):
+    """`helm repo add nvidia URL` fails in the real helm when the alias `nvidia` already points at
+    another URL; the plan adds --force-update and says what it replaces, and the run gets through."""
+    root = tmp_path / "host"
+    prepare("ready", root).mutate(lambda w: w.setdefault("helm_repos", {}).update(nvidia="https://example.com/old-charts"))
+    f = tmp_path / "answers.yaml"
+    f.write_text("version: 1\noperator: {}\n")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--simulate", "ready", "--root", str(root), "plan", "--answers", str(f)], out=out, err=err)
+    text = out.getvalue() + err.getvalue()
+    assert "$ helm repo add nvidia https://helm.ngc.nvidia.com/nvidia --force-update" in text, text
+    assert "the Helm repository alias nvidia points at https://example.com/old-charts" in text
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--simulate", "ready", "--root", str(root), "--answers", str(f)], out=out, err=err)
+    assert code == 0, out.getvalue() + err.getvalue()
+    assert prepare("ready", root).world()["helm_repos"]["nvidia"] == "https://helm.ngc.nvidia.com/nvidia"
