@@ -26,24 +26,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from the checkout
+from gpuwizard.steps.kube import escape_key as escape  # noqa: E402 — the key format's one home
+from gpuwizard.steps.kube import flatten  # noqa: E402
+
 SOURCE = ROOT.parent / "shared" / "upstream" / "charts"
 DEST = ROOT / "gpuwizard" / "assets" / "charts" / "keys"
 CHARTS = ("gpu-operator", "hami")
-
-
-def escape(key: Any) -> str:
-    return str(key).replace("\\", "\\\\").replace(".", "\\.")
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}.{escape(k)}" if prefix else escape(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def chart_version(tag: str, meta: dict[str, Any]) -> str:
@@ -95,7 +84,7 @@ def generate(source: Path = SOURCE) -> dict[str, str]:
                 "source": f"charts/{chart}/{folder.name}/values.yaml",
                 "chart_yaml_version": str((meta or {}).get("version") or ""),
                 "sha256": hashlib.sha256(raw).hexdigest(),
-                "keys": flatten(values),
+                "keys": flatten(values, key_text=escape),
                 "deprecated": deprecated_fields(folder / "nvidia.com_clusterpolicies.yaml"),
             }
             files[f"{chart}-{version}.json"] = json.dumps(doc, sort_keys=True, indent=0, separators=(",", ":"),

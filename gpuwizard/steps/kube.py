@@ -66,6 +66,12 @@ KEYS_DIR = ASSETS / "charts" / "keys"
 FREE_FORM = ("selector", "labels", "annotations", "resources", "affinity", "securitycontext", "env")
 
 
+def escape_key(key: Any) -> str:
+    """One key as a part of a generated dotted key: a dot (or backslash) in it escaped as ``helm
+    --set`` spells it; ``split_key`` reads it back."""
+    return str(key).replace("\\", "\\\\").replace(".", "\\.")
+
+
 def split_key(flat_key: str) -> list[str]:
     """A generated key (``a.b\\.c``: a dot inside a key escaped as in ``helm --set``) as its parts."""
     parts, cur, i = [], "", 0
@@ -334,12 +340,14 @@ def repo(chart: str) -> tuple[str, str]:
 # values files
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "", key_text: Callable[[Any], str] = str) -> dict[str, Any]:
+    """Dotted key -> leaf value (an empty map is a leaf); ``key_text=escape_key`` for the generated
+    key data, where a key may hold a dot."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
+        key = f"{prefix}.{key_text(k)}" if prefix else key_text(k)
         if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
+            out.update(flatten(v, key, key_text))
         else:
             out[key] = v
     return out
