@@ -807,17 +807,11 @@ def systemctl(ctx: Ctx) -> int:
         if all(U.known(ctx.root, w, u) for u in units):
             return U.systemctl(ctx, verb, units, quiet)
     if verb in ("is-active", "is-failed"):
-        rc = 0 if verb == "is-active" else 1
-        for u in units:
-            s = W.service(w, u)
-            st = "active" if s and s.get("active") else ("failed" if s and s.get("failed") else "inactive")
-            if not quiet:
-                ctx.out(st)
-            if verb == "is-active" and st != "active":
-                rc = 3
-            if verb == "is-failed" and st == "failed":
-                rc = 0
-        return rc
+        from gpuwizard.simulate.units import state_answer
+
+        def state(s):
+            return "active" if s and s.get("active") else ("failed" if s and s.get("failed") else "inactive")
+        return state_answer(ctx, verb, [state(W.service(w, u)) for u in units], quiet)
     if verb == "is-enabled":
         rc = 0
         for u in units:

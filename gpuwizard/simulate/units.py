@@ -19,6 +19,7 @@ world's built-in services (docker, containerd: ``world["services"]``).
 Imported only by the simulated systemctl when it meets such a unit (built-in modules only).
 """
 import os
+from collections.abc import Iterable
 
 from gpuwizard.simulate import world as W
 
@@ -26,6 +27,21 @@ UNIT_DIR = "/etc/systemd/system"
 BOOT_TARGET = "multi-user.target"
 JOURNAL_DIR = "journal"
 
+
+
+def state_answer(ctx, verb: str, states: Iterable[str], quiet: bool) -> int:
+    """``systemctl is-active`` / ``is-failed`` over units in these states (active, failed, inactive):
+    each state printed unless ``--quiet``; is-active exits 3 unless all are active, is-failed 0 when
+    any has failed, else 1 (systemctl(1), "is-active PATTERN…", "is-failed PATTERN…")."""
+    rc = 0 if verb == "is-active" else 1
+    for st in states:
+        if not quiet:
+            ctx.out(st)
+        if verb == "is-active" and st != "active":
+            rc = 3
+        if verb == "is-failed" and st == "failed":
+            rc = 0
+    return rc
 
 def full_name(u: str) -> str:
     return u if "." in u else u + ".service"
@@ -180,22 +196,16 @@ def systemctl(ctx, verb: str, units: list, quiet: bool) -> int:
                 ctx.err("The unit files have no installation config (WantedBy=, RequiredBy=, Also=,\n"
                         "Alias= settings in the [Install] section, and DefaultInstance= for template\nunits).")
         return 0
-    if verb in ("is-active", "is-failed", "status"):
-        rc = 0 if verb != "is-failed" else 1
+    if verb == "status":
+        rc = 0
         for n in names:
             st = _state(ctx.world, n)
-            if verb == "status":
-                _status(ctx, n, st)
-                if st != "active":
-                    rc = 3
-                continue
-            if not quiet:
-                ctx.out(st)
-            if verb == "is-active" and st != "active":
+            _status(ctx, n, st)
+            if st != "active":
                 rc = 3
-            if verb == "is-failed" and st == "failed":
-                rc = 0
         return rc
+    if verb in ("is-active", "is-failed"):
+        return state_answer(ctx, verb, [_state(ctx.world, n) for n in names], quiet)
     if verb in ("start", "restart"):
         for n in names:
             if n == BOOT_TARGET:
