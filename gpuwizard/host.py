@@ -402,6 +402,9 @@ def unified_diff(path: str, old: str | None, new: str) -> str:
     return text
 
 
+SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists only while systemd is PID 1 (sd_booted(3))
+
+
 class Host:
     """A machine seen through a root directory and a runner."""
 
@@ -447,6 +450,10 @@ class Host:
     def boot_id(self) -> str | None:
         text = self.read_text("/proc/sys/kernel/random/boot_id")
         return text.strip() if text else None
+
+    def systemd_booted(self) -> bool:
+        """Whether the host (under its root) runs systemd: what sd_booted(3) checks."""
+        return self.path(SYSTEMD_RUNTIME_DIR).is_dir()
 
     # -- changes --------------------------------------------------------------------------------
     def write_file(self, system_path: str, content: str, mode: int = 0o644) -> bool:

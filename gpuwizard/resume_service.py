@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import GpuwizardError
-from .host import join_argv, unified_diff
+from .host import SYSTEMD_RUNTIME_DIR, join_argv, unified_diff
 
 if TYPE_CHECKING:  # pragma: no cover
     from .host import Host
@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 UNIT = "gpuwizard-resume.service"
 UNIT_PATH = "/etc/systemd/system/" + UNIT
 ENV_VAR = "GPUWIZARD_RESUME_UNIT"
-SYSTEMD_RUNTIME_DIR = "/run/systemd/system"  # exists only when systemd is PID 1 (sd_booted(3))
 
 ARM_COMMANDS = (["systemctl", "daemon-reload"], ["systemctl", "enable", UNIT])
 DISABLE = ["systemctl", "disable", UNIT]
@@ -57,8 +56,7 @@ BY_HAND = f"systemctl disable {UNIT}; rm -f {UNIT_PATH}; systemctl daemon-reload
 
 
 def systemd_booted(host: Host) -> bool:
-    """True when the host (under its root) runs systemd: what sd_booted(3) checks."""
-    return host.path(SYSTEMD_RUNTIME_DIR).is_dir()
+    return host.systemd_booted()
 
 
 def no_systemd_refusal() -> str:

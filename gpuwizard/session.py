@@ -57,8 +57,7 @@ class WizardSession:
             return "n/a"
         if sid == running:
             return "running"
-        status = self.state.status(sid)
-        return "stopped" if status == "running" else status
+        return self.state.shown_status(sid)
 
     def in_session(self, sid: str) -> bool:
         return self.steps[sid].implemented and self.state.status(sid) != "skipped"

@@ -116,6 +116,12 @@ class State:
     def status(self, step_id: str) -> str:
         return str(self.steps.get(step_id, {}).get("status", "pending"))
 
+    def shown_status(self, step_id: str) -> str:
+        """The status as a view shows it when the step is not running in this process: a recorded
+        "running" was interrupted (a crash, a kill): "stopped"."""
+        status = self.status(step_id)
+        return "stopped" if status == "running" else status
+
     def set_status(self, step_id: str, status: str, message: str | None = None, **extra: Any) -> None:
         assert status in STATUSES, status
         entry = self.step(step_id)

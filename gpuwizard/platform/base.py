@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import actions as A
 from .. import versions as V
 from ..errors import PlanRefused, StepFailed
+from ..host import SYSTEMD_RUNTIME_DIR as SYSTEMD_DIR
 from .kinds import RunIf, parse_dkms_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
 # /var/lib/dkms/mok.pub" in a DKMS build log; ../shared/research/real-world.md, Debian 12).
 DKMS_MOK_DIR = "/var/lib/dkms"
 KERNEL_FLAVOUR = re.compile(r"^\d+\.\d+\.\d+-\d+-(?P<flavour>[a-z][a-z0-9-]*)$")  # 6.1.0-57-amd64, 5.15.0-125-generic
-SYSTEMD_DIR = "/run/systemd/system"  # exists only while systemd is PID 1 (sd_booted(3))
 CUDA_REPOS = "https://developer.download.nvidia.com/compute/cuda/repos"
 
 Done = Callable[["StepContext"], bool]
@@ -168,7 +168,7 @@ class Platform:
 
     # -- services -------------------------------------------------------------------------------
     def has_systemd(self, ctx: StepContext) -> bool:
-        return ctx.host.path(SYSTEMD_DIR).is_dir()
+        return ctx.host.systemd_booted()
 
     def no_systemd(self, unit: str, why: str) -> str:
         return (f"{why}, but this host does not run systemd ({SYSTEMD_DIR} is absent; `systemctl` says "

@@ -267,9 +267,8 @@ class WizardApp(App[int]):
 
     # -- status ---------------------------------------------------------------------------------
     def status(self, sid: str) -> str:
-        if self.model is None:  # the first frame: what the state file says (running = stopped)
-            status = self.state.status(sid)
-            return "stopped" if status == "running" else status
+        if self.model is None:  # the first frame: what the state file says
+            return self.state.shown_status(sid)
         return self.model.status(sid, self.running)
 
     def implemented(self) -> list[str]:

@@ -90,7 +90,7 @@ class StepPane(Vertical):
         self.actions_done = 0
         self.run_count = 0
         self._custom: Widget | None = None
-        self._run_view_ready = False
+        self._run_view_built = asyncio.Event()  # set once the run view and its children are mounted
 
     @property
     def wizard(self) -> WizardApp:
@@ -164,13 +164,12 @@ class StepPane(Vertical):
     @property
     def has_run_view(self) -> bool:
         """Whether the run view is built (mounted, its children too)."""
-        return self._run_view_ready
+        return self._run_view_built.is_set()
 
     async def ensure_run_view(self) -> None:
         """Build the run view (log, progress, Cancel / Next / Back) the first time it is needed."""
-        if self._run_view_ready or self.query("#runview"):
-            while not self._run_view_ready:  # another caller is building it: wait for that
-                await asyncio.sleep(0)
+        if self._run_view_built.is_set() or self.query("#runview"):
+            await self._run_view_built.wait()  # another caller is building it: wait for that
             return
         step = self.wizard.steps[self.sid]
         buttons = [Button("Cancel", variant="error", id="cancel", compact=True),
@@ -181,7 +180,7 @@ class StepPane(Vertical):
         for button in buttons[1:]:
             button.display = False
         await self.query_one("#run-pane", Vertical).mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
-        self._run_view_ready = True
+        self._run_view_built.set()
         earlier = list(self.wizard.outputs.get(self.sid, []))
         if earlier:
             self.runview.write_lines(earlier)
