@@ -313,7 +313,9 @@ def test_every_package_the_host_layer_plans_resolves_with_real_apt(root: Root, h
         acts = step(doc, stepname)["actions"]
         idx = [a["id"] for a in acts].index(action)
         earlier = json.dumps(acts[:idx])
-        assert "cuda-keyring" in earlier or "sources.list.d/nvidia-container-toolkit.list" in earlier, (p, earlier)
+        # each from its own repository: the CUDA one through cuda-keyring, the toolkit's list file
+        repository = {"cuda-toolkit-12-2": "cuda-keyring", "nvidia-container-toolkit": "sources.list.d/nvidia-container-toolkit.list"}[p]
+        assert repository in earlier, (p, earlier)
     assert {p for _, _, p in nvidia} == {"cuda-toolkit-12-2", "nvidia-container-toolkit"}
     why = _nvidia_repos_reachable()
     if why:
