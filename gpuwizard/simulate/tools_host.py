@@ -18,7 +18,8 @@ Outputs are modelled on real ones (sources):
 * CUDA runfile summary: the seed recipe (seed/000_670c8c4a27872b86.txt).
 * nvidia-ctk runtime configure: daemon.json as in the seed and NVIDIA/nvidia-container-toolkit#378
   (4-space indent, ``"args": []``, ``"path": "nvidia-container-runtime"``); log lines
-  ``INFO[0000] Wrote updated config to …`` as the tool prints them (logrus text format).
+  ``time="…" level=info msg="Wrote updated config to …"`` as v1.19.1 prints them to a pipe (logrus text
+  format; ../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt).
 * docker --gpus without the toolkit: ``could not select device driver "" with capabilities: [[gpu]]``;
   image newer than the driver: ``unsatisfied condition: cuda>=X`` (NVIDIA/nvidia-docker#1442).
 """
@@ -1163,10 +1164,10 @@ def nvidia_ctk_runtime(ctx) -> int:
         path = "/etc/docker/daemon.json"
         text = _read(_p(ctx, path))
         if text is None or not text.strip():
-            ctx.err('INFO[0000] Config file does not exist; using empty config')
+            _ctk_log("info", "Config file does not exist; using empty config")
             cfg = {}
         else:
-            ctx.err('INFO[0000] Loading config from %s' % path)
+            _ctk_log("info", "Loading config from %s" % path)
             try:
                 cfg = json.loads(text)
             except ValueError as e:
@@ -1185,8 +1186,8 @@ def nvidia_ctk_runtime(ctx) -> int:
             sys.stdout.write(out)
             return 0
         _write(_p(ctx, path), out)
-        ctx.err("INFO[0000] Wrote updated config to %s" % path)
-        ctx.err("INFO[0000] It is recommended that docker daemon be restarted.")
+        _ctk_log("info", "Wrote updated config to %s" % path)
+        _ctk_log("info", "It is recommended that docker daemon be restarted.")
         return 0
     if runtime == "containerd":
         return _ctk_containerd(ctx, (ctx.world.get("nvidia_ctk") or {}).get("version") or CTK_VERSION, default, cdi, dry)
