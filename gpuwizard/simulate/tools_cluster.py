@@ -37,9 +37,14 @@ from gpuwizard.simulate import world as W
 # ---------------------------------------------------------------------------------------------
 # catalogue: charts the simulated repositories hold, releases of the tools
 
+# The charts' indexes, oldest first: the releases gpuwizard has real data for
+# (../shared/upstream/charts, gpuwizard/assets/charts/keys) and a few others of the same lines.
 REPOS = {
-    "https://helm.ngc.nvidia.com/nvidia": {"gpu-operator": ["v24.6.2", "v24.9.0", "v24.9.2", "v25.3.0", "v25.10.0"]},
-    "https://project-hami.github.io/HAMi/": {"hami": ["2.4.1", "2.5.0", "2.6.1", "2.7.0", "2.10.0"]},
+    "https://helm.ngc.nvidia.com/nvidia": {"gpu-operator": [
+        "v24.6.2", "v24.9.0", "v24.9.2", "v25.3.0", "v25.3.4", "v25.10.0", "v25.10.1", "v26.3.0", "v26.3.3",
+        "v26.7.0"]},
+    "https://project-hami.github.io/HAMi/": {"hami": [
+        "2.4.1", "2.5.0", "2.5.3", "2.6.1", "2.7.0", "2.7.1", "2.8.3", "2.9.0", "2.10.0"]},
 }
 KIND_NODE_GPU_DIR = "/var/run/nvidia-container-devices/"
 DEFAULT_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
@@ -236,80 +241,56 @@ KEYS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 _DEFAULTS_CACHE: dict = {}
 
 
-def _split_key(k):
-    parts, cur, i = [], "", 0
-    while i < len(k):
-        if k[i] == "\\" and i + 1 < len(k):
-            cur += k[i + 1]
-            i += 2
-            continue
-        if k[i] == ".":
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += k[i]
-        i += 1
-    return parts + [cur]
+def _hv():
+    from gpuwizard import helm_values as H  # lazy: a simulated tool imports only what it uses
+    return H
 
 
 def chart_defaults(chart: str, version: str) -> dict:
     """The chart's own values.yaml at ``version`` (the generated key files; tools/chart_keys.py), or
-    the nearest release of the same minor; {} when gpuwizard has none for that line."""
+    the nearest older release of the same minor (the oldest of it, if none is older); {} when
+    gpuwizard has none for that line."""
     key = (chart, version)
     if key not in _DEFAULTS_CACHE:
+        from gpuwizard import versions as V  # lazy, as above
         json = T._json()
         name = os.path.join(KEYS_DIR, "%s-%s.json" % (chart, version))
         if not os.path.exists(name):
-            minor = ".".join(version.lstrip("v").split(".")[:2])
-            same = sorted(f for f in os.listdir(KEYS_DIR) if f.startswith(chart + "-")
-                          and ".".join(f[len(chart) + 1:-5].lstrip("v").split(".")[:2]) == minor) \
-                if os.path.isdir(KEYS_DIR) else []
-            name = os.path.join(KEYS_DIR, same[0]) if same else ""
+            minor = V.major_minor(version)
+            same = [f[len(chart) + 1:-5] for f in os.listdir(KEYS_DIR) if f.startswith(chart + "-")
+                    and V.major_minor(f[len(chart) + 1:-5]) == minor] if os.path.isdir(KEYS_DIR) else []
+            older = [v for v in same if V.parse(v) <= V.parse(version)]
+            pick = max(older, key=V.key) if older else (min(same, key=V.key) if same else None)
+            name = os.path.join(KEYS_DIR, "%s-%s.json" % (chart, pick)) if pick else ""
         tree: dict = {}
         if name:
             with open(name, encoding="utf-8") as f:
-                flat = json.load(f).get("keys") or {}
-            for k, v in flat.items():
-                node = tree
-                parts = _split_key(k)
-                for p in parts[:-1]:
-                    node = node.setdefault(p, {})
-                node[parts[-1]] = v
+                tree = _hv().unflatten(json.load(f).get("keys") or {})
         _DEFAULTS_CACHE[key] = tree
     return T._json().loads(T._json().dumps(_DEFAULTS_CACHE[key]))
 
 
-def coalesce(user, defaults, warn=None, prefix=""):
-    """Helm's coalescing of user values over chart defaults: the user's value wins, a user ``null``
-    deletes the default, maps merge key by key; a table against a non-table keeps the user's value
-    with Helm's warning."""
-    out = dict(user)
-    for k, dv in defaults.items():
-        full = "%s.%s" % (prefix, k) if prefix else k
-        if k in out and out[k] is None:
-            del out[k]
-        elif k not in out:
-            out[k] = dv
-        elif isinstance(out[k], dict):
-            if isinstance(dv, dict):
-                out[k] = coalesce(out[k], dv, warn, full)
-            elif dv is not None and warn:
-                warn("warning: destination for %s is a table. Ignoring non-table value (%s)" % (full, dv))
-        elif isinstance(dv, dict) and warn:
-            warn("warning: cannot overwrite table with non table for %s (%s)" % (full, dv))
-    return {k: v for k, v in out.items() if v is not None}
+def coalesce(user, defaults, warn=None, chart=""):
+    """Helm's coalescing of user values over chart defaults (gpuwizard/helm_values.py)."""
+    return _hv().coalesce(user, defaults, warn, chart)
 
 
 def _version_of(release) -> str:
     return release["chart"].rsplit("-", 1)[1]
 
 
+def release_defaults(release) -> dict:
+    """The chart values a release's templates start from: its chart's values.yaml, or, after a
+    ``--reuse-values`` upgrade, the computed values of the release before it (Helm replaces the new
+    chart's values with those: pkg/action/upgrade.go reuseValues)."""
+    if "chart_values" in release:
+        return T._json().loads(T._json().dumps(release["chart_values"]))
+    return chart_defaults(release["chart"].rsplit("-", 1)[0], _version_of(release))
+
+
 def effective_values(release, warn=None) -> dict:
-    """What the chart's templates see: the release's user values over its chart's defaults (the
-    defaults of the chart the values were last reset to: ``--reuse-values`` keeps the old chart's)."""
-    chart = release["chart"].rsplit("-", 1)[0]
-    return coalesce(release.get("values") or {}, chart_defaults(chart, release.get("defaults_from") or _version_of(release)),
-                    warn)
+    """What the chart's templates see: the release's user values over the chart values it starts from."""
+    return coalesce(release.get("values") or {}, release_defaults(release), warn, release["chart"].rsplit("-", 1)[0])
 
 
 def hami_derived(version: str, values: dict, kube_version: str = "v1.31.2") -> dict:
@@ -1592,7 +1573,7 @@ def helm(ctx) -> int:
                 return ctx.unsupported()
             rel = rest[i]
             i += 1
-        if rel is None or all_values or output not in ("json", None):
+        if rel is None or output not in ("json", "yaml", None):
             return ctx.unsupported()
         c, refused = _context_cluster(ctx, context)
         if refused == 1:
@@ -1604,11 +1585,14 @@ def helm(ctx) -> int:
         if r is None:
             ctx.err("Error: release: not found")
             return 1
-        vals = r.get("values") or {}
+        # pkg/action/get_values.go: the release's config, or with --all CoalesceValues(chart, config);
+        # pkg/cmd/get_values.go: the table form heads it "USER-SUPPLIED VALUES:" / "COMPUTED VALUES:"
+        vals = effective_values(r, ctx.err) if all_values else (r.get("values") or {})
         if output == "json":
             ctx.out(T._json().dumps(vals, separators=(",", ":")) if vals else "null")
         else:
-            ctx.out("USER-SUPPLIED VALUES:")
+            if output is None:
+                ctx.out("COMPUTED VALUES:" if all_values else "USER-SUPPLIED VALUES:")
             ctx.out(T._yaml_dump(vals).rstrip("\n") if vals else "null")
         return 0
     if cmd == "upgrade":
@@ -1621,7 +1605,7 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     version = None
     values_files = []
     sets = []
-    reuse = False
+    flags = set()
     create_ns = False
     pos = []
     i = 0
@@ -1631,8 +1615,9 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
             install = True
             i += 1
             continue
-        if a in ("--reuse-values", "--create-namespace", "--wait", "--atomic"):
-            reuse = reuse or a == "--reuse-values"
+        if a in ("--reuse-values", "--reset-values", "--reset-then-reuse-values", "--create-namespace", "--wait",
+                 "--atomic"):
+            flags.add(a)
             create_ns = create_ns or a == "--create-namespace"
             i += 1
             continue
@@ -1684,7 +1669,7 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     if existing is None and not install:
         ctx.err('Error: UPGRADE FAILED: "%s" has no deployed releases' % rel)
         return 1
-    values = dict(existing.get("values") or {}) if (existing and reuse) else {}
+    values: dict = {}
     for vf in values_files:
         text = _read(_p(ctx, vf))
         if text is None:
@@ -1697,6 +1682,14 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
             ctx.err('Error: failed parsing --set data: key "%s" has no value' % k)
             return 1
         _set_dotted(values, k, v)
+    chart_values = None
+    if existing:  # which values the release keeps, and which chart values it starts from (helm_values.upgrade_values)
+        values, chart_values = _hv().upgrade_values(
+            values, existing.get("values") or {}, release_defaults(existing), chart_defaults(chart, version),
+            reset="--reset-values" in flags, reuse="--reuse-values" in flags,
+            reset_then_reuse="--reset-then-reuse-values" in flags)
+        if "--reuse-values" not in flags or "--reset-values" in flags:
+            chart_values = None  # the chart's own values.yaml
     spaces = _namespaces(dict(c))
     if ns not in spaces and not create_ns:
         ctx.err('Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % ns)
@@ -1709,9 +1702,12 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     def fn(world, cl):
         _namespaces(cl).setdefault(ns, {"labels": {"kubernetes.io/metadata.name": ns}})
         cl["releases"] = [r for r in cl.get("releases", []) if not (r["name"] == rel and r.get("namespace", "default") == ns)]
-        cl["releases"].append({"name": rel, "namespace": ns, "chart": "%s-%s" % (chart, version), "app_version": app,
-                               "revision": revision, "status": "deployed", "values": values,
-                               "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC")})
+        entry = {"name": rel, "namespace": ns, "chart": "%s-%s" % (chart, version), "app_version": app,
+                 "revision": revision, "status": "deployed", "values": values,
+                 "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC")}
+        if chart_values is not None:
+            entry["chart_values"] = chart_values
+        cl["releases"].append(entry)
         cl["settle"] = int((world.get("cluster_faults") or {}).get("settle_polls", 0))
     _managed_mutate(ctx, c["name"], fn)
     if existing:

@@ -25,6 +25,10 @@ from .. import versions as V
 from ..download import sha256_of
 from ..engine import StepContext
 from ..errors import CommandFailed, PlanRefused, StepFailed
+from ..helm_values import escape_key as escape_key
+from ..helm_values import flatten as flatten
+from ..helm_values import split_key as split_key
+from ..helm_values import unflatten as unflatten
 from ..host import join_argv
 from .common import Check, MakeDir
 
@@ -64,41 +68,6 @@ def chart_catalogue(chart: str) -> dict[str, Any]:
 KEYS_DIR = ASSETS / "charts" / "keys"
 # Maps whose entries are the user's own (node selectors, labels, ...): any key below them is valid.
 FREE_FORM = ("selector", "labels", "annotations", "resources", "affinity", "securitycontext", "env")
-
-
-def escape_key(key: Any) -> str:
-    """One key as a part of a generated dotted key: a dot (or backslash) in it escaped as ``helm
-    --set`` spells it; ``split_key`` reads it back."""
-    return str(key).replace("\\", "\\\\").replace(".", "\\.")
-
-
-def split_key(flat_key: str) -> list[str]:
-    """A generated key (``a.b\\.c``: a dot inside a key escaped as in ``helm --set``) as its parts."""
-    parts, cur, i = [], "", 0
-    while i < len(flat_key):
-        ch = flat_key[i]
-        if ch == "\\" and i + 1 < len(flat_key):
-            cur += flat_key[i + 1]
-            i += 2
-            continue
-        if ch == ".":
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-        i += 1
-    return parts + [cur]
-
-
-def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for k, v in flat.items():
-        node = tree
-        parts = split_key(k)
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = v
-    return tree
 
 
 @cache
@@ -338,19 +307,6 @@ def repo(chart: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------------------------
 # values files
-
-
-def flatten(tree: dict[str, Any], prefix: str = "", key_text: Callable[[Any], str] = str) -> dict[str, Any]:
-    """Dotted key -> leaf value (an empty map is a leaf); ``key_text=escape_key`` for the generated
-    key data, where a key may hold a dot."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}.{key_text(k)}" if prefix else key_text(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key, key_text))
-        else:
-            out[key] = v
-    return out
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -69,11 +69,18 @@ def test_dead_and_misspelt_keys_are_refused_with_the_nearest_real_key():
 # -- Helm's coalescing ----------------------------------------------------------------------------
 
 def test_coalesce_merges_maps_null_deletes_and_tables_win():
-    defaults = {"a": {"gpu": "on"}, "img": "repo/x", "t": {"k": 1}}
+    # the wording of Helm's warnings: pkg/chart/common/util/coalesce.go at v4.2.4 (keys under the chart's
+    # name; the nested one is what ../shared/upstream/README.md reports for image.tag on HAMi 2.4.1/2.6.1)
+    defaults = {"a": {"gpu": "on"}, "img": "repo/x", "t": {"k": 1},
+                "scheduler": {"kubeScheduler": {"image": "registry/kube-scheduler"}}}
     warnings: list[str] = []
-    out = TC.coalesce({"a": {"w": "hami"}, "img": {"tag": "v1"}, "t": None}, defaults, warnings.append)
-    assert out == {"a": {"gpu": "on", "w": "hami"}, "img": {"tag": "v1"}}
-    assert warnings == ["warning: destination for img is a table. Ignoring non-table value (repo/x)"]
+    out = TC.coalesce({"a": {"w": "hami"}, "img": {"tag": "v1"}, "t": None,
+                       "scheduler": {"kubeScheduler": {"image": {"tag": "v1"}}}}, defaults, warnings.append, "hami")
+    assert out == {"a": {"gpu": "on", "w": "hami"}, "img": {"tag": "v1"},
+                   "scheduler": {"kubeScheduler": {"image": {"tag": "v1"}}}}
+    assert warnings == ["warning: skipped value for hami.img: Not a table.",
+                        "warning: destination for hami.scheduler.kubeScheduler.image is a table. Ignoring non-table "
+                        "value (registry/kube-scheduler)"]
     assert TC.coalesce({"a": {"gpu": None, "w": "hami"}}, defaults)["a"] == {"w": "hami"}
 
 

@@ -1,0 +1,92 @@
+"""The simulated helm keeps, drops and computes values as the real helm does: ``helm upgrade`` with
+``--values`` alone, ``--reuse-values``, ``--reset-then-reuse-values``, ``--reset-values`` or no values
+at all, and ``helm get values [--all]``. The rules are Helm's own (helm/helm v4.2.4,
+pkg/action/upgrade.go ``reuseValues``, pkg/chart/common/util/coalesce.go, pkg/cmd/get_values.go),
+implemented once in gpuwizard/helm_values.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from gpuwizard import helm_values as H
+from gpuwizard.simulate import Sandbox, prepare
+
+CTX = ("--kube-context", "kind-gpu-cluster")
+
+
+def helm(sb: Sandbox, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["helm", *args, *CTX], env={**os.environ, **sb.env()}, capture_output=True, text=True,
+                          timeout=30)
+
+
+def values(sb: Sandbox, *extra: str) -> dict:
+    r = helm(sb, "get", "values", "hami", "-n", "kube-system", "-o", "json", *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout) or {}
+
+
+def upgrade(sb: Sandbox, tmp_path, vals: dict | None, *flags: str, version: str = "2.4.1") -> None:
+    args = ["upgrade", "hami", "hami-charts/hami", "--namespace", "kube-system", "--version", version, *flags]
+    if vals is not None:
+        f = sb.host_path("/tmp/v.yaml")  # a path inside the simulated host, as the wizard passes them
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(yaml.safe_dump(vals))
+        args += ["--values", str(f)]
+    r = helm(sb, *args)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def ready(tmp_path) -> Sandbox:
+    sb = prepare("ready", tmp_path / "sb")  # hami 2.4.1 installed with scheduler.kubeScheduler.imageTag=v1.31.2
+    assert values(sb) == {"scheduler": {"kubeScheduler": {"imageTag": "v1.31.2"}}}
+    return sb
+
+
+SPLIT4 = {"devicePlugin": {"deviceSplitCount": 4}}
+
+
+def test_values_alone_drop_the_release_s_other_values(ready, tmp_path):
+    upgrade(ready, tmp_path, SPLIT4)
+    assert values(ready) == SPLIT4  # imageTag is gone: chart defaults + the file
+
+
+def test_reset_then_reuse_keeps_them_over_the_new_chart(ready, tmp_path):
+    upgrade(ready, tmp_path, SPLIT4, "--reset-then-reuse-values", version="2.10.0")
+    assert values(ready) == {"scheduler": {"kubeScheduler": {"imageTag": "v1.31.2"}}, "devicePlugin": {"deviceSplitCount": 4}}
+    computed = values(ready, "--all")
+    assert computed["devicePlugin"]["gpuOperatorToolkitReady"]["enabled"] is False  # 2.10.0's own default
+    assert computed["scheduler"]["kubeScheduler"]["image"]["registry"] == "registry.cn-hangzhou.aliyuncs.com"
+
+
+def test_reuse_keeps_the_old_chart_s_computed_values(ready, tmp_path):
+    upgrade(ready, tmp_path, SPLIT4, "--reuse-values", version="2.10.0")
+    assert values(ready) == {"scheduler": {"kubeScheduler": {"imageTag": "v1.31.2"}}, "devicePlugin": {"deviceSplitCount": 4}}
+    computed = values(ready, "--all")
+    assert "gpuOperatorToolkitReady" not in computed["devicePlugin"]  # 2.10.0's new key has no default then
+    assert computed["devicePlugin"]["nvidianodeSelector"] == {"gpu": "on"}  # 2.4.1's spelling lives on
+
+
+def test_no_values_keep_them_and_reset_drops_them(ready, tmp_path):
+    upgrade(ready, tmp_path, None)
+    assert values(ready) == {"scheduler": {"kubeScheduler": {"imageTag": "v1.31.2"}}}
+    upgrade(ready, tmp_path, None, "--reset-values")
+    assert values(ready) == {}
+
+
+def test_get_values_table_forms_are_headed_as_helm_heads_them(ready):
+    assert helm(ready, "get", "values", "hami", "-n", "kube-system").stdout.startswith("USER-SUPPLIED VALUES:\n")
+    assert helm(ready, "get", "values", "hami", "-n", "kube-system", "-a").stdout.startswith("COMPUTED VALUES:\n")
+
+
+def test_null_deletes_a_default_and_a_null_over_nothing_stays():
+    defaults = {"dp": {"sel": {"gpu": "on"}}}
+    assert H.coalesce({"dp": {"sel": {"gpu": None, "w": "hami"}}}, defaults) == {"dp": {"sel": {"w": "hami"}}}
+    assert H.coalesce({"x": None}, defaults) == {"x": None, "dp": {"sel": {"gpu": "on"}}}
+    # CoalesceTables(dst, src): dst wins, src fills; a dst null over a src value deletes the key
+    assert H.coalesce_tables({"a": {"b": 1, "c": None}}, {"a": {"c": 3, "d": 4}, "e": 5}) == {"a": {"b": 1, "d": 4}, "e": 5}
