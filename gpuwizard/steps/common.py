@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import actions as A
+from .. import compat
 from .. import download as D
 from .. import platform as P
 from .. import versions as V
@@ -33,20 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # CUDA toolkit X.Y -> minimum Linux driver (toolkit GA), from the "CUDA Toolkit and Corresponding
-# Driver Versions" table, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/ (Table 3).
-CUDA_MIN_DRIVER: dict[str, str] = {
-    "11.8": "520.61.05",
-    "12.0": "525.60.13",
-    "12.1": "530.30.02",
-    "12.2": "535.54.03",
-    "12.3": "545.23.06",
-    "12.4": "550.54.14",
-    "12.5": "555.42.02",
-    "12.6": "560.28.03",
-    "12.8": "570.26",
-    "12.9": "575.51.03",
-    "13.0": "580.65.06",
-}
+# Driver Versions" table, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/ (Table 3): the
+# cuda-driver/<X.Y> rows of the compatibility table, gpuwizard/assets/compat.yaml (gpuwizard.compat).
+CUDA_MIN_DRIVER: dict[str, str] = compat.cuda_min_driver_table()
 # CUDA X.Y -> (the latest update's full version, the driver bundled in its runfile name), as in
 # https://developer.download.nvidia.com/compute/cuda/<full>/local_installers/cuda_<full>_<drv>_linux.run
 # (the seed recipe: cuda_12.6.2_560.35.03_linux.run).

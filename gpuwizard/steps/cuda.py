@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .. import actions as A
+from .. import compat
 from .. import parsers as P
 from .. import versions as V
 from ..engine import Step, StepContext
@@ -123,6 +124,8 @@ class CudaStep(Step[CudaAnswers]):
         xy, now = self._target(ctx, answers)
         need = C.CUDA_MIN_DRIVER.get(xy)
         need_text = f"driver ≥ {need}" if need else "a newer driver"
+        row = compat.cuda_row(xy)  # where CUDA_MIN_DRIVER's value comes from, named in a refusal
+        cite = f" (row {row.id}, source {row.source})" if row and need == row.min_driver else ""
         if now["status"] == "ok" and now.get("cuda_version") and V.key(xy) > V.key(now["cuda_version"]):
             which = "the driver this run installs" if now.get("promised") else "the installed driver"
             upgrade = f"driver: {{version: \"{(need or '').split('.')[0] or 'newer'}\"}}"
@@ -132,7 +135,7 @@ class CudaStep(Step[CudaAnswers]):
                            "NVIDIA's .run file")
             raise PlanRefused(
                 f"CUDA {xy} needs {need_text}, but {which} {now['version']} runs CUDA {now['cuda_version']} "
-                f"at most; nothing was changed. Upgrade the driver ({upgrade}) "
+                f"at most{cite}; nothing was changed. Upgrade the driver ({upgrade}) "
                 f"or choose cuda.version ≤ {now['cuda_version']}"
             )
         actions: list[A.Action] = []
@@ -140,7 +143,7 @@ class CudaStep(Step[CudaAnswers]):
             actions.append(C.Check(
                 "driver-supports", f"the driver can run CUDA {xy} ({need_text})",
                 lambda c: _driver_runs(C.driver_now(c.host), xy),
-                lambda c: f"CUDA {xy} needs {need_text}: " + _driver_text(C.driver_now(c.host)) + "; nothing was changed",
+                lambda c: f"CUDA {xy} needs {need_text}: " + _driver_text(C.driver_now(c.host)) + f"{cite}; nothing was changed",
             ))
         home = f"/usr/local/cuda-{xy}"
         nvcc = home + "/bin/nvcc"
