@@ -1242,6 +1242,11 @@ def nvidia_container_runtime(ctx: Ctx) -> int:
 # =============================================================================================
 # kind
 
+# The Go release a kind release was built with, for a freshly installed one that names none (v0.33.0:
+# "kind v0.33.0 go1.26.7 linux/<arch>", as real installs print it).
+KIND_GO = {"v0.33.0": "go1.26.7"}
+
+
 @tool("kind")
 def kind(ctx: Ctx) -> int:
     k = ctx.world["kind"]
@@ -1250,7 +1255,8 @@ def kind(ctx: Ctx) -> int:
         if args == ["--version"]:
             ctx.out("kind version %s" % k["version"].lstrip("v"))
         else:
-            ctx.out("kind %s %s linux/%s" % (k["version"], k.get("go", "go1.22.6"), _arch_go(ctx.world)))
+            go = k.get("go") or KIND_GO.get(k["version"], "go1.22.6")
+            ctx.out("kind %s %s linux/%s" % (k["version"], go, _arch_go(ctx.world)))
         return 0
     if args[:2] == ["get", "clusters"] and len(args) == 2:
         w = ctx.world
@@ -1633,6 +1639,15 @@ def _helm_unreachable(ctx, hostport) -> int:
     return 1
 
 
+# What a released Helm build reports about itself (`helm version`), for a freshly installed one that
+# names none. v4.3.0: GitCommit bec5b06ed841fe5269972d864d5177944fd5970f, go1.27.1, KubeClientVersion v1.37,
+# as real v4.3.0 installs print it; `--short` gives "v4.3.0+gbec5b06" (pkg/cmd/version.go: version+g<7 hex>).
+HELM_BUILDS = {
+    "v3.16.2": {"commit": "13654a52f7c70a143b1dd51416d633e1071faffb", "go": "go1.22.7"},
+    "v4.3.0": {"commit": "bec5b06ed841fe5269972d864d5177944fd5970f", "go": "go1.27.1", "kube_client": "v1.37"},
+}
+
+
 @tool("helm")
 def helm(ctx: Ctx) -> int:
     w = ctx.world
@@ -1655,16 +1670,20 @@ def helm(ctx: Ctx) -> int:
         ctx.out("The Kubernetes package manager\n\nUsage:\n  helm [command]")
         return 0
     cmd, rest = args[0], args[1:]
-    commit = hv.get("commit", "13654a52f7c70a143b1dd51416d633e1071faffb")
+    known = HELM_BUILDS.get(hv["version"], {})
+    commit = hv.get("commit") or known.get("commit") or "13654a52f7c70a143b1dd51416d633e1071faffb"
     if cmd == "version":
         data = {"Version": hv["version"], "GitCommit": commit, "GitTreeState": "clean",
-                "GoVersion": hv.get("go", "go1.22.7")}
+                "GoVersion": hv.get("go") or known.get("go") or "go1.22.7"}
+        # Helm 4's BuildInfo adds the client-go line it was built with (internal/version/version.go)
+        kube_client = hv.get("kube_client") or known.get("kube_client")
+        if kube_client is not None:
+            data["KubeClientVersion"] = kube_client
         if rest == ["--short"]:
             ctx.out("%s+g%s" % (hv["version"], commit[:7]))
             return 0
         if not rest:
-            ctx.out('version.BuildInfo{Version:"%s", GitCommit:"%s", GitTreeState:"clean", GoVersion:"%s"}'
-                    % (data["Version"], commit, data["GoVersion"]))
+            ctx.out("version.BuildInfo{%s}" % ", ".join('%s:"%s"' % kv for kv in data.items()))
             return 0
         if len(rest) in (1, 2) and rest[0].startswith("--template"):
             v, j = _kv_flag(rest, 0, ("--template",))

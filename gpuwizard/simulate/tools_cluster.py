@@ -75,7 +75,10 @@ def release_urls(world) -> dict:
     """The simulated internet's copies of the kind/kubectl/helm releases and their checksum files."""
     arch = T._arch_go(world)
     out = {}
-    for tool, versions in (("kind", ("v0.24.0", "v0.25.0")), ("kubectl", ("v1.31.2",)), ("helm", ("v3.16.2",))):
+    # the older releases stay: hosts and tests that pinned them still download them
+    releases = (("kind", ("v0.24.0", "v0.25.0", "v0.33.0")), ("kubectl", ("v1.31.2", "v1.36.5")),
+                ("helm", ("v3.16.2", "v4.3.0")))
+    for tool, versions in releases:
         for v in versions:
             url = RELEASES[tool] % {"v": v, "arch": arch}
             body = (SIM_TARBALL % (tool, v, arch)) if url.endswith(".tar.gz") else (SIM_BINARY % (tool, v))
@@ -693,7 +696,9 @@ def kind(ctx) -> int:
             if err:
                 ctx.err("ERROR: failed to create cluster: %s" % err)
                 return 1
-        img = image or nodes_cfg[0].get("image") or "kindest/node:v1.31.2"
+        # no image given: the kind release's own default (v0.33.0: v1.37.0, per its release notes; older: v1.31.2)
+        kind_default = "kindest/node:v1.37.0" if (w.get("kind") or {}).get("version") == "v0.33.0" else "kindest/node:v1.31.2"
+        img = image or nodes_cfg[0].get("image") or kind_default
         version = img.split(":", 1)[1].split("@", 1)[0] if ":" in img else "v1.31.2"
         toml = _read(_p(ctx, "/etc/nvidia-container-runtime/config.toml"))
         accept = _toml_true(toml, "accept-nvidia-visible-devices-as-volume-mounts")

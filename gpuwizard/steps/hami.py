@@ -15,23 +15,32 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from .. import actions as A
+from .. import compat as C
 from .. import versions as V
 from ..engine import Step, StepContext
-from ..errors import StepFailed
-from ..parsers import normalize_kube_version, parse_kube_version_json
+from ..errors import PlanRefused, StepFailed
+from ..parsers import normalize_kube_version
 from ..validate import K8sName, NodeLabel, Section, Version
 from . import kube as K
 from . import operator as O
-from .kind import DEFAULT_NODE_IMAGE, gpu_layout, kind_cluster_plan, target_context
+from .kind import gpu_layout, kind_cluster_plan, target_context
 from .operator import OperatorStep
 
 CHART = "hami"
 NEW_KEY_FROM = "2.7.0"  # the first chart version that reads scheduler.kubeScheduler.image.tag
+# What older releases cannot do, from their real values.yaml and renders (../shared/upstream/charts/hami,
+# ../shared/upstream/renders/hami-v2.4.1-*): 2.4.x hard-codes 10 vGPUs per GPU and the kube-scheduler tag
+# (the cluster's version); the device plugin's node selector is devicePlugin.nvidianodeSelector before
+# 2.8.0; devicePlugin.gpuOperatorToolkitReady exists from 2.8.0.
+SPLIT_FROM = "2.5.0"
+SELECTOR_KEY_FROM = "2.8.0"
+TOOLKIT_READY_FROM = "2.8.0"
 # The chart's kube-scheduler image, every version 2.4.1-2.10.0 (../shared/upstream/charts/hami/*/values.yaml):
 # registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler, as one string
 # (scheduler.kubeScheduler.image) before 2.7.0, as image.registry + image.repository from 2.7.0.
@@ -41,27 +50,13 @@ SCHEDULER_REPOSITORY = "kube-scheduler"  # registry.k8s.io/kube-scheduler:<versi
 REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
 
 
-def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
-    """(version, where it came from)."""
-    result = ctx.host.runner.probe(K.kubectl(context, "version", "-o", "json"))
-    parsed = parse_kube_version_json(result.stdout) if result is not None else None
-    if parsed and parsed.server:
-        return parsed.server, f"kubectl version -o json on {context}"
-    kind = kind_cluster_plan(ctx)
-    if kind is not None:
-        image = kind.node_image or DEFAULT_NODE_IMAGE
-        tag = image.split("@", 1)[0].rsplit(":", 1)[-1]
-        return tag, f"the Kind node image {image.split('@', 1)[0]} (the cluster does not exist yet)"
-    return None, ""
-
-
 def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The gpu-operator this run installs, else the one installed in the cluster, else None."""
     answers = ctx.answers(OperatorStep)
     if answers is not None:
         r = O.resolve(ctx, answers)
         return {"planned": True, "release": r["release"], "namespace": r["namespace"], "version": r["version"],
-                "cdi": r["cdi"], "toolkit": r["toolkit"], "plugin": r["plugin"]}
+                "cdi": r["cdi"], "nri": r["nri"], "toolkit": r["toolkit"], "plugin": r["plugin"]}
     found = K.find_release(rels, "gpu-operator")
     if found is None:
         return None
@@ -71,6 +66,7 @@ def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -
     cv = K.chart_version("gpu-operator", version)
     return {"planned": False, "release": found["release"], "namespace": found["namespace"], "version": version,
             "cdi": bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False))),
+            "nri": bool(flat.get("cdi.nriPluginEnabled", cv.defaults.get("cdi.nriPluginEnabled", False))),
             "toolkit": flat.get("toolkit.enabled", True) is not False,
             "plugin": flat.get("devicePlugin.enabled", True) is not False, "values": vals}
 
@@ -118,23 +114,47 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
             notes.append(f"adopting the installed HAMi release {release} in {namespace}")
     version = a.chart_version or (existing["chart_version"] if existing else K.pinned(CHART))
     version = version.lstrip("v")
-    if existing and not a.chart_version and version != K.pinned(CHART):
-        notes.append(f"keeping the installed chart {version} (set hami.chart_version to upgrade; "
-                     f"this gpuwizard pins {K.pinned(CHART)} for new installs)")
-    cv = K.chart_version(CHART, version)
+    pin = K.pinned(CHART)
+    if existing and not a.chart_version and V.compare(version, pin) < 0:
+        notes.append(f"keeping the installed HAMi {version}; HAMi {pin} is available: set hami.chart_version: {pin} "
+                     f"to upgrade (HAMi's docs: stop the GPU workloads first). What {version} cannot do: "
+                     + "; ".join(cannot(version)))
+    cv = K.chart_version(CHART, version, unchecked=a.chart_keys_unchecked)
+    if not cv.checked:
+        notes.append(f"hami.chart_keys_unchecked: HAMi {version} is not a release gpuwizard has data for; its values "
+                     f"are written with the keys of {cv.documented}, unchecked")
+    if a.split_count != 10 and not V.at_least(version, SPLIT_FROM):
+        raise StepFailed(f"hami.split_count: {a.split_count} cannot take effect on HAMi {version}: before {SPLIT_FROM} "
+                         f"the chart hard-codes 10 vGPUs per GPU (devicePlugin.deviceSplitCount is ignored). Set "
+                         f"hami.chart_version: {pin} to upgrade the release (stop the GPU workloads first), or "
+                         f"split_count: 10")
     ex = K.Explained()
 
-    server, source = server_version(ctx, context)
+    server, source = O.server_version(ctx, context)
     tag = normalize_kube_version(server) if server else None
     if tag is None:
         raise StepFailed(f"cannot read the Kubernetes server version of context {context} (kubectl version -o json); "
                          f"HAMi's scheduler image must match it")
+    for f in C.hami_kubernetes(version, tag):  # gpuwizard/assets/compat.yaml
+        if f.level == "refuse" and not existing:
+            if a.chart_version:
+                raise PlanRefused(f"hami.chart_version: {f.text}")
+            raise StepFailed(f"{f.text} ({source})")
+        notes.append(f.text)
+    webui = K.find_release(rels, "hami-webui")
+    if webui is not None:
+        notes += [f"the installed HAMi-WebUI {webui['chart_version']} (release {webui['release']}): {f.text}"
+                  for f in C.webui_hami(webui["chart_version"], version)]
     new_key = V.at_least(version, NEW_KEY_FROM)
     key = "scheduler.kubeScheduler.image.tag" if new_key else "scheduler.kubeScheduler.imageTag"
     stripped = f" ({server} with its suffix stripped)" if server != tag else ""
-    ex.set(key, tag, f"kube-scheduler image tag = the cluster's Kubernetes {tag}{stripped}, from {source}.\n"
-           + (f"HAMi {version} reads it from {key} (since 2.7.0; the older scheduler.kubeScheduler.imageTag is ignored)."
-              if new_key else f"HAMi {version} (before 2.7.0) reads it from {key}; from 2.7.0 it is image.tag."))
+    if V.at_least(version, SPLIT_FROM):
+        ex.set(key, tag, f"kube-scheduler image tag = the cluster's Kubernetes {tag}{stripped}, from {source}.\n"
+               + (f"HAMi {version} reads it from {key} (since 2.7.0; the older scheduler.kubeScheduler.imageTag is "
+                  "ignored)." if new_key else f"HAMi {version} (before 2.7.0) reads it from {key}; from 2.7.0 it is "
+                  "image.tag."))
+    else:
+        key = "(none: the chart uses the cluster's version)"
     registry = a.scheduler_registry
     if existing and "scheduler_registry" not in a.model_fields_set:
         registry = adopted_registry(K.release_values(ctx, context, existing["release"], existing["namespace"]) or {})
@@ -151,13 +171,32 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
     if a.core_scaling != d.get("devicePlugin.deviceCoreScaling", 1):
         ex.set("devicePlugin.deviceCoreScaling", a.core_scaling, f"hami.core_scaling: {a.core_scaling}× the card's cores")
     lkey, lval = a.node_label.split("=", 1)
-    if {lkey: lval} != d.get("devicePlugin.nvidiaNodeSelector", {"gpu": "on"}):
-        ex.set("devicePlugin.nvidiaNodeSelector", {lkey: lval},
-               f"hami.node_label: the device plugin runs on nodes labelled {a.node_label} (chart default gpu=on)")
+    skey = selector_key(version)
+    default_sel = d.get(skey) or {}
+    if {lkey: lval} != default_sel:
+        # Helm merges this map with the chart's {gpu: "on"}: the plugin would need both labels
+        # (../shared/upstream/renders/hami-v2.10.0-hami-custom-label.yaml); null deletes the default's keys
+        sel: dict[str, Any] = {k: None for k in default_sel if k != lkey}
+        sel[lkey] = lval
+        gone = [k for k in default_sel if k != lkey]
+        ex.set(skey, sel, f"hami.node_label: the device plugin runs on nodes labelled {a.node_label} (chart default "
+               + ", ".join(f"{k}={v}" for k, v in default_sel.items()) + ")"
+               + (f"; null removes the chart's {', '.join(gone)} (Helm merges this map with the default, and the "
+                  "plugin would need both labels)" if gone else "")
+               + ("" if skey.endswith("nvidiaNodeSelector") else
+                  f"; HAMi {version} spells the key nvidianodeSelector (nvidiaNodeSelector from {SELECTOR_KEY_FROM})"))
 
     op = operator_facts(ctx, context, rels)
     runtime_class = False
-    if op is not None:
+    if op is not None and op["toolkit"] and V.at_least(version, TOOLKIT_READY_FROM):
+        ex.set("devicePlugin.gpuOperatorToolkitReady.enabled", True,
+               f"the gpu-operator manages the NVIDIA toolkit (release {op['release']}): HAMi's device plugin waits for "
+               "the operator's toolkit validation (/run/nvidia/validations) before it starts (chart default off)")
+    if op is not None and op.get("nri"):
+        plan_nri = (f"gpu-operator {op['version']} runs its NRI plugin (cdi.nriPluginEnabled): it creates no nvidia "
+                    "RuntimeClass, so HAMi's device plugin gets no runtimeClassName")
+        notes.append(plan_nri)
+    elif op is not None:
         why = []
         if op["cdi"]:
             why.append(f"gpu-operator {op['version']} uses CDI, so nvidia is no longer the default runtime")
@@ -174,10 +213,45 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
         raise StepFailed("HAMi on Kind needs the NVIDIA runtime inside the node, which the gpu-operator's toolkit "
                          "container installs: add an operator: section (operator: {})")
     nodes, chosen = gpu_nodes(ctx, a, context)
+    values, value_notes = ex.values, ex.notes
+    live, kept_keys = None, []
+    if existing and existing["release"] == release and existing["namespace"] == namespace:
+        live = K.release_values(ctx, context, release, namespace) or {}
+        managed = [f"devicePlugin.{k}" for k in ("deviceSplitCount", "deviceMemoryScaling", "deviceCoreScaling",
+                                                  "runtimeClassName", "nvidiaNodeSelector", "nvidianodeSelector",
+                                                  "gpuOperatorToolkitReady.enabled")]
+        if "scheduler_registry" in a.model_fields_set:
+            managed += ["scheduler.kubeScheduler.image"]
+        if V.at_least(version, SPLIT_FROM):
+            managed += ["scheduler.kubeScheduler.imageTag", "scheduler.kubeScheduler.image.tag"]
+        adopted = K.adopt_values(live, ex, managed, cv, existing["chart_version"].lstrip("v") == version)
+        values, value_notes, kept_keys = adopted.values, adopted.notes, adopted.kept
+        for k, v in adopted.dropped.items():
+            notes.append(f"the installed release's {k}: {v!r} is given up ("
+                         + (f"not a key of hami {cv.documented}" if not cv.documents(k) else "the wizard decides it")
+                         + ")")
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
-            "chart": cv, "values": ex.values, "notes": ex.notes, "plan_notes": notes, "operator": op,
+            "chart": cv, "values": values, "notes": value_notes, "plan_notes": notes, "operator": op, "live": live,
+            "kept": kept_keys,
+            "from_version": existing["chart_version"].lstrip("v") if live is not None and existing else None,
             "nodes": nodes, "chosen": chosen, "label": (lkey, lval), "runtime_class": runtime_class, "key": key,
             "tag": tag, "image": f"{image}:{tag}", "registry": registry}
+
+
+def selector_key(version: str) -> str:
+    """The values key of the device plugin's node selector in HAMi ``version``."""
+    return "devicePlugin.nvidiaNodeSelector" if V.at_least(version, SELECTOR_KEY_FROM) else "devicePlugin.nvidianodeSelector"
+
+
+def cannot(version: str) -> list[str]:
+    """What HAMi ``version`` cannot do that the pinned release can (from the real charts)."""
+    out = []
+    if not V.at_least(version, SPLIT_FROM):
+        out.append("a split count other than 10 (hard-coded)")
+        out.append("a kube-scheduler tag of your choice (it uses the cluster's version)")
+    if not V.at_least(version, TOOLKIT_READY_FROM):
+        out.append("wait for the gpu-operator's toolkit before its device plugin starts (gpuOperatorToolkitReady)")
+    return out or ["nothing gpuwizard sets"]
 
 
 def adopted_registry(values: dict[str, Any]) -> str:
@@ -343,6 +417,9 @@ class HamiAnswers(Section):
     core_scaling: float = Field(1.0, gt=0, le=100)
     node_label: NodeLabel = "gpu=on"
     nodes: list[K8sName] | None = None
+    chart_keys_unchecked: bool = Field(
+        False, description="Go ahead with a chart_version gpuwizard has no key data for: its values are written with the "
+        "nearest known release's keys, unchecked.")
     scheduler_registry: str = Field(
         "registry.k8s.io", description="Registry of HAMi's kube-scheduler image (registry.k8s.io/kube-scheduler); "
         f"{ALIYUN_REGISTRY} is the chart's default ({ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY}, slow or unreachable outside "
@@ -376,8 +453,12 @@ class HamiStep(Step[HamiAnswers]):
             ctx.decide(note)
         context, ns, release, version = r["context"], r["namespace"], r["release"], r["version"]
         ctx.plan_data.update(chart_version=version, release=release, namespace=ns)
-        ctx.decide(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
-                 f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
+        if V.at_least(version, SPLIT_FROM):
+            ctx.decide(f"HAMi {version}: the kube-scheduler tag {r['tag']} goes under {r['key']} "
+                       f"({'2.7.0 and later' if r['key'].endswith('image.tag') else 'before 2.7.0'})")
+        else:
+            ctx.decide(f"HAMi {version}: the chart sets the kube-scheduler tag to the cluster's version itself "
+                       f"({r['tag']}); nothing is set for it")
         ctx.decide(f"HAMi's kube-scheduler image: {r['image']} (registry {r['registry']}"
                    + (", the chart's default" if r["registry"] == ALIYUN_REGISTRY else
                       f"; the chart's default registry {ALIYUN_REGISTRY} is available by setting it") + ")")
@@ -409,16 +490,25 @@ class HamiStep(Step[HamiAnswers]):
         cv = r["chart"]
         header = [f"HAMi {version} values written by gpuwizard for release {release} in {ns} ({context}).",
                   f"Only values that differ from the chart's defaults are set, plus the scheduler image tag; keys "
-                  f"documented for hami {cv.documented} (gpuwizard/assets/charts/hami.yaml)."]
+                  f"of hami {cv.documented}'s own values.yaml (gpuwizard/assets/charts/keys/hami-{cv.documented}.json)."]
+        if r["kept"]:
+            header.append(f"Release {release} is installed (chart {r['from_version']}): its own values are kept below, "
+                          "since `helm upgrade --values` resets every value the file does not hold.")
         content = K.render_values(r["values"], r["notes"], header)
         acts.append(K.write(path, content, f"Helm values {path}", "hami-values"))
         repo_name, _ = K.repo(CHART)
         values = r["values"]
         done = lambda c: K.release_matches(c, context, release, ns, CHART, version, values)  # noqa: E731
         acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))
+        details: Callable[[StepContext], list[str]] | None = None
+        if r["live"] is not None:
+            def live_details(c: StepContext) -> list[str]:
+                return K.live_change(c, context, release, ns, r["from_version"], cv, values)
+            details = live_details
         acts.append(K.Cmd("helm-install", f"HAMi {version} installed as {release} in {ns}",
                           K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
-                                 "--version", version, "--values", K.hp(ctx, path)), done, timeout=900))
+                                 "--version", version, "--values", K.hp(ctx, path)), done, timeout=900,
+                          details=details))
         acts.append(K.Poll("scheduler-pods", f"HAMi's scheduler ({release}-scheduler, image {r['image']}) is Running",
                            lambda c: scheduler_report(c, r, False)[0], timeout=300, interval=K.POLL,
                            describe=lambda c: scheduler_report(c, r, True)[1]))

@@ -25,7 +25,10 @@ from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
 from . import kube as K
 from .container import ContainerStep
 
-DEFAULT_NODE_IMAGE = "kindest/node:v1.31.2@sha256:18fbefc20a7113353c7b75b5c869d7145a6abd6269154825872dc59c1329912e"
+# One of the images kind v0.33.0's release notes list as built for that release (its own default is
+# v1.37.0, newer than the Kubernetes 1.32–1.36 that gpu-operator 26.x supports); the digest is the one
+# those notes give (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0, quoted in polarsquad/krops PR #112).
+DEFAULT_NODE_IMAGE = "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
 CTK_CONFIG = "/etc/nvidia-container-runtime/config.toml"
 CTK_KEY = "accept-nvidia-visible-devices-as-volume-mounts"
 DEVICES_DIR = "/var/run/nvidia-container-devices/"

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from .. import actions as A
+from .. import helm_values as HV
 from .. import versions as V
 from ..download import sha256_of
 from ..engine import StepContext
@@ -36,8 +37,13 @@ WORKDIR = "/var/lib/gpuwizard"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 POLL = 1.0  # seconds between cluster polls (a simulated cluster answers at once)
 
-# Pinned tool releases, installed from their official release downloads when missing.
-TOOL_VERSIONS = {"kind": "v0.25.0", "kubectl": "v1.31.2", "helm": "v3.16.2"}
+# Pinned tool releases, installed from their official release downloads when missing. Sources:
+# kind v0.33.0 is the newest release (github.com/kubernetes-sigs/kind/releases/tag/v0.33.0, as quoted in
+# polarsquad/krops PR #112, 2026-08-31; kubernetes-sigs/kind PR #4248). kubectl v1.36.5 is the newest 1.36
+# patch (dl.k8s.io/release/stable-1.36.txt on 2026-09-28), the line of the Kind node image (steps/kind.py):
+# kubectl supports one minor either side of the server. Helm v4.3.0 (github.com/helm/helm/releases/tag/v4.3.0,
+# released 2026-09-09, as recorded in devth/helm-docker issue #294).
+TOOL_VERSIONS = {"kind": "v0.33.0", "kubectl": "v1.36.5", "helm": "v4.3.0"}
 TOOL_URLS = {
     "kind": "https://github.com/kubernetes-sigs/kind/releases/download/{v}/kind-linux-{arch}",
     "kubectl": "https://dl.k8s.io/release/{v}/bin/linux/{arch}/kubectl",
@@ -503,6 +509,125 @@ def release_values(ctx: StepContext, context: str, release: str, namespace: str)
     return doc if isinstance(doc, dict) else {}
 
 
+def release_computed(ctx: StepContext, context: str, release: str, namespace: str) -> dict[str, Any] | None:
+    """What the installed release's templates see (``helm get values --all``): its user values over the
+    chart values it was installed with."""
+    doc = probe_json(ctx, helm(context, "get", "values", release, "-n", namespace, "--all", "-o", "json"))
+    return doc if isinstance(doc, dict) else None
+
+
+@dataclass
+class Adopted:
+    """The values file for an upgrade of an installed release: its own user values kept, the wizard's
+    over them. Helm's ``upgrade --values F`` resets a release to the chart's defaults + F, so F holds
+    both; the keys the wizard manages are replaced whole (a map is not merged with the old one), and
+    one it leaves at the chart's default is dropped from the kept values."""
+
+    values: dict[str, Any]
+    notes: dict[str, str]
+    kept: list[str]  # dotted keys kept from the release
+    dropped: dict[str, Any]  # dotted key -> the release's value given up (for the chart's default or the wizard's)
+
+
+def adopt_values(live: dict[str, Any], wanted: Explained, managed: list[str], cv: ChartVersion,
+                 same_chart: bool) -> Adopted:
+    """``live``: the release's user values (``helm get values``); ``wanted``: the wizard's; ``managed``:
+    dotted keys the wizard decides (set in ``wanted``, or left at the chart's default). On a move to
+    another chart release, a kept key that release lacks, or whose kind (map or value) differs from
+    its default, is dropped too (Helm would ignore it, or warn and keep the wrong kind)."""
+    kept = json.loads(json.dumps(live))
+    dropped: dict[str, Any] = {}
+    for dotted in managed:
+        node: Any = kept
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] in node:
+            value = node.pop(parts[-1])
+            if not _has(wanted.values, parts):
+                dropped[dotted] = value
+    if not same_chart:
+        for key, value in flatten(kept).items():
+            found, _ = cv.resolve(key)
+            default = cv.defaults.get(key)
+            if not found or (isinstance(default, dict) and default and not isinstance(value, dict)):
+                _delete(kept, key.split("."))
+                dropped[key] = value
+    _prune(kept)
+    notes = dict(wanted.notes)
+    kept_keys = [k for k in flatten(kept, key_text=escape_key) if not _has(wanted.values, split_key(k))]
+    for key in kept_keys:  # notes go by the plain dotted path, as render_values walks the tree
+        notes.setdefault(".".join(split_key(key)), "kept from the installed release (helm get values)")
+    return Adopted(_fill(json.loads(json.dumps(wanted.values)), kept), notes, kept_keys, dropped)
+
+
+def _fill(tree: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` with what ``more`` has and it lacks (its own keys first, and winning: the file reads the
+    same on every run)."""
+    for k, v in more.items():
+        if k not in tree:
+            tree[k] = v
+        elif isinstance(tree[k], dict) and isinstance(v, dict):
+            _fill(tree[k], v)
+    return tree
+
+
+def _delete(tree: dict[str, Any], parts: list[str]) -> None:
+    node: Any = tree
+    for p in parts[:-1]:
+        node = node.get(p) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+
+
+def _has(tree: dict[str, Any], parts: list[str]) -> bool:
+    node: Any = tree
+    for p in parts:
+        if not isinstance(node, dict) or p not in node:
+            return False
+        node = node[p]
+    return True
+
+
+def _prune(tree: dict[str, Any]) -> None:
+    for k in list(tree):
+        if isinstance(tree[k], dict):
+            _prune(tree[k])
+            if not tree[k]:
+                del tree[k]
+
+
+def live_change(ctx: StepContext, context: str, release: str, namespace: str, from_version: str, cv: ChartVersion,
+                config: dict[str, Any], limit: int = 12) -> list[str]:
+    """The plan's view of an upgrade of a live release: what its templates see now (``helm get values
+    --all``) against what they will see (``config`` over ``cv``'s chart defaults, Helm's rules), key by
+    key; the keys anyone set first, then the chart's own defaults that change, ``limit`` lines at most."""
+    before = release_computed(ctx, context, release, namespace)
+    if before is None:
+        return [f"  change to the live release {release} in {namespace} (its computed values cannot be read now)"]
+    after = HV.coalesce(config, cv.tree)
+    changes = HV.diff(before, after)
+    head = (f"  change to the live release {release} in {namespace} (chart {from_version} → {cv.version}): "
+            + (f"{len(changes)} effective value(s) differ" if changes else "its effective values stay the same"))
+    if not changes:
+        return [head]
+    user = set(flatten(config, key_text=escape_key))
+    first = [c for c in changes if any(c[0] == k or c[0].startswith(k + ".") for k in user)]
+    rest = [c for c in changes if c not in first]
+    lines = [head]
+    for key, old, new in (first + rest)[:limit]:
+        lines.append(f"    {key}: {_shown(old)} → {_shown(new)}")
+    if len(changes) > limit:
+        lines.append(f"    … and {len(changes) - limit} more"
+                     + (f" (defaults of the chart {cv.version})" if not any(c in first for c in changes[limit:]) else ""))
+    return lines
+
+
+def _shown(v: Any, width: int = 60) -> str:
+    text = "(unset)" if v is ... else json.dumps(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def release_matches(ctx: StepContext, context: str, release: str, namespace: str, chart: str, version: str,
                     values: dict[str, Any]) -> bool:
     rel = next((r for r in releases(ctx, context) if r.get("name") == release and r.get("namespace") == namespace), None)
@@ -526,9 +651,10 @@ class Cmd(A.Action):
     timeout: float | None = None
     hint: str | Callable[[CommandFailed], str] = ""  # added to a failure, or (callable) the failure's message
     disruptive: str | None = None
+    details: Callable[[StepContext], list[str]] | None = None  # shown under the command (a live release's change)
 
     def preview(self, ctx: StepContext) -> list[str]:
-        return ["$ " + join_argv(self.argv)]
+        return ["$ " + join_argv(self.argv)] + (self.details(ctx) if self.details else [])
 
     def is_done(self, ctx: StepContext) -> bool:
         return bool(self.done(ctx))
@@ -546,6 +672,8 @@ class Cmd(A.Action):
     def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["argv"] = list(self.argv)
+        if self.details:
+            data["details"] = self.details(ctx)
         return data
 
 

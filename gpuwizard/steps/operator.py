@@ -13,19 +13,94 @@ An existing gpu-operator release in the cluster is adopted (same name, same char
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
 from .. import actions as A
+from .. import compat as C
+from .. import versions as V
 from ..engine import Step, StepContext
-from ..errors import StepFailed
+from ..errors import PlanRefused, StepFailed
+from ..parsers import normalize_kube_version, parse_kube_version_json
 from ..validate import Auto, K8sName, Section, Version
 from . import kube as K
-from .kind import target_context
+from .kind import DEFAULT_NODE_IMAGE, kind_cluster_plan, target_context
 
 CHART = "gpu-operator"
 PSA = "pod-security.kubernetes.io/enforce"
+
+
+def server_version(ctx: StepContext, context: str) -> tuple[str | None, str]:
+    """(version, where it came from)."""
+    result = ctx.host.runner.probe(K.kubectl(context, "version", "-o", "json"))
+    parsed = parse_kube_version_json(result.stdout) if result is not None else None
+    if parsed and parsed.server:
+        return parsed.server, f"kubectl version -o json on {context}"
+    kind = kind_cluster_plan(ctx)
+    if kind is not None:
+        image = kind.node_image or DEFAULT_NODE_IMAGE
+        tag = image.split("@", 1)[0].rsplit(":", 1)[-1]
+        return tag, f"the Kind node image {image.split('@', 1)[0]} (the cluster does not exist yet)"
+    return None, ""
+
+
+
+
+def _v(version: str) -> str:
+    return version if version.startswith("v") else "v" + version
+
+
+def choose_version(ctx: StepContext, a: OperatorAnswers, existing: dict[str, Any] | None, kube: str | None,
+                   kube_source: str) -> tuple[str, list[str], list[str]]:
+    """(the chart release to end on, the hops before it, notes). The pin for a new install; an
+    installed release older than the pin is upgraded to it one major (YY.MM line) at a time; the
+    target is checked against the cluster's Kubernetes (gpuwizard/assets/compat.yaml). Where the pin
+    does not support that Kubernetes and no chart_version was asked for, the newest known release
+    that does is taken instead."""
+    pin = K.pinned(CHART)
+    known = K.known_versions(CHART)
+    notes: list[str] = []
+    installed = _v(existing["chart_version"]) if existing else None
+    if a.chart_version:
+        target = _v(a.chart_version)
+    elif installed and V.compare(installed, pin) >= 0:
+        target = installed
+    else:
+        target = pin
+    if kube:
+        refused = [f for f in C.operator_kubernetes(target, kube) if f.level == "refuse"]
+        if refused and a.chart_version:
+            raise PlanRefused(f"operator.chart_version: {refused[0].text}")
+        if refused:
+            floor = installed or known[0]
+            fits = [v for v in known if V.compare(v, floor) >= 0
+                    and not any(f.level == "refuse" for f in C.operator_kubernetes(v, kube))]
+            if not fits:
+                raise StepFailed(f"no gpu-operator release gpuwizard knows supports the cluster's Kubernetes {kube} "
+                                 f"({kube_source}): {refused[0].text}")
+            best = max(fits, key=V.key)
+            notes.append(f"gpu-operator {pin} (gpuwizard's pin) does not support Kubernetes {kube} ({refused[0].row}); "
+                         f"taking {best}, the newest release gpuwizard knows that does")
+            target = best
+        for f in C.operator_kubernetes(target, kube):
+            if f.level == "warn":
+                notes.append(f.text)
+    hops: list[str] = []
+    if installed and V.compare(installed, target) < 0:
+        try:
+            path = C.operator_upgrade_path(installed, target, known)
+        except ValueError as exc:
+            raise StepFailed(f"cannot upgrade the installed gpu-operator {installed} to {target}: {exc}") from None
+        hops = path[:-1]
+        notes.append(f"upgrading the installed gpu-operator {installed} to {target}"
+                     + (f" one major at a time: {' → '.join([installed, *path])}" if hops else "")
+                     + (f" (set operator.chart_version: {installed} to keep it)" if not a.chart_version else ""))
+    elif installed and V.compare(installed, target) > 0:
+        raise PlanRefused(f"operator.chart_version: {target} is older than the installed gpu-operator {installed}; "
+                          "gpuwizard does not downgrade a release")
+    return target, hops, notes
 
 
 def hami_planned(ctx: StepContext, context: str | None) -> bool:
@@ -48,13 +123,15 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     if existing and "release" not in a.model_fields_set:
         release, namespace = existing["release"], existing["namespace"]
         notes.append(f"adopting the installed gpu-operator release {release} in {namespace}")
-    version = a.chart_version or (existing["chart_version"] if existing else K.pinned(CHART))
-    if existing and not a.chart_version and version != K.pinned(CHART):
-        notes.append(f"keeping the installed chart {version} (set operator.chart_version to upgrade; "
-                     f"this gpuwizard pins {K.pinned(CHART)} for new installs)")
-    if not version.startswith("v"):
-        version = "v" + version
-    cv = K.chart_version(CHART, version)
+    adopted = existing if existing and (existing["release"], existing["namespace"]) == (release, namespace) else None
+    server, kube_source = server_version(ctx, context)
+    kube = normalize_kube_version(server) if server else None
+    version, hops, version_notes = choose_version(ctx, a, adopted, kube, kube_source)
+    notes += version_notes
+    cv = K.chart_version(CHART, version, unchecked=a.chart_keys_unchecked)
+    if not cv.checked:
+        notes.append(f"operator.chart_keys_unchecked: gpu-operator {version} is not a release gpuwizard has data for; "
+                     f"its values are checked against {cv.documented}'s keys only as warnings")
     facts = ctx.facts
     host_driver = facts.get("driver")
     ex = K.Explained()
@@ -105,18 +182,85 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     if plugin != cv.defaults.get("devicePlugin.enabled", True):
         ex.set("devicePlugin.enabled", plugin, why)
 
-    values = ex.values
+    user_cdi = K.flatten(a.values).get("cdi.enabled")
+    if with_hami and user_cdi is None and cv.defaults.get("cdi.enabled", False):
+        ex.set("cdi.enabled", False, "HAMi: its docs install gpu-operator with cdi.enabled=false (HAMi's device plugin "
+               f"finds the GPUs through the nvidia runtime, which CDI mode stops making the default); gpu-operator "
+               f"{version}'s chart enables CDI by default")
     if a.values:
-        values = K.merge(values, a.values)
         # checked against this chart version's real keys: a key it lacks is refused with the nearest
         # real one, a dead or deprecated key is warned about (steps/kube.py check_values)
-        notes += K.refuse_values(cv, a.values, "operator.values")
+        if cv.checked:
+            notes += K.refuse_values(cv, a.values, "operator.values")
+        else:
+            notes += [f.message for f in K.check_values(cv, a.values, "operator.values")]
         for key in K.flatten(a.values):
             ex.notes[key] = "from the answer file (operator.values)"
-    cdi = K.flatten(values).get("cdi.enabled", cv.defaults.get("cdi.enabled", False))
+    flat = K.flatten(K.merge(ex.values, a.values))
+    cdi = bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False)))
+    nri = bool(flat.get("cdi.nriPluginEnabled", cv.defaults.get("cdi.nriPluginEnabled", False)))
+    if nri:
+        for node, runtime in node_runtimes(ctx, context).items():
+            found = C.operator_runtime(version, runtime, "", True, cdi_enabled=cdi)
+            refused = [f for f in found if f.level == "refuse"]
+            if refused:
+                raise PlanRefused(f"operator.values cdi.nriPluginEnabled: node {node} runs {runtime}: {refused[0].text}")
+            notes += [f"node {node}: {f.text}" for f in found]
+    values, value_notes, live, kept_keys = K.merge(ex.values, a.values), ex.notes, None, []
+    if adopted is not None:
+        live = K.release_values(ctx, context, release, namespace) or {}
+        managed = ["driver.enabled", "toolkit.enabled", "devicePlugin.enabled", "cdi.enabled"]
+        wanted = K.Explained(values, value_notes)
+        kept = K.adopt_values(live, wanted, managed, cv, V.compare(_v(adopted["chart_version"]), version) == 0)
+        values, value_notes, kept_keys = kept.values, kept.notes, kept.kept
+        for k, v in kept.dropped.items():
+            notes.append(f"the installed release's {k}: {v!r} is given up ("
+                         + (f"not a key of gpu-operator {cv.documented}" if not cv.documents(k) else "the wizard decides it")
+                         + ")")
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
-            "chart": cv, "values": values, "notes": ex.notes, "plan_notes": notes, "driver": driver,
-            "toolkit": toolkit, "plugin": plugin, "cdi": bool(cdi), "with_hami": with_hami, "whys": whys}
+            "chart": cv, "values": values, "notes": value_notes, "plan_notes": notes, "driver": driver,
+            "toolkit": toolkit, "plugin": plugin, "cdi": cdi, "nri": nri, "with_hami": with_hami, "whys": whys,
+            "hops": hops, "live": live, "kept": kept_keys, "from_version": _v(adopted["chart_version"]) if adopted else None}
+
+
+def node_runtimes(ctx: StepContext, context: str) -> dict[str, str]:
+    """node -> its container runtime as the node reports it (status.nodeInfo.containerRuntimeVersion,
+    e.g. containerd://1.7.18): the target's own fact, not the machine the wizard runs on."""
+    out: dict[str, str] = {}
+    for n in K.nodes(ctx, context) or []:
+        rt = ((n.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion")
+        if rt:
+            out[str(n["metadata"]["name"])] = str(rt)
+    return out
+
+
+def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]:
+    """One hop of an upgrade through the release lines: ``helm upgrade --reset-then-reuse-values`` (the
+    hop's chart defaults, the release's own values kept: Helm 3.14+), then the operator's pods and its
+    ClusterPolicy waited for, before the next hop."""
+    context, ns, release = r["context"], r["namespace"], r["release"]
+    repo_name, _ = K.repo(CHART)
+
+    def reached(c: StepContext) -> bool:
+        rel = next((x for x in K.releases(c, context) if x.get("name") == release and x.get("namespace") == ns), None)
+        found = str((rel or {}).get("chart") or "").rpartition("-")[2]
+        try:
+            return bool(found) and V.compare(found, hop) >= 0
+        except ValueError:
+            return False
+
+    return [
+        K.Cmd(f"helm-upgrade-{hop}", f"gpu-operator {release} upgraded to {hop} (one major at a time)",
+              K.helm(context, "upgrade", release, f"{repo_name}/{CHART}", "--namespace", ns, "--version", hop,
+                     "--reset-then-reuse-values"), reached, timeout=900,
+              disruptive=f"the gpu-operator's daemonsets in {ns} restart with {hop}'s images"),
+        K.Poll(f"operator-pods-{hop}", f"the gpu-operator pods in {ns} are Running or Completed on {hop}",
+               lambda c: pods_ok(c, context, ns), timeout=900, interval=K.POLL,
+               describe=lambda c: describe_pods(c, context, ns)),
+        K.Poll(f"clusterpolicy-{hop}", f"the ClusterPolicy is ready on {hop}", lambda c: policy_state(c, context) == "ready",
+               timeout=600, interval=K.POLL, describe=lambda c: f"ClusterPolicy state: {policy_state(c, context) or 'absent'}; "
+               + describe_pods(c, context, ns)),
+    ]
 
 
 def values_path(release: str) -> str:
@@ -180,6 +324,9 @@ class OperatorAnswers(Section):
     device_plugin: Auto = "auto"
     values: dict[str, Any] = Field(default_factory=dict, description="Extra Helm values (written to a values file, shown in the plan).")
     verify: bool = True
+    chart_keys_unchecked: bool = Field(
+        False, description="Go ahead with a chart_version gpuwizard has no key data for: operator.values are checked "
+        "against the nearest known release's keys as warnings only.")
 
 
 class OperatorStep(Step[OperatorAnswers]):
@@ -215,11 +362,16 @@ class OperatorStep(Step[OperatorAnswers]):
         acts.append(K.Cmd(f"psa-{ns}", f"namespace {ns} allows privileged pods (Pod Security Admission: the operator's "
                           "daemonsets run privileged)", K.kubectl(context, "label", "namespace", ns, f"{PSA}=privileged",
                                                                   "--overwrite"), psa_ok))
+        for hop in r["hops"]:
+            acts += hop_actions(ctx, r, hop)
         path = values_path(release)
         cv = r["chart"]
         header = [f"gpu-operator {version} values written by gpuwizard for release {release} in {ns} ({context}).",
-                  f"Only values that differ from the chart's defaults are set; keys documented for gpu-operator "
-                  f"{cv.documented} (gpuwizard/assets/charts/gpu-operator.yaml)."]
+                  f"Only values that differ from the chart's defaults are set; keys of gpu-operator {cv.documented}'s own "
+                  f"values.yaml (gpuwizard/assets/charts/keys/gpu-operator-{cv.documented}.json)."]
+        if r["kept"]:
+            header.append(f"Release {release} is installed (chart {r['from_version']}): its own values are kept below, "
+                          "since `helm upgrade --values` resets every value the file does not hold.")
         if not r["values"]:
             header.append("Nothing differs from the chart's defaults.")
         content = K.render_values(r["values"], r["notes"], header)
@@ -229,8 +381,14 @@ class OperatorStep(Step[OperatorAnswers]):
         values = r["values"]
         acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
                           lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))
+        details: Callable[[StepContext], list[str]] | None = None
+        if r["live"] is not None:
+            def live_details(c: StepContext) -> list[str]:
+                return K.live_change(c, context, release, ns, r["from_version"], cv, values)
+            details = live_details
         acts.append(K.Cmd("helm-install", f"gpu-operator {version} installed as {release} in {ns}", install,
-                          lambda c: K.release_matches(c, context, release, ns, CHART, version, values), timeout=900))
+                          lambda c: K.release_matches(c, context, release, ns, CHART, version, values), timeout=900,
+                          details=details))
         acts.append(K.Poll("operator-pods", f"the gpu-operator pods in {ns} are Running or Completed",
                            lambda c: pods_ok(c, context, ns), timeout=900, interval=K.POLL,
                            describe=lambda c: describe_pods(c, context, ns)))

@@ -151,13 +151,13 @@ def test_scheduler_registry_default_is_registry_k8s_io_in_values_and_plan(tmp_pa
     path = answers(tmp_path, CLUSTER)
     code, out, err = plan("host-ready", root, path)
     assert code == 0, out + err
-    assert "HAMi's kube-scheduler image: registry.k8s.io/kube-scheduler:v1.31.2 (registry registry.k8s.io; the " \
+    assert "HAMi's kube-scheduler image: registry.k8s.io/kube-scheduler:v1.36.4 (registry registry.k8s.io; the " \
            f"chart's default registry {ALIYUN} is available by setting it)" in out
     code, out, err = wizard("host-ready", root, path)
     assert code == 0, out + err
     values = yaml.safe_load((root / "var/lib/gpuwizard/helm/hami-values.yaml").read_text())
     assert values["scheduler"]["kubeScheduler"]["image"] == {"registry": "registry.k8s.io",
-                                                             "repository": "kube-scheduler", "tag": "v1.31.2"}
+                                                             "repository": "kube-scheduler", "tag": "v1.36.4"}
 
 
 def test_aliyun_registry_is_the_charts_own_default_and_sets_nothing(tmp_path):
@@ -165,7 +165,7 @@ def test_aliyun_registry_is_the_charts_own_default_and_sets_nothing(tmp_path):
     root = tmp_path / "al"
     code, out, err = plan("host-ready", root, answers(tmp_path, doc))
     assert code == 0, out + err
-    assert f"HAMi's kube-scheduler image: {ALIYUN}/google_containers/kube-scheduler:v1.31.2 (registry {ALIYUN}, " \
+    assert f"HAMi's kube-scheduler image: {ALIYUN}/google_containers/kube-scheduler:v1.36.4 (registry {ALIYUN}, " \
            "the chart's default)" in out
     assert "+      registry:" not in out
 
@@ -202,7 +202,7 @@ def test_unreachable_scheduler_registry_times_out_naming_the_pull_error(tmp_path
     assert code == 1, out + err
     assert "timed out after 300s waiting: HAMi's scheduler (hami-scheduler" in out
     assert "ImagePullBackOff" in out
-    assert (f'event Failed: Failed to pull image "{ALIYUN}/google_containers/kube-scheduler:v1.31.2": rpc error: '
+    assert (f'event Failed: Failed to pull image "{ALIYUN}/google_containers/kube-scheduler:v1.36.4": rpc error: '
             "code = Unknown desc = failed to pull and unpack image") in out
     assert "dial tcp 47.97.242.13:443: i/o timeout" in out
     assert f"check that the nodes reach {ALIYUN}, or set hami.scheduler_registry" in out

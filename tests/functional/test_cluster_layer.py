@@ -66,8 +66,8 @@ def host_ready(tmp_path_factory):
 def test_host_ready_kind_operator_hami_end_to_end(host_ready):
     root, (code, out, err), _ = host_ready
     assert code == 0, out + err
-    for line in ("install kind v0.25.0", "create the Kind cluster gpu-cluster", "/sbin/ldconfig.real exists in",
-                 "gpu-operator v25.10.0 installed", "HAMi 2.10.0 installed", 'the cuda-vectoradd pod\'s log says "Test PASSED"'):
+    for line in ("install kind v0.33.0", "create the Kind cluster gpu-cluster", "/sbin/ldconfig.real exists in",
+                 "gpu-operator v26.3.3 installed", "HAMi 2.10.0 installed", 'the cuda-vectoradd pod\'s log says "Test PASSED"'):
         assert line in out
     assert '[hami] done: HAMi 2.10.0 (release hami in kube-system): gpu-cluster-control-plane: nvidia.com/gpu: "10" (1 GPU × 10)' in out
     assert '    nvidia.com/gpu: "10"' in out  # the capacity block as the seed shows it
@@ -84,7 +84,7 @@ def test_host_ready_kind_operator_hami_end_to_end(host_ready):
     assert list(root.glob("etc/docker/daemon.json.gpuwizard-*.bak"))
     doc = doctor("host-ready", root)
     assert doc["kubernetes"]["nodes"][0]["gpu_capacity"] == 10
-    assert doc["gpu_operator"]["chart_version"] == "v25.10.0" and doc["hami"]["chart_version"] == "2.10.0"
+    assert doc["gpu_operator"]["chart_version"] == "v26.3.3" and doc["hami"]["chart_version"] == "2.10.0"
 
 
 def test_second_run_changes_nothing(host_ready):
@@ -121,10 +121,13 @@ def test_values_files_use_documented_keys_and_explain_them(host_ready):
             if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
                 assert lines[i - 1].lstrip().startswith("#"), line
     hami = yaml.safe_load((root / "var/lib/gpuwizard/helm/hami-values.yaml").read_text())
-    assert hami["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.31.2"
-    assert hami["devicePlugin"]["runtimeClassName"] == "nvidia"  # operator 25.10 uses CDI
+    assert hami["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.36.4"  # the Kind node image's
+    # with HAMi, the operator runs without CDI as HAMi's docs install it (v26.3.3, cdi.enabled=false), so nvidia
+    # stays the node's default runtime and HAMi's plugin needs no runtimeClassName; it waits for the toolkit
+    assert "runtimeClassName" not in hami["devicePlugin"]
+    assert hami["devicePlugin"]["gpuOperatorToolkitReady"] == {"enabled": True}
     op = yaml.safe_load((root / "var/lib/gpuwizard/helm/gpu-operator-values.yaml").read_text())
-    assert op == {"driver": {"enabled": False}, "devicePlugin": {"enabled": False}}
+    assert op == {"driver": {"enabled": False}, "devicePlugin": {"enabled": False}, "cdi": {"enabled": False}}
 
 
 def add_host_layer(sb) -> None:
@@ -160,13 +163,19 @@ def test_existing_context_on_ready_runs_no_kind_command(tmp_path):
     assert code == 0, out + err
     assert "no Kind command runs" in out
     assert "adopting the installed gpu-operator release gpu-operator-1731231396" in out
-    assert "gpu-operator v24.9.0 installed as gpu-operator-1731231396" in out  # upgraded in place: plugin off
-    assert "HAMi 2.4.1: the kube-scheduler tag v1.31.2 goes under scheduler.kubeScheduler.imageTag" in out
+    # the pin v26.3.3 needs Kubernetes >= 1.32; the cluster runs 1.31: the newest release that supports it, one
+    # release line at a time (gpuwizard/assets/compat.yaml), each hop waited for
+    assert "does not support Kubernetes v1.31.2 (operator-kubernetes/v26.3); taking v25.10.1" in out
+    assert "gpu-operator gpu-operator-1731231396 upgraded to v25.3.4 (one major at a time)" in out
+    assert "the ClusterPolicy is ready on v25.3.4" in out
+    assert "gpu-operator v25.10.1 installed as gpu-operator-1731231396" in out  # its device plugin off for HAMi
+    assert "HAMi 2.4.1: the chart sets the kube-scheduler tag to the cluster's version itself (v1.31.2)" in out
+    assert "HAMi 2.10.0 is available: set hami.chart_version: 2.10.0 to upgrade" in out
     kinds = [c["argv"] for c in calls("ready", root) if c["argv"][0] == "kind"]
     assert all(argv[:2] == ["kind", "version"] for argv in kinds), kinds
     sb = prepare("ready", root)
     vals = json.loads(sb.run(["helm", "get", "values", "gpu-operator-1731231396", "-n", "gpu-operator", "-o", "json"]).stdout)
-    assert vals == {"driver": {"enabled": False}, "devicePlugin": {"enabled": False}}
+    assert vals == {"driver": {"enabled": False}, "devicePlugin": {"enabled": False}, "cdi": {"enabled": False}}
     code, out, err = wizard("ready", root, path)
     assert code == 0 and "changed" not in out
 
@@ -259,7 +268,7 @@ def test_offline_tool_download_stops_with_guidance(tmp_path, monkeypatch):
                                                           "stderr": "curl: (6) Could not resolve host: github.com\n"}]))
     code, out, _ = wizard("host-ready", root, answers(tmp_path, CLUSTER))
     assert code == 1
-    assert "cannot download kind v0.25.0 (no network connection)" in out and "/usr/local/bin/kind" in out
+    assert "cannot download kind v0.33.0 (no network connection)" in out and "/usr/local/bin/kind" in out
 
 
 def test_full_example_on_t4_bare(tmp_path):

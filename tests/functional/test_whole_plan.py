@@ -51,7 +51,7 @@ def test_plan_on_a_bare_host_shows_every_step_of_the_recipe(tmp_path):
     assert re.search(r"\$ kind create cluster --name gpu-cluster --config \S+/var/lib/gpuwizard/kind/gpu-cluster.yaml", kind)
     assert "assumes: Docker runs with the nvidia runtime (the container step of this run" in kind
     # kind, kubectl and helm are installed once, by the kind step; the later steps assume them
-    assert out.count("install kubectl v1.31.2 into /usr/local/bin") == 1
+    assert out.count("install kubectl v1.36.5 into /usr/local/bin") == 1
     assert "assumes: kind, kubectl and helm are installed (the kind step of this run installs them)" in out
     # the check pod the run will use: the driver the driver step installs (565) runs CUDA 12.6
     hami = out.split("[hami]", 1)[1]

@@ -90,3 +90,21 @@ def test_null_deletes_a_default_and_a_null_over_nothing_stays():
     assert H.coalesce({"x": None}, defaults) == {"x": None, "dp": {"sel": {"gpu": "on"}}}
     # CoalesceTables(dst, src): dst wins, src fills; a dst null over a src value deletes the key
     assert H.coalesce_tables({"a": {"b": 1, "c": None}}, {"a": {"c": 3, "d": 4}, "e": 5}) == {"a": {"b": 1, "d": 4}, "e": 5}
+
+
+def test_an_adopted_release_keeps_its_own_values_and_the_wizard_replaces_what_it_manages():
+    from gpuwizard.steps import kube as K
+
+    cv = K.chart_version("hami", "2.10.0")
+    live = {"devicePlugin": {"nvidiaNodeSelector": {"old": "label"}, "deviceSplitCount": 4},
+            "scheduler": {"defaultSchedulerPolicy": {"gpuSchedulerPolicy": "spread"}, "kubeScheduler": {"imageTag": "v1"}}}
+    wanted = K.Explained()
+    wanted.set("devicePlugin.nvidiaNodeSelector", {"gpu": None, "w": "hami"}, "hami.node_label")
+    managed = ["devicePlugin.nvidiaNodeSelector", "devicePlugin.deviceSplitCount"]
+    got = K.adopt_values(live, wanted, managed, cv, same_chart=False)
+    # the selector map replaced, not merged; split count back to the chart's default; a key 2.10.0 lacks dropped
+    assert got.values == {"devicePlugin": {"nvidiaNodeSelector": {"gpu": None, "w": "hami"}},
+                          "scheduler": {"defaultSchedulerPolicy": {"gpuSchedulerPolicy": "spread"}}}
+    assert got.dropped == {"devicePlugin.deviceSplitCount": 4, "scheduler.kubeScheduler.imageTag": "v1"}
+    assert got.kept == ["scheduler.defaultSchedulerPolicy.gpuSchedulerPolicy"]
+    assert got.notes["scheduler.defaultSchedulerPolicy.gpuSchedulerPolicy"].startswith("kept from the installed release")

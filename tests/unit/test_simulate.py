@@ -476,6 +476,42 @@ def test_kube_tools_without_cluster(t4):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "No kind clusters found.\n")
 
 
+def _install_release(sb: Sandbox, tool: str, url: str) -> None:
+    """What the wizard's install actions do, against the simulated downloads."""
+    d = sb.root / "var/tmp/dl"
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / url.rsplit("/", 1)[1]
+    assert run(sb, "curl", "-fsSL", "-o", str(f), url).returncode == 0
+    binary = f
+    if url.endswith(".tar.gz"):
+        assert run(sb, "tar", "-xzf", str(f), "-C", str(d), "linux-amd64/" + tool).returncode == 0
+        binary = d / "linux-amd64" / tool
+    r = run(sb, "install", "-o", "root", "-g", "root", "-m", "0755", str(binary), str(sb.root / "usr/local/bin" / tool))
+    assert r.returncode == 0, r.stderr
+
+
+def test_freshly_installed_pinned_tools_answer_as_those_releases(tmp_path):
+    """Helm v4.3.0 prints its build as real v4.3.0 does (commit bec5b06, go1.27.1, and Helm 4's
+    KubeClientVersion); kind v0.33.0 creates a v1.37.0 cluster when no image is named."""
+    sb = prepare("host-ready", tmp_path / "sb")
+    _install_release(sb, "helm", "https://get.helm.sh/helm-v4.3.0-linux-amd64.tar.gz")
+    _install_release(sb, "kind", "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64")
+    _install_release(sb, "kubectl", "https://dl.k8s.io/release/v1.36.5/bin/linux/amd64/kubectl")
+    assert run(sb, "helm", "version", "--short").stdout == "v4.3.0+gbec5b06\n"
+    assert run(sb, "helm", "version").stdout == (
+        'version.BuildInfo{Version:"v4.3.0", GitCommit:"bec5b06ed841fe5269972d864d5177944fd5970f", '
+        'GitTreeState:"clean", GoVersion:"go1.27.1", KubeClientVersion:"v1.37"}\n')
+    assert run(sb, "helm", "version", "--template", "{{.KubeClientVersion}}").stdout == "v1.37"
+    assert run(sb, "kind", "version").stdout == "kind v0.33.0 go1.26.7 linux/amd64\n"
+    v = json.loads(run(sb, "kubectl", "version", "--client", "-o", "json").stdout)
+    assert v["clientVersion"]["gitVersion"] == "v1.36.5"
+    r = run(sb, "kind", "create", "cluster", "--name", "plain")
+    assert r.returncode == 0, r.stderr
+    assert "Ensuring node image (kindest/node:v1.37.0)" in r.stderr
+    v = json.loads(run(sb, "kubectl", "version", "--context", "kind-plain", "-o", "json").stdout)
+    assert v["serverVersion"]["gitVersion"] == "v1.37.0"
+
+
 def test_kind_cluster_needs_docker(tmp_path):
     sb = prepare("ready", tmp_path / "sb")
     run(sb, "systemctl", "stop", "docker")
