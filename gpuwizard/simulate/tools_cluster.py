@@ -1552,9 +1552,10 @@ def helm(ctx) -> int:
                 return 0
             if rest[1:]:
                 return ctx.unsupported()
-            if not repos:
-                ctx.err("Error: no repositories to show")
-                return 1
+            if not repos:  # Helm 4 says so and exits 0 (pkg/cmd/repo_list.go at v4.2.4); Helm 3 failed
+                helm4 = str((w.get("helm") or {}).get("version") or "v3").startswith("v4")
+                ctx.err("no repositories to show" if helm4 else "Error: no repositories to show")
+                return 0 if helm4 else 1
             ctx.out("NAME        \tURL")
             for k, v in sorted(repos.items()):
                 ctx.out("%-12s\t%s" % (k, v))
@@ -1603,6 +1604,25 @@ def helm(ctx) -> int:
     if cmd == "upgrade":
         return _helm_upgrade(ctx, rest, context, namespace)
     return T.helm(ctx)
+
+
+# Where Helm 3.16.2's pkg/chartutil/coalesce.go prints each warning: Helm 3 sets log.Lshortfile
+# (cmd/helm/helm.go), so a warning reads "coalesce.go:289: warning: ..."; Helm 4 leaves Go's
+# standard logger as it is: "2026/12/02 18:38:45 warning: ..." (v4.2.4 sets no log flags).
+_COALESCE_LINES_V3 = (("skipped value for", 237), ("cannot overwrite table", 286), ("destination for", 289))
+
+
+def _helm_warn(ctx):
+    import time as _t
+    major = str((ctx.world.get("helm") or {}).get("version") or "v3").lstrip("v").split(".")[0]
+
+    def warn(text):
+        if major == "3":
+            line = next((n for k, n in _COALESCE_LINES_V3 if k in text), 289)
+            ctx.err("coalesce.go:%d: %s" % (line, text))
+        else:
+            ctx.err("%s %s" % (_t.strftime("%Y/%m/%d %H:%M:%S"), text))
+    return warn
 
 
 def _helm_upgrade(ctx, rest, context, namespace) -> int:
@@ -1695,6 +1715,8 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
             reset_then_reuse="--reset-then-reuse-values" in flags)
         if "--reuse-values" not in flags or "--reset-values" in flags:
             chart_values = None  # the chart's own values.yaml
+    effective_values({"chart": "%s-%s" % (chart, version), "values": values,
+                      **({"chart_values": chart_values} if chart_values is not None else {})}, _helm_warn(ctx))
     spaces = _namespaces(dict(c))
     if ns not in spaces and not create_ns:
         ctx.err('Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % ns)

@@ -97,6 +97,10 @@ def choose_version(ctx: StepContext, a: OperatorAnswers, existing: dict[str, Any
         notes.append(f"upgrading the installed gpu-operator {installed} to {target}"
                      + (f" one major at a time: {' → '.join([installed, *path])}" if hops else "")
                      + (f" (set operator.chart_version: {installed} to keep it)" if not a.chart_version else ""))
+        for hop in hops if kube else []:
+            notes += [f"upgrade hop {hop}: {f.text} — the hop is still taken (NVIDIA's upgrade rule: one major at "
+                      "a time), and runs only until the next one" for f in C.operator_kubernetes(hop, kube or "")
+                      if f.level == "refuse"]
     elif installed and V.compare(installed, target) > 0:
         raise PlanRefused(f"operator.chart_version: {target} is older than the installed gpu-operator {installed}; "
                           "gpuwizard does not downgrade a release")
@@ -199,13 +203,16 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     flat = K.flatten(K.merge(ex.values, a.values))
     cdi = bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False)))
     nri = bool(flat.get("cdi.nriPluginEnabled", cv.defaults.get("cdi.nriPluginEnabled", False)))
-    if nri:
-        for node, runtime in node_runtimes(ctx, context).items():
-            found = C.operator_runtime(version, runtime, "", True, cdi_enabled=cdi)
-            refused = [f for f in found if f.level == "refuse"]
-            if refused:
-                raise PlanRefused(f"operator.values cdi.nriPluginEnabled: node {node} runs {runtime}: {refused[0].text}")
-            notes += [f"node {node}: {f.text}" for f in found]
+    said: set[str] = set()
+    for node, runtime in node_runtimes(ctx, context).items():  # each node's own runtime (compat.yaml)
+        found = C.operator_runtime(version, runtime, "", nri, cdi_enabled=cdi)
+        refused = [f for f in found if f.level == "refuse"]
+        if refused:
+            raise PlanRefused(f"operator.values cdi.nriPluginEnabled: node {node} runs {runtime}: {refused[0].text}")
+        for f in found:
+            if f.text not in said:
+                said.add(f.text)
+                notes.append(f"node {node} ({runtime}): {f.text}")
     values, value_notes, live, kept_keys = K.merge(ex.values, a.values), ex.notes, None, []
     if adopted is not None:
         live = K.release_values(ctx, context, release, namespace) or {}

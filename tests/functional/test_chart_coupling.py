@@ -134,3 +134,17 @@ def test_hami_on_a_kubernetes_it_does_not_support_is_refused_naming_the_row(tmp_
     assert code == 1, out + err
     assert "HAMi v2.10.0 does not support Kubernetes 1.22" in out and "hami-kubernetes/2.10" in out
     assert "no gpu-operator release gpuwizard knows supports the cluster's Kubernetes v1.22.17" in out
+
+
+def test_a_node_runtime_outside_the_operator_s_validated_range_is_warned_about(tmp_path):
+    sb = prepare("ready", tmp_path / "r")
+
+    def node_facts(w):
+        w["clusters"][0]["container_runtime"] = "containerd://1.6.28"
+        w["clusters"][0]["version"] = "v1.34.1"
+    sb.mutate(node_facts)
+    path = answers(tmp_path, {"version": 1, "kind": {"existing_context": "kind-gpu-cluster"}, "operator": {}})
+    code, out, err = wizard("ready", tmp_path / "r", path, "plan")
+    assert code == 0, out + err
+    assert ("decision: node gpu-cluster-control-plane (containerd://1.6.28): gpu-operator v26.3.3 was not validated "
+            "with containerd 1.6.28") in out

@@ -108,3 +108,16 @@ def test_an_adopted_release_keeps_its_own_values_and_the_wizard_replaces_what_it
     assert got.dropped == {"devicePlugin.deviceSplitCount": 4, "scheduler.kubeScheduler.imageTag": "v1"}
     assert got.kept == ["scheduler.defaultSchedulerPolicy.gpuSchedulerPolicy"]
     assert got.notes["scheduler.defaultSchedulerPolicy.gpuSchedulerPolicy"].startswith("kept from the installed release")
+
+
+def test_a_value_of_the_wrong_kind_gets_helm_s_warning_on_upgrade(ready, tmp_path):
+    # ../shared/upstream/README.md: image.tag on 2.4.1/2.6.1, where scheduler.kubeScheduler.image is a string
+    args = ["upgrade", "hami", "hami-charts/hami", "--namespace", "kube-system", "--version", "2.6.1", "--values"]
+    f = ready.host_path("/tmp/v.yaml")
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(yaml.safe_dump({"scheduler": {"kubeScheduler": {"image": {"tag": "v1.31.2"}}}}))
+    r = helm(ready, *args, str(f))
+    assert r.returncode == 0
+    assert r.stderr.startswith("coalesce.go:289: warning: destination for hami.scheduler.kubeScheduler.image is a "
+                               "table. Ignoring non-table value (registry.cn-hangzhou.aliyuncs.com/google_containers/"
+                               "kube-scheduler)")  # helm v3.16.2, the ready host's (Lshortfile)
