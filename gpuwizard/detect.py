@@ -433,20 +433,72 @@ def probe_kubernetes(host: Host) -> tuple[dict[str, Any] | None, str | None]:
         items = json.loads(nodes.stdout).get("items", [])
     except ValueError:
         return info, "kubectl get nodes returned something that is not JSON"
-    for item in items:
-        status = item.get("status", {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-        labels = item.get("metadata", {}).get("labels", {})
-        info["nodes"].append(
-            {
-                "name": item.get("metadata", {}).get("name"),
-                "ready": ready,
-                "gpu_capacity": _int_or_none(status.get("capacity", {}).get("nvidia.com/gpu")),
-                "gpu_allocatable": _int_or_none(status.get("allocatable", {}).get("nvidia.com/gpu")),
-                "labels": {k: v for k, v in labels.items() if k == "gpu" or k.startswith("nvidia.com/")},
-            }
-        )
+    info["nodes"] = nodes_facts(host, items)
     return info, None
+
+
+def nodes_facts(host: Host, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``node_facts`` of each node, and whether it is this host (its name is the /etc/hostname of the
+    root gpuwizard acts on)."""
+    hostname = (host.read_text("/etc/hostname") or "").strip().split(".", 1)[0]
+    out = []
+    for item in items:
+        node = node_facts(item)
+        node["this_host"] = bool(hostname) and str(node.get("name") or "").split(".", 1)[0] == hostname
+        out.append(node)
+    return out
+
+
+# Node labels that tell GPUs and drivers: NFD's PCI vendor label (10de: NVIDIA), GPU Feature
+# Discovery's product/count/driver labels and the gpu-operator's deploy labels
+# (NVIDIA/k8s-device-plugin docs/gpu-feature-discovery; NVIDIA/gpu-operator internal/consts).
+NFD_NVIDIA_PCI = "feature.node.kubernetes.io/pci-10de.present"
+GFD_DRIVER = ("nvidia.com/cuda.driver-version.full", "nvidia.com/cuda.driver.major")
+
+
+def node_facts(item: dict[str, Any]) -> dict[str, Any]:
+    """One node as the cluster reports it (``kubectl get nodes -o json``): readiness, GPU capacity,
+    its container runtime, OS, kernel and kubelet (``status.nodeInfo``), the distribution its kubelet
+    version tells (``+k3s1``, ``+rke2r1``; Kind's provider ID), roles and NoSchedule taints, and the
+    GPU labels NFD, GPU Feature Discovery and the gpu-operator set."""
+    meta = item.get("metadata", {}) or {}
+    status = item.get("status", {}) or {}
+    spec = item.get("spec", {}) or {}
+    labels = meta.get("labels", {}) or {}
+    info = status.get("nodeInfo", {}) or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+    kubelet = str(info.get("kubeletVersion") or "")
+    runtime = str(info.get("containerRuntimeVersion") or "")
+    if str(spec.get("providerID") or "").startswith("kind://") or labels.get("io.x-k8s.kind.cluster"):
+        dist = "kind"
+    elif "+k3s" in kubelet:
+        dist = "k3s"
+    elif "+rke2" in kubelet:
+        dist = "rke2"
+    else:
+        dist = "kubernetes"
+    taints = [f"{t.get('key')}:{t.get('effect')}" for t in spec.get("taints") or [] if t.get("effect") == "NoSchedule"]
+    driver = next((labels[k] for k in GFD_DRIVER if labels.get(k)), None)
+    gpu_present = labels.get("nvidia.com/gpu.present") == "true" or labels.get(NFD_NVIDIA_PCI) == "true"
+    out: dict[str, Any] = {
+        "name": meta.get("name"),
+        "ready": ready,
+        "gpu_capacity": _int_or_none(status.get("capacity", {}).get("nvidia.com/gpu")),
+        "gpu_allocatable": _int_or_none(status.get("allocatable", {}).get("nvidia.com/gpu")),
+        "labels": {k: v for k, v in labels.items() if k == "gpu" or k.startswith("nvidia.com/") or k == NFD_NVIDIA_PCI},
+        "runtime": runtime or None,
+        "os_image": info.get("osImage"),
+        "kernel": info.get("kernelVersion"),
+        "kubelet": kubelet or None,
+        "distribution": dist,
+        "roles": sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")),
+        "taints": taints,
+        "gpu_product": labels.get("nvidia.com/gpu.product"),
+        "gpu_count": _int_or_none(labels.get("nvidia.com/gpu.count")),
+        "gpu_present": True if gpu_present or (_int_or_none(status.get("capacity", {}).get("nvidia.com/gpu")) or 0) > 0 else None,
+        "driver": driver or ("pre-installed" if labels.get("nvidia.com/gpu.deploy.driver") == "pre-installed" else None),
+    }
+    return out
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -19,6 +19,22 @@ def document(facts: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def node_line(n: Mapping[str, Any]) -> str:
+    """``gpu-worker-1 (worker, k3s): containerd://2.0.5, Ubuntu 24.04.1 LTS, kernel 6.8.0-51; GPUs: Tesla-T4 × 1,
+    driver 565.57.01``."""
+    what = ", ".join([*(n.get("roles") or []), n.get("distribution") or "?", *(["this host"] if n.get("this_host") else [])])
+    parts = [p for p in (n.get("runtime"), n.get("os_image"), f"kernel {n['kernel']}" if n.get("kernel") else None) if p]
+    if n.get("gpu_product") or n.get("gpu_count"):
+        gpus = f"GPUs: {n.get('gpu_product') or 'NVIDIA'} × {n.get('gpu_count') or '?'}"
+    elif n.get("gpu_present"):
+        gpus = "GPUs: present (no GPU Feature Discovery labels)"
+    else:
+        gpus = "GPUs: none seen (no NFD/GFD labels, no nvidia.com/gpu capacity)"
+    driver = f", driver {n['driver']}" if n.get("driver") else ""
+    taint = f"; taints {', '.join(n['taints'])}" if n.get("taints") else ""
+    return f"{n.get('name')} ({what}): {', '.join(parts) or 'no node info'}; {gpus}{driver}{taint}"
+
+
 def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(layer, status, details) — status is ok / missing / problem."""
     problems = facts.get("problems", {})
@@ -91,6 +107,8 @@ def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         if "kubernetes" in problems:
             detail += f"; {problems['kubernetes']}"
         out.append(("kubernetes", "problem" if "kubernetes" in problems else "ok", detail))
+        for n in nodes:  # each node as the cluster reports it: what the cluster decisions rest on
+            out.append(("", "ok" if n.get("ready") else "problem", node_line(n)))
     else:
         out.append(("kubernetes", "missing", "no kube context"))
     for key in ("gpu_operator", "hami"):

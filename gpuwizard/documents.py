@@ -1,4 +1,5 @@
-"""The typed documents of the contract: the facts (``gpuwizard doctor --json``) and the state file.
+"""The typed documents of the contract: the facts (``gpuwizard doctor --json``), the state file and the
+verify verdict (``gpuwizard verify --json``).
 
 These are what detection returns and what the state file holds, key by key; tests validate real
 documents (every simulated profile's doctor output, state files after whole runs) against them with
@@ -83,6 +84,18 @@ class NodeFacts(TypedDict, total=False):
     gpu_capacity: int | None
     gpu_allocatable: int | None
     labels: dict[str, str]
+    runtime: str | None  # status.nodeInfo.containerRuntimeVersion, e.g. containerd://1.7.18
+    os_image: str | None
+    kernel: str | None
+    kubelet: str | None
+    distribution: str  # kind, k3s, rke2 or kubernetes (what the kubelet version and provider ID tell)
+    roles: list[str]
+    taints: list[str]  # NoSchedule taints, key:effect
+    gpu_product: str | None  # GPU Feature Discovery's nvidia.com/gpu.product
+    gpu_count: int | None
+    gpu_present: bool | None  # NFD / GFD labels or nvidia.com/gpu capacity say so; None: nothing tells
+    driver: str | None  # GFD's driver version, "pre-installed" (the operator found one), None: unknown
+    this_host: bool  # the node is the machine gpuwizard runs on (its name is this host's /etc/hostname)
 
 
 @with_config(_STRICT)
@@ -170,5 +183,38 @@ class StateData(TypedDict, total=False):
     run: RunRecord
 
 
+# -- gpuwizard verify --json ----------------------------------------------------------------------
+VerifyLayerName = Literal["driver", "cuda", "container", "cluster", "operator", "hami", "sharing"]
+VerifyStatus = Literal["ok", "fail", "skip"]
+VerifySource = Literal["answers", "state", "facts"]
+
+
+@with_config(_STRICT)
+class VerifyLayer(TypedDict):
+    """One layer's check: ``step`` is the step whose answers ask for it, ``asked`` whether they do."""
+
+    layer: VerifyLayerName
+    step: str
+    status: VerifyStatus
+    detail: str
+    asked: bool
+
+
+@with_config(_STRICT)
+class VerifyDocument(TypedDict):
+    """The verify verdict: ``healthy`` (exit 0) when no layer failed and at least one is ok;
+    ``source``: which layers apply (the answer file's, the state file's answers', or what the facts
+    show installed); ``answers``: that answer or state file's path."""
+
+    v: Literal[1]
+    healthy: bool
+    exit: int
+    summary: str
+    source: VerifySource
+    answers: str | None
+    layers: list[VerifyLayer]
+
+
 FACTS = TypeAdapter(Facts)
 STATE = TypeAdapter(StateData)
+VERIFY = TypeAdapter(VerifyDocument)

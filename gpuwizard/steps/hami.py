@@ -7,8 +7,8 @@
 * GPU nodes are labelled (``node_label``, the chart's ``devicePlugin.nvidiaNodeSelector``) after the
   operator is up (labelling first blocks the operator's driver pod: HAMi#1027).
 * With gpu-operator: its device plugin must be off (both advertise ``nvidia.com/gpu``), and HAMi's
-  device plugin gets ``runtimeClassName: nvidia`` where the operator uses CDI (chart >= 25.10) or
-  nvidia is not the node runtime's default.
+  device plugin gets ``runtimeClassName: nvidia`` where the operator uses CDI, or its toolkit is off
+  and nvidia is not the default runtime of the GPU nodes' containerd (never with its NRI plugin).
 * Verified: every labelled node's ``nvidia.com/gpu`` capacity = its physical GPUs × split_count.
 """
 
@@ -202,8 +202,9 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
             why.append(f"gpu-operator {op['version']} uses CDI, so nvidia is no longer the default runtime")
         elif on_kind and not op["toolkit"]:
             why.append("the operator's toolkit is off, so nvidia is not the Kind node's default runtime")
-        elif not on_kind and not op["toolkit"] and (ctx.facts.get("docker") or {}).get("default_runtime") != "nvidia":
-            why.append("nvidia is not the node runtime's default")
+        elif not on_kind and not op["toolkit"] and (default := nodes_default_runtime(ctx, context)) != "nvidia":
+            why.append(f"the operator's toolkit is off and nvidia is not the default runtime of the GPU nodes' "
+                       f"containerd ({default})")
         if why:
             runtime_class = True
             ex.set("devicePlugin.runtimeClassName", "nvidia",
@@ -236,6 +237,23 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
             "from_version": existing["chart_version"].lstrip("v") if live is not None and existing else None,
             "nodes": nodes, "chosen": chosen, "label": (lkey, lval), "runtime_class": runtime_class, "key": key,
             "tag": tag, "image": f"{image}:{tag}", "registry": registry}
+
+
+def nodes_default_runtime(ctx: StepContext, context: str) -> str:
+    """The default runtime of the GPU nodes' containerd, where the nodes tell it: known only for
+    nodes that are this host (their distribution's containerd config and its drop-ins); else
+    "unknown" (a remote node's config cannot be read from here)."""
+    nodes = O.cluster_nodes(ctx, context)
+    gpu = [n for n in nodes if n.get("gpu_present")] or nodes
+    if not gpu or not all(n.get("this_host") for n in gpu):
+        return "unknown: not this host"
+    main = O.CONTAINERD_CONFIGS.get(O.distribution(gpu), O.CONTAINERD_CONFIGS["kubernetes"])
+    found = "runc"
+    for path in [main, *O.sorted_dropins(ctx, main.rsplit("/", 1)[0] + "/conf.d")]:
+        m = re.search(r'default_runtime_name\s*=\s*"([^"]+)"', ctx.host.read_text(path) or "")
+        if m:
+            found = m.group(1)  # a later drop-in wins, as containerd merges them
+    return found
 
 
 def selector_key(version: str) -> str:

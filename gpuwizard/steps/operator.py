@@ -1,19 +1,24 @@
-"""Step ``operator``: NVIDIA gpu-operator through Helm, with the values the host and the plan call for.
+"""Step ``operator``: NVIDIA gpu-operator through Helm, with the values the cluster and the plan call for.
 
-``auto`` answers are derived, and the values file says why for each value it sets:
-* driver container: off where the host has a driver, and always on Kind (a node container cannot
-  load kernel modules); on an existing cluster whose host has no driver, the operator manages drivers;
+``auto`` answers are derived from the target's facts, and the values file says why for each value:
+* driver container: always off on Kind (a node container cannot load kernel modules); on an existing
+  cluster, from its GPU nodes (``kubectl get nodes``: GPU Feature Discovery's driver labels, the
+  operator's pre-installed mark, or — for a node that is this host — the host's driver); on where no
+  node fact shows one (the operator skips nodes where it finds a driver);
 * toolkit container: on for Kind (it installs the NVIDIA runtime into the node's containerd, as in
-  the seed recipe); on an existing cluster, off where the host's NVIDIA toolkit is already the
-  default runtime;
-* device plugin: off when HAMi is installed too (both advertise ``nvidia.com/gpu``).
-An existing gpu-operator release in the cluster is adopted (same name, same chart version unless
-``chart_version`` says otherwise): checked, and upgraded only where its values differ.
+  the seed recipe); on an existing cluster, off only where the GPU nodes are this host and its
+  distribution's containerd already has the nvidia runtime; for k3s and RKE2 its ``toolkit.env``
+  says where their containerd lives;
+* device plugin: off when HAMi is installed too (both advertise ``nvidia.com/gpu``); CDI off beside HAMi.
+The release is checked against the cluster's Kubernetes (gpuwizard/assets/compat.yaml); an installed
+release is adopted with its own values kept, and upgraded one release line at a time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -21,6 +26,7 @@ from pydantic import Field
 from .. import actions as A
 from .. import compat as C
 from .. import versions as V
+from ..detect import nodes_facts
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
 from ..parsers import normalize_kube_version, parse_kube_version_json
@@ -140,15 +146,27 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     host_driver = facts.get("driver")
     ex = K.Explained()
 
+    nodes = [] if on_kind else cluster_nodes(ctx, context)
+    gpu_nodes = [n for n in nodes if n.get("gpu_present")] or [n for n in nodes if not n.get("taints")]
+    local = bool(gpu_nodes) and all(n.get("this_host") for n in gpu_nodes)
+    names = ", ".join(str(n.get("name")) for n in gpu_nodes) or "none"
     if a.driver_enabled == "auto":
         if on_kind:
             driver = False
             why = "auto: off — a Kind node is a container and cannot load the NVIDIA kernel module" + (
                 f"; the host's driver {host_driver['version']} serves it" if host_driver else "")
-        elif host_driver:
-            driver, why = False, f"auto: off — the host already runs NVIDIA driver {host_driver['version']}"
+        elif gpu_nodes and all(n.get("driver") for n in gpu_nodes):
+            driver, why = False, ("auto: off — the GPU nodes have a driver (node labels: " + ", ".join(
+                f"{n['name']} {n['driver']}" for n in gpu_nodes) + ")")
+        elif local and host_driver:
+            driver, why = False, (f"auto: off — the GPU node {names} is this host, which runs NVIDIA driver "
+                                  f"{host_driver['version']}")
+        elif local:
+            driver, why = True, f"auto: on — the GPU node {names} is this host, which has no NVIDIA driver"
         else:
-            driver, why = True, "auto: on — no NVIDIA driver on this host: the operator manages the nodes' drivers"
+            driver, why = True, (f"auto: on — no node fact shows a driver on the GPU nodes ({names}: no GPU Feature "
+                                 "Discovery labels, not this host): the operator manages their drivers (it skips "
+                                 "nodes where it finds one pre-installed)")
     else:
         driver, why = a.driver_enabled, f"set in the answer file (driver_enabled: {str(a.driver_enabled).lower()})"
         if driver and on_kind:
@@ -158,13 +176,17 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     if driver != cv.defaults.get("driver.enabled", True):
         ex.set("driver.enabled", driver, why)
 
+    dist = distribution(nodes)
     if a.toolkit_enabled == "auto":
         if on_kind:
             toolkit, why = True, "auto: on — the toolkit container installs the NVIDIA runtime into the Kind node's containerd"
-        elif (facts.get("docker") or {}).get("default_runtime") == "nvidia":
-            toolkit, why = False, "auto: off — the host's NVIDIA container toolkit is already the default runtime"
+        elif local and (have := node_runtime_config(ctx, dist)) is not None:
+            toolkit, why = False, (f"auto: off — the GPU node {names} is this host, whose {dist} containerd already has "
+                                   f"the nvidia runtime ({have})")
         else:
-            toolkit, why = True, "auto: on — the NVIDIA runtime is not the host's default runtime"
+            runtimes = ", ".join(f"{n.get('runtime') or '?'} on {n['name']}" for n in gpu_nodes) or "the nodes' runtime"
+            toolkit, why = True, (f"auto: on — the operator's toolkit installs the NVIDIA runtime into the nodes' "
+                                  f"containerd ({runtimes})")
     else:
         toolkit, why = a.toolkit_enabled, f"set in the answer file (toolkit_enabled: {str(a.toolkit_enabled).lower()})"
     whys["toolkit container"] = (toolkit, why)
@@ -213,6 +235,13 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
             if f.text not in said:
                 said.add(f.text)
                 notes.append(f"node {node} ({runtime}): {f.text}")
+    env = TOOLKIT_ENV.get(dist)
+    if toolkit and env and not nri and "toolkit" not in a.values:
+        ex.set("toolkit.env", [{"name": k, "value": v} for k, v in env["env"].items()],
+               f"{dist}: its containerd lives in {dist}'s own paths, so the toolkit is told where ({env['source']})")
+    if dist == "rke2" and toolkit and not nri:
+        notes.append("RKE2 runs containerd as its own child: when the toolkit restarts containerd to load the nvidia "
+                     "runtime, RKE2 restarts with it (the node's kubelet and pods come back within a minute)")
     values, value_notes, live, kept_keys = K.merge(ex.values, a.values), ex.notes, None, []
     if adopted is not None:
         live = K.release_values(ctx, context, release, namespace) or {}
@@ -228,6 +257,53 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
             "chart": cv, "values": values, "notes": value_notes, "plan_notes": notes, "driver": driver,
             "toolkit": toolkit, "plugin": plugin, "cdi": cdi, "nri": nri, "with_hami": with_hami, "whys": whys,
             "hops": hops, "live": live, "kept": kept_keys, "from_version": _v(adopted["chart_version"]) if adopted else None}
+
+
+# Where k3s and RKE2 keep containerd, as the operator's toolkit must be told (toolkit.env: CONTAINERD_CONFIG,
+# CONTAINERD_SOCKET; NVIDIA/cloud-native-docs gpu-operator/getting-started.rst "Specifying Configuration
+# Options for containerd" @ gpu-operator-v26.3-32 defines them; RKE2's own values from its "Deploy NVIDIA
+# Operator" page, which that file links; with the operator's NRI plugin none is needed: cdi.rst there).
+TOOLKIT_ENV: dict[str, dict[str, Any]] = {
+    "k3s": {"env": {"CONTAINERD_CONFIG": "/var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+                    "CONTAINERD_SOCKET": "/run/k3s/containerd/containerd.sock"},
+            "source": "k3s's generated containerd config and its socket (docs.k3s.io advanced, NVIDIA runtime support)"},
+    "rke2": {"env": {"CONTAINERD_CONFIG": "/var/lib/rancher/rke2/agent/etc/containerd/config.toml",
+                     "CONTAINERD_SOCKET": "/run/k3s/containerd/containerd.sock"},
+             "source": "RKE2's containerd config and socket (docs.rke2.io reference/cli_tools, add-ons/gpu_operators)"},
+}
+# The containerd config the distribution runs with, on this host (what the node's runtime has).
+CONTAINERD_CONFIGS = {"k3s": "/var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+                      "rke2": "/var/lib/rancher/rke2/agent/etc/containerd/config.toml",
+                      "kubernetes": "/etc/containerd/config.toml"}
+
+
+def cluster_nodes(ctx: StepContext, context: str) -> list[dict[str, Any]]:
+    """The cluster's nodes as it reports them (gpuwizard/detect.py ``node_facts``): the facts the
+    operator's and HAMi's ``auto`` decisions rest on, not the machine gpuwizard runs on."""
+    return nodes_facts(ctx.host, K.nodes(ctx, context) or [])
+
+
+def distribution(nodes: list[dict[str, Any]]) -> str:
+    """k3s, rke2, kind or kubernetes: what the nodes' kubelets say (the first GPU node's, else any)."""
+    kinds = [str(n.get("distribution")) for n in nodes if n.get("distribution")]
+    return kinds[0] if kinds else "kubernetes"
+
+
+def node_runtime_config(ctx: StepContext, dist: str) -> str | None:
+    """Where this host's containerd for ``dist`` already has an nvidia runtime (k3s and RKE2 add one
+    themselves when they find nvidia-container-runtime; nvidia-ctk writes a conf.d drop-in), else None."""
+    main = CONTAINERD_CONFIGS.get(dist, CONTAINERD_CONFIGS["kubernetes"])
+    candidates = [main] + [str(p) for p in sorted_dropins(ctx, str(Path(main).parent / "conf.d"))]
+    for path in candidates:
+        text = ctx.host.read_text(path) or ""
+        if re.search(r'runtimes\.\"?nvidia\"?\]', text):
+            return path
+    return None
+
+
+def sorted_dropins(ctx: StepContext, directory: str) -> list[str]:
+    d = ctx.host.path(directory)
+    return sorted(f"{directory}/{p.name}" for p in d.glob("*.toml")) if d.is_dir() else []
 
 
 def node_runtimes(ctx: StepContext, context: str) -> dict[str, str]:

@@ -148,3 +148,16 @@ def test_a_node_runtime_outside_the_operator_s_validated_range_is_warned_about(t
     assert code == 0, out + err
     assert ("decision: node gpu-cluster-control-plane (containerd://1.6.28): gpu-operator v26.3.3 was not validated "
             "with containerd 1.6.28") in out
+
+
+def test_doctor_shows_each_node_as_the_cluster_reports_it(tmp_path):
+    root = tmp_path / "r"
+    prepare("ready", root)
+    node = doctor("ready", root)["kubernetes"]["nodes"][0]
+    assert node["runtime"] == "containerd://1.7.18" and node["distribution"] == "kind"
+    assert node["roles"] == ["control-plane"] and node["gpu_product"] == "Tesla-T4" and node["gpu_count"] == 1
+    assert node["this_host"] is False  # a Kind node is a container, not this host
+    from .test_cluster_layer import run
+    code, out, _ = run("--simulate", "ready", "--root", str(root), "doctor")
+    assert code == 0
+    assert "gpu-cluster-control-plane (control-plane, kind): containerd://1.7.18, Debian GNU/Linux 12 (bookworm)" in out
