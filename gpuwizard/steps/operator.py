@@ -337,10 +337,18 @@ def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]
               K.helm(context, "upgrade", release, f"{repo_name}/{CHART}", "--namespace", ns, "--version", hop,
                      "--reset-then-reuse-values"), reached, timeout=900,
               disruptive=f"the gpu-operator's daemonsets in {ns} restart with {hop}'s images"),
-        K.Poll(f"operator-pods-{hop}", f"the gpu-operator pods in {ns} are Running or Completed on {hop}",
+        *ready_waits(context, ns, hop),
+    ]
+
+
+def ready_waits(context: str, ns: str, hop: str | None = None) -> list[A.Action]:
+    """Wait for the operator's pods, then its ClusterPolicy (after an install, or after each upgrade hop)."""
+    suffix, on = (f"-{hop}", f" on {hop}") if hop else ("", "")
+    return [
+        K.Poll(f"operator-pods{suffix}", f"the gpu-operator pods in {ns} are Running or Completed{on}",
                lambda c: pods_ok(c, context, ns), timeout=900, interval=K.POLL,
                describe=lambda c: describe_pods(c, context, ns)),
-        K.Poll(f"clusterpolicy-{hop}", f"the ClusterPolicy is ready on {hop}", lambda c: policy_state(c, context) == "ready",
+        K.Poll(f"clusterpolicy{suffix}", f"the ClusterPolicy is ready{on}", lambda c: policy_state(c, context) == "ready",
                timeout=600, interval=K.POLL, describe=lambda c: f"ClusterPolicy state: {policy_state(c, context) or 'absent'}; "
                + describe_pods(c, context, ns)),
     ]
@@ -472,13 +480,7 @@ class OperatorStep(Step[OperatorAnswers]):
         acts.append(K.Cmd("helm-install", f"gpu-operator {version} installed as {release} in {ns}", install,
                           lambda c: K.release_matches(c, context, release, ns, CHART, version, values), timeout=900,
                           details=details))
-        acts.append(K.Poll("operator-pods", f"the gpu-operator pods in {ns} are Running or Completed",
-                           lambda c: pods_ok(c, context, ns), timeout=900, interval=K.POLL,
-                           describe=lambda c: describe_pods(c, context, ns)))
-        acts.append(K.Poll("clusterpolicy", "the ClusterPolicy is ready", lambda c: policy_state(c, context) == "ready",
-                           timeout=600, interval=K.POLL,
-                           describe=lambda c: f"ClusterPolicy state: {policy_state(c, context) or 'absent'}; "
-                           + describe_pods(c, context, ns)))
+        acts += ready_waits(context, ns)
         if a.verify:
             if r["plugin"]:
                 acts += K.vectoradd_actions(ctx, context, self.id)
