@@ -16,7 +16,7 @@ import json
 import tomllib
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import actions as A
 from ..engine import PlannedStep, Promise, Step, StepContext
@@ -191,9 +191,26 @@ class KindAnswers(Section):
     workers: int = Field(0, ge=0, le=16)
     recreate: bool = Field(False, description="Delete and recreate an existing cluster of that name.")
     existing_context: KubeContext | None = Field(None, description="Use this kube context instead of creating a Kind cluster.")
+    kubeconfig: str | None = Field(
+        None, description="The kubeconfig file that holds existing_context (e.g. /etc/rancher/k3s/k3s.yaml, "
+        "/etc/kubernetes/admin.conf); default: kubectl's own ($KUBECONFIG or ~/.kube/config).")
     set_docker_default_runtime: Auto = Field(
         "auto", description="Make nvidia Docker's default runtime (and restart Docker: its running containers stop). "
         "auto: only when this run creates or recreates the Kind cluster, whose nodes get their GPUs through it.")
+
+    @model_validator(mode="after")
+    def _kubeconfig_needs_a_context(self) -> KindAnswers:
+        if self.kubeconfig and not self.existing_context:
+            raise ValueError("kind.kubeconfig names the file of an existing cluster's context: set "
+                             "kind.existing_context too")
+        return self
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("expected an absolute path (/etc/kubernetes/admin.conf)")
+        return value
 
     @field_validator("node_image")
     @classmethod
@@ -224,7 +241,11 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
     kind = ctx.answers(KindStep)
     if kind is not None:
         if kind.existing_context:
-            return kind.existing_context, kind.existing_context.startswith("kind-")
+            if kind.kubeconfig and not ctx.host.exists(kind.kubeconfig):
+                raise StepFailed(f"kind.kubeconfig: {kind.kubeconfig} does not exist on this host (the file that holds "
+                                 f"context {kind.existing_context})")
+            config = K.hp(ctx, kind.kubeconfig) if kind.kubeconfig else None
+            return K.Context(kind.existing_context, config), kind.existing_context.startswith("kind-")
         ctx.relies_on("cluster")  # planning: the cluster the kind step of this run promises
         return f"kind-{kind.cluster_name}", True
     current = (ctx.facts.get("kubernetes") or {}).get("context")
@@ -242,7 +263,11 @@ class KindStep(Step[KindAnswers]):
 
     def plan(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
         if a.existing_context:
-            return self._existing(ctx, a.existing_context)
+            try:
+                context, _ = target_context(ctx)
+            except StepFailed as exc:
+                return [A.Fail("kubeconfig", f"the kubeconfig {a.kubeconfig}", str(exc))]
+            return self._existing(ctx, context or a.existing_context)
         acts: list[A.Action] = K.tool_actions(ctx, ["kind", "kubectl", "helm"])
         # the host steps of this run (driver, container) may have changed what detect saw at the start
         facts = ctx.facts if ctx.planning else ctx.refresh_facts()

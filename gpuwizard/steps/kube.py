@@ -362,12 +362,30 @@ def hp(ctx: StepContext, system_path: str) -> str:
     return str(ctx.host.path(system_path))
 
 
+class Context(str):
+    """A kube context's name, and the kubeconfig file that holds it (``kind.kubeconfig``; None: the
+    tools' default, ``$KUBECONFIG`` or ``~/.kube/config``). Every kubectl and helm command line for
+    the context names the file."""
+
+    kubeconfig: str | None
+
+    def __new__(cls, name: str, kubeconfig: str | None = None) -> Context:
+        obj = super().__new__(cls, name)
+        obj.kubeconfig = kubeconfig
+        return obj
+
+
+def _kubeconfig(context: str) -> list[str]:
+    path = getattr(context, "kubeconfig", None)
+    return ["--kubeconfig", path] if path else []
+
+
 def kubectl(context: str, *args: str) -> list[str]:
-    return ["kubectl", "--context", context, *args]
+    return ["kubectl", *_kubeconfig(context), "--context", context, *args]
 
 
 def helm(context: str, *args: str) -> list[str]:
-    return ["helm", "--kube-context", context, *args]
+    return ["helm", *_kubeconfig(context), "--kube-context", context, *args]
 
 
 def probe_json(ctx: StepContext, argv: list[str], timeout: float = 20.0) -> Any:
