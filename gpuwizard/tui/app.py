@@ -14,6 +14,7 @@ the worker has finished, so the state file is always consistent.
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import re
 import threading
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover — loaded after the first frame (see Wiza
     from .screens.step import StepPane
 
 FLUSH_INTERVAL = 0.05
+PANE_SHOWN_WAIT = 1.0  # seconds a worker waits at most for a pane being opened to be on the screen
 OUTPUT_KEEP = 5000  # lines of output kept per step in memory (the Log shows at most its max_lines)
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
@@ -161,7 +163,14 @@ class WizardApp(App[int]):
         self.exported: Path | None = None
         self._queue: collections.deque[Event] = collections.deque()
         self._queue_lock = threading.Lock()
+        # set once the step pane mounted last is on the screen: the workers its opening starts (its
+        # plan, a custom widget's check) wait for it, so that they do not share the GIL with the
+        # pane's first layout and paint; an already mounted pane is shown without one
+        self.pane_shown = threading.Event()
+        self.pane_shown.set()
         self._quit_pending = False
+        self.collect_after_load = False  # set by run_tui: garbage collection resumes once loaded
+        self._pane_holds_gc = False  # a pane being opened holds garbage collection (_open)
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -264,6 +273,10 @@ class WizardApp(App[int]):
         self._opening = None
         self.open(target, focus)
         self.probe(plan=None if self.propose and target == "welcome" else [])
+        if self.collect_after_load:  # run_tui held garbage collection for the start
+            self.collect_after_load = False
+            gc.freeze()
+            gc.enable()
 
     # -- status ---------------------------------------------------------------------------------
     def status(self, sid: str) -> str:
@@ -337,7 +350,26 @@ class WizardApp(App[int]):
         if target != self.current:
             return  # another open came after this one
         if target in self.steps and not switcher.query(f"#step-{target}"):
-            await switcher.mount(StepPane(target))
+            self.pane_shown = shown = threading.Event()
+            # Building a pane allocates tens of thousands of objects: enough to set off a full
+            # garbage collection, itself as long as the rest of the pane's first frame. It waits
+            # until that frame is painted (_pane_shown).
+            if gc.isenabled():
+                gc.disable()
+                self._pane_holds_gc = True
+                self.set_timer(PANE_SHOWN_WAIT, self._resume_gc)  # at the latest
+            pane = StepPane(target)
+            try:
+                # no repaint while its widgets mount: the screen's refreshes would lay out and paint
+                # a half-built pane, hidden under the one shown, again and again; it appears, whole,
+                # with the one refresh after it becomes current below
+                with self.batch_update():
+                    await switcher.mount(pane)
+            finally:
+                # after its first paint (or now, when that cannot be scheduled)
+                if not self.call_after_refresh(self._pane_shown, pane, shown):
+                    shown.set()
+                    self._resume_gc()
         elif target == "summary" and not switcher.query("#summary"):
             await switcher.mount(SummaryPane(id="summary", classes="pane"))  # built when first shown
         if target in self.steps:
@@ -362,6 +394,25 @@ class WizardApp(App[int]):
                 if focus:
                     self.main.query_one("#export").focus()
         self.refresh_statuses()
+
+    async def _pane_shown(self, pane: StepPane, shown: threading.Event) -> None:
+        """The pane just mounted is on the screen: what it builds after its first frame, then the
+        workers its opening started go ahead, and garbage is collected again."""
+        try:
+            if pane.is_mounted:
+                await pane.shown()
+        finally:
+            shown.set()
+            self._resume_gc()
+
+    def _resume_gc(self) -> None:
+        """Garbage collection again, after a pane's opening held it (_open)."""
+        if self._pane_holds_gc:
+            self._pane_holds_gc = False
+            gc.enable()
+
+    def on_unmount(self) -> None:
+        self._resume_gc()  # closed while a pane was being opened
 
     def action_start(self) -> None:
         self.open(self.next_target("welcome"))
@@ -414,10 +465,12 @@ class WizardApp(App[int]):
 
     def replan(self, sids: list[str]) -> None:
         if not self.running:
-            self.plan_worker(sids)
+            self.plan_worker(sids, self.pane_shown)
 
     @work(thread=True, group="plan", exclusive=True, exit_on_error=False)
-    def plan_worker(self, sids: list[str]) -> None:
+    def plan_worker(self, sids: list[str], shown: threading.Event | None = None) -> None:
+        if shown is not None:
+            shown.wait(PANE_SHOWN_WAIT)
         self._plan(sids)
 
     def _plan(self, sids: Iterable[str]) -> None:
@@ -734,11 +787,19 @@ def run_tui(session: Any, answers: AnswerFile | None, resume: bool, *, err: Any 
         raise StateError(f"nothing to resume: no state file at {session.state_path}")
     lock = RunLock(session.state_path).acquire()  # raises LockHeld (exit 4)
     log = None
+    collect = gc.isenabled()
     try:
+        # No garbage collection until the steps are loaded (WizardApp._loaded): on the way to the
+        # first frame the heap grows by tens of thousands of objects (Textual's, then the screen's)
+        # and a full collection of it came right before that frame, a third of the time from
+        # app.run() to the frame. Then what the start made is left out of later collections
+        # (gc.freeze), so that a pane's collection looks only at what came after.
+        gc.disable()
         log = LogFile(session.log_dir)
         log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} tui{' resume' if resume else ''}")
         log.attach(session.host)  # every command's argv, exit code and duration, probes included
         app = WizardApp(session, answers, resume, state=state, log=log)
+        app.collect_after_load = collect
         code = app.run()
         if code is None:  # closed without a verdict (e.g. the terminal went away)
             code = app.exit_code()
@@ -748,6 +809,8 @@ def run_tui(session: Any, answers: AnswerFile | None, resume: bool, *, err: Any 
             err.write(f"gpuwizard: log: {log.path}\n")
         return int(code)
     finally:
+        if collect:
+            gc.enable()
         if log is not None:
             log.close()
         lock.release()

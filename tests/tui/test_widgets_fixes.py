@@ -174,7 +174,7 @@ async def test_quick_typing_into_a_form_field_keeps_every_key(tmp_path: Path):
         # key replaces it), then the word; the keys right after the Shift+Tabs must reach the field
         app.pane("kind").query_one("#run").focus()
         await pilot.pause()
-        burst(app, [*["shift+tab"] * 7, *"dev-gpu"])  # 7: set_docker_default_runtime .. cluster_name
+        burst(app, [*["shift+tab"] * 8, *"dev-gpu"])  # 8: set_docker_default_runtime, kubeconfig .. cluster_name
         await settle(pilot)
         assert app.focused is box
         assert box.value == "dev-gpu" and app.answers["kind"].cluster_name == "dev-gpu"
@@ -234,9 +234,9 @@ def test_typing_at_60ms_per_key_in_a_real_terminal_keeps_every_key(tmp_path: Pat
         tmux.wait_for(r"Step 5/\d+: Kubernetes")
         tmux.wait_for(r"cluster_name\s+gpu-cluster")
         tmux.wait_for(r"\[todo\]|cannot plan")  # open and planned: "Run step" has the focus
-        # Shift+Tab from "Run step": set_docker_default_runtime, existing_context, recreate, workers, gpus,
-        # node_image, cluster_name
-        tmux("send-keys", "-t", "gw", *["BTab"] * 7)
+        # Shift+Tab from "Run step": set_docker_default_runtime, kubeconfig, existing_context, recreate, workers,
+        # gpus, node_image, cluster_name
+        tmux("send-keys", "-t", "gw", *["BTab"] * 8)
         for ch in "prod-gpu":
             tmux("send-keys", "-t", "gw", "-l", ch)
             time.sleep(0.06)  # the point of the test: a person's (quick) typing speed

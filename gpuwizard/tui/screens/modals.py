@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from ..widgets.banner import DryRunBanner, is_dry_run
+from ..widgets.compact import compact_button, compact_input
 from ..widgets.doctor import doctor_table
 
 ResultT = TypeVar("ResultT")
@@ -111,8 +112,8 @@ class ConfirmScreen(_Modal[bool]):
             yield Static(self.title_text, classes="dialog-title")
             yield Static(self.text, classes="dialog-text")
             with Horizontal(classes="buttons"):
-                yield Button(self.yes, variant="error", name="yes", id="yes", compact=True)
-                yield Button(self.no, variant="primary", name="no", id="no", compact=True)
+                yield compact_button(self.yes, variant="error", name="yes", id="yes")
+                yield compact_button(self.no, variant="primary", name="no", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -147,9 +148,9 @@ class FailureScreen(_Modal[FailureChoice]):
             yield Static(Text.assemble(("full log: ", "bold"), self.log_path, "\n", ("state: ", "bold"), self.state_path,
                                        " (saved; `gpuwizard --resume` continues)"), classes="dialog-text")
             with Horizontal(classes="buttons"):
-                yield Button("Retry", variant="primary", name="retry", id="retry", compact=True)
-                yield Button("Skip step", name="skip", id="skip", compact=True)
-                yield Button("Quit", variant="error", name="quit", id="quit", compact=True)
+                yield compact_button("Retry", variant="primary", name="retry", id="retry")
+                yield compact_button("Skip step", name="skip", id="skip")
+                yield compact_button("Quit", variant="error", name="quit", id="quit")
 
     def on_mount(self) -> None:
         self.query_one("#retry", Button).focus()
@@ -180,8 +181,8 @@ class RebootScreen(_Modal[RebootChoice]):
             if not self.allowed and self.why_not:
                 yield Static(Text(self.why_not, style="dim"), classes="dialog-text")
             with Horizontal(classes="buttons"):
-                yield Button("Reboot now", variant="error", name="now", id="now", compact=True, disabled=not self.allowed)
-                yield Button("Later (quit)", variant="primary", name="later", id="later", compact=True)
+                yield compact_button("Reboot now", variant="error", name="now", id="now", disabled=not self.allowed)
+                yield compact_button("Later (quit)", variant="primary", name="later", id="later")
 
     def on_mount(self) -> None:
         self.query_one("#later", Button).focus()
@@ -219,7 +220,7 @@ class HelpScreen(_Modal[None]):
             with VerticalScroll(classes="help-body"):
                 yield Static(Text(HELP))
             with Horizontal(classes="buttons"):
-                yield Button("Close", variant="primary", name="close", id="close", compact=True)
+                yield compact_button("Close", variant="primary", name="close", id="close")
 
     def on_mount(self) -> None:
         self.query_one("#close", Button).focus()
@@ -236,7 +237,7 @@ class DoctorScreen(_Modal[None]):
             with VerticalScroll(classes="help-body"):
                 yield Static(doctor_table(self.facts) if self.facts else Text("detecting…", style="dim"))
             with Horizontal(classes="buttons"):
-                yield Button("Close", variant="primary", name="close", id="close", compact=True)
+                yield compact_button("Close", variant="primary", name="close", id="close")
 
     def on_mount(self) -> None:
         self.query_one("#close", Button).focus()
@@ -254,14 +255,14 @@ class ExportScreen(_Modal[Path | None]):
         with Vertical(classes="dialog export"):
             yield Static("Export answers", classes="dialog-title")
             yield Static(Text("Replays this session unattended: sudo gpuwizard --answers FILE", style="dim"))
-            inp = Input(self.default_path, id="path", compact=True)
+            inp = compact_input(self.default_path, id="path")
             inp.cursor_blink = self.blink
             yield inp
             with VerticalScroll(classes="tail"):
                 yield Static(Text(self.text))
             with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", name="save", id="save", compact=True)
-                yield Button("Cancel", name="cancel", id="cancel", compact=True)
+                yield compact_button("Save", variant="primary", name="save", id="save")
+                yield compact_button("Cancel", name="cancel", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#save", Button).focus()

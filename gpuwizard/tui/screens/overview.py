@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Static
 
 from ..messages import Navigate, Requested
+from ..widgets.compact import compact_button
 from ..widgets.doctor import blockers, doctor_table
 from ..widgets.steplist import status_text
 
@@ -81,8 +82,8 @@ class WelcomePane(Vertical):
         with VerticalScroll(classes="pane-scroll"):
             yield from self.body()
         with Horizontal(classes="buttons"):
-            yield Button("Start ▸", variant="primary", id="start", compact=True)
-            yield Button("Doctor", id="doctor", compact=True)
+            yield compact_button("Start ▸", variant="primary", id="start")
+            yield compact_button("Doctor", id="doctor")
 
     def body(self) -> ComposeResult:
         yield Static("", id="welcome-intro", classes="pane-title")
@@ -148,8 +149,8 @@ class SummaryPane(Vertical):
             yield Static("", id="summary-next")
             yield Static("", id="summary-files", classes="files")
         with Horizontal(classes="buttons"):
-            yield Button("Export answers", variant="primary", id="export", compact=True)
-            yield Button("Quit", id="quit", compact=True)
+            yield compact_button("Export answers", variant="primary", id="export")
+            yield compact_button("Quit", id="quit")
 
     @property
     def wizard(self) -> WizardApp:

@@ -6,7 +6,9 @@ the live log of the step's events. A step added later gets this pane for free; a
 its own widget sets ``tui_widget`` on its class: a factory ``(app, sid) -> Widget``, or its dotted
 name ``"package.module:Factory"`` (imported here, so that a step module never imports Textual). Such a
 widget may define ``current_answers()`` (the step's answers, None while invalid; else the stored
-answers are used) and ``refresh_facts()`` (called when detection ran again).
+answers are used), ``refresh_facts()`` (called when detection ran again) and ``pane_shown()`` (a
+coroutine, awaited once the pane's first frame is on the screen: what that frame does without, e.g.
+what lies below the screen's bottom, is built then).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from textual.widgets import Button, ContentSwitcher, Static
 
 from ...engine import Engine, Event, PlannedStep, StepContext
 from ..messages import AnswersEdited, Navigate, Requested
+from ..widgets.compact import compact_button
 from ..widgets.doctor import doctor_table
 from ..widgets.form import AnswersForm
 from ..widgets.runview import RunView
@@ -132,12 +135,12 @@ class StepPane(Vertical):
                         )
                 with Horizontal(classes="buttons"):
                     if step.implemented:
-                        yield Button("Run step", variant="primary", id="run", compact=True)
-                        yield Button("Skip step", id="skip", compact=True)
+                        yield compact_button("Run step", variant="primary", id="run")
+                        yield compact_button("Skip step", id="skip")
                         if step.link:
-                            yield Button(step.link[0], id="link", compact=True)
+                            yield compact_button(step.link[0], id="link")
                     else:
-                        yield Button("Next ▸", variant="primary", id="next", compact=True)
+                        yield compact_button("Next ▸", variant="primary", id="next")
             # the run view is built at the step's first run (ensure_run_view): a pane opened to
             # read its plan does not pay for a log, a progress bar and four buttons it never shows
             yield Vertical(id="run-pane")
@@ -172,11 +175,11 @@ class StepPane(Vertical):
             await self._run_view_built.wait()  # another caller is building it: wait for that
             return
         step = self.wizard.steps[self.sid]
-        buttons = [Button("Cancel", variant="error", id="cancel", compact=True),
-                   Button("Next ▸", variant="primary", id="next-after", compact=True),
-                   Button("Back to answers", id="back", compact=True)]
+        buttons = [compact_button("Cancel", variant="error", id="cancel"),
+                   compact_button("Next ▸", variant="primary", id="next-after"),
+                   compact_button("Back to answers", id="back")]
         if step.link:
-            buttons.append(Button(step.link[0], id="link-after", compact=True))
+            buttons.append(compact_button(step.link[0], id="link-after"))
         for button in buttons[1:]:
             button.display = False
         await self.query_one("#run-pane", Vertical).mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
@@ -225,6 +228,13 @@ class StepPane(Vertical):
         custom = self.custom_widget
         if custom is not None and hasattr(custom, "refresh_facts"):
             custom.refresh_facts()
+
+    async def shown(self) -> None:
+        """Called once the pane's first frame is on the screen (by the app, which opened it): the
+        step's own widget builds what that frame did without (``pane_shown``)."""
+        custom = self.custom_widget
+        if custom is not None and hasattr(custom, "pane_shown"):
+            await custom.pane_shown()
 
     @property
     def custom_widget(self) -> Widget | None:
@@ -363,8 +373,8 @@ class StepPane(Vertical):
 def first_invalid_field(form: AnswersForm) -> Widget | None:
     """The input of the form's first field that shows an error."""
     for spec in form.specs:
-        if form.query_one(f"#err-{spec.name}", Static).display:
-            return form.query_one(f"#f-{spec.name}")
+        if form.has_error(spec.name):
+            return form.field(spec.name)
     return None
 
 

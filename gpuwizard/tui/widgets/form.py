@@ -20,14 +20,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.style import Style
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from ...answers import _message as answer_message
+from .compact import compact_input
 
 _NONE = type(None)
 
@@ -111,6 +112,22 @@ def _text(spec: FieldSpec, value: Any) -> str:
     return str(value)
 
 
+class FieldRow(Widget):
+    """One field of a form: its name, drawn by the row itself in its first 18 columns (as a Label
+    18 wide showed it), its input beside it, and its error below once it has one: two widgets a
+    row, where a row container, a Label and an error box made up front were four (a step pane
+    appears sooner with half the widgets to mount, style and lay out)."""
+
+    NAME_WIDTH = 18  # the input's left margin in the stylesheet (.field-row > .field-input)
+
+    def __init__(self, field_name: str, *children: Widget, classes: str | None = None):
+        super().__init__(*children, classes=classes)
+        self.field_name = field_name
+
+    def render(self) -> Content:
+        return Content(self.field_name).truncate(self.NAME_WIDTH)
+
+
 class AnswersForm(Vertical):
     """The form of one step. Posts :class:`AnswersForm.Changed` with the validated model (or None)."""
 
@@ -121,8 +138,12 @@ class AnswersForm(Vertical):
             self.answers = answers
 
     def __init__(self, model: type[BaseModel], current: BaseModel | None, *, blink: bool = True, id: str | None = None,
-                 start: dict[str, Any] | None = None):
+                 start: dict[str, Any] | None = None, first_rows: int | None = None):
+        """``first_rows``: build only so many rows at first (those that can be on the screen), and
+        the others, below the screen's bottom, in :meth:`build_rest` (a row with an error to show
+        is always built at first)."""
         super().__init__(id=id, classes="answers-form")
+        self.first_rows = first_rows
         self.model = model
         self.specs = field_specs(model)
         self.start = dict(start or {})  # suggested values when there are no answers yet
@@ -133,6 +154,11 @@ class AnswersForm(Vertical):
         # each field's value as last validated: an Input posts Changed once mounted, with the value
         # it was built with; that is no change (no validation, no re-plan of the step)
         self._seen: dict[str, Any] = {}
+        self._fields: dict[str, Widget] = {}  # field name -> its input
+        self._rows: dict[str, FieldRow] = {}
+        self._errors: dict[str, Static] = {}  # field name -> its error box, once it had an error
+        self._later: list[FieldRow] = []  # rows built by build_rest
+        self._later_boxes: list[tuple[FieldRow, Static]] = []  # error boxes for those rows
 
     def _default_instance(self) -> BaseModel | None:
         try:
@@ -148,11 +174,58 @@ class AnswersForm(Vertical):
             return
         for spec in self.specs:
             value = getattr(self.current, spec.name, spec.default) if self.current is not None else self.start.get(spec.name, spec.default)
-            with Horizontal(classes="field-row"):
-                yield Label(spec.name, classes="field-name")
-                yield self._widget(spec, value)
-            yield Static("", classes="field-error", id=f"err-{spec.name}")
+            self._fields[spec.name] = self._widget(spec, value)
+        # the errors of the values the form starts with come with its first frame (the boxes of
+        # the others are made when a field first has one)
+        _, errors, _ = self._check()
+        first = len(self.specs) if self.first_rows is None else self.first_rows
+        first = max([first, *(n + 1 for n, spec in enumerate(self.specs) if spec.name in errors)])
+        for n, spec in enumerate(self.specs):
+            error = [self._error_box(spec.name, errors[spec.name])] if spec.name in errors else []
+            row = FieldRow(spec.name, self._fields[spec.name], *error, classes="field-row")
+            self._rows[spec.name] = row
+            if n < first:
+                yield row
+            else:
+                self._later.append(row)
         yield Static("", classes="field-help", id="field-help")
+
+    async def build_rest(self) -> None:
+        """Mount the rows left out of the first frame (``first_rows``), with any error they have."""
+        rows, self._later = self._later, []
+        if rows:
+            await self.mount_all(rows, before=self.query_one("#field-help"))
+        boxes, self._later_boxes = self._later_boxes, []
+        for row, box in boxes:
+            await row.mount(box)
+
+    def _error_box(self, name: str, message: str) -> Static:
+        box = Static(f"↑ {message}", classes="field-error", id=f"err-{name}")
+        self._errors[name] = box
+        return box
+
+    def show_error(self, name: str, message: str) -> None:
+        """Show ``message`` under the field ``name`` (nothing: hide its error)."""
+        box = self._errors.get(name)
+        if box is None:
+            if message:
+                row, box = self._rows[name], self._error_box(name, message)
+                if row in self._later:
+                    self._later_boxes.append((row, box))  # mounted with its row
+                else:
+                    row.mount(box)
+            return
+        box.update(f"↑ {message}" if message else "")
+        box.display = bool(message)
+
+    def has_error(self, name: str) -> bool:
+        """Whether the field ``name`` shows an error."""
+        box = self._errors.get(name)
+        return box is not None and box.display
+
+    def field(self, name: str) -> Widget:
+        """The input of the field ``name`` (a Checkbox, Select or Input, by its spec's kind)."""
+        return self._fields[name]
 
     def _widget(self, spec: FieldSpec, value: Any) -> Widget:
         wid = f"f-{spec.name}"
@@ -179,7 +252,7 @@ class AnswersForm(Vertical):
             placeholder = f"default: {_text(spec, spec.default)}"
         restrict = {"int": r"-?[0-9]*", "float": r"-?[0-9.]*"}.get(spec.kind)
         self._seen[wid] = _text(spec, value)
-        inp = Input(_text(spec, value), placeholder=placeholder, restrict=restrict, compact=True, id=wid, classes="field-input")
+        inp = compact_input(_text(spec, value), placeholder=placeholder, restrict=restrict, id=wid, classes="field-input")
         inp.cursor_blink = self.blink
         return inp
 
@@ -190,9 +263,9 @@ class AnswersForm(Vertical):
     def focus_first(self, invalid_only: bool = False) -> bool:
         """Focus the first field (with an error, when ``invalid_only``); True when one was focused."""
         for spec in self.specs:
-            if invalid_only and not self.query_one(f"#err-{spec.name}", Static).display:
+            if invalid_only and not self.has_error(spec.name):
                 continue
-            self.query_one(f"#f-{spec.name}").focus()
+            self.field(spec.name).focus()
             return True
         return False
 
@@ -202,11 +275,13 @@ class AnswersForm(Vertical):
         data: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for spec in self.specs:
-            widget: Any = self.query_one(f"#f-{spec.name}")  # Checkbox, Select or Input, by spec.kind
+            widget: Any = self.field(spec.name)  # Checkbox, Select or Input, by spec.kind
             if spec.kind == "bool":
                 value: Any = widget.value
             elif spec.kind == "select":
-                value = None if widget.value is Select.NULL else widget.value
+                # a Select takes its value when mounted; until then it is the one it is built with
+                chosen = widget.value if widget.is_mounted else self._seen[f"f-{spec.name}"]
+                value = None if chosen is Select.NULL else chosen
             else:
                 text = widget.value.strip()
                 if not text:
@@ -237,7 +312,8 @@ class AnswersForm(Vertical):
                 data[spec.name] = value
         return data, errors
 
-    def validate_form(self, post: bool = True) -> BaseModel | None:
+    def _check(self) -> tuple[BaseModel | None, dict[str, str], list[str]]:
+        """(the valid model or None, errors by field, model-wide errors) of the values now."""
         data, errors = self.raw_values()
         general: list[str] = []
         model = None
@@ -252,10 +328,12 @@ class AnswersForm(Vertical):
                         errors.setdefault(str(name), answer_message(err))
                     else:
                         general.append(answer_message(err))
+        return model, errors, general
+
+    def validate_form(self, post: bool = True) -> BaseModel | None:
+        model, errors, general = self._check()
         for spec in self.specs:
-            box = self.query_one(f"#err-{spec.name}", Static)
-            box.update(f"↑ {errors[spec.name]}" if spec.name in errors else "")
-            box.display = spec.name in errors
+            self.show_error(spec.name, errors.get(spec.name, ""))
         top = self.query_one("#form-error", Static)
         top.update("\n".join(f"✗ {g}" for g in general))
         top.display = bool(general)

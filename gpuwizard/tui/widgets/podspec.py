@@ -21,17 +21,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.highlight import highlight
-from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widget import Widget
+from textual.widgets import Button, Input, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from ... import podspec as PS
 from ...errors import GpuwizardError
 from ...host import atomic_write
 from ...steps.podspec import cluster_facts
-from .form import AnswersForm
+from .compact import compact_button, compact_input
+from .form import AnswersForm, FieldRow
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import WizardApp
+
+PANE_SHOWN_WAIT = 1.0  # seconds (as the app's): the first check waits at most this for the pane
 
 SKIP = ("gpu_type",)  # fields the editor shows itself instead of the generic form
 
@@ -48,7 +52,7 @@ class PodSpecForm(AnswersForm):
 
     def validate_form(self, post: bool = True) -> BaseModel | None:
         model = super().validate_form(post=False)  # every box now shows the model's error or nothing
-        self._model_errors = {s.name for s in self.specs if self.query_one(f"#err-{s.name}", Static).display}
+        self._model_errors = {s.name for s in self.specs if self.has_error(s.name)}
         self._paint_extra(set())
         if post:
             self.post_message(self.Changed(self, model))
@@ -62,10 +66,7 @@ class PodSpecForm(AnswersForm):
         """Show ``extra`` under its fields (those without a model error); clear ``clear``'s boxes."""
         names = {s.name for s in self.specs}
         for name in (set(self.extra) | clear) & names - self._model_errors:
-            box = self.query_one(f"#err-{name}", Static)
-            msg = self.extra.get(name)
-            box.update(f"↑ {msg}" if msg else "")
-            box.display = bool(msg)
+            self.show_error(name, self.extra.get(name) or "")
 
 
 def _hami_settings(app: WizardApp) -> dict[str, Any]:
@@ -83,8 +84,8 @@ class PodSpecEditor(Vertical):
 
     DEFAULT_CSS = """
     PodSpecEditor { height: auto; }
-    PodSpecEditor .pe-row { height: auto; margin: 0 0 0 1; }
-    PodSpecEditor .pe-label { width: 18; }
+    PodSpecEditor .pe-row { width: 1fr; height: auto; margin: 0 0 0 1; overflow: hidden hidden; }
+    PodSpecEditor .pe-row > SelectionList { margin: 0 0 0 18; }
     PodSpecEditor #pe-gpu-type { width: 1fr; height: auto; max-height: 6; border: none; padding: 0; }
     PodSpecEditor #pe-gpu-type-note { margin: 0 0 0 19; color: $text-muted; height: auto; }
     PodSpecEditor #pe-problems { margin: 0 0 0 1; height: auto; }
@@ -114,33 +115,47 @@ class PodSpecEditor(Vertical):
         self._lock = threading.Lock()
         self._auto_path = ""
         self._path_edited = False
+        self._built = False  # the parts below the form (pane_shown)
 
     # -- building -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        app = self.wizard
         if self.rest:
             yield Static(Text(f"This step takes a list; the editor edits the first pod spec "
                               f"({len(self.rest)} more from the answer file are kept).", style="dim"))
-        yield PodSpecForm(PS.PodSpecAnswers, self.first, blink=app.blink, id="form")
-        with Horizontal(classes="pe-row"):
-            yield Label("gpu_type", classes="pe-label")
-            yield SelectionList[str](id="pe-gpu-type", compact=True)
-        yield Static("", id="pe-gpu-type-note")
-        yield Static("Problems", classes="section")
-        yield Static(Text("checking…", style="dim"), id="pe-problems")
-        with Horizontal(classes="pe-actions"):
-            path = Input("", placeholder="file to save the YAML to", compact=True, id="pe-path")
-            path.cursor_blink = app.blink
-            yield path
-            yield Button("Save", id="pe-save", compact=True, disabled=True)
-            yield Button("Apply", id="pe-apply", compact=True, disabled=True)
-        yield Static("", id="pe-apply-note")
-        yield Static("", id="pe-result")
-        yield Static("YAML preview", classes="section")
-        yield Static(Text("checking…", style="dim"), id="pe-preview")
+        # the rows that can be on the screen at first: at most its height less the nine lines above
+        # and below the form (header, title, facts, sections, buttons, key bar); the others, and
+        # what comes below the form, once the pane's first frame is on the screen (pane_shown)
+        yield PodSpecForm(PS.PodSpecAnswers, self.first, blink=self.wizard.blink, id="form",
+                          first_rows=max(1, self.wizard.size.height - 9))
 
-    def on_mount(self) -> None:
-        self.query_one("#pe-result", Static).display = False
+    def _below_form(self) -> list[Widget]:
+        path = compact_input("", placeholder="file to save the YAML to", id="pe-path")
+        path.cursor_blink = self.wizard.blink
+        gpu_type = FieldRow("gpu_type", SelectionList[str](id="pe-gpu-type", compact=True), classes="pe-row")
+        result = Static("", id="pe-result")
+        result.display = False
+        return [
+            gpu_type,
+            Static("", id="pe-gpu-type-note"),
+            Static("Problems", classes="section"),
+            Static(Text("checking…", style="dim"), id="pe-problems"),
+            Horizontal(path, compact_button("Save", id="pe-save", disabled=True),
+                       compact_button("Apply", id="pe-apply", disabled=True), classes="pe-actions"),
+            Static("", id="pe-apply-note"),
+            result,
+            Static("YAML preview", classes="section"),
+            Static(Text("checking…", style="dim"), id="pe-preview"),
+        ]
+
+    async def pane_shown(self) -> None:
+        """Called by the step pane once its first frame is on the screen: the form's last rows, the
+        GPU-type choice, the problems, Save / Apply and the preview are built, then the spec is
+        checked."""
+        if self._built:
+            return
+        await self.form.build_rest()
+        await self.mount_all(self._below_form())
+        self._built = True
         self.refresh_facts()
 
     @property
@@ -160,11 +175,10 @@ class PodSpecEditor(Vertical):
 
     def refresh_facts(self) -> None:
         """Detection (re)ran: new GPU-type choices, a new check. Called by the step pane."""
+        if not self._built:
+            return  # pane_shown comes back here
         choices = PS.gpu_type_choices(self.facts())
-        found = self.query("#pe-gpu-type")
-        if not found:
-            return  # not composed yet: on_mount comes back here
-        sl = found.first(SelectionList)
+        sl = self.query_one("#pe-gpu-type", SelectionList)
         if choices != self.choices or not sl.option_count and choices:
             self.choices = choices
             wanted = {t.upper() for t in self.types}
@@ -218,11 +232,14 @@ class PodSpecEditor(Vertical):
     def schedule(self, delay: float | None = None) -> None:
         data, errors = self.spec_data()
         self._seq += 1
-        self.check_worker(self._seq, data, errors, self.facts(), self.DEBOUNCE if delay is None else delay)
+        self.check_worker(self._seq, data, errors, self.facts(), self.DEBOUNCE if delay is None else delay,
+                          self.wizard.pane_shown)
 
     @work(thread=True, group="podspec-check", exit_on_error=False)
     def check_worker(self, seq: int, data: dict[str, Any], errors: dict[str, str],
-                     facts: PS.ClusterGpuFacts | None, delay: float) -> None:
+                     facts: PS.ClusterGpuFacts | None, delay: float, shown: threading.Event) -> None:
+        # the first check, started while the pane mounts, waits for it to be on the screen
+        shown.wait(PANE_SHOWN_WAIT)
         # Debounce by sequence number, not by cancelling: a newer keystroke makes this worker end
         # quietly (a cancelled worker would look like an app shutting down to whoever waits on it).
         if delay:
