@@ -496,7 +496,10 @@ def node_facts(item: dict[str, Any]) -> dict[str, Any]:
         "gpu_product": labels.get("nvidia.com/gpu.product"),
         "gpu_count": _int_or_none(labels.get("nvidia.com/gpu.count")),
         "gpu_present": True if gpu_present or (_int_or_none(status.get("capacity", {}).get("nvidia.com/gpu")) or 0) > 0 else None,
-        "driver": driver or ("pre-installed" if labels.get("nvidia.com/gpu.deploy.driver") == "pre-installed" else None),
+        # the operator marks a node whose driver it did not install; GFD's driver labels are there for
+        # any driver, the operator's own driver container's too
+        "driver": "pre-installed" if labels.get("nvidia.com/gpu.deploy.driver") == "pre-installed" else None,
+        "driver_version": driver,
     }
     return out
 

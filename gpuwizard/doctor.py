@@ -30,7 +30,7 @@ def node_line(n: Mapping[str, Any]) -> str:
         gpus = "GPUs: present (no GPU Feature Discovery labels)"
     else:
         gpus = "GPUs: none seen (no NFD/GFD labels, no nvidia.com/gpu capacity)"
-    driver = f", driver {n['driver']}" if n.get("driver") else ""
+    driver = "".join(f", driver {v}" for v in (n.get("driver_version"), n.get("driver")) if v)
     taint = f"; taints {', '.join(n['taints'])}" if n.get("taints") else ""
     return f"{n.get('name')} ({what}): {', '.join(parts) or 'no node info'}; {gpus}{driver}{taint}"
 

@@ -94,7 +94,8 @@ class NodeFacts(TypedDict, total=False):
     gpu_product: str | None  # GPU Feature Discovery's nvidia.com/gpu.product
     gpu_count: int | None
     gpu_present: bool | None  # NFD / GFD labels or nvidia.com/gpu capacity say so; None: nothing tells
-    driver: str | None  # GFD's driver version, "pre-installed" (the operator found one), None: unknown
+    driver: str | None  # "pre-installed": the operator found a driver it did not install; None: not known
+    driver_version: str | None  # GPU Feature Discovery's label (any driver, the operator's own too)
     this_host: bool  # the node is the machine gpuwizard runs on (its name is this host's /etc/hostname)
 
 

@@ -1,5 +1,7 @@
 """Helm's rules for values, as the real helm applies them (read from helm/helm at v4.2.4:
-``pkg/chart/common/util/coalesce.go`` and ``pkg/action/upgrade.go``; the same rules in v3.14+).
+``pkg/chart/common/util/coalesce.go`` and ``pkg/action/upgrade.go``; Helm 3 (v3.16.2,
+``pkg/chartutil/coalesce.go``) differs in one point, ``helm3=True``: it keeps the chart's own null
+defaults in the computed values, and a user null deletes a key even where the chart's is null too).
 
 One home for them: the operator and HAMi steps use them to say what a release will run with, and
 the simulated helm (gpuwizard/simulate/tools_cluster.py) uses them to decide what the simulated
@@ -82,22 +84,23 @@ def _clean_nils(tree: dict[str, Any]) -> None:
             _clean_nils(v)
 
 
-def _tables(dst: dict[str, Any], src: dict[str, Any], prefix: str, warn: Warn) -> dict[str, Any]:
+def _tables(dst: dict[str, Any], src: dict[str, Any], prefix: str, warn: Warn, helm3: bool = False) -> dict[str, Any]:
     """coalesceTablesFullKey with merge=false: ``dst`` wins, ``src`` fills; a ``dst`` null over a
     ``src`` value deletes the key (a user nullifying a default)."""
     src_non_nil = {k for k, v in src.items() if v is not None}
-    for k, v in list(dst.items()):
-        if v is None:
-            src[k] = None
+    if not helm3:
+        for k, v in list(dst.items()):
+            if v is None:
+                src[k] = None
     for k, sv in src.items():
         full = f"{prefix}.{k}" if prefix else k
-        if k in dst and dst[k] is None and k in src_non_nil:
+        if k in dst and dst[k] is None and (helm3 or k in src_non_nil):
             del dst[k]
         elif k not in dst:
             dst[k] = sv
         elif isinstance(sv, dict):
             if isinstance(dst[k], dict):
-                _tables(dst[k], sv, full, warn)
+                _tables(dst[k], sv, full, warn, helm3)
             elif warn:
                 warn(f"warning: cannot overwrite table with non table for {full} ({_go(sv)})")
         elif isinstance(dst[k], dict) and sv is not None and warn:
@@ -106,7 +109,7 @@ def _tables(dst: dict[str, Any], src: dict[str, Any], prefix: str, warn: Warn) -
 
 
 def coalesce(user: dict[str, Any] | None, defaults: dict[str, Any] | None, warn: Warn = None,
-             chart: str = "") -> dict[str, Any]:
+             chart: str = "", helm3: bool = False) -> dict[str, Any]:
     """What the chart's templates see: ``user`` values over the chart's ``defaults`` (neither is
     changed). ``warn`` receives Helm's warnings, worded as the real helm prints them (keys under the
     chart's name: ``hami.scheduler.kubeScheduler.image``)."""
@@ -119,10 +122,13 @@ def coalesce(user: dict[str, Any] | None, defaults: dict[str, Any] | None, warn:
                 del out[k]
             elif isinstance(uv, dict):
                 if isinstance(dv, dict):
-                    _clean_nils(dv)
-                    _tables(uv, dv, full, warn)
+                    if not helm3:
+                        _clean_nils(dv)
+                    _tables(uv, dv, full, warn, helm3)
                 elif dv is not None and warn:
                     warn(f"warning: skipped value for {full}: Not a table.")
+        elif helm3:
+            out[k] = dv  # Helm 3 copies the chart's nulls too
         elif dv is not None:
             if isinstance(dv, dict):
                 _clean_nils(dv)
@@ -180,8 +186,11 @@ def _go(value: Any) -> str:
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(dotted key, before, after) for each leaf that differs; a missing side is ``...`` (Ellipsis)."""
-    b, a = flatten(before, key_text=escape_key), flatten(after, key_text=escape_key)
+    """(dotted key, before, after) for each leaf that differs; a missing side is ``...`` (Ellipsis).
+    A null leaf counts as missing: the templates see the same, and Helm 3 lists the chart's nulls
+    where Helm 4 drops them."""
+    b = {k: v for k, v in flatten(before, key_text=escape_key).items() if v is not None}
+    a = {k: v for k, v in flatten(after, key_text=escape_key).items() if v is not None}
     out = []
     for k in sorted(set(b) | set(a)):
         bv, av = b.get(k, ...), a.get(k, ...)

@@ -273,13 +273,25 @@ def chart_defaults(chart: str, version: str) -> dict:
     return T._json().loads(T._json().dumps(_DEFAULTS_CACHE[key]))
 
 
-def coalesce(user, defaults, warn=None, chart=""):
-    """Helm's coalescing of user values over chart defaults (gpuwizard/helm_values.py)."""
-    return _hv().coalesce(user, defaults, warn, chart)
+def coalesce(user, defaults, warn=None, chart="", helm3=False):
+    """Helm's coalescing of user values over chart defaults (gpuwizard/helm_values.py); ``helm3``:
+    Helm 3's, which keeps the chart's null defaults."""
+    return _hv().coalesce(user, defaults, warn, chart, helm3)
+
+
+def _split_chart(ref: str):
+    """"gpu-operator-v25.10.0-rc.1" -> ("gpu-operator", "v25.10.0-rc.1"): the version starts at the
+    first "-<digit>" or "-v<digit>", as in helm list's chart column."""
+    parts = ref.split("-")
+    for i in range(1, len(parts)):
+        p = parts[i]
+        if p[:1].isdigit() or (p[:1] == "v" and p[1:2].isdigit()):
+            return "-".join(parts[:i]), "-".join(parts[i:])
+    return ref, ""
 
 
 def _version_of(release) -> str:
-    return release["chart"].rsplit("-", 1)[1]
+    return _split_chart(release["chart"])[1]
 
 
 def release_defaults(release) -> dict:
@@ -288,12 +300,13 @@ def release_defaults(release) -> dict:
     chart's values with those: pkg/action/upgrade.go reuseValues)."""
     if "chart_values" in release:
         return T._json().loads(T._json().dumps(release["chart_values"]))
-    return chart_defaults(release["chart"].rsplit("-", 1)[0], _version_of(release))
+    return chart_defaults(_split_chart(release["chart"])[0], _version_of(release))
 
 
-def effective_values(release, warn=None) -> dict:
+def effective_values(release, warn=None, helm3=False) -> dict:
     """What the chart's templates see: the release's user values over the chart values it starts from."""
-    return coalesce(release.get("values") or {}, release_defaults(release), warn, release["chart"].rsplit("-", 1)[0])
+    return coalesce(release.get("values") or {}, release_defaults(release), warn, _split_chart(release["chart"])[0],
+                    helm3)
 
 
 def hami_derived(version: str, values: dict, kube_version: str = "v1.31.2") -> dict:
@@ -353,7 +366,7 @@ def _namespaces(c) -> dict:
 
 def _release_of(c, chart):
     for r in c.get("releases", []):
-        if r["chart"].rsplit("-", 1)[0] == chart:
+        if _split_chart(r["chart"])[0] == chart:
             return r
     return None
 
@@ -379,7 +392,7 @@ def _chart_at_least(release, minor: str) -> bool:
     """The release's chart ("gpu-operator-v25.10.0", "hami-2.7.0") is from the ``minor`` line or later
     (a value layout changes with a minor release; its release candidates already have it)."""
     from gpuwizard import versions as V  # lazy: packaging brings re and typing, and most tools never compare
-    return V.at_least(V.major_minor(release["chart"].rsplit("-", 1)[1]), minor)
+    return V.at_least(V.major_minor(_version_of(release)), minor)
 
 
 def _cuda_newer(need: str, have: str) -> bool:
@@ -1593,7 +1606,8 @@ def helm(ctx) -> int:
             return 1
         # pkg/action/get_values.go: the release's config, or with --all CoalesceValues(chart, config);
         # pkg/cmd/get_values.go: the table form heads it "USER-SUPPLIED VALUES:" / "COMPUTED VALUES:"
-        vals = effective_values(r, ctx.err) if all_values else (r.get("values") or {})
+        helm3 = str((w.get("helm") or {}).get("version") or "v3").startswith("v3")
+        vals = effective_values(r, ctx.err, helm3) if all_values else (r.get("values") or {})
         if output == "json":
             ctx.out(T._json().dumps(vals, separators=(",", ":")) if vals else "null")
         else:

@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from .. import actions as A
 from .. import compat as C
+from .. import helm_values as HV
 from .. import versions as V
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
@@ -63,7 +64,7 @@ def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -
     vals = K.release_values(ctx, context, found["release"], found["namespace"]) or {}
     flat = K.flatten(vals)
     version = found["chart_version"]
-    cv = K.chart_version("gpu-operator", version)
+    cv = K.chart_version("gpu-operator", version, unchecked=True)  # an installed release is what it is
     return {"planned": False, "release": found["release"], "namespace": found["namespace"], "version": version,
             "cdi": bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False))),
             "nri": bool(flat.get("cdi.nriPluginEnabled", cv.defaults.get("cdi.nriPluginEnabled", False))),
@@ -115,6 +116,9 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
     version = a.chart_version or (existing["chart_version"] if existing else K.pinned(CHART))
     version = version.lstrip("v")
     pin = K.pinned(CHART)
+    if existing and a.chart_version and V.compare(version, existing["chart_version"]) < 0:
+        raise PlanRefused(f"hami.chart_version: {version} is older than the installed HAMi {existing['chart_version']}; "
+                          "gpuwizard does not downgrade a release")
     if existing and not a.chart_version and V.compare(version, pin) < 0:
         notes.append(f"keeping the installed HAMi {version}; HAMi {pin} is available: set hami.chart_version: {pin} "
                      f"to upgrade (HAMi's docs: stop the GPU workloads first). What {version} cannot do: "
@@ -157,10 +161,18 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
         key = "(none: the chart uses the cluster's version)"
     registry = a.scheduler_registry
     if existing and "scheduler_registry" not in a.model_fields_set:
-        registry = adopted_registry(K.release_values(ctx, context, existing["release"], existing["namespace"]) or {})
-        notes.append(f"keeping the kube-scheduler registry of the installed release, {registry} (set "
-                     f"hami.scheduler_registry to change it; new installs use {a.scheduler_registry})")
-    image = scheduler_image(ex, registry, version, new_key)
+        # the installed release's kube-scheduler image stays as it is (registry and repository: a mirror's
+        # path is the user's); only its tag follows the cluster
+        live_values = K.release_values(ctx, context, existing["release"], existing["namespace"]) or {}
+        registry = adopted_registry(live_values)
+        image = adopted_image(live_values, cv)
+        if image == f"{a.scheduler_registry}/{SCHEDULER_REPOSITORY}":  # what gpuwizard set: set it again, same words
+            image = scheduler_image(ex, registry, version, new_key)
+        else:
+            notes.append(f"keeping the kube-scheduler image of the installed release, {image} (set "
+                         f"hami.scheduler_registry to change it; new installs use {a.scheduler_registry})")
+    else:
+        image = scheduler_image(ex, registry, version, new_key)
     d = cv.defaults
     if a.split_count != d.get("devicePlugin.deviceSplitCount", 10):
         ex.set("devicePlugin.deviceSplitCount", a.split_count,
@@ -227,10 +239,7 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
             managed += ["scheduler.kubeScheduler.imageTag", "scheduler.kubeScheduler.image.tag"]
         adopted = K.adopt_values(live, ex, managed, cv, existing["chart_version"].lstrip("v") == version)
         values, value_notes, kept_keys = adopted.values, adopted.notes, adopted.kept
-        for k, v in adopted.dropped.items():
-            notes.append(f"the installed release's {k}: {v!r} is given up ("
-                         + (f"not a key of hami {cv.documented}" if not cv.documents(k) else "the wizard decides it")
-                         + ")")
+        notes += adopted.given_up(cv)
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
             "chart": cv, "values": values, "notes": value_notes, "plan_notes": notes, "operator": op, "live": live,
             "kept": kept_keys,
@@ -247,10 +256,9 @@ def nodes_default_runtime(ctx: StepContext, context: str) -> str:
     gpu = [n for n in nodes if n.get("gpu_present")] or nodes
     if not gpu or not all(n.get("this_host") for n in gpu):
         return "unknown: not this host"
-    main = O.CONTAINERD_CONFIGS.get(O.distribution(gpu), O.CONTAINERD_CONFIGS["kubernetes"])
     found = "runc"
-    for path in [main, *O.sorted_dropins(ctx, main.rsplit("/", 1)[0] + "/conf.d")]:
-        m = re.search(r'default_runtime_name\s*=\s*"([^"]+)"', ctx.host.read_text(path) or "")
+    for _, text in O.local_containerd_configs(ctx, O.distribution(gpu)):
+        m = re.search(r"""default_runtime_name\s*=\s*['"]([^'"]+)['"]""", text)
         if m:
             found = m.group(1)  # a later drop-in wins, as containerd merges them
     return found
@@ -282,6 +290,16 @@ def adopted_registry(values: dict[str, Any]) -> str:
     if isinstance(whole, str) and "/" in whole:
         return whole.rsplit("/", 2 if whole.endswith(ALIYUN_REPOSITORY) else 1)[0]
     return ALIYUN_REGISTRY
+
+
+def adopted_image(values: dict[str, Any], cv: K.ChartVersion) -> str:
+    """The kube-scheduler image (without its tag) an installed release's values give on chart ``cv``:
+    its own registry and repository (or whole image string before 2.7), else the chart's default."""
+    effective: dict[str, Any] = HV.coalesce(values, cv.tree)
+    image = ((effective.get("scheduler") or {}).get("kubeScheduler") or {}).get("image")
+    if isinstance(image, dict):
+        return "/".join(str(p) for p in (image.get("registry"), image.get("repository")) if p)
+    return str(image or f"{ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY}")  # before 2.7: the whole name, its tag apart
 
 
 def scheduler_image(ex: K.Explained, registry: str, version: str, new_key: bool) -> str:

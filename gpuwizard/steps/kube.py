@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -510,11 +511,22 @@ def releases(ctx: StepContext, context: str) -> list[dict[str, Any]]:
     return doc if isinstance(doc, list) else []
 
 
+CHART_REF = re.compile(r"^(?P<name>.+?)-(?P<version>v?\d+(?:\.\d+)*(?:[-+.][0-9A-Za-z.-]+)?)$")
+
+
+def split_chart(ref: str) -> tuple[str, str]:
+    """``helm list``'s chart column: "gpu-operator-v25.10.0-rc.1" -> ("gpu-operator", "v25.10.0-rc.1"),
+    "hami-2.7.0-rc1" -> ("hami", "2.7.0-rc1") (the version starts at the first "-<digit>"); ("", "")
+    when it has no version."""
+    m = CHART_REF.match(ref)
+    return (m.group("name"), m.group("version")) if m else ("", "")
+
+
 def find_release(rels: list[dict[str, Any]], chart: str) -> dict[str, Any] | None:
     for r in rels:
-        name = str(r.get("chart", ""))
-        if name.rsplit("-", 1)[0] == chart:
-            return {"release": r.get("name"), "namespace": r.get("namespace"), "chart_version": name.rsplit("-", 1)[-1],
+        name, version = split_chart(str(r.get("chart", "")))
+        if name == chart:
+            return {"release": r.get("name"), "namespace": r.get("namespace"), "chart_version": version,
                     "status": r.get("status")}
     return None
 
@@ -545,6 +557,12 @@ class Adopted:
     notes: dict[str, str]
     kept: list[str]  # dotted keys kept from the release
     dropped: dict[str, Any]  # dotted key -> the release's value given up (for the chart's default or the wizard's)
+
+    def given_up(self, cv: ChartVersion) -> list[str]:
+        """The plan's words for each value of the installed release that the upgrade gives up."""
+        return [f"the installed release's {k}: {v!r} is given up ("
+                + (f"not a key of {cv.chart} {cv.documented}" if not cv.documents(k) else "the wizard decides it") + ")"
+                for k, v in self.dropped.items()]
 
 
 def adopt_values(live: dict[str, Any], wanted: Explained, managed: list[str], cv: ChartVersion,

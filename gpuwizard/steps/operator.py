@@ -83,13 +83,19 @@ def choose_version(ctx: StepContext, a: OperatorAnswers, existing: dict[str, Any
             floor = installed or known[0]
             fits = [v for v in known if V.compare(v, floor) >= 0
                     and not any(f.level == "refuse" for f in C.operator_kubernetes(v, kube))]
-            if not fits:
+            what = "gpuwizard's pin" if target == pin else "the installed release"
+            if fits:
+                best = max(fits, key=V.key)
+                notes.append(f"gpu-operator {target} ({what}) does not support Kubernetes {kube} ({refused[0].row}); "
+                             f"taking {best}, the newest release gpuwizard knows that does")
+                target = best
+            elif installed:
+                notes.append(f"the installed gpu-operator {installed} is kept: {refused[0].text}; no release gpuwizard "
+                             "knows supports this Kubernetes and is not older than it")
+                target = installed
+            else:
                 raise StepFailed(f"no gpu-operator release gpuwizard knows supports the cluster's Kubernetes {kube} "
                                  f"({kube_source}): {refused[0].text}")
-            best = max(fits, key=V.key)
-            notes.append(f"gpu-operator {pin} (gpuwizard's pin) does not support Kubernetes {kube} ({refused[0].row}); "
-                         f"taking {best}, the newest release gpuwizard knows that does")
-            target = best
         for f in C.operator_kubernetes(target, kube):
             if f.level == "warn":
                 notes.append(f.text)
@@ -100,6 +106,10 @@ def choose_version(ctx: StepContext, a: OperatorAnswers, existing: dict[str, Any
         except ValueError as exc:
             raise StepFailed(f"cannot upgrade the installed gpu-operator {installed} to {target}: {exc}") from None
         hops = path[:-1]
+        helm_version = ((ctx.facts.get("tools") or {}).get("helm") or "")
+        if hops and helm_version and not V.at_least(helm_version, "3.14"):
+            raise StepFailed(f"upgrading gpu-operator {installed} one release line at a time needs helm 3.14 or later "
+                             f"(helm upgrade --reset-then-reuse-values); this host has helm {helm_version}")
         notes.append(f"upgrading the installed gpu-operator {installed} to {target}"
                      + (f" one major at a time: {' → '.join([installed, *path])}" if hops else "")
                      + (f" (set operator.chart_version: {installed} to keep it)" if not a.chart_version else ""))
@@ -145,8 +155,13 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     facts = ctx.facts
     host_driver = facts.get("driver")
     ex = K.Explained()
+    live = K.release_values(ctx, context, release, namespace) or {} if adopted is not None else None
+    live_flat = K.flatten(live or {})
 
     nodes = [] if on_kind else cluster_nodes(ctx, context)
+    if nodes and all(n.get("distribution") == "kind" for n in nodes):
+        on_kind = True  # the nodes say so (Kind's provider ID), whatever the context is called
+        nodes = []
     gpu_nodes = [n for n in nodes if n.get("gpu_present")] or [n for n in nodes if not n.get("taints")]
     local = bool(gpu_nodes) and all(n.get("this_host") for n in gpu_nodes)
     names = ", ".join(str(n.get("name")) for n in gpu_nodes) or "none"
@@ -155,9 +170,12 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
             driver = False
             why = "auto: off — a Kind node is a container and cannot load the NVIDIA kernel module" + (
                 f"; the host's driver {host_driver['version']} serves it" if host_driver else "")
-        elif gpu_nodes and all(n.get("driver") for n in gpu_nodes):
-            driver, why = False, ("auto: off — the GPU nodes have a driver (node labels: " + ", ".join(
-                f"{n['name']} {n['driver']}" for n in gpu_nodes) + ")")
+        elif live is not None and live_flat.get("driver.enabled", True) is not False:
+            driver, why = True, (f"auto: on — the installed release {release} manages the nodes' drivers "
+                                 "(turning it off would remove the driver from the GPU nodes)")
+        elif gpu_nodes and all(n.get("driver") == "pre-installed" for n in gpu_nodes):
+            driver, why = False, ("auto: off — the gpu-operator found a driver it did not install on every GPU node "
+                                  f"(nvidia.com/gpu.deploy.driver=pre-installed: {names})")
         elif local and host_driver:
             driver, why = False, (f"auto: off — the GPU node {names} is this host, which runs NVIDIA driver "
                                   f"{host_driver['version']}")
@@ -176,7 +194,7 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     if driver != cv.defaults.get("driver.enabled", True):
         ex.set("driver.enabled", driver, why)
 
-    dist = distribution(nodes)
+    dist = distribution(gpu_nodes or nodes)
     if a.toolkit_enabled == "auto":
         if on_kind:
             toolkit, why = True, "auto: on — the toolkit container installs the NVIDIA runtime into the Kind node's containerd"
@@ -209,7 +227,10 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
         ex.set("devicePlugin.enabled", plugin, why)
 
     user_cdi = K.flatten(a.values).get("cdi.enabled")
-    if with_hami and user_cdi is None and cv.defaults.get("cdi.enabled", False):
+    if with_hami and user_cdi is None and live_flat.get("cdi.enabled") is True:
+        ex.set("cdi.enabled", True, "kept from the installed release (helm get values): CDI on; HAMi's device plugin "
+               "then runs with runtimeClassName nvidia")
+    elif with_hami and user_cdi is None and cv.defaults.get("cdi.enabled", False):
         ex.set("cdi.enabled", False, "HAMi: its docs install gpu-operator with cdi.enabled=false (HAMi's device plugin "
                f"finds the GPUs through the nvidia runtime, which CDI mode stops making the default); gpu-operator "
                f"{version}'s chart enables CDI by default")
@@ -222,7 +243,8 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
             notes += [f.message for f in K.check_values(cv, a.values, "operator.values")]
         for key in K.flatten(a.values):
             ex.notes[key] = "from the answer file (operator.values)"
-    flat = K.flatten(K.merge(ex.values, a.values))
+    # CDI and NRI as the release will run them: the answers, over the installed release's values
+    flat = {**live_flat, **K.flatten(K.merge(ex.values, a.values))}
     cdi = bool(flat.get("cdi.enabled", cv.defaults.get("cdi.enabled", False)))
     nri = bool(flat.get("cdi.nriPluginEnabled", cv.defaults.get("cdi.nriPluginEnabled", False)))
     said: set[str] = set()
@@ -236,23 +258,19 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
                 said.add(f.text)
                 notes.append(f"node {node} ({runtime}): {f.text}")
     env = TOOLKIT_ENV.get(dist)
-    if toolkit and env and not nri and "toolkit" not in a.values:
+    if toolkit and env and not nri and "toolkit" not in a.values and "toolkit.env" not in live_flat:
         ex.set("toolkit.env", [{"name": k, "value": v} for k, v in env["env"].items()],
                f"{dist}: its containerd lives in {dist}'s own paths, so the toolkit is told where ({env['source']})")
     if dist == "rke2" and toolkit and not nri:
         notes.append("RKE2 runs containerd as its own child: when the toolkit restarts containerd to load the nvidia "
                      "runtime, RKE2 restarts with it (the node's kubelet and pods come back within a minute)")
-    values, value_notes, live, kept_keys = K.merge(ex.values, a.values), ex.notes, None, []
-    if adopted is not None:
-        live = K.release_values(ctx, context, release, namespace) or {}
-        managed = ["driver.enabled", "toolkit.enabled", "devicePlugin.enabled", "cdi.enabled"]
+    values, value_notes, kept_keys = K.merge(ex.values, a.values), ex.notes, []
+    if adopted is not None and live is not None:
+        managed = ["driver.enabled", "toolkit.enabled", "devicePlugin.enabled"] + (["cdi.enabled"] if with_hami else [])
         wanted = K.Explained(values, value_notes)
         kept = K.adopt_values(live, wanted, managed, cv, V.compare(_v(adopted["chart_version"]), version) == 0)
         values, value_notes, kept_keys = kept.values, kept.notes, kept.kept
-        for k, v in kept.dropped.items():
-            notes.append(f"the installed release's {k}: {v!r} is given up ("
-                         + (f"not a key of gpu-operator {cv.documented}" if not cv.documents(k) else "the wizard decides it")
-                         + ")")
+        notes += kept.given_up(cv)
     return {"context": context, "on_kind": on_kind, "release": release, "namespace": namespace, "version": version,
             "chart": cv, "values": values, "notes": value_notes, "plan_notes": notes, "driver": driver,
             "toolkit": toolkit, "plugin": plugin, "cdi": cdi, "nri": nri, "with_hami": with_hami, "whys": whys,
@@ -289,21 +307,23 @@ def distribution(nodes: list[dict[str, Any]]) -> str:
     return kinds[0] if kinds else "kubernetes"
 
 
+def local_containerd_configs(ctx: StepContext, dist: str) -> list[tuple[str, str]]:
+    """(path, text) of this host's containerd config for ``dist`` and its conf.d drop-ins, in the order
+    containerd merges them (a later one wins)."""
+    main = CONTAINERD_CONFIGS.get(dist, CONTAINERD_CONFIGS["kubernetes"])
+    d = ctx.host.path(str(Path(main).parent / "conf.d"))
+    paths = [main] + (sorted(f"{Path(main).parent}/conf.d/{p.name}" for p in d.glob("*.toml")) if d.is_dir() else [])
+    return [(p, text) for p in paths if (text := ctx.host.read_text(p))]
+
+
 def node_runtime_config(ctx: StepContext, dist: str) -> str | None:
     """Where this host's containerd for ``dist`` already has an nvidia runtime (k3s and RKE2 add one
-    themselves when they find nvidia-container-runtime; nvidia-ctk writes a conf.d drop-in), else None."""
-    main = CONTAINERD_CONFIGS.get(dist, CONTAINERD_CONFIGS["kubernetes"])
-    candidates = [main] + [str(p) for p in sorted_dropins(ctx, str(Path(main).parent / "conf.d"))]
-    for path in candidates:
-        text = ctx.host.read_text(path) or ""
-        if re.search(r'runtimes\.\"?nvidia\"?\]', text):
+    themselves when they find nvidia-container-runtime; nvidia-ctk writes a conf.d drop-in), else None.
+    TOML spells the table runtimes.nvidia, runtimes."nvidia" or runtimes.'nvidia'."""
+    for path, text in local_containerd_configs(ctx, dist):
+        if re.search(r"""runtimes\.['"]?nvidia['"]?\]""", text):
             return path
     return None
-
-
-def sorted_dropins(ctx: StepContext, directory: str) -> list[str]:
-    d = ctx.host.path(directory)
-    return sorted(f"{directory}/{p.name}" for p in d.glob("*.toml")) if d.is_dir() else []
 
 
 def node_runtimes(ctx: StepContext, context: str) -> dict[str, str]:
@@ -326,7 +346,7 @@ def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]
 
     def reached(c: StepContext) -> bool:
         rel = next((x for x in K.releases(c, context) if x.get("name") == release and x.get("namespace") == ns), None)
-        found = str((rel or {}).get("chart") or "").rpartition("-")[2]
+        found = K.split_chart(str((rel or {}).get("chart") or ""))[1]
         try:
             return bool(found) and V.compare(found, hop) >= 0
         except ValueError:

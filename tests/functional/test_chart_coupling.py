@@ -161,3 +161,23 @@ def test_doctor_shows_each_node_as_the_cluster_reports_it(tmp_path):
     code, out, _ = run("--simulate", "ready", "--root", str(root), "doctor")
     assert code == 0
     assert "gpu-cluster-control-plane (control-plane, kind): containerd://1.7.18, Debian GNU/Linux 12 (bookworm)" in out
+
+
+def test_an_adopted_mirror_image_is_kept_whole(tmp_path):
+    """A HAMi release pulling kube-scheduler from a mirror's own path keeps that path (only the tag
+    follows the cluster): gpuwizard does not rewrite it to registry.k8s.io's layout."""
+    root = tmp_path / "r"
+    sb = prepare("ready", root)
+
+    def mirror(w):
+        rel = next(r for r in w["clusters"][0]["releases"] if r["name"] == "hami")
+        rel["chart"], rel["app_version"] = "hami-2.10.0", "2.10.0"
+        rel["values"] = {"scheduler": {"kubeScheduler": {"image": {
+            "registry": "harbor.example.com", "repository": "google_containers/kube-scheduler"}}}}
+    sb.mutate(mirror)
+    path = answers(tmp_path, {"version": 1, "kind": {"existing_context": "kind-gpu-cluster"}, "hami": {}})
+    code, out, err = wizard("ready", root, path, "plan")
+    assert code == 0, out + err
+    assert "keeping the kube-scheduler image of the installed release, harbor.example.com/google_containers/" in out
+    assert "harbor.example.com/google_containers/kube-scheduler:v1.31.2" in out
+    assert 'repository: "kube-scheduler"' not in out

@@ -175,7 +175,7 @@ def test_adopted_release_keeps_its_registry_unless_told(tmp_path):
     hami.scheduler_registry is set; set, 2.4.1 gets the whole image name under its own key."""
     code, out, err = plan("ready", tmp_path / "k", answers(tmp_path, CLUSTER))
     assert code == 0, out + err
-    assert f"keeping the kube-scheduler registry of the installed release, {ALIYUN}" in out
+    assert f"keeping the kube-scheduler image of the installed release, {ALIYUN}/google_containers/kube-scheduler" in out
     doc = {**CLUSTER, "hami": {"scheduler_registry": "registry.k8s.io"}}
     code, out, err = plan("ready", tmp_path / "k2", answers(tmp_path, doc, "b.yaml"))
     assert code == 0, out + err

@@ -121,3 +121,13 @@ def test_a_value_of_the_wrong_kind_gets_helm_s_warning_on_upgrade(ready, tmp_pat
     assert r.stderr.startswith("coalesce.go:289: warning: destination for hami.scheduler.kubeScheduler.image is a "
                                "table. Ignoring non-table value (registry.cn-hangzhou.aliyuncs.com/google_containers/"
                                "kube-scheduler)")  # helm v3.16.2, the ready host's (Lshortfile)
+
+
+def test_helm_3_keeps_the_chart_s_null_defaults_and_helm_4_drops_them():
+    # pkg/chartutil/coalesce.go at v3.16.2 has no cleanNilValues; pkg/chart/common/util/coalesce.go at v4.2.4 has
+    defaults = {"dp": {"root": None, "split": 10}, "top": None}
+    assert H.coalesce({}, defaults) == {"dp": {"split": 10}}
+    assert H.coalesce({}, defaults, helm3=True) == {"dp": {"root": None, "split": 10}, "top": None}
+    assert H.coalesce({"dp": {"split": None}}, defaults, helm3=True) == {"dp": {"root": None}, "top": None}
+    # the plan's diff sees no change between the two
+    assert H.diff(H.coalesce({}, defaults, helm3=True), H.coalesce({}, defaults)) == []
