@@ -3,6 +3,7 @@
     gpuwizard [global options]                    the wizard (TUI), or unattended with --answers
     gpuwizard [global options] doctor [--json]    what is installed and healthy
     gpuwizard [global options] plan [--json]      what a run would do; executes nothing
+    gpuwizard [global options] verify [--json]    the whole chain's health checks (exit 0 healthy, 1 not)
 
 Global options are accepted before or after the subcommand.
 """
@@ -44,7 +45,31 @@ examples:
   gpuwizard --simulate t4-bare doctor          a simulated Tesla T4 host, nothing real touched
   gpuwizard --answers answers.yaml             unattended run
   gpuwizard plan --answers answers.yaml        what would happen, executing nothing
+  gpuwizard verify [--json]                    the whole chain's health checks (0 healthy, 1 not)
   gpuwizard --resume                           continue after a failure or the driver's reboot
+"""
+
+
+VERIFY_DESCRIPTION = """\
+The health checks of the whole chain, in order: driver, cuda, container (toolkit + runtime),
+cluster, operator, hami, sharing. Which layers apply: those the answers ask for (--answers FILE,
+else the answers the state file recorded), else every layer the host shows installed; the others
+are skipped. Slower than doctor: it asks the cluster (nodes, releases, the ClusterPolicy, the
+nodes' capacity) and runs the steps' own checks for the cluster layers; the sharing check, where
+this gpuwizard has one, may start a pod. It changes no configuration and writes no state or host
+file; no container is started for the host layers (the container step's `docker run` check is not
+run)."""
+
+VERIFY_EPILOG = """\
+exit codes:
+  0  healthy: no layer failed (and at least one was checked)
+  1  not healthy: a layer failed, or nothing is installed to verify
+  2  invalid input (command line, answer file or state file)
+
+examples:
+  gpuwizard verify                             what this host has installed
+  gpuwizard verify --answers answers.yaml      what that answer file asks for
+  gpuwizard --simulate ready verify --json     a simulated host with the whole stack
 """
 
 
@@ -73,13 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
     _global_options(parser, sub=False)
-    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,podspec}")
+    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,verify,podspec}")
     doctor = subs.add_parser("doctor", help="what is installed and healthy, layer by layer", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(doctor, sub=True)
     plan = subs.add_parser("plan", help="print every command and file diff a run would make; executes nothing", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(plan, sub=True)
+    verify = subs.add_parser("verify", help="the whole chain's health checks, layer by layer: exit 0 healthy, 1 not",
+                             description=VERIFY_DESCRIPTION, epilog=VERIFY_EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("--json", action="store_true", help="machine-readable verdict (one JSON object)")
+    _global_options(verify, sub=True)
     from . import podspec_cli
 
     podspec_cli.add_parser(subs, _global_options)
@@ -138,6 +168,38 @@ def cmd_doctor(session: Session, out: IO[str]) -> int:
     else:
         doctor.render_text(facts, out)
     return EXIT_OK
+
+
+def cmd_verify(session: Session, out: IO[str], as_json: bool) -> int:
+    """``gpuwizard verify``: the layers the answers ask for (the answer file's, else the state file's),
+    else those the facts show installed. Builds the engine over an in-memory state: nothing saves it."""
+    from . import verify
+    from .answers import from_state, load_answers, section, selected_steps
+    from .documents import VerifySource
+    from .engine import Engine
+    from .state import State
+    from .steps import registry
+
+    args = session.args
+    answers: Any = None
+    source: VerifySource = "facts"
+    where: str | None = None
+    state: State | None = None
+    if args.answers:
+        answers, source, where = load_answers(args.answers), "answers", str(args.answers)
+    else:
+        state = State.load(session.state_path)
+        if state is not None and any(key != "version" for key in state.answers):
+            answers, source, where = from_state(state.answers, str(session.state_path)), "state", str(session.state_path)
+    sections = {sid: section(answers, sid) for sid in selected_steps(answers)} if answers is not None else None
+    memory = State(session.state_path, data=json.loads(json.dumps(state.data)) if state is not None else None)
+    engine = Engine(session.host, memory, registry(), unattended=True)
+    doc = verify.document(verify.Verifier(engine, sections).run(), source, where)
+    if as_json:
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        verify.render_text(doc, out)
+    return doc["exit"]
 
 
 def _load_run_answers(session: Session, *, need: bool) -> tuple[Any, Any]:
@@ -412,6 +474,9 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
         if args.command == "doctor":
             session = Session(args, unattended=True, err=err)
             return cmd_doctor(session, out)
+        if args.command == "verify":
+            session = Session(args, unattended=True, err=err)
+            return cmd_verify(session, out, bool(args.json))
         if args.command == "podspec":
             from . import podspec_cli
 
