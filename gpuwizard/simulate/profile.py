@@ -81,7 +81,15 @@ Profile schema (every key optional unless marked required; unknown keys are erro
           - name: str, role: control-plane|worker, labels: {}, annotations: {},
             capacity: {"nvidia.com/gpu": "10", ...}, allocatable: {}, ready: bool, age: "12m"
             gpus: all | [int] | null, mounts: [containerPath], ldconfig_real: bool,   # Kind nodes (tools_cluster)
-            nvidia_runtime: bool, nvidia_default_runtime: bool
+            nvidia_runtime: bool, nvidia_default_runtime: bool,
+            # a node of an existing (provider: external) cluster, per node (default: the cluster's / this host's):
+            container_runtime: "containerd://2.1.5", os_image: str, kernel: str, kubelet_version: str, arch: amd64,
+            provider_id: str, pod_cidr: "10.42.0.0/24", ip: str, taints: [{key, effect}],
+            containerd_socket: /run/containerd/containerd.sock (default), containerd_config: str,
+            node_gpus: [{name, memory_mib}]     # GPUs of a node that is another machine (gpus: all = this host's)
+            driver: {version, cuda_version} | null   # that machine's NVIDIA driver (default: this host's)
+        kubeconfig: str              # the file that holds the context (informational; seed it under files:)
+        runtime_classes: [{name, handler}]   # RuntimeClasses the cluster has before any install (k3s ships nvidia)
         releases:                    # helm releases in this cluster
           - {name, namespace, chart, app_version, revision, status, updated, values: {}}
         namespaces: {name: {labels: {}}}   # default: kube's own plus the releases' namespaces
@@ -165,7 +173,11 @@ _GPU = {"slot": _STR, "name": _STR, "memory_mib": _INT, "uuid": _STR, "persisten
 _NODE = {"name": _STR, "role": _STR, "labels": "map", "annotations": "map", "capacity": "map",
          "allocatable": "map", "ready": _BOOL, "age": _STR, "ip": _STR, "taints": "list",
          "gpus": (_STR, ("list", _INT), None), "mounts": ("list", _STR), "ldconfig_real": _BOOL,
-         "nvidia_runtime": _BOOL, "nvidia_default_runtime": _BOOL}
+         "nvidia_runtime": _BOOL, "nvidia_default_runtime": _BOOL,
+         "container_runtime": _STR, "os_image": _STR, "kernel": _STR, "kubelet_version": _STR, "arch": _STR,
+         "provider_id": _STR, "pod_cidr": _STR, "containerd_socket": _STR, "containerd_config": _STR,
+         "node_gpus": [{"name": _STR, "memory_mib": _INT}],
+         "driver": ({"version": _STR, "cuda_version": _STR}, None)}
 _RELEASE = {"name": _STR, "namespace": _STR, "chart": _STR, "app_version": _STR, "revision": _INT,
             "status": _STR, "updated": _STR, "values": "map"}
 _FAILURE = {"match": ("list", _STR), "rc": _INT, "stdout": _STR, "stderr": _STR, "times": _INT,
@@ -195,7 +207,8 @@ SCHEMA = {
     "clusters": [{"name": _STR, "provider": _STR, "context": _STR, "version": _STR, "api_server": _STR,
                   "running": _BOOL, "created": _STR, "commit": _STR, "build_date": _STR, "go": _STR,
                   "container_runtime": _STR, "os_image": _STR, "nodes": [_NODE], "releases": [_RELEASE],
-                  "namespaces": "map", "image": _STR}],
+                  "namespaces": "map", "image": _STR, "kubeconfig": _STR,
+                  "runtime_classes": [{"name": _STR, "handler": _STR}]}],
     "cluster_faults": "map",
     "helm_repos": "map",
     "current_context": (_STR, None),

@@ -1311,19 +1311,34 @@ def _kube_version_info(ver: str, commit: str, build_date: str, go: str, platform
             "goVersion": go, "compiler": "gc", "platform": platform}
 
 
+def _uid_of(seed: str) -> str:
+    h = _suffix_hex(seed)
+    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:32])
+
+
+def _host_pretty_name(world) -> str:
+    for line in world["host"]["os_release"].splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    return "Linux"
+
+
 def _kube_node(world, c, n, idx) -> dict:
     name = n.get("name") or ("%s-control-plane" % c["name"] if idx == 0 else "%s-worker%s" % (c["name"], "" if idx == 1 else idx))
     role = n.get("role", "control-plane" if idx == 0 else "worker")
-    arch = _arch_go(world)
+    arch = n.get("arch") or _arch_go(world)
+    # an existing (external) cluster's profile gives each node's role labels and annotations as its
+    # distribution sets them (k3s: control-plane/master "true"; kubeadm: control-plane "")
+    external = c.get("provider", "kind") != "kind"
     labels = {"beta.kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
               "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
-    if role == "control-plane":
+    if role == "control-plane" and not external:
         labels["node-role.kubernetes.io/control-plane"] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
     labels.update(n.get("labels", {}))
-    annotations = {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock",
-                   "node.alpha.kubernetes.io/ttl": "0",
-                   "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
+    annotations = {} if external else {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock"}
+    annotations.update({"node.alpha.kubernetes.io/ttl": "0",
+                        "volumes.kubernetes.io/controller-managed-attach-detach": "true"})
     annotations.update(n.get("annotations", {}))
     capacity = {"cpu": "4", "ephemeral-storage": "40901312Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
                 "memory": "14951736Ki", "pods": "110"}
@@ -1335,8 +1350,9 @@ def _kube_node(world, c, n, idx) -> dict:
     cond = lambda t, s, reason, msg: {"lastHeartbeatTime": ts, "lastTransitionTime": ts, "message": msg,  # noqa: E731
                                       "reason": reason, "status": s, "type": t}
     ip = n.get("ip", "172.18.0.%d" % (idx + 2))
-    provider = ("kind://docker/%s/%s" % (c["name"], name)) if c.get("provider", "kind") == "kind" else n.get("provider_id")
-    spec = {"podCIDR": "10.244.%d.0/24" % idx, "podCIDRs": ["10.244.%d.0/24" % idx]}
+    provider = ("kind://docker/%s/%s" % (c["name"], name)) if not external else n.get("provider_id")
+    cidr = n.get("pod_cidr") or "10.244.%d.0/24" % idx
+    spec = {"podCIDR": cidr, "podCIDRs": [cidr]}
     if provider:
         spec["providerID"] = provider
     if n.get("taints"):
@@ -1360,12 +1376,18 @@ def _kube_node(world, c, n, idx) -> dict:
                      "kubelet is posting ready status" if ready else "container runtime network not ready"),
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"architecture": arch, "bootID": world["host"]["boot_id"],
-                         "containerRuntimeVersion": c.get("container_runtime", "containerd://1.7.18"),
-                         "kernelVersion": world["host"]["kernel"], "kubeProxyVersion": c.get("version", "v1.31.2"),
-                         "kubeletVersion": c.get("version", "v1.31.2"), "machineID": "0" * 32,
-                         "operatingSystem": "linux", "osImage": c.get("os_image", "Debian GNU/Linux 12 (bookworm)"),
-                         "systemUUID": "0" * 32},
+            "nodeInfo": {"architecture": arch,
+                         "bootID": world["host"]["boot_id"] if "node_gpus" not in n else _uid_of(name + "boot"),
+                         "containerRuntimeVersion": n.get("container_runtime") or c.get("container_runtime",
+                                                                                        "containerd://1.7.18"),
+                         "kernelVersion": n.get("kernel") or world["host"]["kernel"],
+                         "kubeProxyVersion": n.get("kubelet_version") or c.get("version", "v1.31.2"),
+                         "kubeletVersion": n.get("kubelet_version") or c.get("version", "v1.31.2"),
+                         "machineID": "0" * 32 if not external else _suffix_hex(name + "machine")[:32],
+                         "operatingSystem": "linux",
+                         "osImage": n.get("os_image") or c.get("os_image") or (
+                             _host_pretty_name(world) if external else "Debian GNU/Linux 12 (bookworm)"),
+                         "systemUUID": "0" * 32 if not external else _uid_of(name + "system")},
         },
     }
 

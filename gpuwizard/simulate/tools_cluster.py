@@ -169,6 +169,8 @@ def _locate(world, cname):
 
 
 def _node_gpu_count(world, node) -> int:
+    if node.get("node_gpus"):
+        return len(node["node_gpus"])
     g = node.get("gpus")
     if g == "all":
         return len(world.get("gpus", []))
@@ -177,7 +179,28 @@ def _node_gpu_count(world, node) -> int:
     return 0
 
 
+def _node_driver(world, node):
+    """The NVIDIA driver on the machine of a node: its own (``driver:`` of a node that is another
+    machine), else this host's."""
+    if "driver" in node:
+        return node["driver"]
+    return world.get("driver")
+
+
+NFD_NVIDIA_PCI = "feature.node.kubernetes.io/pci-10de.present"  # NFD's label for a node with an NVIDIA PCI device
+TOOLKIT_SOCKET = "/run/containerd/containerd.sock"  # the toolkit's CONTAINERD_SOCKET default
+
+
+def _toolkit_env(release) -> dict:
+    """The toolkit container's env (``toolkit.env: [{name, value}]`` of the effective values)."""
+    env = _get(effective_values(release), "toolkit.env") or []
+    return {str(e.get("name")): str(e.get("value")) for e in env if isinstance(e, dict) and e.get("name")}
+
+
 def _node_gpus(world, node) -> list:
+    if node.get("node_gpus"):  # a node that is another machine: its own GPUs
+        return [dict(g, index=i, uuid=g.get("uuid") or "GPU-%s" % T._uid_of("%s/%d" % (node["name"], i)))
+                for i, g in enumerate(node["node_gpus"])]
     gpus = T.smi_gpus(world)
     g = node.get("gpus")
     if g == "all":
@@ -413,7 +436,6 @@ def reconcile(world, c) -> None:
     nodes = c.get("nodes", [])
     op = _release_of(c, "gpu-operator")
     hami = _release_of(c, "hami")
-    drv = world.get("driver") or {}
     plugin_on_node: dict[str, str | tuple[str, int]] = {}  # node -> "operator" | ("hami", vGPUs)
     daemonsets = []  # the node-selected DaemonSets `kubectl get daemonsets` shows
     op_ready = False
@@ -437,25 +459,49 @@ def reconcile(world, c) -> None:
                             "1/1", "Running", age="103s"))
             count = _node_gpu_count(world, n)
             if not count:
-                continue
+                continue  # a node without GPU (a control plane): NFD finds no NVIDIA device, nothing more runs there
+            if not kind_cluster:
+                # NFD's worker reads the node's PCI devices (vendor 10de); gpu-operator's operands select on it
+                n.setdefault("labels", {})[NFD_NVIDIA_PCI] = "true"
+            ndrv = _node_driver(world, n)
             sfx = lambda what, name=n["name"]: _suffix(name + what)  # noqa: E731
             failing = None
-            if driver:
+            if driver and not kind_cluster and not ndrv:
+                # a machine without NVIDIA driver: the driver container builds and loads it
+                ops.append(_pod("nvidia-driver-daemonset-%s" % sfx("drv"), ns, n["name"], "1/1", "Running", age="95s"))
+            elif driver:
                 msg = ("Could not load the NVIDIA kernel module from inside the Kind node" if kind_cluster
                        else "driver container failed to build the kernel module")
                 ops.append(_pod("nvidia-driver-daemonset-%s" % sfx("drv"), ns, n["name"], "0/1", "Init:CrashLoopBackOff",
                                 restarts=6, reason=msg, logs=["Stopping NVIDIA persistence daemon...",
                                                               "Unloading NVIDIA driver kernel modules...",
                                                               "Could not unload NVIDIA driver kernel modules, driver is in use"
-                                                              if drv else msg]))
-                if kind_cluster or drv:
-                    failing = "driver"
+                                                              if ndrv else msg]))
+                failing = "driver"
+            sock_err = None
             if toolkit:
-                ops.append(_pod("nvidia-container-toolkit-daemonset-%s" % sfx("tk"), ns, n["name"], "1/1", "Running", age="73s"))
-            if faults.get("validator") or failing or (toolkit and kind_cluster and not n.get("ldconfig_real")) \
-                    or (not toolkit and kind_cluster and not n.get("nvidia_runtime")):
+                # the toolkit reconfigures and signals the containerd at CONTAINERD_SOCKET (default
+                # /run/containerd/containerd.sock); k3s and RKE2 run theirs at /run/k3s/containerd/containerd.sock,
+                # so without toolkit.env the toolkit finds no containerd (gpu-operator#406 and #522, RKE2; #238, k3s)
+                sock = n.get("containerd_socket") or TOOLKIT_SOCKET
+                if not kind_cluster and _toolkit_env(op).get("CONTAINERD_SOCKET", TOOLKIT_SOCKET) != sock:
+                    sock_err = ("Error signaling containerd, attempt 5/6: unable to dial: dial unix "
+                                "/runtime/sock-dir/containerd.sock: connect: no such file or directory")
+                    ops.append(_pod("nvidia-container-toolkit-daemonset-%s" % sfx("tk"), ns, n["name"], "0/1",
+                                    "CrashLoopBackOff", restarts=4, reason=sock_err,
+                                    logs=['time="2024-11-10T09:37:40Z" level=info msg="Starting nvidia-toolkit"',
+                                          'time="2024-11-10T09:37:52Z" level=warning msg="%s"' % sock_err,
+                                          'time="2024-11-10T09:37:57Z" level=fatal msg="error running nvidia-toolkit: '
+                                          'unable to setup runtime: unable to restart containerd"']))
+                else:
+                    ops.append(_pod("nvidia-container-toolkit-daemonset-%s" % sfx("tk"), ns, n["name"], "1/1", "Running",
+                                    age="73s"))
+            if faults.get("validator") or failing or sock_err or (toolkit and kind_cluster and not n.get("ldconfig_real")) \
+                    or (not toolkit and not n.get("nvidia_runtime")):
                 why = ("failed to run nvidia-container-cli: ldconfig.real: no such file or directory"
-                       if toolkit and kind_cluster and not n.get("ldconfig_real") else "driver validation failed")
+                       if toolkit and kind_cluster and not n.get("ldconfig_real")
+                       else "toolkit validation failed: nvidia-container-toolkit is not ready" if sock_err
+                       else "driver validation failed")
                 ops.append(_pod("nvidia-operator-validator-%s" % sfx("val"), ns, n["name"], "0/1",
                                 "Init:CrashLoopBackOff", restarts=5, reason=why,
                                 logs=["time=\"2024-11-10T09:38:01Z\" level=info msg=\"version: 8f0b1ba5\"",
@@ -566,7 +612,7 @@ def reconcile(world, c) -> None:
                      % (len(nodes), len(nodes)))
             continue
         need = p.get("cuda")
-        have = drv.get("cuda_version")
+        have = (_node_driver(world, fits[0]) or {}).get("cuda_version")
         if need and have and _cuda_newer(need, have):
             p.update(status="Error", ready="0/1", node=fits[0]["name"],
                      reason="unsatisfied condition: cuda>=%s, please update your driver to a newer version" % need,
@@ -576,6 +622,14 @@ def reconcile(world, c) -> None:
         p.update(status="Completed", ready="0/1", node=fits[0]["name"], logs=list(VECTORADD_LOG), reason=None)
     c["pods"] = pods
     c["daemonsets"] = daemonsets
+    # RuntimeClasses: the cluster's own (k3s ships nvidia when it finds nvidia-container-runtime) and the
+    # one gpu-operator creates for its toolkit's runtime (operator.runtimeClass, handler nvidia)
+    classes = [dict(r) for r in c.get("runtime_classes") or []]
+    if op and _get(op.get("values") or {}, "toolkit.enabled", True) is not False:
+        name = operator_derived(effective_values(op))["runtime_class"]
+        if all(r["name"] != name for r in classes):
+            classes.append({"name": name, "handler": "nvidia"})
+    c["runtimeclasses"] = classes
 
 
 ALIYUN_SCHEDULER = "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler"
@@ -609,6 +663,7 @@ def _view(ctx, c):
     w = copy.deepcopy(ctx.world)
     i = _locate(w, c["name"])
     reconcile(w, w["clusters"][i])
+    _place_workloads(w, w["clusters"][i])
     return w, w["clusters"][i]
 
 
@@ -1059,9 +1114,18 @@ def _pods_json(c, pods):
         if p["status"] == "Pending" and p.get("reason"):
             status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                      "message": p["reason"]}]
-        items.append({"apiVersion": "v1", "kind": "Pod",
-                      "metadata": {"name": p["name"], "namespace": p["namespace"]},
-                      "spec": {"nodeName": p.get("node")}, "status": status})
+        meta = {"name": p["name"], "namespace": p["namespace"]}
+        for key in ("labels", "annotations"):
+            if p.get(key):
+                meta[key] = dict(p[key])
+        spec = {"nodeName": p.get("node")}
+        if p.get("owner") == "workload":
+            spec["schedulerName"] = p.get("scheduler") or "default-scheduler"
+            spec["containers"] = [{"name": p.get("container") or "c0", "image": p.get("image"),
+                                   "resources": {"limits": dict(p.get("limits") or {})}}]
+            if not spec["nodeName"]:
+                del spec["nodeName"]
+        items.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status})
     return items
 
 
@@ -1095,7 +1159,7 @@ def kubectl(ctx) -> int:
         if c is not None:
             ctx._world, _ = _view(ctx, c)
         return T.kubectl(ctx)
-    handled = ("get", "label", "create", "apply", "delete", "logs")
+    handled = ("get", "label", "create", "apply", "delete", "logs", "exec", "wait")
     if cmd not in handled:
         return T.kubectl(ctx)
     c, refused = _context_cluster(ctx, context)
@@ -1104,6 +1168,10 @@ def kubectl(ctx) -> int:
     if refused:
         return T._kube_refused(ctx, refused, True)
     ns = namespace or "default"
+    if cmd == "exec":
+        return _kubectl_exec(ctx, c, rest, ns)
+    if cmd == "wait":
+        return _kubectl_wait(ctx, c, rest, ns)
     output = None
     all_ns = False
     flags = {}
@@ -1140,7 +1208,7 @@ def kubectl(ctx) -> int:
     if "field-selector" in flags:
         return ctx.unsupported("--field-selector is simulated for get events only")
     if cmd == "get":
-        return _kubectl_get(ctx, c, pos, ns, output, all_ns)
+        return _kubectl_get(ctx, c, pos, ns, output, all_ns, bool(flags.get("ignore-not-found")))
     if cmd == "label":
         return _kubectl_label(ctx, c, pos, flags)
     if cmd == "create":
@@ -1160,19 +1228,25 @@ def kubectl(ctx) -> int:
     if cmd == "delete":
         if len(pos) == 1 and pos[0].startswith("pod/"):
             pos = ["pod", pos[0][4:]]
-        if len(pos) == 2 and pos[0] in ("pod", "pods", "po"):
-            found = [p for p in c.get("pods", []) if p["name"] == pos[1] and p["namespace"] == ns and p.get("owner") == "user"]
-            if not found:
-                if flags.get("ignore-not-found"):
-                    return 0
-                ctx.err('Error from server (NotFound): pods "%s" not found' % pos[1])
-                return 1
+        if len(pos) >= 2 and pos[0] in ("pod", "pods", "po"):
+            rc = 0
+            for name in pos[1:]:
+                found = [p for p in c.get("pods", []) + c.get("workloads", [])
+                         if p["name"] == name and p["namespace"] == ns and p.get("owner") in ("user", "workload")]
+                if not found:
+                    if not flags.get("ignore-not-found"):
+                        ctx.err('Error from server (NotFound): pods "%s" not found' % name)
+                        rc = 1
+                    continue
 
-            def fn(world, cl):
-                cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == pos[1] and p["namespace"] == ns)]
-            _managed_mutate(ctx, c["name"], fn)
-            ctx.out('pod "%s" deleted' % pos[1])
-            return 0
+                def drop(world, cl, name=name):
+                    cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == name and p["namespace"] == ns)]
+                    cl["workloads"] = [p for p in cl.get("workloads", [])
+                                       if not (p["name"] == name and p["namespace"] == ns)]
+                _managed_mutate(ctx, c["name"], drop)
+                c = ctx.world["clusters"][_locate(ctx.world, c["name"])]
+                ctx.out('pod "%s" deleted' % name)
+            return rc
         return ctx.unsupported()
     if cmd == "logs":
         if len(pos) != 1:
@@ -1328,7 +1402,7 @@ def _kubectl_daemonsets(ctx, c, names, ns, output, all_ns) -> int:
     return 0
 
 
-def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:
+def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
     if not pos:
         return ctx.usage("error: Required resource not specified.", 1)
     kind_ = pos[0]
@@ -1345,11 +1419,18 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:
             for p in pods:
                 if p.get("owner") != "user":
                     p.update(ready="0/%d" % p.get("containers", 1), status="ContainerCreating", restarts=0, logs=[])
+        missing = []
         if names:
-            pods = [p for p in pods if p["name"] in names]
-            if not pods:
-                ctx.err('Error from server (NotFound): pods "%s" not found' % names[0])
-                return 1
+            by_name = {p["name"]: p for p in pods}
+            missing = [n for n in names if n not in by_name]
+            pods = [by_name[n] for n in names if n in by_name]
+            if not ignore_missing:
+                for n in missing:
+                    ctx.err('Error from server (NotFound): pods "%s" not found' % n)
+                if not pods and missing:
+                    return 1
+            elif not pods:
+                return 0
         if output == "json":
             items = _pods_json(cv, pods)
             if names and len(names) == 1:
@@ -1357,14 +1438,14 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:
             else:
                 ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List",
                                     "metadata": {"resourceVersion": ""}}, indent=4))
-            return 0
+            return 1 if missing and not ignore_missing else 0
         if output is not None:
             return ctx.unsupported()
         if not pods:
             ctx.err("No resources found in %s namespace." % ns)
             return 0
         _pod_table(ctx, pods, all_ns)
-        return 0
+        return 1 if missing and not ignore_missing else 0
     if kind_ in ("namespace", "namespaces", "ns"):
         spaces = _namespaces(dict(c))
         sel = names or sorted(spaces)
@@ -1382,6 +1463,39 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns) -> int:
         ctx.out("NAME%s   STATUS   AGE" % (" " * (max(len(n) for n in sel) - 4)))
         for n in sel:
             ctx.out("%s   Active   12m" % n.ljust(max(4, max(len(x) for x in sel))))
+        return 0
+    if kind_ in ("runtimeclasses", "runtimeclass", "runtimeclasses.node.k8s.io", "runtimeclass.node.k8s.io"):
+        # cluster-scoped node.k8s.io/v1 RuntimeClass objects: name and handler (the runtime's name in containerd)
+        w, cv = _view(ctx, c)
+        classes = cv.get("runtimeclasses") or []
+        if names:
+            missing = [n for n in names if n not in {r["name"] for r in classes}]
+            if missing:
+                ctx.err('Error from server (NotFound): runtimeclasses.node.k8s.io "%s" not found' % missing[0])
+                return 1
+            classes = [r for r in classes if r["name"] in names]
+        items = [{"apiVersion": "node.k8s.io/v1", "handler": r["handler"], "kind": "RuntimeClass",
+                  "metadata": {"creationTimestamp": c.get("created", "2024-11-10T09:20:11Z"), "name": r["name"],
+                               "resourceVersion": str(300 + k), "uid": _uid("runtimeclass" + r["name"])}}
+                 for k, r in enumerate(classes)]
+        if output == "json":
+            ctx.out(json.dumps(items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List",
+                                                                  "metadata": {"resourceVersion": ""}}, indent=4))
+            return 0
+        if output == "name":
+            for r in items:
+                ctx.out("runtimeclass.node.k8s.io/" + r["metadata"]["name"])
+            return 0
+        if output is not None:
+            return ctx.unsupported()
+        if not items:
+            ctx.err("No resources found")
+            return 0
+        width = max(4, max(len(r["metadata"]["name"]) for r in items))
+        hwidth = max(7, max(len(r["handler"]) for r in items))
+        ctx.out("%s   %s   AGE" % ("NAME".ljust(width), "HANDLER".ljust(hwidth)))
+        for r in items:
+            ctx.out("%s   %s   12m" % (r["metadata"]["name"].ljust(width), r["handler"].ljust(hwidth)))
         return 0
     if kind_ in ("clusterpolicies", "clusterpolicy", "clusterpolicies.nvidia.com"):
         w, cv = _view(ctx, c)
@@ -1457,42 +1571,400 @@ def _kubectl_label(ctx, c, pos, flags) -> int:
 
 
 def _kubectl_apply(ctx, c, path, ns) -> int:
+    """``kubectl apply -f FILE`` / ``-f -`` (the manifest on stdin) for Pods. A pod that runs its
+    image's own command to the end (the cuda-vectoradd check) is a "user" pod that reconcile runs;
+    one with a command of its own or HAMi's resources (nvidia.com/gpumem, gpucores) is a long-running
+    "workload" that HAMi's scheduler places (:func:`_place_workloads`)."""
     if not path:
         return ctx.usage("error: must specify one of -f and -k", 1)
-    text = _read(_p(ctx, path))
-    if text is None:
-        ctx.err('error: the path "%s" does not exist' % path)
+    if path == "-":
+        text = ctx.stdin()
+    else:
+        text = _read(_p(ctx, path))
+        if text is None:
+            ctx.err('error: the path "%s" does not exist' % path)
+            return 1
+    try:
+        docs = [d for d in parse_manifests(text) if d]
+    except ValueError as exc:
+        ctx.err("error: error parsing %s: %s" % ("STDIN" if path == "-" else path, exc))
         return 1
-    name = image = None
-    gpu = 0
-    kind_ = None
-    for raw in text.splitlines():
-        s = raw.strip()
-        if s.startswith("kind:"):
-            kind_ = s.split(":", 1)[1].strip()
-        elif s.startswith("name:") and name is None:
-            name = s.split(":", 1)[1].strip().strip('"')
-        elif s.startswith("namespace:"):
-            ns = s.split(":", 1)[1].strip().strip('"')
-        elif s.startswith("image:"):
-            image = s.split(":", 1)[1].strip().strip('"')
-        elif s.startswith("nvidia.com/gpu:"):
-            gpu = int(s.split(":", 1)[1].strip().strip('"'))
-    if kind_ != "Pod" or not name:
+    if not docs:
+        ctx.err("error: no objects passed to apply")
+        return 1
+    if any(not isinstance(d, dict) or d.get("kind") != "Pod" or not (d.get("metadata") or {}).get("name") for d in docs):
         return ctx.unsupported("only Pod manifests are simulated")
-    cuda = None
-    if image and "vectoradd-cuda" in image:
-        cuda = image.split("vectoradd-cuda", 1)[1].split("-", 1)[0]
-    exists = any(p["name"] == name and p["namespace"] == ns for p in c.get("pods", []))
+    lines = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        name = str(meta["name"])
+        pns = str(meta.get("namespace") or ns)
+        spec = doc.get("spec") or {}
+        containers = spec.get("containers") or [{}]
+        first = containers[0] if isinstance(containers[0], dict) else {}
+        image = first.get("image")
+        limits = {str(k): v for k, v in ((first.get("resources") or {}).get("limits") or {}).items()}
+        gpu = int(str(limits.get("nvidia.com/gpu", 0)).strip('"') or 0)
+        hami_res = any(k.startswith(("nvidia.com/gpumem", "nvidia.com/gpucores")) for k in limits)
+        workload = hami_res or bool(first.get("command") or first.get("args"))
+        cuda = None
+        if image and "vectoradd-cuda" in image:
+            cuda = image.split("vectoradd-cuda", 1)[1].split("-", 1)[0]
+        exists = any(p["name"] == name and p["namespace"] == pns for p in c.get("pods", []) + c.get("workloads", []))
 
-    def fn(world, cl):
-        cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == name and p["namespace"] == ns)]
-        pod = _pod(name, ns, None, "0/1", "Pending", age="5s", owner="user")
-        pod.update(image=image, gpu_request=gpu, cuda=cuda)
-        cl["pods"].append(pod)
-    _managed_mutate(ctx, c["name"], fn)
-    ctx.out("pod/%s %s" % (name, "configured" if exists else "created"))
+        def fn(world, cl, name=name, pns=pns, meta=meta, spec=spec, first=first, image=image, limits=limits, gpu=gpu,
+               workload=workload, cuda=cuda):
+            cl["pods"] = [p for p in cl.get("pods", []) if not (p["name"] == name and p["namespace"] == pns)]
+            cl["workloads"] = [p for p in cl.get("workloads", []) if not (p["name"] == name and p["namespace"] == pns)]
+            if workload:
+                seq = int(cl.get("workload_seq", 0)) + 1
+                cl["workload_seq"] = seq
+                pod = _pod(name, pns, None, "0/1", "Pending", age="5s", owner="workload")
+                pod.update(image=image, gpu_request=gpu, limits=limits, container=first.get("name"),
+                           scheduler=spec.get("schedulerName"), labels=dict(meta.get("labels") or {}),
+                           annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+                           seq=seq)
+                cl["workloads"].append(pod)
+            else:
+                pod = _pod(name, pns, None, "0/1", "Pending", age="5s", owner="user")
+                pod.update(image=image, gpu_request=gpu, cuda=cuda)
+                cl["pods"].append(pod)
+        _managed_mutate(ctx, c["name"], fn)
+        c = ctx.world["clusters"][_locate(ctx.world, c["name"])]
+        lines.append("pod/%s %s" % (name, "configured" if exists else "created"))
+    for line in lines:
+        ctx.out(line)
     return 0
+
+
+def _yaml_scalar(text):
+    json = T._json()
+    t = text.strip()
+    if t[:1] not in ('"', "'", "[", "{") and " #" in t:
+        t = t.split(" #", 1)[0].rstrip()
+    if t[:1] in ('"', "[", "{"):
+        try:
+            return json.loads(t)
+        except ValueError:
+            if t[:1] == "[":  # a flow list of plain words: [sleep, "3600"]
+                return [_yaml_scalar(x) for x in t[1:-1].split(",") if x.strip()]
+            raise ValueError("cannot read %r" % t) from None
+    if t[:1] == "'":
+        return t[1:-1].replace("''", "'")
+    if t in ("true", "True"):
+        return True
+    if t in ("false", "False"):
+        return False
+    if t in ("null", "~", ""):
+        return None
+    if t.lstrip("-").isdigit():
+        return int(t)
+    return t
+
+
+def _yaml_key(text):
+    """(key, rest) when the line is ``key: value`` / ``key:``; else None."""
+    t = text
+    if t[:1] in ('"', "'"):
+        q = t[0]
+        end = t.find(q, 1)
+        if end < 0 or t[end + 1:end + 2] != ":":
+            return None
+        return t[1:end], t[end + 2:].strip()
+    if t[:1] in ("[", "{"):
+        return None
+    k, sep, rest = t.partition(": ")
+    if sep and "#" not in k:
+        return k.strip(), rest.strip()
+    if t.endswith(":") and " " not in t.rstrip(":"):
+        return t[:-1].strip(), ""
+    return None
+
+
+def _yaml_block(items, i, indent):
+    if items[i][1] == "-" or items[i][1].startswith("- "):
+        out = []
+        while i < len(items) and items[i][0] == indent and (items[i][1] == "-" or items[i][1].startswith("- ")):
+            rest = items[i][1][1:].lstrip()
+            if not rest:
+                i += 1
+                if i < len(items) and items[i][0] > indent:
+                    v, i = _yaml_block(items, i, items[i][0])
+                else:
+                    v = None
+                out.append(v)
+                continue
+            if _yaml_key(rest) is not None:
+                sub = indent + len(items[i][1]) - len(rest)
+                items[i] = (sub, rest)
+                v, i = _yaml_block(items, i, sub)
+                out.append(v)
+                continue
+            out.append(_yaml_scalar(rest))
+            i += 1
+        return out, i
+    out = {}
+    while i < len(items) and items[i][0] == indent and not (items[i][1] == "-" or items[i][1].startswith("- ")):
+        kv = _yaml_key(items[i][1])
+        if kv is None:
+            raise ValueError("line %r is not key: value" % items[i][1])
+        key, rest = kv
+        i += 1
+        if rest in ("", "|", ">") or rest.startswith("#"):
+            if i < len(items) and (items[i][0] > indent or (items[i][0] == indent and items[i][1].startswith("- "))):
+                v, i = _yaml_block(items, i, items[i][0])
+            else:
+                v = None
+        else:
+            v = _yaml_scalar(rest)
+        out[key] = v
+    return out, i
+
+
+def parse_manifests(text: str) -> list:
+    """The Kubernetes manifests the wizard applies (its templates, PyYAML's block style from the pod
+    spec builder): ``---``-separated documents of block mappings and sequences, scalars plain or
+    quoted, flow lists, ``#`` comments. (Tools run without PyYAML.)"""
+    docs: list = []
+    chunk: list = []
+    for raw in text.splitlines() + ["---"]:
+        if raw.rstrip() == "---" or raw.startswith("--- "):
+            items = []
+            for line in chunk:
+                st = line.rstrip()
+                if not st.strip() or st.lstrip().startswith("#"):
+                    continue
+                items.append((len(st) - len(st.lstrip(" ")), st.strip()))
+            if items:
+                doc, j = _yaml_block(items, 0, items[0][0])
+                if j != len(items):
+                    raise ValueError("unexpected indentation at %r" % items[j][1])
+                docs.append(doc)
+            chunk = []
+            continue
+        chunk.append(raw)
+    return docs
+
+
+# HAMi's pod annotations (github.com/Project-HAMi/HAMi v2.10.0): pkg/util/types.go (vgpu-node,
+# vgpu-time, bind-time, bind-phase), pkg/device/nvidia/device.go (vgpu-devices-to-allocate,
+# vgpu-devices-allocated; "NVIDIA" is the device type), pkg/device/devices.go EncodePodSingleDevice
+# ("UUID,TYPE,MEM,CORES" + ":" per device, ";" per container). After the device plugin's Allocate the
+# to-allocate annotation has each container's entry popped (util.go patchErasedAnnotation): ";".
+HAMI_ALLOCATED = "hami.io/vgpu-devices-allocated"
+HAMI_TO_ALLOCATE = "hami.io/vgpu-devices-to-allocate"
+HAMI_RESOURCES = ("nvidia.com/gpumem", "nvidia.com/gpumem-percentage", "nvidia.com/gpucores")
+WORKLOAD_EPOCH = 1731233206  # 2024-11-10 10:06:46 UTC, the seed's afternoon
+
+
+def _place_workloads(world, c) -> None:
+    """Schedule the long-running pods (in a reconciled copy, in creation order) the way HAMi's
+    scheduler does: onto a node whose HAMi device plugin runs, each vGPU a slice of one card with
+    room left (split count, memory × deviceMemoryScaling, 100 × deviceCoreScaling cores), binpack or
+    spread by the pod's hami.io/node-scheduler-policy / gpu-scheduler-policy (chart defaults binpack /
+    spread); the allocation goes into the pod's annotations. Without HAMi, a pod asking for HAMi's
+    resources stays Pending as the default scheduler leaves it."""
+    loads = c.get("workloads") or []
+    if not loads:
+        return
+    nodes = c.get("nodes", [])
+    pods = c.get("pods", [])
+    hami = _release_of(c, "hami")
+    eff = effective_values(hami) if hami else {}
+    sched_name = str(_get(eff, "schedulerName", "hami-scheduler")) if hami else None
+    sched_up = bool(hami) and any(p["name"].startswith(hami["name"] + "-scheduler") and p["status"] == "Running"
+                                  for p in pods)
+    plugin_nodes = [p["node"] for p in pods if hami and p["name"].startswith(hami["name"] + "-device-plugin")
+                    and p["status"] == "Running"]
+    split = hami_derived(_version_of(hami), eff, c.get("version") or "v1.31.2")["split_count"] if hami else 1
+    mem_scale = float(_get(eff, "devicePlugin.deviceMemoryScaling", 1) or 1)
+    core_scale = float(_get(eff, "devicePlugin.deviceCoreScaling", 1) or 1)
+    used: dict = {}  # (node, uuid) -> [vgpus, MiB, cores]
+    for w in loads:
+        p = dict(w)
+        limits = p.get("limits") or {}
+        want = int(str(limits.get("nvidia.com/gpu", 0)) or 0)
+        hami_res = any(k in limits for k in HAMI_RESOURCES)
+        p["visible"] = []
+        if not want and not hami_res:
+            p.update(status="Running", ready="1/1", node=nodes[0]["name"] if nodes else None)
+            pods.append(p)
+            continue
+        sched = p.get("scheduler") or "default-scheduler"
+        if not (hami and sched_up and sched in ("default-scheduler", sched_name)):
+            if hami and sched == sched_name:
+                reason = None  # no scheduler of that name runs: no event at all
+            elif hami_res:
+                reason = "0/%d nodes are available: %d Insufficient %s." % (
+                    len(nodes), len(nodes), next(k for k in HAMI_RESOURCES if k in limits))
+            else:
+                fits = [n for n in nodes if int(n.get("capacity", {}).get("nvidia.com/gpu", "0")) >= want]
+                if fits:
+                    p.update(status="Running", ready="1/1", node=fits[0]["name"],
+                             visible=[{"uuid": g["uuid"], "mib": None} for g in _node_gpus(world, fits[0])[:want]])
+                    pods.append(p)
+                    continue
+                reason = "0/%d nodes are available: %d Insufficient nvidia.com/gpu." % (len(nodes), len(nodes))
+            p.update(status="Pending", ready="0/1", reason=reason)
+            pods.append(p)
+            continue
+        ann = dict(p.get("annotations") or {})
+        gpu_policy = ann.get("hami.io/gpu-scheduler-policy", "spread")
+        node_policy = ann.get("hami.io/node-scheduler-policy", "binpack")
+        want = max(want, 1)
+        choices = []
+        for n in nodes:
+            if n["name"] not in plugin_nodes:
+                continue
+            fit = []
+            for g in _node_gpus(world, n):
+                total = int(g.get("memory_mib") or 0) * mem_scale
+                u = used.get((n["name"], g["uuid"]), [0, 0, 0])
+                if "nvidia.com/gpumem" in limits:
+                    mib = int(limits["nvidia.com/gpumem"])
+                elif "nvidia.com/gpumem-percentage" in limits:
+                    mib = int(total * int(limits["nvidia.com/gpumem-percentage"]) // 100)
+                else:
+                    mib = int(total)  # HAMi >= 2.7: no memory asked = the whole card
+                cores = int(limits.get("nvidia.com/gpucores", 0))
+                if u[0] + 1 > split or u[1] + mib > total or u[2] + cores > 100 * core_scale \
+                        or (cores >= 100 and u[0]) or (u[2] >= 100):
+                    continue
+                fit.append((u[1], g, mib, cores))
+            if len(fit) >= want:
+                fit.sort(key=lambda f: (-f[0] if gpu_policy == "binpack" else f[0], f[1]["index"]))
+                load = sum(v[1] for (nn, _), v in used.items() if nn == n["name"])
+                choices.append((load, n, fit[:want]))
+        if not choices:
+            p.update(status="Pending", ready="0/1",
+                     reason="0/%d nodes are available: %d NodeUnfitPod." % (len(nodes), len(nodes)))
+            pods.append(p)
+            continue
+        choices.sort(key=lambda ch: -ch[0] if node_policy == "binpack" else ch[0])
+        _, node, picked = choices[0]
+        devs = ""
+        for _, g, mib, cores in picked:
+            u = used.setdefault((node["name"], g["uuid"]), [0, 0, 0])
+            u[0], u[1], u[2] = u[0] + 1, u[1] + mib, u[2] + cores
+            devs += "%s,NVIDIA,%d,%d:" % (g["uuid"], mib, cores)
+            p["visible"].append({"uuid": g["uuid"], "mib": mib})
+        at = str(WORKLOAD_EPOCH + int(p.get("seq") or 0))
+        ann.update({HAMI_ALLOCATED: devs + ";", HAMI_TO_ALLOCATE: ";", "hami.io/vgpu-node": node["name"],
+                    "hami.io/vgpu-time": at, "hami.io/bind-time": at, "hami.io/bind-phase": "success"})
+        p.update(status="Running", ready="1/1", node=node["name"], annotations=ann, scheduler=sched_name)
+        pods.append(p)
+    c["pods"] = pods
+
+
+def _exec_target(ctx, c, rest, ns):
+    """(pod in a reconciled view, the command after --, rc to return or None)."""
+    if "--" not in rest:
+        return None, None, ctx.usage("error: you must specify at least one command for the container", 1)
+    cut = rest.index("--")
+    opts, command = rest[:cut], rest[cut + 1:]
+    names = []
+    i = 0
+    while i < len(opts):
+        v, j = T._kv_flag(opts, i, ("-c", "--container"))
+        if j != i:
+            i = j
+            continue
+        if opts[i] in ("-i", "-t", "-it", "-ti", "--stdin", "--tty", "-q", "--quiet"):
+            i += 1
+            continue
+        if opts[i].startswith("-"):
+            return None, None, ctx.unsupported()
+        names.append(opts[i])
+        i += 1
+    if len(names) != 1 or not command:
+        return None, None, ctx.usage("error: expected 'exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...]'", 1)
+    name = names[0][4:] if names[0].startswith("pod/") else names[0]
+    if "/" in name:
+        return None, None, ctx.unsupported("exec is simulated for pods only")
+    w, cv = _view(ctx, c)
+    pod = next((p for p in cv["pods"] if p["name"] == name and p["namespace"] == ns), None)
+    if pod is None:
+        ctx.err('Error from server (NotFound): pods "%s" not found' % name)
+        return None, None, 1
+    if pod["status"] != "Running":
+        if pod["status"] in ("Completed", "Error"):
+            ctx.err("error: cannot exec into a container in a completed pod; current phase is %s"
+                    % ("Succeeded" if pod["status"] == "Completed" else "Failed"))
+        else:
+            ctx.err('error: unable to upgrade connection: container not found ("%s")' % (pod.get("container") or "c0"))
+        return None, None, 1
+    ctx._world = w
+    return pod, command, None
+
+
+def _kubectl_exec(ctx, c, rest, ns) -> int:
+    """``kubectl exec POD -- nvidia-smi ...`` in a pod: the GPUs it was given; in a HAMi pod each
+    with HAMi's memory limit as its memory (HAMi-core's libvgpu.so answers NVML's memory queries
+    with the limit) and HAMi-core's messages on stderr, as the seed recipe shows them."""
+    pod, command, rc = _exec_target(ctx, c, rest, ns)
+    if pod is None:
+        return rc
+    if command[0] != "nvidia-smi":
+        return ctx.unsupported("exec is simulated for nvidia-smi only")
+    visible = pod.get("visible") or []
+    if not visible:
+        ctx.err('error: Internal error occurred: error executing command in container: failed to exec in container: '
+                'failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: '
+                'exec: "nvidia-smi": executable file not found in $PATH: unknown')
+        return 126
+    w = ctx.world
+    gpus = []
+    for v in visible:
+        for g in w.get("gpus", []):
+            if g.get("uuid") == v["uuid"]:
+                g = dict(g)
+                if v.get("mib") is not None:
+                    g["memory_mib"], g["memory_used_mib"] = v["mib"], 0
+                gpus.append(g)
+    w["gpus"] = gpus
+    hami = any(v.get("mib") is not None for v in visible)
+    pid = 23
+    if hami:
+        ctx.err("[HAMI-core Msg(%d:140237381220160:libvgpu.c:836)]: Initializing....." % pid)
+    ctx.args = command[1:]  # ctx.argv stays the kubectl command line (calls.jsonl records it)
+    rc = T.nvidia_smi(ctx)
+    if hami:
+        ctx.err("[HAMI-core Msg(%d:140237381220160:multiprocess_memory_limit.c:468)]: Calling exit handler %d" % (pid, pid))
+    return rc
+
+
+def _kubectl_wait(ctx, c, rest, ns) -> int:
+    """``kubectl wait --for=condition=Ready pod/NAME [--timeout=…]``: the simulated cluster has
+    settled when it is asked, so the answer is at once."""
+    cond = None
+    names = []
+    for a in rest:
+        if a.startswith("--for="):
+            cond = a[len("--for="):]
+        elif a.startswith("--timeout="):
+            continue
+        elif a.startswith("-"):
+            return ctx.unsupported()
+        else:
+            names.append(a)
+    if cond != "condition=Ready" or not names:
+        return ctx.unsupported("wait is simulated for --for=condition=Ready on pods")
+    w, cv = _view(ctx, c)
+    rc = 0
+    for n in names:
+        name = n.split("/", 1)[1] if n.startswith(("pod/", "pods/")) else n
+        if "/" in name:
+            return ctx.unsupported("wait is simulated for pods only")
+        pod = next((p for p in cv["pods"] if p["name"] == name and p["namespace"] == ns), None)
+        if pod is None:
+            ctx.err('Error from server (NotFound): pods "%s" not found' % name)
+            rc = 1
+        elif pod["status"] == "Running" and pod["ready"].split("/")[0] == pod["ready"].split("/")[1]:
+            ctx.out("pod/%s condition met" % name)
+        else:
+            ctx.err("error: timed out waiting for the condition on pods/%s" % name)
+            rc = 1
+    return rc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..parsers import normalize_kube_version
 from ..validate import K8sName, NodeLabel, Section, Version
 from . import kube as K
 from . import operator as O
+from . import sharing as SH
 from .kind import gpu_layout, kind_cluster_plan, target_context
 from .operator import OperatorStep
 
@@ -460,6 +461,10 @@ class HamiAnswers(Section):
         "registry.k8s.io", description="Registry of HAMi's kube-scheduler image (registry.k8s.io/kube-scheduler); "
         f"{ALIYUN_REGISTRY} is the chart's default ({ALIYUN_REGISTRY}/{ALIYUN_REPOSITORY}, slow or unreachable outside "
         "China); a mirror serves it as <registry>/kube-scheduler.")
+    verify_sharing: bool = Field(
+        True, description="Prove that sharing works: two pods of 1 vGPU, 3000 MiB and 30% of the cores each must "
+        "run on one physical GPU and each see 3000 MiB in nvidia-smi; then they are deleted (skipped, with the "
+        "reason, where the cluster cannot host them).")
 
     @field_validator("scheduler_registry")
     @classmethod
@@ -554,6 +559,7 @@ class HamiStep(Step[HamiAnswers]):
         op_answers = ctx.answers(OperatorStep)
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
             acts += K.vectoradd_actions(ctx, context, self.id)
+        acts += SH.actions(ctx, a, r, self.id)  # hami.verify_sharing: two pods on one GPU (steps/sharing.py)
         return acts
 
     def verify(self, ctx: StepContext, a: HamiAnswers) -> str:
@@ -572,4 +578,6 @@ class HamiStep(Step[HamiAnswers]):
             ctx.note(f"{node}\n{capacity_block(item)}")
             gpus = have // a.split_count if have else 0
             parts.append(f'{node}: nvidia.com/gpu: "{have}" ({gpus} GPU × {a.split_count})')
-        return f"HAMi {r['version']} (release {r['release']} in {r['namespace']}): " + "; ".join(parts)
+        seen = SH.seen_text(ctx, a, r)
+        return f"HAMi {r['version']} (release {r['release']} in {r['namespace']}): " + "; ".join(parts) \
+            + (f"; {seen}" if seen else "")

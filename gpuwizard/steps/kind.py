@@ -255,6 +255,19 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
     return current, bool(current and current.startswith("kind-"))
 
 
+def kube_contexts(ctx: StepContext) -> list[str] | None:
+    """The context names of the kubeconfig the kind answers name (``kubectl config get-contexts -o name``);
+    None when kubectl is missing (this run installs it) or does not answer."""
+    kind = ctx.answers(KindStep)
+    config = ["--kubeconfig", K.hp(ctx, kind.kubeconfig)] if kind is not None and kind.kubeconfig else []
+    if not ctx.has_tool("kubectl") or (kind is not None and kind.kubeconfig and not ctx.host.exists(kind.kubeconfig)):
+        return None
+    result = ctx.host.runner.probe(["kubectl", *config, "config", "get-contexts", "-o", "name"])
+    if result is None or not result.ok:
+        return None
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
 class KindStep(Step[KindAnswers]):
     id = "kind"
     title = "Kubernetes cluster (Kind or existing)"
@@ -370,6 +383,15 @@ class KindStep(Step[KindAnswers]):
 
     def _existing(self, ctx: StepContext, context: str) -> list[A.Action]:
         acts: list[A.Action] = K.tool_actions(ctx, ["kubectl", "helm"])
+        known = kube_contexts(ctx)
+        if known is not None and context not in known:
+            kind = ctx.answers(KindStep)
+            where = kind.kubeconfig if kind is not None and kind.kubeconfig else "kubectl's kubeconfig"
+            acts.append(A.Fail("context", f"context {context} exists",
+                               f"kind.existing_context: no context {context} in {where} (its contexts: "
+                               f"{', '.join(known) or 'none'}); name one of them, or set kind.kubeconfig to the file "
+                               f"that holds it"))
+            return acts
         ctx.decide(f"using the existing cluster of context {context}: no Kind command runs")
         acts.append(K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
                            lambda c: nodes_ready(c, context), timeout=120, interval=K.POLL,

@@ -96,7 +96,8 @@ def test_second_run_changes_nothing(host_ready):
 def test_fresh_state_rerun_finds_everything_done(host_ready, tmp_path):
     root, _, _ = host_ready
     before = len(calls("host-ready", root))
-    code, out, err = wizard("host-ready", root, answers(tmp_path, {**CLUSTER, "operator": {"verify": False}}),
+    code, out, err = wizard("host-ready", root, answers(tmp_path, {**CLUSTER, "operator": {"verify": False},
+                                                                    "hami": {**CLUSTER["hami"], "verify_sharing": False}}),
                             "--state", str(tmp_path / "fresh.json"))
     assert code == 0, out + err
     assert "changed" not in out, out

@@ -236,7 +236,8 @@ def test_a_driver_gone_fails_the_driver_layer(tmp_path):
     assert code == 1
     driver = by_layer(doc)["driver"]
     assert driver["status"] == "fail" and "driver" in driver["detail"]
-    assert doc["summary"] == "not healthy: driver failed"
+    # the sharing check's pods cannot run nvidia-smi without the driver either (hami.verify_sharing)
+    assert doc["summary"] == "not healthy: driver, sharing failed"
 
 
 def test_after_a_full_run_a_hami_plugin_crash_fails_the_hami_layer(full_run, tmp_path):

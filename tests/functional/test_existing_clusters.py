@@ -1,0 +1,235 @@
+"""Existing clusters that are not Kind (issue 13, item 3): the simulated profiles k3s, kubeadm-3node
+and rke2 — doctor lists their nodes as the cluster reports them, the plan of an answer set that
+targets their context ends with 0 or a named step, a context that does not exist ends the plan at
+once naming it, and the simulated gpu-operator labels and configures the GPU nodes only."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gpuwizard.cli import main
+from gpuwizard.simulate import prepare
+
+CLUSTERS = {"k3s": "default", "kubeadm-3node": "kubernetes-admin@kubernetes", "rke2": "default"}
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
+
+
+def answers(tmp_path: Path, context: str, extra: str = "") -> Path:
+    f = tmp_path / "answers.yaml"
+    f.write_text(f'version: 1\n{extra}kind: {{existing_context: "{context}"}}\noperator: {{}}\nhami: {{}}\n')
+    return f
+
+
+def sim(sb, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), env={**sb.env()}, capture_output=True, text=True, timeout=30)
+
+
+def nodes_of(sb, context: str) -> dict:
+    r = sim(sb, "kubectl", "--context", context, "get", "nodes", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return {n["metadata"]["name"]: n for n in json.loads(r.stdout)["items"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor
+
+
+@pytest.mark.parametrize("profile", sorted(CLUSTERS))
+def test_doctor_lists_the_nodes_as_the_cluster_reports_them(tmp_path, profile):
+    code, out, _ = run("--simulate", profile, "--root", str(tmp_path / "s"), "doctor", "--json")
+    assert code == 0
+    kube = json.loads(out)["kubernetes"]
+    assert kube["context"] == CLUSTERS[profile]
+    nodes = {n["name"]: n for n in kube["nodes"]}
+    assert all(n["ready"] for n in nodes.values())
+    if profile == "kubeadm-3node":
+        assert sorted(nodes) == ["gpu-worker-1", "gpu-worker-2", "k8s-cp-1"]
+        cp = nodes["k8s-cp-1"]
+        assert cp["this_host"] and cp["roles"] == ["control-plane"]
+        assert cp["taints"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
+        for n in nodes.values():
+            assert n["runtime"] == "containerd://2.1.5" and n["kubelet"] == "v1.33.3"
+            assert n["distribution"] == "kubernetes"
+            # no operator, so no NFD/GFD: no GPU labels and no GPU capacity anywhere yet
+            assert n["labels"] == {} and n["gpu_capacity"] is None and n["gpu_present"] is None
+        assert not nodes["gpu-worker-1"]["this_host"]
+    else:
+        (n,) = nodes.values()
+        assert n["this_host"] and n["distribution"] == profile
+        assert n["runtime"] == {"k3s": "containerd://2.1.5-k3s1", "rke2": "containerd://2.3.3-k3s1"}[profile]
+        assert n["kubelet"] == {"k3s": "v1.35.1+k3s1", "rke2": "v1.36.3+rke2r1"}[profile]
+        assert n["os_image"] == "Ubuntu 22.04.5 LTS" and n["kernel"] == "5.15.0-125-generic"
+
+
+def test_node_json_is_real_shaped(tmp_path):
+    sb = prepare("kubeadm-3node", tmp_path / "s")
+    nodes = nodes_of(sb, "kubernetes-admin@kubernetes")
+    cp, w1 = nodes["k8s-cp-1"], nodes["gpu-worker-1"]
+    assert cp["spec"]["taints"] == [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    assert cp["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    assert "node-role.kubernetes.io/control-plane" not in w1["metadata"]["labels"]
+    assert w1["metadata"]["annotations"]["kubeadm.alpha.kubernetes.io/cri-socket"] == \
+        "unix:///var/run/containerd/containerd.sock"
+    info = w1["status"]["nodeInfo"]
+    assert info["containerRuntimeVersion"] == "containerd://2.1.5" and info["architecture"] == "amd64"
+    assert info["bootID"] != cp["status"]["nodeInfo"]["bootID"]  # another machine
+    assert "nvidia.com/gpu" not in w1["status"]["capacity"]
+    assert w1["status"]["addresses"][0] == {"address": "192.168.10.11", "type": "InternalIP"}
+    k3s = prepare("k3s", tmp_path / "k")
+    (node,) = nodes_of(k3s, "default").values()
+    assert node["spec"]["providerID"] == "k3s://gpu-demo" and node["spec"]["podCIDR"] == "10.42.0.0/24"
+    assert node["metadata"]["labels"]["node-role.kubernetes.io/master"] == "true"
+    assert "kubeadm.alpha.kubernetes.io/cri-socket" not in node["metadata"]["annotations"]
+
+
+def test_runtimeclasses(tmp_path):
+    k3s = prepare("k3s", tmp_path / "k")
+    r = sim(k3s, "kubectl", "get", "runtimeclasses", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    items = json.loads(r.stdout)["items"]
+    assert {(i["metadata"]["name"], i["handler"]) for i in items} >= {("nvidia", "nvidia")}
+    assert all(i["apiVersion"] == "node.k8s.io/v1" and i["kind"] == "RuntimeClass" for i in items)
+    r = sim(k3s, "kubectl", "get", "runtimeclass", "nvidia", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["handler"] == "nvidia"
+    rke2 = prepare("rke2", tmp_path / "r")
+    r = sim(rke2, "kubectl", "get", "runtimeclasses", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["items"] == []
+    r = sim(rke2, "kubectl", "get", "runtimeclasses")
+    assert r.returncode == 0 and "No resources found" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+@pytest.mark.parametrize("profile", sorted(CLUSTERS))
+def test_plan_of_the_whole_chain_ends_with_a_verdict(tmp_path, profile):
+    code, out, err = run("--simulate", profile, "--root", str(tmp_path / "s"), "plan", "--answers",
+                         str(answers(tmp_path, CLUSTERS[profile])))
+    assert code in (0, 1), out + err
+    assert "Traceback" not in out + err
+    assert f"using the existing cluster of context {CLUSTERS[profile]}" in out
+    if code == 1:
+        assert "not plannable:" in out
+
+
+def test_a_context_that_does_not_exist_ends_the_plan_naming_it(tmp_path):
+    start = time.monotonic()
+    code, out, err = run("--simulate", "kubeadm-3node", "--root", str(tmp_path / "s"), "plan", "--answers",
+                         str(answers(tmp_path, "nope")))
+    assert time.monotonic() - start < 30
+    assert code == 1 and "Traceback" not in out + err
+    assert "no context nope in" in out and "kubernetes-admin@kubernetes" in out
+    assert "not plannable: kind" in out
+
+
+def test_an_unattended_run_on_a_missing_context_fails_fast(tmp_path):
+    start = time.monotonic()
+    code, out, err = run("--simulate", "kubeadm-3node", "--root", str(tmp_path / "s"), "--answers",
+                         str(answers(tmp_path, "nope", "detect: {require_gpu: false}\n")))
+    assert time.monotonic() - start < 60
+    assert code != 0 and "Traceback" not in out + err
+    assert "nope" in out + err
+
+
+@pytest.mark.parametrize("profile", ["k3s", "rke2"])
+def test_unattended_run_on_a_one_node_cluster(tmp_path, profile):
+    """Where the run succeeds, the node got its GPUs through what the run installed; where it does
+    not, a step is named (no traceback)."""
+    root = tmp_path / "s"
+    code, out, err = run("--simulate", profile, "--root", str(root), "--answers",
+                         str(answers(tmp_path, CLUSTERS[profile])))
+    assert "Traceback" not in out + err
+    if code != 0:
+        assert "failed" in out + err
+        return
+    sb = prepare(profile, root)
+    (node,) = nodes_of(sb, "default").values()
+    assert int(node["status"]["capacity"]["nvidia.com/gpu"]) >= 1
+    assert node["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
+
+
+# ---------------------------------------------------------------------------------------------
+# the simulated gpu-operator on a cluster that is not Kind
+
+
+def _install_operator(sb, context: str, values: str) -> None:
+    (sb.root / "values.yaml").write_text(values)
+    for argv in (["helm", "repo", "add", "nvidia", "https://helm.ngc.nvidia.com/nvidia"],
+                 ["helm", "--kube-context", context, "upgrade", "--install", "gpu-operator", "nvidia/gpu-operator",
+                  "--namespace", "gpu-operator", "--create-namespace", "--version", "v25.10.1",
+                  "--values", str(sb.root / "values.yaml")]):
+        r = sim(sb, *argv)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _pods(sb, context: str) -> list:
+    r = sim(sb, "kubectl", "--context", context, "get", "pods", "-n", "gpu-operator", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["items"]
+
+
+def _with_helm(sb) -> None:
+    def fn(w):
+        w["helm"] = {"version": "v3.16.2"}
+    sb.mutate(fn)
+
+
+def test_operator_labels_the_gpu_workers_only(tmp_path):
+    sb = prepare("kubeadm-3node", tmp_path / "s")
+    _with_helm(sb)
+    ctx = "kubernetes-admin@kubernetes"
+    _install_operator(sb, ctx, "cdi:\n  enabled: false\n")
+    nodes = nodes_of(sb, ctx)
+    cp = nodes["k8s-cp-1"]
+    assert not [k for k in cp["metadata"]["labels"] if k.startswith(("nvidia.com/", "feature.node.kubernetes.io/"))]
+    assert "nvidia.com/gpu" not in cp["status"]["capacity"]
+    for name in ("gpu-worker-1", "gpu-worker-2"):
+        labels = nodes[name]["metadata"]["labels"]
+        assert labels["feature.node.kubernetes.io/pci-10de.present"] == "true"
+        assert labels["nvidia.com/gpu.present"] == "true" and labels["nvidia.com/gpu.product"] == "Tesla-T4"
+        assert nodes[name]["status"]["capacity"]["nvidia.com/gpu"] == "1"  # the operator's device plugin
+    pods = {p["metadata"]["name"]: p for p in _pods(sb, ctx)}
+    on_cp = [n for n, p in pods.items() if p["spec"]["nodeName"] == "k8s-cp-1"]
+    assert not [n for n in on_cp if n.startswith(("nvidia-driver", "nvidia-container-toolkit", "nvidia-device-plugin"))]
+    drivers = [p for n, p in pods.items() if n.startswith("nvidia-driver-daemonset-")]
+    assert len(drivers) == 2 and all(p["status"]["phase"] == "Running" for p in drivers)
+    r = sim(sb, "kubectl", "--context", ctx, "get", "runtimeclasses", "-o", "json")
+    assert [i["metadata"]["name"] for i in json.loads(r.stdout)["items"]] == ["nvidia"]
+
+
+def test_no_capacity_without_a_device_plugin(tmp_path):
+    sb = prepare("kubeadm-3node", tmp_path / "s")
+    _with_helm(sb)
+    ctx = "kubernetes-admin@kubernetes"
+    _install_operator(sb, ctx, "devicePlugin:\n  enabled: false\ncdi:\n  enabled: false\n")
+    for n in nodes_of(sb, ctx).values():
+        assert "nvidia.com/gpu" not in n["status"]["capacity"]
+
+
+@pytest.mark.parametrize("env,ok", [("", False),
+                                    ('toolkit:\n  env: [{"name": "CONTAINERD_SOCKET", '
+                                     '"value": "/run/k3s/containerd/containerd.sock"}]\n', True)])
+def test_rke2_toolkit_needs_the_distributions_containerd_socket(tmp_path, env, ok):
+    sb = prepare("rke2", tmp_path / "s")
+    _with_helm(sb)
+    _install_operator(sb, "default", "driver:\n  enabled: false\ncdi:\n  enabled: false\n" + env)
+    pods = {p["metadata"]["name"]: p for p in _pods(sb, "default")}
+    (tk,) = [p for n, p in pods.items() if n.startswith("nvidia-container-toolkit-daemonset-")]
+    running = tk["status"]["phase"] == "Running" and all(c["ready"] for c in tk["status"]["containerStatuses"])
+    assert running == ok
+    if not ok:
+        msg = tk["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        assert "/runtime/sock-dir/containerd.sock" in msg
+    (node,) = nodes_of(sb, "default").values()
+    assert ("nvidia.com/gpu" in node["status"]["capacity"]) == ok
