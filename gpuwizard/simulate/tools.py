@@ -1392,6 +1392,14 @@ def _kube_node(world, c, n, idx) -> dict:
     }
 
 
+def _kube_json_out(ctx: Ctx, items: list, single: bool = False) -> None:
+    """``kubectl get ... -o json``: the object itself when one was named, else a List, shaped as
+    kubectl prints it (``metadata.resourceVersion`` empty: k8s.io/cli-runtime's printer)."""
+    doc = items[0] if single and items else {"apiVersion": "v1", "items": items, "kind": "List",
+                                             "metadata": {"resourceVersion": ""}}
+    ctx.out(_json().dumps(doc, indent=4))
+
+
 def _kube_strip_globals(args):
     """Remove kubectl global flags; return (args, context or None, namespace or None, error)."""
     out = []
@@ -1586,11 +1594,7 @@ def kubectl(ctx: Ctx) -> int:
             pairs = sel
         nodes = [n for _raw, n in pairs]
         if output == "json":
-            if names and len(names) == 1:
-                ctx.out(_json().dumps(nodes[0], indent=4))
-            else:
-                ctx.out(_json().dumps({"apiVersion": "v1", "items": nodes, "kind": "List",
-                                    "metadata": {"resourceVersion": ""}}, indent=4))
+            _kube_json_out(ctx, nodes, bool(names) and len(names) == 1)
             return 0
         if output == "name":
             for node in nodes:

@@ -1342,10 +1342,8 @@ def _kubectl_events(ctx, c, ns, output, all_ns, selector) -> int:
                       "involvedObject.namespace": p["namespace"], "type": typ, "reason": reason}
             if all(fields[k2] == v for k2, v in want.items()):
                 items.append(ev)
-    json = T._json()
     if output == "json":
-        ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}},
-                           indent=4))
+        T._kube_json_out(ctx, items)
         return 0
     if output is not None:
         return ctx.unsupported()
@@ -1382,11 +1380,8 @@ def _kubectl_daemonsets(ctx, c, names, ns, output, all_ns) -> int:
                       "status": {"currentNumberScheduled": desired, "desiredNumberScheduled": desired,
                                  "numberAvailable": ready, "numberMisscheduled": 0, "numberReady": ready,
                                  "observedGeneration": 1, "updatedNumberScheduled": desired}})
-    json = T._json()
     if output == "json":
-        doc = items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List",
-                                                 "metadata": {"resourceVersion": ""}}
-        ctx.out(json.dumps(doc, indent=4))
+        T._kube_json_out(ctx, items, len(names) == 1)
         return 0
     if output is not None:
         return ctx.unsupported()
@@ -1410,7 +1405,6 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
     if "/" in kind_:
         kind_, one = kind_.split("/", 1)
         names = [one]
-    json = T._json()
     if kind_ in ("pods", "pod", "po"):
         settling = _settling(ctx, c)
         w, cv = _view(ctx, c)
@@ -1432,12 +1426,7 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
             elif not pods:
                 return 0
         if output == "json":
-            items = _pods_json(cv, pods)
-            if names and len(names) == 1:
-                ctx.out(json.dumps(items[0], indent=4))
-            else:
-                ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List",
-                                    "metadata": {"resourceVersion": ""}}, indent=4))
+            T._kube_json_out(ctx, _pods_json(cv, pods), bool(names) and len(names) == 1)
             return 1 if missing and not ignore_missing else 0
         if output is not None:
             return ctx.unsupported()
@@ -1456,7 +1445,7 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
         items = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": spaces[n].get("labels", {})},
                   "status": {"phase": "Active"}} for n in sel]
         if output == "json":
-            ctx.out(json.dumps(items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List"}, indent=4))
+            T._kube_json_out(ctx, items, len(names) == 1)
             return 0
         if output is not None:
             return ctx.unsupported()
@@ -1479,8 +1468,7 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
                                "resourceVersion": str(300 + k), "uid": _uid("runtimeclass" + r["name"])}}
                  for k, r in enumerate(classes)]
         if output == "json":
-            ctx.out(json.dumps(items[0] if len(names) == 1 else {"apiVersion": "v1", "items": items, "kind": "List",
-                                                                  "metadata": {"resourceVersion": ""}}, indent=4))
+            T._kube_json_out(ctx, items, len(names) == 1)
             return 0
         if output == "name":
             for r in items:
@@ -1509,7 +1497,7 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
             items = [{"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": cp["name"]},
                       "status": {"state": cp["state"]}}]
         if output == "json":
-            ctx.out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}, indent=4))
+            T._kube_json_out(ctx, items)
             return 0
         if output is not None:
             return ctx.unsupported()
