@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .. import actions as A
+from ..detect import node_facts
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
 from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
@@ -245,7 +246,8 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
                 raise StepFailed(f"kind.kubeconfig: {kind.kubeconfig} does not exist on this host (the file that holds "
                                  f"context {kind.existing_context})")
             config = K.hp(ctx, kind.kubeconfig) if kind.kubeconfig else None
-            return K.Context(kind.existing_context, config), kind.existing_context.startswith("kind-")
+            context = K.Context(kind.existing_context, config)
+            return context, kind.existing_context.startswith("kind-") or nodes_are_kind(ctx, context)
         ctx.relies_on("cluster")  # planning: the cluster the kind step of this run promises
         return f"kind-{kind.cluster_name}", True
     current = (ctx.facts.get("kubernetes") or {}).get("context")
@@ -253,6 +255,12 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
         result = ctx.host.runner.probe(["kubectl", "config", "current-context"])
         current = result.stdout.strip() if result is not None and result.ok else None
     return current, bool(current and current.startswith("kind-"))
+
+
+def nodes_are_kind(ctx: StepContext, context: str) -> bool:
+    """The cluster's nodes are all Kind node containers (Kind's provider ID), whatever the context is called."""
+    items = K.nodes(ctx, context) if ctx.has_tool("kubectl") else None
+    return bool(items) and all(node_facts(item)["distribution"] == "kind" for item in items or [])
 
 
 def kube_contexts(ctx: StepContext) -> list[str] | None:

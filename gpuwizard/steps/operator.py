@@ -159,9 +159,6 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
     live_flat = K.flatten(live or {})
 
     nodes = [] if on_kind else cluster_nodes(ctx, context)
-    if nodes and all(n.get("distribution") == "kind" for n in nodes):
-        on_kind = True  # the nodes say so (Kind's provider ID), whatever the context is called
-        nodes = []
     gpu_nodes = [n for n in nodes if n.get("gpu_present")] or [n for n in nodes if not n.get("taints")]
     local = bool(gpu_nodes) and all(n.get("this_host") for n in gpu_nodes)
     names = ", ".join(str(n.get("name")) for n in gpu_nodes) or "none"

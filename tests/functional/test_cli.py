@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
@@ -10,19 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 
 from ..conftest import lock_held
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def doctor(profile: str, tmp_path: Path) -> dict:

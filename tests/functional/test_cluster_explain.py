@@ -9,7 +9,6 @@ polls of the simulated cluster."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,9 +17,10 @@ import pytest
 import yaml
 
 from gpuwizard import actions as A
-from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 from gpuwizard.steps import kube as K
+
+from .cli import run
 
 ALIYUN = "registry.cn-hangzhou.aliyuncs.com"
 CLUSTER = {"version": 1, "kind": {"cluster_name": "gpu-cluster"}, "operator": {}, "hami": {"split_count": 10}}
@@ -41,12 +41,6 @@ def fast_clock(monkeypatch):
         return now[0]
 
     monkeypatch.setattr(A, "time", SimpleNamespace(monotonic=monotonic))
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def answers(tmp_path: Path, doc: dict, name: str = "a.yaml") -> str:

@@ -3,16 +3,16 @@ simulated cluster model (tools_cluster) that verification reads back."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 from gpuwizard.steps import kube as K
+
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -24,12 +24,6 @@ CLUSTER = {"version": 1, "kind": {"cluster_name": "gpu-cluster"}, "operator": {}
 def _fast_polls(monkeypatch):
     """The simulated cluster answers at once (or after N polls): poll it every 50 ms, not every second."""
     monkeypatch.setattr(K, "POLL", 0.05)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def answers(tmp_path: Path, doc: dict, name: str = "a.yaml") -> str:

@@ -5,7 +5,6 @@ once naming it, and the simulated gpu-operator labels and configures the GPU nod
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import time
@@ -13,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 
+from .cli import run
+
 CLUSTERS = {"k3s": "default", "kubeadm-3node": "kubernetes-admin@kubernetes", "rke2": "default"}
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
 
 
 def answers(tmp_path: Path, context: str, extra: str = "") -> Path:

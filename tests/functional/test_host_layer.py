@@ -5,15 +5,14 @@ injected failures and --resume."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
 
-from gpuwizard.cli import main
 from gpuwizard.simulate import prepare
 
 from ..unit.test_download import FileServer
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_YAML = ROOT / "examples" / "host.yaml"
@@ -23,12 +22,6 @@ KERNEL = "5.15.0-125-generic"
 CHANGING = (["apt-get"], ["sh"], ["curl"], ["dpkg", "-i"], ["gpg", "--batch"], ["ubuntu-drivers", "install"],
             ["systemctl", "restart"], ["systemctl", "enable"], ["nvidia-ctk", "runtime"], ["modprobe"],
             ["update-initramfs"], ["reboot"], ["mokutil", "--import"], ["openssl"])
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def sim(profile: str, root: Path, *argv: str) -> tuple[int, str, str]:

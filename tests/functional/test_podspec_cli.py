@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import yaml
 
-from gpuwizard.cli import main
 from gpuwizard.detect import detect
 from gpuwizard.host import Host, Runner
 from gpuwizard.podspec import gpu_type_choices
@@ -16,15 +14,11 @@ from gpuwizard.simulate import prepare
 from gpuwizard.steps.podspec import cluster_facts
 
 from ..conftest import write_tool
+from .cli import run
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 SEED_ARGS = ["podspec", "--name", "gpu-pod", "--image", "ubuntu:18.04", "--container", "ubuntu-container",
              "--gpus", "1", "--gpumem", "3000", "--gpucores", "30", "--", "bash", "-c", "sleep 86400"]
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
 
 
 def seed_pod() -> dict:

@@ -4,7 +4,6 @@ and failures alike, and a dated timestamp on every line."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shlex
@@ -13,20 +12,15 @@ from pathlib import Path
 import yaml
 
 from gpuwizard import doctor
-from gpuwizard.cli import main
 from gpuwizard.console import log_block
 from gpuwizard.simulate import prepare
+
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_YAML = ROOT / "examples" / "host.yaml"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
 ENDED = re.compile(r"(probe|command) exit (\d+) in (\d+\.\d{3})s \$ (.*)")
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def the_log(root: Path) -> str:

@@ -5,17 +5,17 @@ that it never writes the state file or any host file."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from gpuwizard.cli import main
 from gpuwizard.documents import VERIFY
 from gpuwizard.simulate import prepare
 from gpuwizard.steps import kube as K
+
+from .cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = str(ROOT / "examples" / "full.yaml")
@@ -28,12 +28,6 @@ SIM_DIR = ".gpuwizard-sim"  # the simulator's own world, call log and tools: not
 @pytest.fixture(autouse=True)
 def _fast_polls(monkeypatch):
     monkeypatch.setattr(K, "POLL", 0.05)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def verify(profile: str, root: Path, *extra: str) -> tuple[int, dict, str]:
