@@ -30,6 +30,7 @@ STATUS / REVISION / TEST SUITE), ``helm repo add/update`` as helm 3 prints them,
 """
 import os
 import sys
+from typing import Any
 
 from gpuwizard.simulate import tools as T
 from gpuwizard.simulate import world as W
@@ -1463,26 +1464,26 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
                 ctx.err('Error from server (NotFound): runtimeclasses.node.k8s.io "%s" not found' % missing[0])
                 return 1
             classes = [r for r in classes if r["name"] in names]
-        items = [{"apiVersion": "node.k8s.io/v1", "handler": r["handler"], "kind": "RuntimeClass",
+        rcs: list[dict[str, Any]] = [{"apiVersion": "node.k8s.io/v1", "handler": r["handler"], "kind": "RuntimeClass",
                   "metadata": {"creationTimestamp": c.get("created", "2024-11-10T09:20:11Z"), "name": r["name"],
                                "resourceVersion": str(300 + k), "uid": _uid("runtimeclass" + r["name"])}}
                  for k, r in enumerate(classes)]
         if output == "json":
-            T._kube_json_out(ctx, items, len(names) == 1)
+            T._kube_json_out(ctx, rcs, len(names) == 1)
             return 0
         if output == "name":
-            for r in items:
+            for r in rcs:
                 ctx.out("runtimeclass.node.k8s.io/" + r["metadata"]["name"])
             return 0
         if output is not None:
             return ctx.unsupported()
-        if not items:
+        if not rcs:
             ctx.err("No resources found")
             return 0
-        width = max(4, max(len(r["metadata"]["name"]) for r in items))
-        hwidth = max(7, max(len(r["handler"]) for r in items))
+        width = max(4, max(len(r["metadata"]["name"]) for r in rcs))
+        hwidth = max(7, max(len(r["handler"]) for r in rcs))
         ctx.out("%s   %s   AGE" % ("NAME".ljust(width), "HANDLER".ljust(hwidth)))
-        for r in items:
+        for r in rcs:
             ctx.out("%s   %s   12m" % (r["metadata"]["name"].ljust(width), r["handler"].ljust(hwidth)))
         return 0
     if kind_ in ("clusterpolicies", "clusterpolicy", "clusterpolicies.nvidia.com"):
