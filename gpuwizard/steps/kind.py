@@ -407,8 +407,13 @@ class KindStep(Step[KindAnswers]):
         return acts
 
     def provides(self, ctx: StepContext, a: KindAnswers, plan: PlannedStep) -> list[Promise]:
-        tools = {name: "(installed by the kind step)" for name in ("kind", "kubectl", "helm") if not ctx.has_tool(name)}
-        out = [Promise("tools", tools, "kind, kubectl and helm are installed (the kind step of this run installs them)")] if tools else []
+        wanted = ("kubectl", "helm") if a.existing_context else ("kind", "kubectl", "helm")
+        tools = {name: "(installed by the kind step)" for name in wanted if not ctx.has_tool(name)}
+        names = list(tools)
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
+        are = "is" if len(names) == 1 else "are"
+        out = [Promise("tools", tools, f"{listed} {are} installed (the kind step of this run installs "
+                                       f"{'it' if len(names) == 1 else 'them'})")] if tools else []
         creating = any(act.id == "kind-create" and not done for act, done in zip(plan.actions, plan.done, strict=False))
         if creating:
             out.append(Promise("cluster", {"context": f"kind-{a.cluster_name}", "kind": True},

@@ -56,7 +56,7 @@ def test_the_log_of_a_failed_run_has_the_header_and_every_command(tmp_path: Path
     assert all(line.startswith(("answers", "probe ")) for line in lines[1:facts_at]), lines[1:facts_at]
     answers = yaml.safe_load(log_block(text, "answers"))
     assert list(answers) == ["version", "detect", "driver", "cuda", "container"]  # skipped steps left out
-    assert answers["detect"] == {"require_gpu": True}  # not in the file: its defaults
+    assert answers["detect"] == {"require_gpu": "auto"}  # not in the file: its defaults
     assert answers["driver"]["method"] == "package" and answers["driver"]["secure_boot"] == "refuse"
     assert answers["cuda"]["version"] == "12.6" and answers["container"]["runtime"] == "docker"
     facts = json.loads(log_block(text, "facts"))

@@ -29,7 +29,7 @@ def test_examples_are_valid():
 def test_selected_steps_follow_the_sections():
     model = A.parse_answers("version: 1\ndriver: {}\nhami: {split_count: 4}\n")
     assert A.selected_steps(model) == ["detect", "driver", "hami"]
-    assert A.section(model, "detect").require_gpu is True
+    assert A.section(model, "detect").require_gpu == "auto"  # required unless the GPUs are an existing cluster's nodes (steps/detect.py)
     assert A.section(model, "hami").split_count == 4
 
 
