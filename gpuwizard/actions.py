@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import StepFailed
@@ -175,9 +175,13 @@ class WaitFor(Action):
     interval: float = 2.0
     failure_hint: str = ""
     describe: Callable[[StepContext], str] | None = None  # on timeout: what is still wrong
+    # what may be done while waiting (restarting a stale pod), called after each failed check; its
+    # lines go under the wait in the plan, and it notes what it did
+    remedy: Callable[[StepContext], None] | None = None
+    remedy_preview: list[str] = field(default_factory=list)
 
     def preview(self, ctx: StepContext) -> list[str]:
-        return [f"wait up to {self.timeout:g}s: {self.title}"]
+        return [f"wait up to {self.timeout:g}s: {self.title}"] + self.remedy_preview
 
     def is_done(self, ctx: StepContext) -> bool:
         return bool(self.check(ctx))
@@ -188,6 +192,8 @@ class WaitFor(Action):
         while True:
             if self.check(ctx):
                 return
+            if self.remedy is not None:
+                self.remedy(ctx)
             left = deadline - time.monotonic()
             if left <= 0:
                 detail = self.describe(ctx) if self.describe else self.failure_hint

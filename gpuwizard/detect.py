@@ -416,14 +416,19 @@ def probe_kubernetes(host: Host) -> tuple[dict[str, Any] | None, str | None]:
     if ctx is None or not ctx.ok or not ctx.stdout.strip():
         return None, None
     context = ctx.stdout.strip()
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         fut_ver = pool.submit(host.runner.probe, ["kubectl", "version", "-o", "json", KUBE_TIMEOUT])
         fut_nodes = pool.submit(host.runner.probe, ["kubectl", "get", "nodes", "-o", "json", KUBE_TIMEOUT])
+        fut_classes = pool.submit(host.runner.probe, ["kubectl", "get", "runtimeclasses", "-o", "json", KUBE_TIMEOUT])
+        fut_pods = pool.submit(host.runner.probe, ["kubectl", "get", "pods", "--all-namespaces", "-o", "json", KUBE_TIMEOUT])
         ver, nodes = fut_ver.result(), fut_nodes.result()
+        classes, pods = _json_items(fut_classes.result()), _json_items(fut_pods.result())
     parsed = P.parse_kube_version_json(ver.stdout) if ver is not None else None
     info: dict[str, Any] = {
         "context": context,
         "server_version": parsed.server if parsed else None,
+        "runtime_classes": None if classes is None else
+        [{"name": str(c.get("metadata", {}).get("name")), "handler": str(c.get("handler"))} for c in classes],
         "nodes": [],
     }
     if nodes is None or not nodes.ok:
@@ -433,18 +438,68 @@ def probe_kubernetes(host: Host) -> tuple[dict[str, Any] | None, str | None]:
         items = json.loads(nodes.stdout).get("items", [])
     except ValueError:
         return info, "kubectl get nodes returned something that is not JSON"
-    info["nodes"] = nodes_facts(host, items)
+    info["nodes"] = nodes_facts(host, items, pods)
     return info, None
 
 
-def nodes_facts(host: Host, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``node_facts`` of each node, and whether it is this host (its name is the /etc/hostname of the
-    root gpuwizard acts on)."""
+def _json_items(result: Any) -> list[dict[str, Any]] | None:
+    """The items of a ``kubectl get ... -o json`` probe; None when it failed or is not JSON."""
+    if result is None or not result.ok:
+        return None
+    try:
+        return list(json.loads(result.stdout).get("items") or [])
+    except (ValueError, AttributeError):
+        return None
+
+
+# Pods that advertise nvidia.com/gpu to their node's kubelet, by their name: NVIDIA's device plugin
+# (the gpu-operator's nvidia-device-plugin-daemonset-*, the static manifest's of the same name, the
+# nvidia-device-plugin chart's <release>-nvidia-device-plugin-*), the gpu-operator's where its
+# namespace runs the operator itself (gpu-operator-*); HAMi's (<release>-device-plugin-*, its charts
+# name it so from 2.4 to 2.10)
+def _gpu_plugin(name: str, namespace: str, operator_namespaces: set[str]) -> str | None:
+    if "nvidia-device-plugin" in name:
+        return "gpu-operator" if namespace in operator_namespaces else "nvidia-device-plugin"
+    if "-device-plugin-" in name and "hami" in name:
+        return "hami"
+    return None
+
+
+def pods_on_nodes(pods: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """node -> {"device_plugins": ["<kind> (<pod>)"], "validated": bool | None}: the device plugins that
+    run there, and whether the gpu-operator's validator (nvidia-operator-validator-*, Running once its
+    driver, toolkit and CUDA checks pass) is ready there (None: it does not run there)."""
+    out: dict[str, dict[str, Any]] = {}
+    operator_ns = {str(p.get("metadata", {}).get("namespace")) for p in pods or []
+                   if str(p.get("metadata", {}).get("name") or "").startswith("gpu-operator-")}
+    for p in pods or []:
+        name = str(p.get("metadata", {}).get("name") or "")
+        node = (p.get("spec") or {}).get("nodeName")
+        if not node:
+            continue
+        status = p.get("status") or {}
+        ready = status.get("phase") == "Running" and all(c.get("ready") for c in status.get("containerStatuses") or [])
+        facts = out.setdefault(str(node), {"device_plugins": [], "validated": None})
+        kind = _gpu_plugin(name, str(p.get("metadata", {}).get("namespace")), operator_ns)
+        if kind:
+            facts["device_plugins"].append(f"{kind} ({name}{'' if ready else ', not ready'})")
+        elif name.startswith("nvidia-operator-validator-"):
+            facts["validated"] = ready
+    return out
+
+
+def nodes_facts(host: Host, items: list[dict[str, Any]], pods: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``node_facts`` of each node, whether it is this host (its name is the /etc/hostname of the
+    root gpuwizard acts on) and, from the cluster's pods where they were read, the device plugins
+    running there and the gpu-operator's validation."""
     hostname = (host.read_text("/etc/hostname") or "").strip().split(".", 1)[0]
+    on = pods_on_nodes(pods)
     out = []
     for item in items:
         node = node_facts(item)
         node["this_host"] = bool(hostname) and str(node.get("name") or "").split(".", 1)[0] == hostname
+        if pods is not None:
+            node.update(on.get(str(node.get("name")), {"device_plugins": [], "validated": None}))
         out.append(node)
     return out
 
@@ -500,6 +555,8 @@ def node_facts(item: dict[str, Any]) -> dict[str, Any]:
         # any driver, the operator's own driver container's too
         "driver": "pre-installed" if labels.get("nvidia.com/gpu.deploy.driver") == "pre-installed" else None,
         "driver_version": driver,
+        "hami_registered": len(reg) if (reg := P.parse_hami_registration(
+            (meta.get("annotations") or {}).get(P.HAMI_REGISTER))) is not None else None,
     }
     return out
 

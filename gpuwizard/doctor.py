@@ -32,7 +32,14 @@ def node_line(n: Mapping[str, Any]) -> str:
         gpus = "GPUs: none seen (no NFD/GFD labels, no nvidia.com/gpu capacity)"
     driver = "".join(f", driver {v}" for v in (n.get("driver_version"), n.get("driver")) if v)
     taint = f"; taints {', '.join(n['taints'])}" if n.get("taints") else ""
-    return f"{n.get('name')} ({what}): {', '.join(parts) or 'no node info'}; {gpus}{driver}{taint}"
+    extra = ""
+    if n.get("validated") is not None:
+        extra += f"; gpu-operator validation {'passed' if n['validated'] else 'not passed'}"
+    if n.get("device_plugins"):
+        extra += f"; nvidia.com/gpu from {', '.join(n['device_plugins'])}"
+    if n.get("hami_registered") is not None:
+        extra += f"; {n['hami_registered']} GPU(s) registered with HAMi"
+    return f"{n.get('name')} ({what}): {', '.join(parts) or 'no node info'}; {gpus}{driver}{taint}{extra}"
 
 
 def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -104,6 +111,8 @@ def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             for n in nodes
         )
         detail = f"context {k['context']}, server {k.get('server_version') or '?'}; nodes: {node_text or 'none'}"
+        if k.get("runtime_classes"):
+            detail += "; RuntimeClasses: " + ", ".join(f"{c['name']} (handler {c['handler']})" for c in k["runtime_classes"])
         if "kubernetes" in problems:
             detail += f"; {problems['kubernetes']}"
         out.append(("kubernetes", "problem" if "kubernetes" in problems else "ok", detail))

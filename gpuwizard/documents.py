@@ -97,12 +97,16 @@ class NodeFacts(TypedDict, total=False):
     driver: str | None  # "pre-installed": the operator found a driver it did not install; None: not known
     driver_version: str | None  # GPU Feature Discovery's label (any driver, the operator's own too)
     this_host: bool  # the node is the machine gpuwizard runs on (its name is this host's /etc/hostname)
+    hami_registered: int | None  # GPUs in HAMi's registration (hami.io/node-nvidia-register); None: none
+    device_plugins: list[str]  # pods advertising nvidia.com/gpu there: "gpu-operator (pod)", "hami (pod)"
+    validated: bool | None  # the gpu-operator's validator is Running there; None: it does not run there
 
 
 @with_config(_STRICT)
 class KubernetesFacts(TypedDict, total=False):
     context: str | None
     server_version: str | None
+    runtime_classes: list[dict[str, str]] | None  # {name, handler}; None: not readable
     nodes: list[NodeFacts]
 
 
@@ -164,6 +168,17 @@ class StepEntry(TypedDict, total=False):
     boot_id: str | None
     failed_action: str | None
     facts: Facts
+    boots: dict[str, str]  # {"node NAME": status.nodeInfo.bootID} when done: a later change means a reboot
+    restarts: list[PodRestart]  # hami: the stale device-plugin pods it deleted
+
+
+@with_config(_STRICT)
+class PodRestart(TypedDict):
+    node: str
+    pod: str
+    why: str
+    boot: str  # the node's boot id then: once per node and boot
+    at: float
 
 
 @with_config(_STRICT)

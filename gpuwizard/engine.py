@@ -263,6 +263,16 @@ class Step(Generic[AnswersT]):
         """Check that the step's result holds; raise StepFailed if not. Returns a summary line."""
         return None
 
+    def boots(self, ctx: StepContext, answers: AnswersT) -> dict[str, str]:
+        """The boots the step's result lives through ({machine or node: boot id}), kept when it is done:
+        where one has changed on a later run, :meth:`settle` runs before :meth:`verify`. Default: none."""
+        return {}
+
+    def settle(self, ctx: StepContext, answers: AnswersT) -> list[A.Action]:
+        """What to wait for (and mend) after a reboot of a machine in :meth:`boots`, before the step's
+        result is called healthy again: the operator's validations, HAMi's node registration."""
+        return []
+
     def checks(self, ctx: StepContext, answers: AnswersT) -> list[str]:
         """What ``verify`` runs beyond read-only probes (``$ argv`` lines), for the plan."""
         return []
@@ -455,7 +465,11 @@ class Engine:
         if previous == "done" and not step.always_rerun:
             self.emit(Event("step-started", sid, text=step.title, data={"reverify": True}))
             try:
+                settled = self._settle(ctx, step, answers, entry.get("boots") or {})
                 summary = step.verify(ctx, answers)
+                if settled:
+                    self.state.set_status(sid, "done", message=summary or "", boots=step.boots(ctx, answers))
+                    self._save()
                 self.emit(Event("step-finished", sid, status="done", text=summary or "already done"))
                 return EXIT_OK
             except GpuwizardError as exc:
@@ -488,10 +502,42 @@ class Engine:
             return self._fail(ctx, exc)
         finally:
             ctx.current_action = None
-        self.state.set_status(sid, "done", message=summary or "")
+        boots = self._boots(ctx, step, answers)
+        self.state.set_status(sid, "done", message=summary or "", **({"boots": boots} if boots else {}))
         self._save()
         self.emit(Event("step-finished", sid, status="done", text=summary or ""))
         return EXIT_OK
+
+    def _boots(self, ctx: StepContext, step: Step[Any], answers: Any) -> dict[str, str]:
+        try:
+            return step.boots(ctx, answers)
+        except GpuwizardError:
+            return {}
+
+    def _settle(self, ctx: StepContext, step: Step[Any], answers: Any, then: dict[str, str]) -> bool:
+        """A done step whose machines rebooted since: run its settle actions (each shown as it runs).
+        False when nothing rebooted. Raises what an action raises."""
+        if not then:
+            return False
+        now = self._boots(ctx, step, answers)
+        rebooted = sorted(k for k, boot in then.items() if now.get(k) and now[k] != boot)
+        if not rebooted:
+            return False
+        sid = step.id
+        self.emit(Event("note", sid, text=f"{', '.join(rebooted)} rebooted since this step was done: waiting for "
+                        "it to come back before calling it healthy"))
+        for action in step.settle(ctx, answers):
+            ctx.current_action = action.id
+            self.emit(Event("action-started", sid, action.id, action.title))
+            if action.is_done(ctx):
+                self.emit(Event("action-finished", sid, action.id, action.title, status="ok"))
+                continue
+            action.apply(ctx)
+            self.state.record_action(sid, action.id, "changed", run=ctx.call.run_id)
+            self._save()
+            self.emit(Event("action-finished", sid, action.id, action.title, status="changed"))
+        ctx.current_action = None
+        return True
 
     def _reboots_without_systemd(self, acts: list[A.Action], done: list[bool]) -> bool:
         """reboot: auto, a reboot still to come, and no systemd to resume the run after it."""

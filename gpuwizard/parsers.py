@@ -16,8 +16,11 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
+    "HAMI_REGISTER",
+    "parse_hami_registration",
     "SmiGpu",
     "SmiTable",
     "SmiQueryRow",
@@ -767,3 +770,34 @@ def parse_helm_version(text: str) -> str | None:
     if not m:
         m = re.search(r"^\s*v?(\d+)\.(\d+)\.(\d+)", text, re.MULTILINE)
     return ".".join(m.groups()) if m else None
+
+
+# HAMi's node registration: what its device plugin patches onto its node (pkg/device-plugin/nvidiadevice/
+# nvinternal/plugin/register.go, v2.4.0-v2.10.0). Before 2.8 ":"-terminated entries "uuid,count,devmem,
+# devcore,type,numa,health[,index,mode]" (real one: HAMi#1422); from 2.8 a JSON list of {"id", "index",
+# "count", "devmem", "devcore", "type", "numa", "mode", "health"}, health omitted when false (real one:
+# HAMi#1520).
+HAMI_REGISTER = "hami.io/node-nvidia-register"
+
+
+def parse_hami_registration(text: object) -> list[dict[str, Any]] | None:
+    """The GPUs of a HAMi registration annotation (id, count, devmem, devcore, type, health), either
+    format; None when there is none or it cannot be read."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    out: list[dict[str, Any]] = []
+    try:
+        if text.startswith("["):
+            for d in json.loads(text):
+                out.append({"id": str(d["id"]), "count": int(d.get("count") or 0), "devmem": int(d.get("devmem") or 0),
+                            "devcore": int(d.get("devcore") or 0), "type": str(d.get("type") or ""),
+                            "health": bool(d.get("health", False))})
+            return out
+        for entry in filter(None, text.split(":")):
+            f = entry.split(",")
+            out.append({"id": f[0], "count": int(f[1]), "devmem": int(f[2]), "devcore": int(f[3]), "type": f[4],
+                        "health": f[6].strip().lower() == "true"})
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return out

@@ -30,14 +30,19 @@ state and nothing saves it.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from . import versions as V
 from .documents import VerifyDocument, VerifyLayer, VerifyLayerName, VerifySource, VerifyStatus
 from .engine import Call, Engine, Step, StepContext
 from .errors import EXIT_FAILED, EXIT_OK, GpuwizardError, StepFailed
+
+SETTLE_S = 300.0  # how long a cluster that is coming back (after a reboot) gets to pass its checks
+POLL_S = 1.0
 
 #: layer -> the step whose answers ask for it (and whose verify checks it)
 LAYERS: dict[VerifyLayerName, str] = {
@@ -116,7 +121,7 @@ class Verifier:
                 results.append(Result(layer, "skip", f"not asked for (no {LAYERS[layer]}: section in the answers)", False))
                 continue
             try:
-                detail = check(answers)
+                detail = self._check(layer, check, answers)
             except _Skip as exc:
                 results.append(Result(layer, "skip", str(exc), asked))
                 continue
@@ -130,6 +135,63 @@ class Verifier:
                 continue
             results.append(Result(layer, "ok", detail, asked))
         return results
+
+    def _check(self, layer: VerifyLayerName, check: Callable[[Any], str], answers: Any) -> str:
+        """One layer's check. A cluster layer that fails while the cluster is still coming back (a
+        node NotReady, or Ready for less than SETTLE_S: after a reboot its pods start again) is
+        checked again until it passes or SETTLE_S have passed; what was waited for is said."""
+        if layer not in ("cluster", "operator", "hami"):
+            return check(answers)
+        deadline = time.monotonic() + SETTLE_S
+        waited_for: str | None = None
+        start = time.monotonic()
+        settled_once = False
+        while True:
+            try:
+                detail = check(answers)
+            except GpuwizardError:
+                why = self._coming_back()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                if why is None:  # settled (or it settled since the check read it): one more check decides
+                    if settled_once:
+                        raise
+                    settled_once = True
+                    continue
+                waited_for = waited_for or why
+                if self.engine.host.runner.cancel.wait(min(POLL_S, left)):
+                    raise
+                continue
+            if waited_for:
+                detail += f" (after waiting {time.monotonic() - start:.0f}s: {waited_for})"
+            return detail
+
+    def _coming_back(self) -> str | None:
+        """Why the target cluster is still coming up: a node not Ready, or Ready for less than
+        SETTLE_S (its Ready condition's lastTransitionTime); None when it is settled or silent."""
+        from .steps import kube as K
+        from .steps.kind import target_context
+
+        ctx = self.ctx("kind")
+        try:
+            context = target_context(ctx)[0] or self._context()
+        except GpuwizardError:
+            context = self._context()
+        if context is None:
+            return None
+        for n in K.nodes(ctx, context) or []:
+            name = n.get("metadata", {}).get("name")
+            ready: dict[str, Any] = next((c for c in n.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            if ready.get("status") != "True":
+                return f"node {name} was not Ready"
+            try:
+                since = time.time() - datetime.fromisoformat(str(ready.get("lastTransitionTime")).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            if since < SETTLE_S:
+                return f"node {name} became Ready {since:.0f}s before"
+        return None
 
     def _absent(self, answers: Any, what: str) -> None:
         """The layer is not installed: a failure when asked for, else skipped."""
@@ -306,8 +368,11 @@ class Verifier:
             count = int(label) if label and str(label).isdigit() else None
             fine = have is not None and have > 0 and (have == count * split if count is not None else have % split == 0)
             text = f"{name}: nvidia.com/gpu = {have if have is not None else 'absent'}"
-            if fine:
-                parts.append(text + f" ({(have or 0) // split} GPU × {split})")
+            unregistered = H.registration_problem(n, count, split)
+            if fine and unregistered:
+                wrong.append(f"{text}, but {unregistered}")
+            elif fine:
+                parts.append(text + f" ({(have or 0) // split} GPU × {split}, registered with HAMi)")
             else:
                 wrong.append(text + f", expected {f'{count} × {split}' if count is not None else f'a multiple of {split}'}")
         if wrong:

@@ -87,6 +87,7 @@ Profile schema (every key optional unless marked required; unknown keys are erro
             provider_id: str, pod_cidr: "10.42.0.0/24", ip: str, taints: [{key, effect}],
             containerd_socket: /run/containerd/containerd.sock (default), containerd_config: str,
             node_gpus: [{name, memory_mib}]     # GPUs of a node that is another machine (gpus: all = this host's)
+            nvidia_device_plugin: bool          # NVIDIA's k8s-device-plugin chart runs there (release nvdp)
             driver: {version, cuda_version} | null   # that machine's NVIDIA driver (default: this host's)
         kubeconfig: str              # the file that holds the context (informational; seed it under files:)
         runtime_classes: [{name, handler}]   # RuntimeClasses the cluster has before any install (k3s ships nvidia)
@@ -176,8 +177,8 @@ _NODE = {"name": _STR, "role": _STR, "labels": "map", "annotations": "map", "cap
          "nvidia_runtime": _BOOL, "nvidia_default_runtime": _BOOL,
          "container_runtime": _STR, "os_image": _STR, "kernel": _STR, "kubelet_version": _STR, "arch": _STR,
          "provider_id": _STR, "pod_cidr": _STR, "containerd_socket": _STR, "containerd_config": _STR,
-         "node_gpus": [{"name": _STR, "memory_mib": _INT}],
-         "driver": ({"version": _STR, "cuda_version": _STR}, None)}
+         "node_gpus": [{"name": _STR, "memory_mib": _INT, "slot": _STR, "uuid": _STR}],
+         "driver": ({"version": _STR, "cuda_version": _STR}, None), "nvidia_device_plugin": _BOOL}
 _RELEASE = {"name": _STR, "namespace": _STR, "chart": _STR, "app_version": _STR, "revision": _INT,
             "status": _STR, "updated": _STR, "values": "map"}
 _FAILURE = {"match": ("list", _STR), "rc": _INT, "stdout": _STR, "stderr": _STR, "times": _INT,

@@ -1323,6 +1323,14 @@ def _host_pretty_name(world) -> str:
     return "Linux"
 
 
+def node_boot_id(world, n) -> str:
+    """A node's status.nodeInfo.bootID: this host's for a node on this host (a reboot changes it),
+    else the node's own (``boot_id`` of a node that is another machine, or one derived from its name)."""
+    if "node_gpus" not in n:
+        return str(world["host"]["boot_id"])
+    return str(n.get("boot_id") or _uid_of(n["name"] + "boot"))
+
+
 def _kube_node(world, c, n, idx) -> dict:
     name = n.get("name") or ("%s-control-plane" % c["name"] if idx == 0 else "%s-worker%s" % (c["name"], "" if idx == 1 else idx))
     role = n.get("role", "control-plane" if idx == 0 else "worker")
@@ -1377,7 +1385,7 @@ def _kube_node(world, c, n, idx) -> dict:
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": arch,
-                         "bootID": world["host"]["boot_id"] if "node_gpus" not in n else _uid_of(name + "boot"),
+                         "bootID": node_boot_id(world, dict(n, name=name)),
                          "containerRuntimeVersion": n.get("container_runtime") or c.get("container_runtime",
                                                                                         "containerd://1.7.18"),
                          "kernelVersion": n.get("kernel") or world["host"]["kernel"],

@@ -17,6 +17,10 @@ Faults (``world["cluster_faults"]``, a mapping):
   ``image_pull: "<pod name prefix>"``  that pod stays in ErrImagePull / ImagePullBackOff
   ``validator: true``                   nvidia-operator-validator's init containers fail
   ``hami_plugin_crash: true``           hami-device-plugin crash-loops
+  ``hami_plugin_stale: "no-devices"``   hami-device-plugin Running but "No devices found. Waiting indefinitely."
+                                        (started before the driver: HAMi#136, #713), no registration
+  ``hami_plugin_stale: "physical"``     hami-device-plugin Running, the node's nvidia.com/gpu = its physical
+                                        GPU count (HAMi#736); both until that pod is deleted in the node's boot
   ``settle_polls: N``                   after create/install, N reads see nodes NotReady / pods creating
   ``unreachable_registries: [host]``    pulls from these registries time out (ErrImagePull / ImagePullBackOff,
                                         the containerd error in the pod's events)
@@ -181,11 +185,45 @@ def _node_gpu_count(world, node) -> int:
 
 
 def _node_driver(world, node):
-    """The NVIDIA driver on the machine of a node: its own (``driver:`` of a node that is another
-    machine), else this host's."""
+    """The NVIDIA driver on the machine of a node: the gpu-operator's driver container's where it runs
+    there (recorded by ``reconcile``), its own (``driver:`` of a node that is another machine), else
+    this host's."""
+    if node.get("operator_driver"):
+        return node["operator_driver"]
     if "driver" in node:
         return node["driver"]
     return world.get("driver")
+
+
+# The CUDA version nvidia-smi's header prints for the driver branches the gpu-operator charts pin
+# (driver.version: v24.9.2 550.144.03, v25.3.4-v26.3.3 580.x, v26.7.0 595.91.07): real nvidia-smi
+# headers "Driver Version: 550.144.03 CUDA Version: 12.4", "580.126.20 ... 13.0", "595.91.07 ... 13.2"
+# (find_string index ids 69439466327, 55122935089, 70381105810).
+DRIVER_BRANCH_CUDA = {"550": "12.4", "570": "12.8", "575": "12.9", "580": "13.0", "590": "13.1", "595": "13.2"}
+
+
+def _operator_driver(release) -> dict:
+    """The driver the gpu-operator's driver container builds and loads: the chart's driver.version."""
+    version = str(_get(effective_values(release), "driver.version") or "")
+    return {"version": version, "cuda_version": DRIVER_BRANCH_CUDA.get(version.split(".")[0]), "kind": "gpu-operator"}
+
+
+def _gfd_driver_labels(driver) -> dict:
+    """The driver and CUDA labels GPU Feature Discovery puts on a node (as NVIDIA's gpu-operator docs
+    show them: nvidia.com/cuda.driver-version.full=550.90.07 ... nvidia.com/cuda.runtime.minor=4)."""
+    parts = (str(driver.get("version") or "").split(".") + ["", "", ""])[:3]
+    labels = {"nvidia.com/cuda.driver-version.full": driver["version"],
+              "nvidia.com/cuda.driver-version.major": parts[0], "nvidia.com/cuda.driver-version.minor": parts[1],
+              "nvidia.com/cuda.driver-version.revision": parts[2],
+              "nvidia.com/cuda.driver.major": parts[0], "nvidia.com/cuda.driver.minor": parts[1],
+              "nvidia.com/cuda.driver.rev": parts[2]}
+    cuda = driver.get("cuda_version")
+    if cuda:
+        major, _, minor = str(cuda).partition(".")
+        labels.update({"nvidia.com/cuda.runtime-version.full": cuda, "nvidia.com/cuda.runtime-version.major": major,
+                       "nvidia.com/cuda.runtime-version.minor": minor, "nvidia.com/cuda.runtime.major": major,
+                       "nvidia.com/cuda.runtime.minor": minor})
+    return {k: v for k, v in labels.items() if v}
 
 
 NFD_NVIDIA_PCI = "feature.node.kubernetes.io/pci-10de.present"  # NFD's label for a node with an NVIDIA PCI device
@@ -200,7 +238,9 @@ def _toolkit_env(release) -> dict:
 
 def _node_gpus(world, node) -> list:
     if node.get("node_gpus"):  # a node that is another machine: its own GPUs
-        return [dict(g, index=i, uuid=g.get("uuid") or "GPU-%s" % T._uid_of("%s/%d" % (node["name"], i)))
+        # bus id default 00:1e.0, where an AWS g4dn's T4 sits (nvidia-smi: 00000000:00:1E.0)
+        return [dict(g, index=i, uuid=g.get("uuid") or "GPU-%s" % T._uid_of("%s/%d" % (node["name"], i)),
+                     slot=g.get("slot") or "00:%02x.0" % (0x1e + i))
                 for i, g in enumerate(node["node_gpus"])]
     gpus = T.smi_gpus(world)
     g = node.get("gpus")
@@ -464,12 +504,14 @@ def reconcile(world, c) -> None:
             if not kind_cluster:
                 # NFD's worker reads the node's PCI devices (vendor 10de); gpu-operator's operands select on it
                 n.setdefault("labels", {})[NFD_NVIDIA_PCI] = "true"
+            n.pop("operator_driver", None)
             ndrv = _node_driver(world, n)
             sfx = lambda what, name=n["name"]: _suffix(name + what)  # noqa: E731
             failing = None
             if driver and not kind_cluster and not ndrv:
                 # a machine without NVIDIA driver: the driver container builds and loads it
                 ops.append(_pod("nvidia-driver-daemonset-%s" % sfx("drv"), ns, n["name"], "1/1", "Running", age="95s"))
+                n["operator_driver"] = _operator_driver(op)
             elif driver:
                 msg = ("Could not load the NVIDIA kernel module from inside the Kind node" if kind_cluster
                        else "driver container failed to build the kernel module")
@@ -525,6 +567,8 @@ def reconcile(world, c) -> None:
             labels["nvidia.com/gpu.count"] = str(count)
             if gpus:
                 labels["nvidia.com/gpu.product"] = gpus[0]["name"].replace(" ", "-")
+            if (serving := _node_driver(world, n)) and serving.get("version"):
+                labels.update(_gfd_driver_labels(serving))
         prefix = faults.get("image_pull")
         for p in ops:
             if prefix and p["name"].startswith(prefix):
@@ -565,7 +609,11 @@ def reconcile(world, c) -> None:
             if not selector or any(labels.get(k) != v for k, v in selector.items()):
                 continue
             count = _node_gpu_count(world, n)
-            name = "%s-device-plugin-%s" % (rel, _suffix(n["name"] + "hami"))
+            gen = int(n.get("hami_plugin_gen", 0))  # a deleted pod comes back under a new name (DaemonSet)
+            name = "%s-device-plugin-%s" % (rel, _suffix(n["name"] + "hami" + (str(gen) if gen else "")))
+            annotations = n.setdefault("annotations", {})
+            for k in HAMI_NODE_ANNOTATIONS:
+                annotations.pop(k, None)
             crash = None
             if faults.get("hami_plugin_crash"):
                 crash = "nvml init failed: ERROR_LIBRARY_NOT_FOUND"
@@ -584,18 +632,49 @@ def reconcile(world, c) -> None:
                                        "E1110 10:14:58.201442       1 main.go:132] %s" % crash,
                                        "F1110 10:14:58.201501       1 main.go:133] failed to start plugins"]))
                 continue
+            stale = faults.get("hami_plugin_stale")
+            if stale and n.get("hami_restart_boot") != T.node_boot_id(world, n):
+                if stale == "no-devices":
+                    # the plugin started before the node's driver was loaded (after a reboot, HAMi#136, #713):
+                    # with no device it waits forever (cmd/device-plugin/nvidia/main.go) and registers nothing
+                    pods.append(_pod(name, ns, n["name"], "2/2", "Running", age="3m12s", containers=2,
+                                     logs=["I1110 10:14:58.112233       1 main.go:159] Starting FS watcher.",
+                                           "I1110 10:14:58.112301       1 main.go:166] Starting OS watcher.",
+                                           "I1110 10:14:58.201442       1 main.go:251] No devices found. Waiting "
+                                           "indefinitely."]))
+                    continue
+                # after a reboot the node advertises its physical GPU count, not its vGPUs, until the plugin
+                # pod is restarted (HAMi#736): kubelet kept another registration of nvidia.com/gpu
+                annotations.update(_hami_registration(world, n, hami))
+                pods.append(_pod(name, ns, n["name"], "2/2", "Running", age="3m12s", containers=2,
+                                 logs=["I1110 10:14:58.112233       1 main.go:159] Starting FS watcher.",
+                                       "I1110 10:14:58.301501       1 register.go:213] Successfully registered "
+                                       "annotation. Next check in 30s seconds..."]))
+                plugin_on_node[n["name"]] = ("hami", count)
+                continue
+            annotations.update(_hami_registration(world, n, hami))
             pods.append(_pod(name, ns, n["name"], "2/2", "Running", age="6m31s", containers=2,
                              logs=["I1110 10:14:58.112233       1 main.go:159] Starting FS watcher.",
                                    "I1110 10:14:58.301442       1 register.go:197] Registered device plugin for 'nvidia.com/gpu' with Kubelet",
-                                   "I1110 10:14:58.301501       1 plugin.go:312] Devices: %d vGPU(s) on %d GPU(s)" % (count * split, count)]))
+                                   "I1110 10:14:58.301501       1 plugin.go:312] Devices: %d vGPU(s) on %d GPU(s)" % (count * split, count),
+                                   "I1110 10:14:58.554168       1 register.go:213] Successfully registered annotation. "
+                                   "Next check in 30s seconds..."]))
             plugin_on_node[n["name"]] = ("hami", count * split)
+    for n in nodes:
+        # NVIDIA's own device plugin, installed before gpuwizard (`helm upgrade -i nvdp nvdp/nvidia-device-plugin
+        # --namespace nvidia-device-plugin`, k8s-device-plugin's README; its DaemonSet is the release's fullname):
+        # beside HAMi's the node shows whichever registered last, the physical count (HAMi#829)
+        if n.get("nvidia_device_plugin") and _node_gpu_count(world, n):
+            pods.append(_pod("nvdp-nvidia-device-plugin-%s" % _suffix(n["name"] + "nvdp"), "nvidia-device-plugin",
+                             n["name"], "1/1", "Running", age="41d"))
+            plugin_on_node[n["name"]] = "nvidia"
     for n in nodes:
         cap = n.setdefault("capacity", {})
         alloc = n.setdefault("allocatable", {})
         who = plugin_on_node.get(n["name"])
         if isinstance(who, tuple):
             cap["nvidia.com/gpu"] = alloc["nvidia.com/gpu"] = str(who[1])
-        elif who == "operator" and op_ready:
+        elif who == "operator" and op_ready or who == "nvidia":
             cap["nvidia.com/gpu"] = alloc["nvidia.com/gpu"] = str(_node_gpu_count(world, n))
         else:
             cap.pop("nvidia.com/gpu", None)
@@ -634,6 +713,31 @@ def reconcile(world, c) -> None:
 
 
 ALIYUN_SCHEDULER = "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-scheduler"
+# What HAMi's device plugin patches onto its node every 30 s (pkg/device-plugin/nvidiadevice/nvinternal/
+# plugin/register.go, v2.4.0-v2.10.0): before 2.8 a handshake time and ":"-terminated entries
+# "uuid,count,devmem,devcore,type,numa,health" (docs/developers/protocol.md; real one in HAMi#1422);
+# from 2.8 a JSON list of {"id","index","count","devmem","devcore","type","numa","mode","health"}
+# (real one in HAMi#1520) and no handshake.
+HAMI_REGISTER = "hami.io/node-nvidia-register"
+HAMI_HANDSHAKE = "hami.io/node-handshake"
+HAMI_NODE_ANNOTATIONS = (HAMI_REGISTER, HAMI_HANDSHAKE)
+
+
+def _hami_registration(world, n, release) -> dict:
+    """The annotations a running HAMi device plugin has put on node ``n``."""
+    eff = effective_values(release)
+    derived = hami_derived(_version_of(release), eff)
+    mem_scale = float(_get(eff, "devicePlugin.deviceMemoryScaling", 1) or 1)
+    core_scale = float(_get(eff, "devicePlugin.deviceCoreScaling", 1) or 1)
+    devs = [{"id": g["uuid"], "index": g["index"], "count": derived["split_count"],
+             "devmem": int(int(g.get("memory_mib") or 15360) * mem_scale), "devcore": int(100 * core_scale),
+             "type": "NVIDIA-" + g["name"], "numa": 0, "mode": "hami-core", "health": True}
+            for g in _node_gpus(world, n)]
+    if _chart_at_least(release, "2.8"):
+        return {HAMI_REGISTER: T._json().dumps(devs, separators=(",", ":"))}
+    text = "".join("%s,%d,%d,%d,%s,%d,%s:" % (d["id"], d["count"], d["devmem"], d["devcore"], d["type"], d["numa"],
+                                              "true") for d in devs)
+    return {HAMI_HANDSHAKE: "Reported 2024-11-10 10:15:28.554168 +0000 UTC m=+30.442913871", HAMI_REGISTER: text}
 
 
 def _scheduler_image(release, vals) -> str:
@@ -1234,6 +1338,10 @@ def kubectl(ctx) -> int:
             for name in pos[1:]:
                 found = [p for p in c.get("pods", []) + c.get("workloads", [])
                          if p["name"] == name and p["namespace"] == ns and p.get("owner") in ("user", "workload")]
+                if not found and _restart_derived(ctx, c, name, ns):
+                    c = ctx.world["clusters"][_locate(ctx.world, c["name"])]
+                    ctx.out('pod "%s" deleted' % name)
+                    continue
                 if not found:
                     if not flags.get("ignore-not-found"):
                         ctx.err('Error from server (NotFound): pods "%s" not found' % name)
@@ -1270,6 +1378,24 @@ def kubectl(ctx) -> int:
         ctx.err('Error from server (NotFound): pods "%s" not found' % name)
         return 1
     return ctx.unsupported()
+
+
+def _restart_derived(ctx, c, name, ns) -> bool:
+    """``kubectl delete pod`` of a pod a DaemonSet or Deployment owns: its controller starts a new one
+    (another name for HAMi's device plugin, which then registers afresh). False: no such pod."""
+    _, cv = _view(ctx, c)
+    pod = next((p for p in cv["pods"] if p["name"] == name and p["namespace"] == ns and p.get("owner") is None), None)
+    if pod is None:
+        return False
+    hami = _release_of(cv, "hami")
+    if hami and name.startswith(hami["name"] + "-device-plugin-"):
+        def fn(world, cl):
+            for n in cl.get("nodes", []):
+                if n["name"] == pod["node"]:
+                    n["hami_plugin_gen"] = int(n.get("hami_plugin_gen", 0)) + 1
+                    n["hami_restart_boot"] = T.node_boot_id(world, n)
+        _managed_mutate(ctx, c["name"], fn)
+    return True
 
 
 EVENT_KINDS = ("events", "event", "ev", "events.v1", "events.events.k8s.io")
@@ -1902,9 +2028,15 @@ def _kubectl_exec(ctx, c, rest, ns) -> int:
                 'exec: "nvidia-smi": executable file not found in $PATH: unknown')
         return 126
     w = ctx.world
+    node: dict = next((n for n in _view(ctx, c)[1]["nodes"] if n["name"] == pod.get("node")), {})
+    on_node = _node_gpus(w, node) if node else w.get("gpus", [])
+    if node.get("node_gpus"):  # the pod runs on another machine: its driver (loaded), not this host's
+        drv = _node_driver(w, node)
+        w["driver"] = dict(drv, loaded_version=drv["version"]) if drv else None
+        w["modules"] = ["nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia"] if drv else []
     gpus = []
     for v in visible:
-        for g in w.get("gpus", []):
+        for g in on_node:
             if g.get("uuid") == v["uuid"]:
                 g = dict(g)
                 if v.get("mib") is not None:

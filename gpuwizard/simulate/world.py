@@ -336,6 +336,11 @@ def boot(root, world: dict) -> None:
         svc.pop("failed", None)
     if world.get("docker") is not None:
         docker_reload(root, world)
+    # a cluster with a node on this host (k3s, RKE2, kubeadm: not Kind, whose nodes are containers)
+    # comes back after the boot: its pods start again, read as creating for a few polls
+    for c in world.get("clusters", []) if host["boots"] > 1 else []:
+        if c.get("provider", "kind") != "kind" and any("node_gpus" not in n for n in c.get("nodes", [])):
+            c["settle"] = max(2, int((world.get("cluster_faults") or {}).get("settle_polls", 0)))
     # unit files enabled for multi-user.target (gpuwizard-resume.service) start when the boot
     # reaches it: `systemctl start multi-user.target` (gpuwizard/simulate/units.py)
     world["systemd"] = {"units": {}, "pending": enabled_units(root, "multi-user.target")}

@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -26,7 +28,9 @@ from .. import helm_values as HV
 from .. import versions as V
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
-from ..parsers import normalize_kube_version
+from ..host import join_argv
+from ..parsers import HAMI_REGISTER as REGISTER_ANNOTATION
+from ..parsers import normalize_kube_version, parse_hami_registration
 from ..validate import K8sName, NodeLabel, Section, Version
 from . import kube as K
 from . import operator as O
@@ -73,6 +77,9 @@ def operator_facts(ctx: StepContext, context: str, rels: list[dict[str, Any]]) -
             "plugin": flat.get("devicePlugin.enabled", True) is not False, "values": vals}
 
 
+DEFERRED = "the nodes the gpu-operator labels nvidia.com/gpu.present=true"
+
+
 def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str, int | None], str]:
     """node -> physical GPU count (None: unknown), and how the nodes were chosen."""
     kind = kind_cluster_plan(ctx)
@@ -95,6 +102,14 @@ def gpu_nodes(ctx: StepContext, a: HamiAnswers, context: str) -> tuple[dict[str,
         if missing:
             raise StepFailed(f"hami.nodes names node(s) not in {context}: {', '.join(missing)}")
         return {n: found.get(n) for n in a.nodes}, "hami.nodes"
+    if not found and ctx.planning and ctx.in_session("operator") and items:
+        # the gpu-operator of this run has not labelled the nodes yet (its NFD finds their NVIDIA PCI device,
+        # GFD then sets nvidia.com/gpu.present): the nodes are named when this step runs, after it
+        ctx.assume(f"the gpu-operator of this run labels the GPU nodes of {context} nvidia.com/gpu.present=true")
+        ctx.decide(f"HAMi's GPU nodes: those the gpu-operator of this run labels nvidia.com/gpu.present=true "
+                   f"(none of the {len(items)} nodes is labelled yet); each is labelled {a.node_label} and checked "
+                   "when this step runs")
+        return {}, DEFERRED
     if not found:
         raise StepFailed(f"no GPU node found in {context} (no node has nvidia.com/gpu.present=true or nvidia.com/gpu "
                          f"capacity); name them in hami.nodes")
@@ -227,6 +242,12 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
         raise StepFailed("HAMi on Kind needs the NVIDIA runtime inside the node, which the gpu-operator's toolkit "
                          "container installs: add an operator: section (operator: {})")
     nodes, chosen = gpu_nodes(ctx, a, context)
+    if not on_kind:
+        others = O.other_plugins([n for n in O.cluster_nodes(ctx, context) if not nodes or n.get("name") in nodes])
+        for node, found in others.items():
+            notes.append(f"node {node} runs NVIDIA's device plugin too ({', '.join(found)}): it and HAMi's both "
+                         "advertise nvidia.com/gpu, and the node shows the physical GPU count whenever it registers "
+                         "last (HAMi#829); uninstall it (helm uninstall <its release>) for HAMi's vGPUs to hold")
     values, value_notes = ex.values, ex.notes
     live, kept_keys = None, []
     if existing and existing["release"] == release and existing["namespace"] == namespace:
@@ -332,10 +353,7 @@ def capacity(node: dict[str, Any]) -> int | None:
 
 
 def expected(r: dict[str, Any], a: HamiAnswers, node: str, item: dict[str, Any] | None) -> int | None:
-    count = r["nodes"].get(node)
-    if count is None and item is not None:
-        label = item.get("metadata", {}).get("labels", {}).get("nvidia.com/gpu.count")
-        count = int(label) if label and label.isdigit() else None
+    count = physical_gpus(r, node, item)
     return None if count is None else count * a.split_count
 
 
@@ -348,6 +366,128 @@ def plugin_pods(ctx: StepContext, r: dict[str, Any]) -> dict[str, dict[str, Any]
     return out
 
 
+# HAMi's device plugin patches its node's GPUs onto this annotation every 30 s (register.go, v2.4.0-v2.10.0),
+# and HAMi's scheduler places pods from it (parsers.parse_hami_registration reads both formats)
+NO_DEVICES = "No devices found. Waiting indefinitely."  # cmd/device-plugin/nvidia/main.go: it never looks again
+STALE_AFTER = 90.0  # seconds a Running device plugin gets to register (three of its 30 s rounds)
+
+
+def registration(item: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The GPUs HAMi's device plugin registered on a node (its annotation, either format); None: none."""
+    return parse_hami_registration((item.get("metadata", {}).get("annotations") or {}).get(REGISTER_ANNOTATION))
+
+
+def registration_problem(item: dict[str, Any], gpus: int | None, split: int) -> str | None:
+    """What is wrong with a node's HAMi registration for ``gpus`` GPUs split ``split`` ways; None: fine."""
+    reg = registration(item)
+    if reg is None:
+        return f"HAMi has no registration of its GPUs (no readable {REGISTER_ANNOTATION} annotation)"
+    if gpus is not None and len(reg) != gpus:
+        return f"HAMi's registration lists {len(reg)} GPU(s), the node has {gpus}"
+    wrong = [d for d in reg if d["count"] != split]
+    if wrong:
+        return f"HAMi's registration gives {wrong[0]['id']} {wrong[0]['count']} vGPUs, expected {split}"
+    sick = [d["id"] for d in reg if not d["health"]]
+    if sick:
+        return f"HAMi's registration marks {', '.join(sick)} unhealthy"
+    return None
+
+
+def physical_gpus(r: dict[str, Any], node: str, item: dict[str, Any] | None) -> int | None:
+    count = r["nodes"].get(node)
+    if count is None and item is not None:
+        label = item.get("metadata", {}).get("labels", {}).get("nvidia.com/gpu.count")
+        count = int(label) if label and label.isdigit() else None
+    return None if count is None else int(count)
+
+
+def running_for(pod: dict[str, Any]) -> float | None:
+    """Seconds since the pod's containers last started (the latest ``state.running.startedAt``)."""
+    starts = [((cs.get("state") or {}).get("running") or {}).get("startedAt")
+              for cs in pod.get("status", {}).get("containerStatuses") or []]
+    try:
+        latest = max(datetime.fromisoformat(str(t).replace("Z", "+00:00")).timestamp() for t in starts if t)
+    except ValueError:
+        return None
+    return max(0.0, time.time() - latest)
+
+
+def stale_plugins(ctx: StepContext, r: dict[str, Any], a: HamiAnswers) -> list[tuple[str, str, str]]:
+    """(node, pod, why) of each HAMi device plugin that runs and is ready, yet has not registered its
+    node's vGPUs and will not by waiting: it found no GPU when it started (after a reboot, before the
+    driver was loaded: HAMi#136, #713), or its node still advertises the physical GPU count (HAMi#736).
+    Restarting the pod is the upstream fix. Not while the operator's device plugin runs too (then both
+    advertise nvidia.com/gpu: a setting to change, not a pod to restart)."""
+    op = r["operator"]
+    if op and op.get("plugin") and not op.get("planned"):
+        return []
+    items = node_items(ctx, r["context"])
+    plugins = plugin_pods(ctx, r)
+    out = []
+    for node in r["nodes"]:
+        item, pod = items.get(node), plugins.get(node)
+        if item is None or pod is None or K.pod_problem(pod):
+            continue
+        gpus = physical_gpus(r, node, item)
+        have = capacity(item)
+        want = None if gpus is None else gpus * a.split_count
+        problem = registration_problem(item, gpus, a.split_count)
+        if problem is None and have is not None and have > 0 and (want is None or have == want):
+            continue
+        name = pod["metadata"]["name"]
+        log = plugin_log(ctx, r, name)
+        age = running_for(pod)
+        if any(NO_DEVICES in line for line in log):
+            out.append((node, name, f'it found no GPU when it started ("{NO_DEVICES}": the driver was not loaded yet) '
+                                    "and never looks again"))
+        elif age is not None and age >= STALE_AFTER:
+            if have is not None and gpus and a.split_count > 1 and have == gpus:
+                why = (f"the node advertises nvidia.com/gpu = {have}, its physical GPU count, instead of the {want} "
+                       "vGPUs HAMi registers")
+            else:
+                why = f"Running for {age:.0f}s without registering: {problem or f'nvidia.com/gpu = {have}'}"
+            out.append((node, name, why))
+    return out
+
+
+def restart_stale(ctx: StepContext, r: dict[str, Any], a: HamiAnswers) -> None:
+    """Delete each stale device-plugin pod once per node and boot (its DaemonSet starts a new one);
+    what was done is noted and kept in the state file (``restarts`` of the step)."""
+    boots = K.node_boots(ctx, r["context"])
+    done = ctx.state.step(ctx.step_id).setdefault("restarts", [])
+    for node, pod, why in stale_plugins(ctx, r, a):
+        boot = boots.get(f"node {node}", "")
+        if any(x.get("node") == node and x.get("boot") == boot for x in done):
+            continue
+        ctx.note(f"restarting HAMi's device plugin on node {node}: {pod} runs, but {why}")
+        ctx.host.runner.run(K.kubectl(r["context"], "delete", "pod", "-n", r["namespace"], pod), timeout=120, check=True)
+        done.append({"node": node, "pod": pod, "why": why, "boot": boot, "at": time.time()})
+
+
+def restarts_this_boot(ctx: StepContext, r: dict[str, Any]) -> list[dict[str, Any]]:
+    boots = K.node_boots(ctx, r["context"])
+    return [x for x in ctx.state.step(ctx.step_id).get("restarts") or []
+            if x.get("boot") and boots.get(f"node {x.get('node')}") == x["boot"]]
+
+
+def waits(r: dict[str, Any], a: HamiAnswers) -> list[A.Action]:
+    """HAMi's scheduler up, then every GPU node registered (a stale device plugin restarted once)."""
+    return [
+        K.Poll("scheduler-pods", f"HAMi's scheduler ({r['release']}-scheduler, image {r['image']}) is Running",
+               lambda c: scheduler_report(c, r, False)[0], timeout=300, interval=K.POLL,
+               describe=lambda c: scheduler_report(c, r, True)[1]),
+        K.Poll("capacity", f"each labelled node registers its GPUs with HAMi ({REGISTER_ANNOTATION}) and advertises "
+               f"GPUs × {a.split_count} as nvidia.com/gpu",
+               lambda c: capacity_report(c, r, a, False)[0], timeout=600, interval=K.POLL,
+               describe=lambda c: capacity_report(c, r, a, True)[1],
+               remedy=lambda c: restart_stale(c, r, a),
+               remedy_preview=[f"a device-plugin pod that stays Running without registering (\"{NO_DEVICES}\" after a "
+                               "reboot, HAMi#713; the physical GPU count, HAMi#736) is restarted, once per node and boot:",
+                               "$ " + join_argv(K.kubectl(r["context"], "delete", "pod", "-n", r["namespace"],
+                                                            f"<{r['release']}-device-plugin pod of that node>"))]),
+    ]
+
+
 def plugin_log(ctx: StepContext, r: dict[str, Any], pod: str) -> list[str]:
     res = ctx.host.runner.probe(K.kubectl(r["context"], "logs", "-n", r["namespace"], pod, "--tail", "8"))
     return (res.stdout + res.stderr).strip().splitlines()[-8:] if res is not None else []
@@ -357,13 +497,17 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
     """(all nodes advertise what they should, the explanation when not). Raises for a plugin that
     crash-loops (waiting will not fix it)."""
     items = node_items(ctx, r["context"])
+    if not r["nodes"]:
+        return False, f"no GPU node to check in {r['context']} ({r['chosen']}: none yet)"
     plugins = None
     wrong = []
     for node in r["nodes"]:
         item = items.get(node)
         want = expected(r, a, node, item)
         have = capacity(item) if item else None
-        if item is not None and have is not None and have > 0 and (have == want or (want is None and have % a.split_count == 0)):
+        unregistered = registration_problem(item, physical_gpus(r, node, item), a.split_count) if item else None
+        if item is not None and have is not None and have > 0 and not unregistered and \
+                (have == want or (want is None and have % a.split_count == 0)):
             continue
         plugins = plugins if plugins is not None else plugin_pods(ctx, r)
         pod = plugins.get(node)
@@ -371,6 +515,8 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
         lkey, lval = r["label"]
         labels = (item or {}).get("metadata", {}).get("labels", {})
         causes = []
+        if unregistered and pod is not None and not problem:
+            causes.append(f"registration: {unregistered}")
         if labels.get(lkey) != lval:
             causes.append(f"label: the node lacks {lkey}={lval}, so HAMi's device plugin does not run there")
         explain = final or bool(problem and K.definitive(problem))
@@ -396,6 +542,9 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
             log = plugin_log(ctx, r, pod["metadata"]["name"])
             if log:
                 msg += f"\n  last lines of {pod['metadata']['name']}:\n    " + "\n    ".join(log)
+            if any(NO_DEVICES in line for line in log):
+                msg += (f"\n  it found no GPU when it started and never looks again: a new pod is the fix (the hami step "
+                        f"restarts it once per boot; by hand: kubectl delete pod -n {r['namespace']} {pod['metadata']['name']})")
         wrong.append(msg)
         if problem and K.definitive(problem):
             raise StepFailed("HAMi's device plugin is failing, so the node never gets its vGPUs:\n  " + msg)
@@ -550,17 +699,19 @@ class HamiStep(Step[HamiAnswers]):
                           K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
                                  "--version", version, "--values", K.hp(ctx, path)), done, timeout=900,
                           details=details))
-        acts.append(K.Poll("scheduler-pods", f"HAMi's scheduler ({release}-scheduler, image {r['image']}) is Running",
-                           lambda c: scheduler_report(c, r, False)[0], timeout=300, interval=K.POLL,
-                           describe=lambda c: scheduler_report(c, r, True)[1]))
-        acts.append(K.Poll("capacity", f"each labelled node advertises its GPUs × {a.split_count} as nvidia.com/gpu",
-                           lambda c: capacity_report(c, r, a, False)[0], timeout=600, interval=K.POLL,
-                           describe=lambda c: capacity_report(c, r, a, True)[1]))
+        acts += waits(r, a)
         op_answers = ctx.answers(OperatorStep)
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
             acts += K.vectoradd_actions(ctx, context, self.id)
         acts += SH.actions(ctx, a, r, self.id)  # hami.verify_sharing: two pods on one GPU (steps/sharing.py)
         return acts
+
+    def boots(self, ctx: StepContext, a: HamiAnswers) -> dict[str, str]:
+        context, _ = target_context(ctx)
+        return K.node_boots(ctx, context) if context else {}
+
+    def settle(self, ctx: StepContext, a: HamiAnswers) -> list[A.Action]:
+        return waits(resolve(ctx, a), a)
 
     def verify(self, ctx: StepContext, a: HamiAnswers) -> str:
         r = resolve(ctx, a)
@@ -577,7 +728,10 @@ class HamiStep(Step[HamiAnswers]):
             have = capacity(item)
             ctx.note(f"{node}\n{capacity_block(item)}")
             gpus = have // a.split_count if have else 0
-            parts.append(f'{node}: nvidia.com/gpu: "{have}" ({gpus} GPU × {a.split_count})')
+            reg = registration(item) or []
+            parts.append(f'{node}: nvidia.com/gpu: "{have}" ({gpus} GPU × {a.split_count}, {len(reg)} registered with HAMi)')
+        for x in restarts_this_boot(ctx, r):
+            parts.append(f"restarted {x['pod']} on {x['node']} ({x['why']})")
         seen = SH.seen_text(ctx, a, r)
         return f"HAMi {r['version']} (release {r['release']} in {r['namespace']}): " + "; ".join(parts) \
             + (f"; {seen}" if seen else "")

@@ -405,6 +405,18 @@ def nodes(ctx: StepContext, context: str) -> list[dict[str, Any]] | None:
     return None if doc is None else list(doc.get("items") or [])
 
 
+def node_boots(ctx: StepContext, context: str, names: list[str] | None = None) -> dict[str, str]:
+    """{"node NAME": its boot id} (status.nodeInfo.bootID, which the kubelet reports anew after each
+    boot) of the nodes named, else of every node; empty when the cluster does not answer."""
+    out = {}
+    for n in nodes(ctx, context) or []:
+        name = str(n.get("metadata", {}).get("name", ""))
+        boot = n.get("status", {}).get("nodeInfo", {}).get("bootID")
+        if boot and (names is None or name in names):
+            out[f"node {name}"] = str(boot)
+    return out
+
+
 def node_ready(node: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", []))
 

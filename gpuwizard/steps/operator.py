@@ -209,9 +209,13 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
         ex.set("toolkit.enabled", toolkit, why)
 
     with_hami = hami_planned(ctx, context)
+    others = other_plugins(gpu_nodes)
     if a.device_plugin == "auto":
         if with_hami:
             plugin, why = False, "auto: off — HAMi brings its own device plugin; both advertise nvidia.com/gpu"
+        elif others and len(others) == len(gpu_nodes):
+            plugin, why = False, ("auto: off — NVIDIA's device plugin already advertises nvidia.com/gpu on every GPU "
+                                  "node (" + "; ".join(f"{n}: {', '.join(p)}" for n, p in others.items()) + ")")
         else:
             plugin, why = True, "auto: on — no HAMi: the operator's device plugin advertises nvidia.com/gpu"
     else:
@@ -295,7 +299,15 @@ CONTAINERD_CONFIGS = {"k3s": "/var/lib/rancher/k3s/agent/etc/containerd/config.t
 def cluster_nodes(ctx: StepContext, context: str) -> list[dict[str, Any]]:
     """The cluster's nodes as it reports them (gpuwizard/detect.py ``node_facts``): the facts the
     operator's and HAMi's ``auto`` decisions rest on, not the machine gpuwizard runs on."""
-    return nodes_facts(ctx.host, K.nodes(ctx, context) or [])
+    pods = K.probe_json(ctx, K.kubectl(context, "get", "pods", "--all-namespaces", "-o", "json"))
+    return nodes_facts(ctx.host, K.nodes(ctx, context) or [], None if pods is None else list(pods.get("items") or []))
+
+
+def other_plugins(nodes: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """node -> the device plugins advertising nvidia.com/gpu there that are neither the gpu-operator's
+    nor HAMi's (NVIDIA's own k8s-device-plugin chart: nvidia-device-plugin-*)."""
+    return {str(n["name"]): found for n in nodes
+            if (found := [p for p in n.get("device_plugins") or [] if p.startswith("nvidia-device-plugin ")])}
 
 
 def distribution(nodes: list[dict[str, Any]]) -> str:
@@ -505,6 +517,17 @@ class OperatorStep(Step[OperatorAnswers]):
                 ctx.decide("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
                          "nvidia.com/gpu appears once HAMi is installed")
         return acts
+
+    def boots(self, ctx: StepContext, a: OperatorAnswers) -> dict[str, str]:
+        context, _ = target_context(ctx)
+        return K.node_boots(ctx, context) if context else {}
+
+    def settle(self, ctx: StepContext, a: OperatorAnswers) -> list[A.Action]:
+        # after a node's reboot the driver container (where it runs) rebuilds the module and the
+        # validator checks driver, toolkit and CUDA again (gpu-operator's node status files under
+        # /run/nvidia/validations are on a tmpfs): the operator is healthy once they all pass again
+        r = resolve(ctx, a)
+        return ready_waits(r["context"], r["namespace"])
 
     def verify(self, ctx: StepContext, a: OperatorAnswers) -> str:
         r = resolve(ctx, a)

@@ -33,6 +33,7 @@ from typing import Any
 from .. import actions as A
 from ..engine import StepContext
 from ..errors import StepFailed
+from ..parsers import HAMI_REGISTER, parse_hami_registration
 from . import kube as K
 from .common import Check
 
@@ -197,6 +198,12 @@ def summary(ctx: StepContext, context: str, r: dict[str, Any], uuid: str, mem: d
     cards = card_memory(ctx, r)
     total = cards.get(uuid)
     name = next((g.get("name") for g in ctx.facts.get("gpus") or [] if g.get("uuid") == uuid), None)
+    if name is None:  # a GPU of another machine: its name as HAMi registered it ("NVIDIA-Tesla T4")
+        for item in K.nodes(ctx, context) or []:
+            reg = parse_hami_registration((item.get("metadata", {}).get("annotations") or {}).get(HAMI_REGISTER))
+            name = next((str(d["type"]).removeprefix("NVIDIA-") for d in reg or [] if d["id"] == uuid), None)
+            if name:
+                break
     each = sorted({m for v in mem.values() for m in v})
     shown = "/".join(f"{m}MiB" for m in each)
     return (f"sharing: {len(NAMES)} pods on {uuid}" + (f" ({name})" if name else "")

@@ -222,7 +222,8 @@ def test_device_plugin_selector_no_node_satisfies_is_named_on_timeout(tmp_path, 
     root = tmp_path / "s"
     code, out, err = wizard("host-ready", root, answers(tmp_path, {**CLUSTER, "operator": {"verify": False}}))
     assert code == 1, out + err
-    assert "timed out after 600s waiting: each labelled node advertises its GPUs × 10 as nvidia.com/gpu" in out
+    assert ("timed out after 600s waiting: each labelled node registers its GPUs with HAMi (hami.io/node-nvidia-register) "
+            "and advertises GPUs × 10 as nvidia.com/gpu") in out
     assert "the DaemonSet hami-device-plugin schedules 0 pods: no node has labels gpu=on " \
            "(gpu-cluster-control-plane lacks gpu=on)" in out
 

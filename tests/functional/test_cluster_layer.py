@@ -63,7 +63,8 @@ def test_host_ready_kind_operator_hami_end_to_end(host_ready):
     for line in ("install kind v0.33.0", "create the Kind cluster gpu-cluster", "/sbin/ldconfig.real exists in",
                  "gpu-operator v26.3.3 installed", "HAMi 2.10.0 installed", 'the cuda-vectoradd pod\'s log says "Test PASSED"'):
         assert line in out
-    assert '[hami] done: HAMi 2.10.0 (release hami in kube-system): gpu-cluster-control-plane: nvidia.com/gpu: "10" (1 GPU × 10)' in out
+    assert ('[hami] done: HAMi 2.10.0 (release hami in kube-system): gpu-cluster-control-plane: nvidia.com/gpu: "10" '
+            '(1 GPU × 10, 1 registered with HAMi)') in out
     assert '    nvidia.com/gpu: "10"' in out  # the capacity block as the seed shows it
     sb = prepare("host-ready", root)
     assert not [c for c in sb.calls() if c.get("unsupported") or c.get("internal_error")]

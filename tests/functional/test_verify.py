@@ -133,7 +133,7 @@ def test_ready_host_is_healthy(tmp_path):
     assert layers["sharing"]["status"] in ("ok", "skip")
     assert "565.57.01" in layers["driver"]["detail"]
     assert "ClusterPolicy ready" in layers["operator"]["detail"]
-    assert "nvidia.com/gpu = 10 (1 GPU × 10)" in layers["hami"]["detail"]
+    assert "nvidia.com/gpu = 10 (1 GPU × 10, registered with HAMi)" in layers["hami"]["detail"]
     assert doc["summary"].startswith("healthy:")
 
 
