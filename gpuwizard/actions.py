@@ -192,8 +192,8 @@ class WaitFor(Action):
         while True:
             if self.check(ctx):
                 return
-            if self.remedy is not None:
-                self.remedy(ctx)
+            if self.remedy is not None and not ctx.planning and deadline - time.monotonic() > self.interval:
+                self.remedy(ctx)  # not in a dry run, nor when no check would follow
             left = deadline - time.monotonic()
             if left <= 0:
                 detail = self.describe(ctx) if self.describe else self.failure_hint

@@ -44,6 +44,7 @@ exit codes:
 examples:
   gpuwizard --simulate t4-bare doctor          a simulated Tesla T4 host, nothing real touched
   gpuwizard --answers answers.yaml             unattended run
+  gpuwizard --answers answers.yaml --output json   the same as JSON lines, the last a summary
   gpuwizard plan --answers answers.yaml        what would happen, executing nothing
   gpuwizard verify [--json]                    the whole chain's health checks (0 healthy, 1 not)
   gpuwizard --resume                           continue after a failure or the driver's reboot
@@ -73,7 +74,7 @@ examples:
 """
 
 
-def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+def _global_options(parser: argparse.ArgumentParser, *, sub: bool, output: bool = True) -> None:
     """The options every mode honours. On subparsers their default is SUPPRESS, so a value given
     after the subcommand overrides, and one given before is kept."""
     d = (lambda v: argparse.SUPPRESS) if sub else (lambda v: v)
@@ -85,6 +86,10 @@ def _global_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--dry-run", action="store_true", default=d(False), help="show every command and file change; execute nothing")
     g.add_argument("--answers", metavar="FILE", default=d(None), help="YAML answer file: run unattended (with plan: the plan for it)")
     g.add_argument("--resume", action="store_true", default=d(False), help="continue the run saved in the state file (in a terminal: the wizard reopens at that step)")
+    if output:  # podspec has its own -o/--output FILE
+        g.add_argument("--output", choices=("text", "json"), default=d("text"),
+                       help="json: one JSON object a line (\"v\": 1, \"event\"), the last a summary with the exit "
+                       "code (unattended runs, plan, doctor, verify)")
     g.add_argument("--tui", action="store_true", default=d(False), help="with --answers: open the interactive wizard with its forms pre-filled instead of running unattended")
 
 
@@ -161,7 +166,12 @@ def cmd_doctor(session: Session, out: IO[str]) -> int:
     from .detect import detect
 
     facts = detect(session.host)
-    if session.args.json:
+    if json_output(session.args):
+        from .console import json_line
+
+        json_line(out, "doctor", facts=doctor.document(facts))
+        json_line(out, "summary", exit=EXIT_OK, problems=facts.get("problems", {}))
+    elif session.args.json:
         doctor.render_json(facts, out)
     elif out.isatty():
         doctor.render_rich(facts, out)
@@ -195,7 +205,14 @@ def cmd_verify(session: Session, out: IO[str], as_json: bool) -> int:
     memory = State(session.state_path, data=json.loads(json.dumps(state.data)) if state is not None else None)
     engine = Engine(session.host, memory, registry(), unattended=True)
     doc = verify.document(verify.Verifier(engine, sections).run(), source, where)
-    if as_json:
+    if json_output(args):
+        from .console import json_line
+
+        for layer in doc["layers"]:
+            json_line(out, "verify-layer", **layer)
+        json_line(out, "summary", exit=doc["exit"], healthy=doc["healthy"], text=doc["summary"], source=doc["source"],
+                  answers=doc.get("answers"))
+    elif as_json:
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         verify.render_text(doc, out)
@@ -288,22 +305,31 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     model, _, selected, _ = _prepare_engine(session)
     planned = list(model.plan(selected).values())
     code = plan_exit_code(planned)
+    doc = [
+        {
+            "step": p.step.id,
+            "title": p.step.title,
+            "error": p.problem(),
+            "refused": p.refused,
+            "decisions": p.decisions,
+            "assumptions": p.assumptions,
+            "checks": p.checks,
+            "actions": [dict(a, done=d) for a, d in zip(p.described, p.done, strict=False)],
+        }
+        for p in planned
+    ]
+    if json_output(session.args):
+        from .console import json_line
+
+        for step in doc:
+            json_line(out, "plan-step", **step)
+        json_line(out, "summary", exit=code, steps={s["step"]: "refused" if s["refused"] else "cannot plan" if s["error"]
+                                                     else "planned" for s in doc}, executed=False)
+        return code
     if as_json:
-        doc = []
-        for p in planned:
-            doc.append(
-                {
-                    "step": p.step.id,
-                    "title": p.step.title,
-                    "error": p.problem(),
-                    "refused": p.refused,
-                    "decisions": p.decisions,
-                    "assumptions": p.assumptions,
-                    "checks": p.checks,
-                    "actions": [dict(a, done=d) for a, d in zip(p.described, p.done, strict=False)],
-                }
-            )
-        out.write(json.dumps({"steps": doc, "exit": code}, indent=2) + "\n")
+        from .console import redact
+
+        out.write(json.dumps(redact({"steps": doc, "exit": code}), indent=2) + "\n")
         return code
     render_plan(planned, out)
     out.write("(plan only: nothing was executed)\n")
@@ -366,7 +392,7 @@ def _end_unit_run(session: Session, engine: Any, log: Any, err: IO[str]) -> None
 
 
 def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
-    from .console import ConsoleReporter, LogFile
+    from .console import ConsoleReporter, JsonReporter, LogFile, json_line
     from .resume_service import UNIT, started_by_unit
     from .state import RunLock
 
@@ -402,10 +428,16 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
             err.write("gpuwizard: nothing was executed (the plan refuses these answers; see: gpuwizard plan --answers FILE)\n")
             log.write(f"exit {EXIT_INVALID}: the plan refuses these answers; nothing was executed")
             return EXIT_INVALID
-        reporter = ConsoleReporter(out)
+        as_json = json_output(session.args)
+        reporter: Any = JsonReporter(out) if as_json else ConsoleReporter(out)
         engine.listeners.append(reporter)
         state.save()
         code = model.run(selected)
+        if as_json:
+            steps = {sid: state.status(sid) for sid in selected}
+            json_line(out, "summary", exit=code, steps=steps, log=str(log.path), state=str(session.state_path),
+                      changed=sum(1 for sid in selected for a in (state.step(sid).get("actions") or {}).values()
+                                  if a.get("outcome") == "changed" and a.get("run") == state.run_id))
         if not unit_done:
             unit_done = True
             _end_unit_run(session, engine, log, err)
@@ -419,7 +451,7 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
                       "gpuwizard --resume (journalctl -u " + UNIT + "; the run's log goes to " + str(session.log_dir) + ")\n")
         elif code == EXIT_REBOOT:
             err.write(f"gpuwizard: stopped for a reboot; state saved in {session.state_path}; after the reboot run: gpuwizard --resume\n")
-        else:
+        elif not as_json:
             out.write(f"all requested steps done (log: {log.path})\n")
         return code
     except BaseException as exc:
@@ -433,6 +465,10 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
             log.close()
         if lock is not None:
             lock.release()
+
+
+def json_output(args: argparse.Namespace) -> bool:
+    return getattr(args, "output", "text") == "json"
 
 
 def _interactive(out: IO[str]) -> bool:
@@ -490,6 +526,10 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
         return cmd_tui(args, out, err)
     except GpuwizardError as exc:
         err.write(f"gpuwizard: error: {exc}\n")
+        if json_output(args):
+            from .console import json_line
+
+            json_line(out, "summary", exit=exc.exit_code, error=str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("gpuwizard: interrupted; the state file keeps what was done: run gpuwizard --resume to continue\n")

@@ -93,6 +93,48 @@ class ConsoleReporter:
                 self._print("  reboot the host, then run: gpuwizard --resume")
 
 
+JSON_VERSION = 1
+# the events of a run that --output json prints (output and progress lines go to the log file only)
+JSON_EVENTS = ("step-started", "step-finished", "action-started", "action-finished", "note", "decision", "reboot-required")
+
+
+def json_line(stream: IO[str], event: str, **fields: Any) -> None:
+    """One line of ``--output json``: ``{"v": 1, "event": ..., ...}``, secrets masked."""
+    stream.write(json.dumps({"v": JSON_VERSION, "event": event, **redact(fields)}, default=str) + "\n")
+    stream.flush()
+
+
+class JsonReporter:
+    """``--output json`` of an unattended run: a line per step and action event (its command or
+    file), notes, decisions and reboots; the caller writes the summary line."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.tail: collections.deque[str] = collections.deque(maxlen=15)
+
+    def __call__(self, ev: Event) -> None:
+        if ev.kind == "output":
+            self.tail.extend(ev.data["lines"][-15:])
+            return
+        if ev.kind not in JSON_EVENTS:
+            return
+        fields: dict[str, Any] = {"step": ev.step}
+        if ev.action:
+            fields["action"] = ev.action
+        if ev.status:
+            fields["status"] = ev.status
+        if ev.text:
+            fields["text"] = ev.text
+        if ev.kind == "action-started":
+            fields.update(ev.data)
+        if ev.kind == "step-started":
+            self.tail.clear()
+            fields["reverify"] = bool(ev.data.get("reverify"))
+        if ev.kind == "step-finished" and ev.status == "failed":
+            fields["tail"] = list(ev.data.get("tail") or self.tail)
+        json_line(self.stream, ev.kind, **fields)
+
+
 def stamp(now: _dt.datetime | None = None) -> str:
     """A dated ISO 8601 timestamp with the UTC offset, to the millisecond: ``2026-12-02T13:40:01.123+01:00``."""
     return (now or _dt.datetime.now()).astimezone().isoformat(timespec="milliseconds")

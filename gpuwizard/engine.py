@@ -124,6 +124,15 @@ class Call:
         self.current: StepContext | None = None
 
 
+def action_data(action: A.Action) -> dict[str, Any]:
+    """What an action runs or writes, for the events: its argv, or the system path it writes."""
+    argv = getattr(action, "argv", None)
+    if isinstance(argv, list) and all(isinstance(x, str) for x in argv):
+        return {"argv": list(argv)}
+    path = getattr(action, "path", None)
+    return {"path": path} if isinstance(path, str) else {}
+
+
 class StepContext:
     """What a step sees: the host, the facts, the session's answers, its own saved record, a way to
     talk. One per step per call."""
@@ -464,12 +473,21 @@ class Engine:
 
         if previous == "done" and not step.always_rerun:
             self.emit(Event("step-started", sid, text=step.title, data={"reverify": True}))
+            then = entry.get("boots") or {}
             try:
-                settled = self._settle(ctx, step, answers, entry.get("boots") or {})
+                settled = self._settle(ctx, step, answers, then)
+            except Exception as exc:  # noqa: BLE001 — a settle wait that times out fails the step, with why
+                # (running the whole step again would repeat the same waits, twice as long to the same end)
+                return self._fail(ctx, exc)
+            finally:
+                ctx.current_action = None
+            try:
                 summary = step.verify(ctx, answers)
-                if settled:
-                    self.state.set_status(sid, "done", message=summary or "", boots=step.boots(ctx, answers))
-                    self._save()
+                if settled or not then:  # the boots it now lives through (first kept by an older gpuwizard)
+                    boots = self._boots(ctx, step, answers)
+                    if boots:
+                        self.state.set_status(sid, "done", message=summary or "", boots=boots)
+                        self._save()
                 self.emit(Event("step-finished", sid, status="done", text=summary or "already done"))
                 return EXIT_OK
             except GpuwizardError as exc:
@@ -484,7 +502,7 @@ class Engine:
                 self.emit(Event("decision", sid, text=decision))
             for action in actions:
                 ctx.current_action = action.id
-                self.emit(Event("action-started", sid, action.id, action.title))
+                self.emit(Event("action-started", sid, action.id, action.title, data=action_data(action)))
                 if action.is_done(ctx):
                     self.state.record_action(sid, action.id, "ok", run=ctx.call.run_id)
                     self._save()
@@ -502,7 +520,7 @@ class Engine:
             return self._fail(ctx, exc)
         finally:
             ctx.current_action = None
-        boots = self._boots(ctx, step, answers)
+        boots = self._boots(ctx, step, answers) or entry.get("boots") or {}  # unread now: keep what was known
         self.state.set_status(sid, "done", message=summary or "", **({"boots": boots} if boots else {}))
         self._save()
         self.emit(Event("step-finished", sid, status="done", text=summary or ""))
@@ -528,7 +546,7 @@ class Engine:
                         "it to come back before calling it healthy"))
         for action in step.settle(ctx, answers):
             ctx.current_action = action.id
-            self.emit(Event("action-started", sid, action.id, action.title))
+            self.emit(Event("action-started", sid, action.id, action.title, data=action_data(action)))
             if action.is_done(ctx):
                 self.emit(Event("action-finished", sid, action.id, action.title, status="ok"))
                 continue

@@ -55,7 +55,7 @@ def add_parser(subs: Any, global_options: Callable[..., object]) -> argparse.Arg
     p.add_argument("--apply", action="store_true", help="kubectl apply it")
     p.add_argument("--check", action="store_true", help="after --apply: exec nvidia-smi in the pod and report the memory it sees")
     p.add_argument("container_command", nargs="*", metavar="COMMAND", help="after --: the container command")
-    global_options(p, sub=True)
+    global_options(p, sub=True, output=False)
     return p
 
 

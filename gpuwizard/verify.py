@@ -83,6 +83,7 @@ class Verifier:
         self.engine = engine
         self.answers = answers
         self.call = Call(engine, planning=False, answers=answers or {}, run_id=engine.state.run_id)
+        self.deadline: float | None = None  # of the cluster layers' waits (see _check)
 
     def ctx(self, step_id: str) -> StepContext:
         return StepContext(self.engine, step_id, self.call)
@@ -142,14 +143,20 @@ class Verifier:
         checked again until it passes or SETTLE_S have passed; what was waited for is said."""
         if layer not in ("cluster", "operator", "hami"):
             return check(answers)
-        deadline = time.monotonic() + SETTLE_S
+        from .steps.hami import STALE_FIX
+
+        if self.deadline is None:  # one bound for all the cluster layers together
+            self.deadline = time.monotonic() + SETTLE_S
+        deadline = self.deadline
         waited_for: str | None = None
         start = time.monotonic()
         settled_once = False
         while True:
             try:
                 detail = check(answers)
-            except GpuwizardError:
+            except GpuwizardError as exc:
+                if STALE_FIX in str(exc):
+                    raise  # a state that waiting does not mend (a stale device plugin)
                 why = self._coming_back()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -183,14 +190,13 @@ class Verifier:
         for n in K.nodes(ctx, context) or []:
             name = n.get("metadata", {}).get("name")
             ready: dict[str, Any] = next((c for c in n.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
-            if ready.get("status") != "True":
-                return f"node {name} was not Ready"
             try:
                 since = time.time() - datetime.fromisoformat(str(ready.get("lastTransitionTime")).replace("Z", "+00:00")).timestamp()
             except ValueError:
                 continue
-            if since < SETTLE_S:
-                return f"node {name} became Ready {since:.0f}s before"
+            if since >= SETTLE_S:
+                continue  # Ready, or down, for longer than a boot takes: settled (or broken)
+            return f"node {name} " + ("was not Ready" if ready.get("status") != "True" else f"became Ready {since:.0f}s before")
         return None
 
     def _absent(self, answers: Any, what: str) -> None:

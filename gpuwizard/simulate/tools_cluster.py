@@ -611,9 +611,9 @@ def reconcile(world, c) -> None:
             count = _node_gpu_count(world, n)
             gen = int(n.get("hami_plugin_gen", 0))  # a deleted pod comes back under a new name (DaemonSet)
             name = "%s-device-plugin-%s" % (rel, _suffix(n["name"] + "hami" + (str(gen) if gen else "")))
+            # what a plugin patched stays on the node until one patches it again (nothing clears it on a
+            # reboot or when the plugin stops), so a plugin that registers nothing leaves the last one
             annotations = n.setdefault("annotations", {})
-            for k in HAMI_NODE_ANNOTATIONS:
-                annotations.pop(k, None)
             crash = None
             if faults.get("hami_plugin_crash"):
                 crash = "nvml init failed: ERROR_LIBRARY_NOT_FOUND"
@@ -720,7 +720,6 @@ ALIYUN_SCHEDULER = "registry.cn-hangzhou.aliyuncs.com/google_containers/kube-sch
 # (real one in HAMi#1520) and no handshake.
 HAMI_REGISTER = "hami.io/node-nvidia-register"
 HAMI_HANDSHAKE = "hami.io/node-handshake"
-HAMI_NODE_ANNOTATIONS = (HAMI_REGISTER, HAMI_HANDSHAKE)
 
 
 def _hami_registration(world, n, release) -> dict:

@@ -30,6 +30,7 @@ import fcntl
 import marshal
 import os
 import sys
+import time
 
 SIM_DIR = ".gpuwizard-sim"
 WORLD_FILE = "world.json"
@@ -341,6 +342,8 @@ def boot(root, world: dict) -> None:
     for c in world.get("clusters", []) if host["boots"] > 1 else []:
         if c.get("provider", "kind") != "kind" and any("node_gpus" not in n for n in c.get("nodes", [])):
             c["settle"] = max(2, int((world.get("cluster_faults") or {}).get("settle_polls", 0)))
+            # the kubelet of a node on this host posts Ready anew: its condition's lastTransitionTime
+            c["booted_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     # unit files enabled for multi-user.target (gpuwizard-resume.service) start when the boot
     # reaches it: `systemctl start multi-user.target` (gpuwizard/simulate/units.py)
     world["systemd"] = {"units": {}, "pending": enabled_units(root, "multi-user.target")}

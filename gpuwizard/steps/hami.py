@@ -358,11 +358,16 @@ def expected(r: dict[str, Any], a: HamiAnswers, node: str, item: dict[str, Any] 
 
 
 def plugin_pods(ctx: StepContext, r: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """node -> HAMi device-plugin pod."""
-    out = {}
+    """node -> HAMi device-plugin pod: the newest one not being deleted (a rolling DaemonSet has the
+    old pod terminating beside the new one)."""
+    out: dict[str, dict[str, Any]] = {}
     for p in K.pods(ctx, r["context"], r["namespace"]) or []:
-        if "device-plugin" in p["metadata"]["name"] and p["metadata"]["name"].startswith(r["release"]):
-            out[p.get("spec", {}).get("nodeName")] = p
+        meta = p["metadata"]
+        if "device-plugin" in meta["name"] and meta["name"].startswith(r["release"]) and not meta.get("deletionTimestamp"):
+            node = p.get("spec", {}).get("nodeName")
+            seen = out.get(node)
+            if seen is None or str(meta.get("creationTimestamp") or "") >= str(seen["metadata"].get("creationTimestamp") or ""):
+                out[node] = p
     return out
 
 
@@ -370,6 +375,7 @@ def plugin_pods(ctx: StepContext, r: dict[str, Any]) -> dict[str, dict[str, Any]
 # and HAMi's scheduler places pods from it (parsers.parse_hami_registration reads both formats)
 NO_DEVICES = "No devices found. Waiting indefinitely."  # cmd/device-plugin/nvidia/main.go: it never looks again
 STALE_AFTER = 90.0  # seconds a Running device plugin gets to register (three of its 30 s rounds)
+STALE_FIX = "a new pod is the fix"  # in a failure's text: waiting will not mend it (verify waits no longer)
 
 
 def registration(item: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -423,11 +429,16 @@ def stale_plugins(ctx: StepContext, r: dict[str, Any], a: HamiAnswers) -> list[t
         return []
     items = node_items(ctx, r["context"])
     plugins = plugin_pods(ctx, r)
+    others: dict[str, list[str]] | None = None
     out = []
     for node in r["nodes"]:
         item, pod = items.get(node), plugins.get(node)
         if item is None or pod is None or K.pod_problem(pod):
             continue
+        if others is None:
+            others = {} if r["on_kind"] else O.other_plugins(O.cluster_nodes(ctx, r["context"]))
+        if node in others:
+            continue  # NVIDIA's own device plugin advertises there too: a new HAMi pod would not change that
         gpus = physical_gpus(r, node, item)
         have = capacity(item)
         want = None if gpus is None else gpus * a.split_count
@@ -456,12 +467,14 @@ def restart_stale(ctx: StepContext, r: dict[str, Any], a: HamiAnswers) -> None:
     boots = K.node_boots(ctx, r["context"])
     done = ctx.state.step(ctx.step_id).setdefault("restarts", [])
     for node, pod, why in stale_plugins(ctx, r, a):
-        boot = boots.get(f"node {node}", "")
-        if any(x.get("node") == node and x.get("boot") == boot for x in done):
-            continue
+        boot = boots.get(f"node {node}")
+        if not boot or any(x.get("node") == node and x.get("boot") == boot for x in done):
+            continue  # once per node and boot (a boot that cannot be read: not at all)
         ctx.note(f"restarting HAMi's device plugin on node {node}: {pod} runs, but {why}")
-        ctx.host.runner.run(K.kubectl(r["context"], "delete", "pod", "-n", r["namespace"], pod), timeout=120, check=True)
         done.append({"node": node, "pod": pod, "why": why, "boot": boot, "at": time.time()})
+        ctx.state.save()  # before the delete: an interrupted run does not restart it again
+        ctx.host.runner.run(K.kubectl(r["context"], "delete", "pod", "-n", r["namespace"], pod, "--ignore-not-found"),
+                            timeout=120, check=True)
 
 
 def restarts_this_boot(ctx: StepContext, r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -534,6 +547,11 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
                           "operator uses CDI (>= 25.10) or nvidia is not the default runtime")
         if op and op.get("plugin"):
             causes.append(f"the operator's device plugin is on too (release {op['release']}): both advertise nvidia.com/gpu")
+        if not r["on_kind"]:
+            other = O.other_plugins([n for n in O.cluster_nodes(ctx, r["context"]) if n.get("name") == node]).get(node)
+            if other:
+                causes.append(f"NVIDIA's device plugin runs there too ({', '.join(other)}): both advertise "
+                              "nvidia.com/gpu, and the node shows whichever registered last (HAMi#829); uninstall it")
         msg = (f"node {node}: nvidia.com/gpu = {have if have is not None else 'absent'}, expected "
                f"{want if want is not None else f'a multiple of {a.split_count}'}")
         if causes:
@@ -542,9 +560,10 @@ def capacity_report(ctx: StepContext, r: dict[str, Any], a: HamiAnswers, final: 
             log = plugin_log(ctx, r, pod["metadata"]["name"])
             if log:
                 msg += f"\n  last lines of {pod['metadata']['name']}:\n    " + "\n    ".join(log)
-            if any(NO_DEVICES in line for line in log):
-                msg += (f"\n  it found no GPU when it started and never looks again: a new pod is the fix (the hami step "
-                        f"restarts it once per boot; by hand: kubectl delete pod -n {r['namespace']} {pod['metadata']['name']})")
+            stale = [why for n, _, why in stale_plugins(ctx, r, a) if n == node] if final or any(NO_DEVICES in x for x in log) else []
+            if stale:
+                msg += (f"\n  {pod['metadata']['name']} runs, but {stale[0]}: {STALE_FIX} (the hami step restarts it "
+                        f"once per boot; by hand: kubectl delete pod -n {r['namespace']} {pod['metadata']['name']})")
         wrong.append(msg)
         if problem and K.definitive(problem):
             raise StepFailed("HAMi's device plugin is failing, so the node never gets its vGPUs:\n  " + msg)

@@ -276,6 +276,14 @@ def kube_contexts(ctx: StepContext) -> list[str] | None:
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
 
+def ready_wait(context: str) -> A.Action:
+    """The cluster of ``context`` answers and every node is Ready (after a reboot: until its kubelet
+    posts Ready again)."""
+    return K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
+                  lambda c: nodes_ready(c, context), timeout=120, interval=K.POLL,
+                  describe=lambda c: describe_nodes(c, context))
+
+
 class KindStep(Step[KindAnswers]):
     id = "kind"
     title = "Kubernetes cluster (Kind or existing)"
@@ -401,9 +409,7 @@ class KindStep(Step[KindAnswers]):
                                f"that holds it"))
             return acts
         ctx.decide(f"using the existing cluster of context {context}: no Kind command runs")
-        acts.append(K.Poll("context-ready", f"context {context} answers and its nodes are Ready",
-                           lambda c: nodes_ready(c, context), timeout=120, interval=K.POLL,
-                           describe=lambda c: describe_nodes(c, context)))
+        acts.append(ready_wait(context))
         return acts
 
     def provides(self, ctx: StepContext, a: KindAnswers, plan: PlannedStep) -> list[Promise]:
@@ -419,6 +425,14 @@ class KindStep(Step[KindAnswers]):
             out.append(Promise("cluster", {"context": f"kind-{a.cluster_name}", "kind": True},
                                f"the Kind cluster {a.cluster_name} exists (the kind step of this run creates it)"))
         return out
+
+    def boots(self, ctx: StepContext, a: KindAnswers) -> dict[str, str]:
+        context, _ = target_context(ctx)
+        return K.node_boots(ctx, context) if context else {}
+
+    def settle(self, ctx: StepContext, a: KindAnswers) -> list[A.Action]:
+        context, _ = target_context(ctx)
+        return [ready_wait(context)] if context else []
 
     def verify(self, ctx: StepContext, a: KindAnswers) -> str:
         context = a.existing_context or f"kind-{a.cluster_name}"

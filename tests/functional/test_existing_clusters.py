@@ -5,14 +5,21 @@ once naming it, and the simulated gpu-operator labels and configures the GPU nod
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from gpuwizard.cli import Session, build_parser
+from gpuwizard.engine import Engine, StepContext
 from gpuwizard.simulate import prepare
+from gpuwizard.state import State
+from gpuwizard.steps import hami as H
+from gpuwizard.steps import registry
 
 from .cli import run
 
@@ -281,14 +288,15 @@ def test_a_plugin_that_found_no_gpu_is_restarted_once_during_the_install(tmp_pat
     assert [(d["count"], d["type"], d["health"]) for d in reg] == [(10, "NVIDIA-Tesla T4", True)]
     saved = json.loads((root / "var/lib/gpuwizard/state.json").read_text())
     assert [x["node"] for x in saved["steps"]["hami"]["restarts"]] == [node["metadata"]["name"]]
-    assert "restarted " + deletes[0][-1] in saved["steps"]["hami"]["message"]
+    pod = next(x for x in deletes[0] if "device-plugin" in x)
+    assert "restarted " + pod in saved["steps"]["hami"]["message"]
 
 
 def test_after_a_reboot_the_run_waits_for_the_operator_and_restarts_a_stale_plugin_once(tmp_path):
     """The chain is done on k3s; the host reboots and HAMi comes back advertising the physical GPU count
-    (HAMi#736). The next run does not call the operator and HAMi healthy at once: it says the node
-    rebooted, waits for the operator's pods and ClusterPolicy, restarts the stale plugin once, and
-    ends with the vGPUs back. The run after that changes nothing."""
+    (HAMi#736). The next run does not call the cluster, the operator and HAMi healthy at once: it says
+    the node rebooted, waits for it to be Ready, for the operator's pods and ClusterPolicy, restarts the
+    stale plugin once, and ends with the vGPUs back. The run after that changes nothing."""
     root = tmp_path / "s"
     f = answers(tmp_path, "default")
     code, out, err = run("--simulate", "k3s", "--root", str(root), "--answers", str(f))
@@ -296,7 +304,8 @@ def test_after_a_reboot_the_run_waits_for_the_operator_and_restarts_a_stale_plug
     sb = prepare("k3s", root)
     assert _plugin_deletes(sb) == []
     boot = sb.world()["host"]["boot_id"]
-    sb.mutate(lambda w: w.update(cluster_faults={"hami_plugin_stale": "physical"}))
+    # after the boot the cluster's reads see nodes NotReady and pods being created for 20 reads
+    sb.mutate(lambda w: w.update(cluster_faults={"hami_plugin_stale": "physical", "settle_polls": 20}))
     r = sim(sb, "reboot")
     assert r.returncode == 0 and sb.world()["host"]["boot_id"] != boot
     node = next(iter(nodes_of(sb, "default").values()))
@@ -304,7 +313,11 @@ def test_after_a_reboot_the_run_waits_for_the_operator_and_restarts_a_stale_plug
 
     code, out, err = run("--simulate", "k3s", "--root", str(root), "--answers", str(f))
     assert code == 0, out + err
-    assert out.count("rebooted since this step was done") == 2  # operator and hami
+    assert out.count("rebooted since this step was done") == 3  # the cluster, the operator and hami
+    # the node had to be waited for (changed: the wait ran), then the operator's pods and ClusterPolicy
+    assert re.search(r"changed +context default answers and its nodes are Ready", out), out
+    assert "was done, but no longer holds" not in out  # waited for, not run again
+    assert "the gpu-operator pods in gpu-operator are Running or Completed" in out
     assert "the ClusterPolicy is ready" in out
     assert "its physical GPU count" in out
     assert len(_plugin_deletes(sb)) == 1
@@ -329,12 +342,15 @@ def test_verify_names_an_unregistered_node_after_a_reboot(tmp_path):
     code, out, err = run("--simulate", "k3s", "--root", str(root), "verify", "--json")
     assert code != 0, out + err
     layers = {x["layer"]: x for x in json.loads(out)["layers"]}
-    # the cluster's nodes come back NotReady for a moment: verify checks again instead of failing
+    # the node comes back NotReady for a moment: verify checks again instead of failing, and says so
     assert layers["cluster"]["status"] == "ok" and layers["operator"]["status"] == "ok", layers
+    assert "(after waiting " in layers["cluster"]["detail"] and "node gpu-demo " in layers["cluster"]["detail"]
     hami = layers["hami"]["detail"]
-    assert layers["hami"]["status"] == "fail" and "node gpu-demo" in hami
-    assert "hami.io/node-nvidia-register" in hami and "No devices found. Waiting indefinitely." in hami
+    # the last boot's registration is still on the node (nothing clears it), but nvidia.com/gpu is gone
+    assert layers["hami"]["status"] == "fail" and "node gpu-demo: nvidia.com/gpu = absent, expected 10" in hami
+    assert "No devices found. Waiting indefinitely." in hami and "a new pod is the fix" in hami
     assert "kubectl delete pod -n kube-system hami-device-plugin-" in hami  # what to do, by hand
+    assert "after waiting" not in hami  # a stale plugin is not waited for
     assert _plugin_deletes(sb) == []
 
 
@@ -363,3 +379,35 @@ def test_nvidia_s_own_device_plugin_is_a_node_fact_the_plans_act_on(tmp_path):
     code, out, err = run("--simulate", "kubeadm-3node", "--root", str(root), "plan", "--answers",
                          str(answers(tmp_path, context)))
     assert "node gpu-worker-1 runs NVIDIA's device plugin too" in out and "HAMi#829" in out
+
+
+def test_hami_beside_nvidia_s_own_device_plugin_is_named_not_restarted(tmp_path):
+    """The chain is done on kubeadm-3node; then NVIDIA's device plugin is installed on the GPU workers
+    and the nodes show their physical GPU count (HAMi#829). verify names it as the cause; a re-run of
+    the hami step does not restart HAMi's plugin for it (a new pod would not change that)."""
+    root = tmp_path / "s"
+    context = CLUSTERS["kubeadm-3node"]
+    f = answers(tmp_path, context)
+    code, out, err = run("--simulate", "kubeadm-3node", "--root", str(root), "--answers", str(f))
+    assert code == 0, out + err
+    sb = prepare("kubeadm-3node", root)
+
+    def with_nvdp(w):
+        for n in w["clusters"][0]["nodes"]:
+            if n.get("node_gpus"):
+                n["nvidia_device_plugin"] = True
+    sb.mutate(with_nvdp)
+    code, out, err = run("--simulate", "kubeadm-3node", "--root", str(root), "verify", "--json")
+    assert code == 1
+    hami = {x["layer"]: x for x in json.loads(out)["layers"]}["hami"]["detail"]
+    assert "node gpu-worker-1: nvidia.com/gpu = 1, expected 10" in hami
+    assert "NVIDIA's device plugin runs there too (nvidia-device-plugin (nvdp-nvidia-device-plugin-" in hami
+    assert "a new pod is the fix" not in hami
+    session = Session(build_parser().parse_args(["--simulate", "kubeadm-3node", "--root", str(root)]),
+                      unattended=True, err=io.StringIO())
+    engine = Engine(session.host, State(tmp_path / "st.json"), registry(), unattended=True)
+    ctx = StepContext(engine, "hami")
+    a = H.HamiAnswers()
+    ctx.call.answers.update(kind=engine.steps["kind"].Answers.model_validate({"existing_context": context}),
+                            hami=a)
+    assert H.stale_plugins(ctx, H.resolve(ctx, a), a) == []
