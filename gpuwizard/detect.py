@@ -466,9 +466,10 @@ def _gpu_plugin(name: str, namespace: str, operator_namespaces: set[str]) -> str
 
 
 def pods_on_nodes(pods: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """node -> {"device_plugins": ["<kind> (<pod>)"], "validated": bool | None}: the device plugins that
-    run there, and whether the gpu-operator's validator (nvidia-operator-validator-*, Running once its
-    driver, toolkit and CUDA checks pass) is ready there (None: it does not run there)."""
+    """node -> {"device_plugins": ["<kind> (<pod>)"], "validated": bool | None, "toolkit": str | None}:
+    the device plugins that run there, whether the gpu-operator's validator (nvidia-operator-validator-*,
+    Running once its driver, toolkit and CUDA checks pass) is ready there (None: it does not run there),
+    and whether the operator's toolkit container (nvidia-container-toolkit-daemonset-*) runs there."""
     out: dict[str, dict[str, Any]] = {}
     operator_ns = {str(p.get("metadata", {}).get("namespace")) for p in pods or []
                    if str(p.get("metadata", {}).get("name") or "").startswith("gpu-operator-")}
@@ -479,12 +480,14 @@ def pods_on_nodes(pods: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]
             continue
         status = p.get("status") or {}
         ready = status.get("phase") == "Running" and all(c.get("ready") for c in status.get("containerStatuses") or [])
-        facts = out.setdefault(str(node), {"device_plugins": [], "validated": None})
+        facts = out.setdefault(str(node), {"device_plugins": [], "validated": None, "toolkit": None})
         kind = _gpu_plugin(name, str(p.get("metadata", {}).get("namespace")), operator_ns)
         if kind:
             facts["device_plugins"].append(f"{kind} ({name}{'' if ready else ', not ready'})")
         elif name.startswith("nvidia-operator-validator-"):
             facts["validated"] = ready
+        elif name.startswith("nvidia-container-toolkit-daemonset-"):
+            facts["toolkit"] = "gpu-operator" + ("" if ready else " (not ready)")
     return out
 
 
@@ -499,7 +502,7 @@ def nodes_facts(host: Host, items: list[dict[str, Any]], pods: list[dict[str, An
         node = node_facts(item)
         node["this_host"] = bool(hostname) and str(node.get("name") or "").split(".", 1)[0] == hostname
         if pods is not None:
-            node.update(on.get(str(node.get("name")), {"device_plugins": [], "validated": None}))
+            node.update(on.get(str(node.get("name")), {"device_plugins": [], "validated": None, "toolkit": None}))
         out.append(node)
     return out
 

@@ -33,6 +33,8 @@ def node_line(n: Mapping[str, Any]) -> str:
     driver = "".join(f", driver {v}" for v in (n.get("driver_version"), n.get("driver")) if v)
     taint = f"; taints {', '.join(n['taints'])}" if n.get("taints") else ""
     extra = ""
+    if n.get("toolkit"):
+        extra += f"; NVIDIA toolkit from {n['toolkit']}"
     if n.get("validated") is not None:
         extra += f"; gpu-operator validation {'passed' if n['validated'] else 'not passed'}"
     if n.get("device_plugins"):

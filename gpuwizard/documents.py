@@ -100,6 +100,7 @@ class NodeFacts(TypedDict, total=False):
     hami_registered: int | None  # GPUs in HAMi's registration (hami.io/node-nvidia-register); None: none
     device_plugins: list[str]  # pods advertising nvidia.com/gpu there: "gpu-operator (pod)", "hami (pod)"
     validated: bool | None  # the gpu-operator's validator is Running there; None: it does not run there
+    toolkit: str | None  # "gpu-operator": its toolkit container runs there ("… (not ready)"); None: not seen
 
 
 @with_config(_STRICT)

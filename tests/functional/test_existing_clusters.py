@@ -172,6 +172,9 @@ def test_unattended_run_ends_with_two_pods_sharing_a_gpu(tmp_path, profile):
         assert worker["driver_version"] == "580.126.20" and worker["driver"] is None  # the operator's own
         # what runs there: the operator's validator passed, HAMi's plugin advertises and registered the GPU
         assert worker["validated"] is True and worker["hami_registered"] == 1
+        assert worker["toolkit"] == "gpu-operator"  # the operator's toolkit container runs there
+        cp = next(n for n in doc["kubernetes"]["nodes"] if n["name"] == "k8s-cp-1")
+        assert cp["toolkit"] is None and cp["validated"] is None and cp["device_plugins"] == []
         assert [p.split(" ")[0] for p in worker["device_plugins"]] == ["hami"]
         assert {"name": "nvidia", "handler": "nvidia"} in doc["kubernetes"]["runtime_classes"]
 
