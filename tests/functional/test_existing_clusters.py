@@ -357,17 +357,19 @@ def test_verify_names_an_unregistered_node_after_a_reboot(tmp_path):
     assert _plugin_deletes(sb) == []
 
 
+def with_nvdp(w: dict) -> None:
+    """NVIDIA's own device plugin (the simulator's ``nvidia_device_plugin``) on every GPU worker."""
+    for n in w["clusters"][0]["nodes"]:
+        if n.get("node_gpus"):
+            n["nvidia_device_plugin"] = True
+
+
 def test_nvidia_s_own_device_plugin_is_a_node_fact_the_plans_act_on(tmp_path):
     """kubeadm-3node whose GPU workers already run NVIDIA's k8s-device-plugin (release nvdp): doctor names
     it per node; without HAMi the operator's device plugin stays off because of it; with HAMi the plan
     says that both advertise nvidia.com/gpu and that it must go (HAMi#829)."""
     root = tmp_path / "s"
     sb = prepare("kubeadm-3node", root)
-
-    def with_nvdp(w):
-        for n in w["clusters"][0]["nodes"]:
-            if n.get("node_gpus"):
-                n["nvidia_device_plugin"] = True
     sb.mutate(with_nvdp)
     code, out, _ = run("--simulate", "kubeadm-3node", "--root", str(root), "doctor", "--json")
     nodes = {n["name"]: n for n in json.loads(out)["kubernetes"]["nodes"]}
@@ -394,11 +396,6 @@ def test_hami_beside_nvidia_s_own_device_plugin_is_named_not_restarted(tmp_path)
     code, out, err = run("--simulate", "kubeadm-3node", "--root", str(root), "--answers", str(f))
     assert code == 0, out + err
     sb = prepare("kubeadm-3node", root)
-
-    def with_nvdp(w):
-        for n in w["clusters"][0]["nodes"]:
-            if n.get("node_gpus"):
-                n["nvidia_device_plugin"] = True
     sb.mutate(with_nvdp)
     code, out, err = run("--simulate", "kubeadm-3node", "--root", str(root), "verify", "--json")
     assert code == 1
