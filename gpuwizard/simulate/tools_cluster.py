@@ -1,6 +1,7 @@
-"""Simulated cluster tools: kind create/delete, kubectl (pods, namespaces, labels, apply, logs,
-ClusterPolicy), helm (repos, upgrade --install, get values), docker exec/inspect into Kind nodes,
-nvidia-ctk config, sysctl, install and tar (the kind/kubectl/helm release installs).
+"""Simulated cluster tools: kind create/delete, kubectl (pods, namespaces and their deletion, labels, apply,
+logs, ClusterPolicy), helm (repos add/update/remove, upgrade --install, get values, history, rollback,
+uninstall), docker exec/inspect into Kind nodes, nvidia-ctk config, sysctl, install and tar (the
+kind/kubectl/helm release installs).
 
 Imported lazily (``TOOLS["kind"] = "gpuwizard.simulate.tools_cluster:kind"``); every command this
 module does not model falls through to the plain handlers in ``tools`` (version, get nodes, helm
@@ -469,8 +470,15 @@ def _cuda_newer(need: str, have: str) -> bool:
         return False
 
 
+def _remember_crds(c) -> None:
+    """The CRDs a release's chart installed stay in the cluster after it (Helm never deletes CRDs)."""
+    if _release_of(c, "gpu-operator") is not None and "clusterpolicies.nvidia.com" not in c.setdefault("crds", []):
+        c["crds"].append("clusterpolicies.nvidia.com")
+
+
 def reconcile(world, c) -> None:
     """Derive pods, node labels and capacity from the releases, nodes and faults (in place)."""
+    _remember_crds(c)
     faults = world.get("cluster_faults") or {}
     kind_cluster = c.get("provider", "kind") == "kind"
     pods = [p for p in c.get("pods", []) if p.get("owner") == "user"]
@@ -558,6 +566,8 @@ def reconcile(world, c) -> None:
                 ops.append(_pod("nvidia-device-plugin-daemonset-%s" % sfx("dp"), ns, n["name"], "1/1", "Running", age="72s"))
                 plugin_on_node[n["name"]] = "operator"
             ops.append(_pod("nvidia-operator-validator-%s" % sfx("val"), ns, n["name"], "1/1", "Running", age="73s"))
+            if not n.get("nvidia_runtime"):
+                n["operator_runtime"] = True  # the toolkit container added it: it reverts it when it stops
             n["nvidia_runtime"] = True
             if not operator_cdi(op):
                 n["nvidia_default_runtime"] = True
@@ -913,11 +923,27 @@ def kind(ctx) -> int:
         ctx.err("Have a nice day! 👋")
         return 0
     if args[:2] == ["delete", "cluster"]:
+        # kind pkg/cmd/kind/delete/cluster/deletecluster.go + pkg/cluster/internal/delete/delete.go: "Deleting
+        # cluster %q ...", the kubeconfig's cluster, user and context entries of kind-NAME removed (current-context
+        # unset when it was that one: kubeconfig/internal/kubeconfig/remove.go), the node containers deleted and
+        # "Deleted nodes: %q" (Go's %q of the name list) when there were any; no such cluster: success.
         name = "kind"
-        v, j = T._kv_flag(args, 2, ("--name",)) if len(args) > 2 else (None, 2)
-        if v is not None:
-            name = v
+        i = 2
+        while i < len(args):
+            v, j = T._kv_flag(args, i, ("--name", "-n", "--kubeconfig"))
+            if j == i:
+                return ctx.usage("ERROR: unknown flag: %s" % args[i])
+            if v is None:
+                return ctx.usage("ERROR: flag needs an argument: %s" % args[i])
+            if args[i].split("=")[0] in ("--name", "-n"):
+                name = v
+            i = j
         ctx.err('Deleting cluster "%s" ...' % name)
+        if not W.service_active(w, "docker"):
+            ctx.err("ERROR: failed to delete cluster \"%s\": error listing nodes: failed to list nodes: command \"docker ps -a "
+                    "--filter label=io.x-k8s.kind.cluster=%s --format '{{.Names}}'\" failed with error: exit status 1"
+                    % (name, name))
+            return 1
         c = _cluster(w, name)
         if c is None:
             return 0  # kind deletes nothing and succeeds
@@ -929,7 +955,9 @@ def kind(ctx) -> int:
                 world["current_context"] = None
             return gone
         ctx.mutate(fn)
-        ctx.err("Deleted nodes: [%s]" % ", ".join('"%s"' % n["name"] for n in c.get("nodes", [])))
+        nodes = [n["name"] for n in c.get("nodes", [])]
+        if nodes:
+            ctx.err("Deleted nodes: [%s]" % " ".join('"%s"' % n for n in nodes))
         return 0
     if args[:2] == ["get", "nodes"]:
         name = "kind"
@@ -1144,7 +1172,7 @@ def install(ctx) -> int:
         _, tool_name, version = data.split()[:3]
         if tool_name == os.path.basename(dest):
             def fn(world):
-                info = {"version": version}
+                info = {"version": version, "path": dest}  # the tool is there while this file is
                 if tool_name == "kubectl":
                     info.update(commit="5864a4677267e6adeae276ad85882a8714d69d9d", build_date="2024-10-22T20:35:25Z",
                                 go="go1.22.8", kustomize="v5.4.2")
@@ -1297,7 +1325,8 @@ def kubectl(ctx) -> int:
                 i = j
                 break
         else:
-            if rest[i] in ("--overwrite", "--ignore-not-found", "--ignore-not-found=true", "--wait=false"):
+            if rest[i] in ("--overwrite", "--ignore-not-found", "--ignore-not-found=true", "--wait=false", "--wait",
+                           "--wait=true"):
                 flags[rest[i].split("=")[0].lstrip("-")] = True
                 i += 1
                 continue
@@ -1330,6 +1359,13 @@ def kubectl(ctx) -> int:
     if cmd == "apply":
         return _kubectl_apply(ctx, c, flags.get("f"), ns)
     if cmd == "delete":
+        if pos and (pos[0] in ("namespace", "namespaces", "ns") or pos[0].startswith(("namespace/", "namespaces/", "ns/"))):
+            names = pos[1:] if "/" not in pos[0] else [p.split("/", 1)[1] for p in pos if "/" in p]
+            if "/" in pos[0] and any("/" not in p for p in pos):
+                return ctx.usage("error: there is no need to specify a resource type as a separate argument when passing "
+                                 "arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of "
+                                 "'kubectl get resource resource/<resource_name>'", 1)
+            return _kubectl_delete_namespaces(ctx, c, names, bool(flags.get("ignore-not-found")), namespace is not None)
         if len(pos) == 1 and pos[0].startswith("pod/"):
             pos = ["pod", pos[0][4:]]
         if len(pos) >= 2 and pos[0] in ("pod", "pods", "po"):
@@ -1377,6 +1413,58 @@ def kubectl(ctx) -> int:
         ctx.err('Error from server (NotFound): pods "%s" not found' % name)
         return 1
     return ctx.unsupported()
+
+
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")  # the apiserver's NamespaceLifecycle admission
+
+
+def _kubectl_delete_namespaces(ctx, c, names, ignore_missing, ns_flag) -> int:
+    """``kubectl delete namespace NAME... [--wait[=false]] [--ignore-not-found]``: ``namespace "NAME" deleted``
+    (kubectl pkg/cmd/delete PrintObj: a cluster-scoped kind, no "from ... namespace"); an unknown one:
+    ``Error from server (NotFound): namespaces "NAME" not found`` after the others are deleted, exit 1;
+    default, kube-system and kube-public: ``Error from server (Forbidden): namespaces "NAME" is forbidden: this
+    namespace may not be deleted`` (NamespaceLifecycle's immortal namespaces). Everything in the namespace goes
+    with it: its pods and workloads, and the Helm releases whose records (Secrets) are stored there, so the
+    pods the simulator derives from them go too. -n with a cluster-scoped kind gets kubectl's warning."""
+    if not names:
+        return ctx.usage("error: resource(s) were provided, but no name was specified", 1)
+    if ns_flag:
+        ctx.err("Warning: deleting cluster-scoped resources, not scoped to the provided namespace")
+    spaces = _namespaces(dict(c))
+    errors = []
+    gone = []
+    for n in names:
+        if n not in spaces:
+            if not ignore_missing:
+                errors.append('Error from server (NotFound): namespaces "%s" not found' % n)
+            continue
+        if n in IMMORTAL_NAMESPACES:
+            errors.append('Error from server (Forbidden): namespaces "%s" is forbidden: this namespace may not be deleted' % n)
+            continue
+        if n not in gone:
+            gone.append(n)
+    if gone:
+        def fn(world, cl):
+            _remember_crds(cl)
+            sp = _namespaces(cl)
+            for n in gone:
+                sp.pop(n, None)
+            cl["releases"] = [r for r in cl.get("releases", []) if r.get("namespace", "default") not in gone]
+            cl["pods"] = [p for p in cl.get("pods", []) if p.get("namespace") not in gone]
+            cl["workloads"] = [p for p in cl.get("workloads", []) if p.get("namespace") not in gone]
+            cl["namespaces"] = sp
+            if not _release_of(cl, "gpu-operator"):
+                for node in cl.get("nodes", []):
+                    if node.pop("operator_runtime", None):
+                        node.pop("nvidia_runtime", None)
+                        node.pop("nvidia_default_runtime", None)
+                    node.pop("operator_driver", None)
+        _managed_mutate(ctx, c["name"], fn)
+    for n in gone:
+        ctx.out('namespace "%s" deleted' % n)
+    for e in errors:
+        ctx.err(e)
+    return 1 if errors else 0
 
 
 def _restart_derived(ctx, c, name, ns) -> bool:
@@ -1512,7 +1600,7 @@ def _kubectl_daemonsets(ctx, c, names, ns, output, all_ns) -> int:
     if output is not None:
         return ctx.unsupported()
     if not items:
-        ctx.err("No resources found in %s namespace." % ns)
+        ctx.err("No resources found" if all_ns else "No resources found in %s namespace." % ns)
         return 0
     ctx.out("NAME   DESIRED   CURRENT   READY   UP-TO-DATE   AVAILABLE   NODE SELECTOR   AGE")
     for i in items:
@@ -1557,7 +1645,8 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
         if output is not None:
             return ctx.unsupported()
         if not pods:
-            ctx.err("No resources found in %s namespace." % ns)
+            # kubectl's printer: "No resources found" with --all-namespaces, else "... in NS namespace."
+            ctx.err("No resources found" if all_ns else "No resources found in %s namespace." % ns)
             return 0
         _pod_table(ctx, pods, all_ns)
         return 1 if missing and not ignore_missing else 0
@@ -1615,7 +1704,9 @@ def _kubectl_get(ctx, c, pos, ns, output, all_ns, ignore_missing=False) -> int:
         w, cv = _view(ctx, c)
         cp = cv.get("clusterpolicy")
         if cp is None:
-            if _release_of(cv, "gpu-operator") is None:
+            # the CRD stays after `helm uninstall` (Helm never deletes CRDs: helm.sh/docs/chart_best_practices/
+            # custom_resource_definitions), so a cluster that had gpu-operator answers "No resources found"
+            if _release_of(cv, "gpu-operator") is None and "clusterpolicies.nvidia.com" not in (cv.get("crds") or []):
                 ctx.err('error: the server doesn\'t have a resource type "%s"' % kind_)
                 return 1
             items = []
@@ -1666,6 +1757,11 @@ def _kubectl_label(ctx, c, pos, flags) -> int:
             return 1
         changes[k] = v
     unchanged = all(labels.get(k) == v for k, v in changes.items())
+    for k, v in changes.items():
+        if v is None and k not in labels:
+            ctx.out('label "%s" not found.' % k)  # kubectl pkg/cmd/label/label.go, on stdout
+    added = [k for k, v in changes.items() if v is not None and labels.get(k) != v]
+    removed = [k for k, v in changes.items() if v is None and k in labels]
 
     def fn(world, cl):
         if is_node:
@@ -1680,8 +1776,28 @@ def _kubectl_label(ctx, c, pos, flags) -> int:
                 tgt[k] = v
     if not unchanged:
         _managed_mutate(ctx, c["name"], fn)
-    ctx.out("%s/%s %s" % ("node" if is_node else "namespace", name, "not labeled" if unchanged else "labeled"))
+    ctx.out("%s/%s %s" % ("node" if is_node else "namespace", name, _label_message(ctx, labels, changes, added, removed,
+                                                                                    bool(flags.get("overwrite")))))
     return 0
+
+
+def _label_message(ctx, labels, changes, added, removed, overwrite) -> str:
+    """kubectl label's result word (pkg/cmd/label/label.go updateDataChangeMsg). From kubectl 1.36: "labeled"
+    (only added or changed), "unlabeled" (only removed), "modified" (both), "not labeled". Up to 1.35 it
+    compares the object's JSON before and after: "not labeled" when equal, else "labeled", "unlabeled" when
+    the new one is shorter and --overwrite is not given (a removal without --overwrite reads "unlabeled")."""
+    from gpuwizard import versions as V  # lazy: packaging brings re and typing
+    version = str((ctx.world.get("kubectl") or {}).get("version") or "v1.31.2")
+    if V.at_least(version.lstrip("v"), "1.36"):
+        if added and removed:
+            return "modified"
+        return "labeled" if added else "unlabeled" if removed else "not labeled"
+    if not added and not removed:
+        return "not labeled"
+    size = lambda d: sum(len(k) + len(v) + 6 for k, v in d.items())  # noqa: E731  ("k":"v", in the JSON)
+    after = {k: v for k, v in labels.items() if k not in removed}
+    after.update({k: changes[k] for k in added})
+    return "unlabeled" if not overwrite and size(after) < size(labels) else "labeled"
 
 
 def _kubectl_apply(ctx, c, path, ns) -> int:
@@ -2150,6 +2266,32 @@ def helm(ctx) -> int:
                 ctx.out('...Successfully got an update from the "%s" chart repository' % n)
             ctx.out("Update Complete. ⎈Happy Helming!⎈")
             return 0
+        if sub in ("remove", "rm") and len(rest) >= 2:
+            # pkg/cmd/repo_remove.go (v3.16.2 and v4): each name in turn, the first unknown one stops it
+            if any(n.startswith("-") for n in rest[1:]):
+                return ctx.unsupported()
+            repos = _helm_repos(w)
+            if not repos:
+                ctx.err("Error: no repositories configured")
+                return 1
+            removed = []
+            rc = 0
+            for n in rest[1:]:
+                if n not in repos or n in removed:
+                    rc = 1
+                    break
+                removed.append(n)
+
+            def drop(world):
+                for n in removed:
+                    world.setdefault("helm_repos", {}).pop(n, None)
+            if removed:
+                ctx.mutate(drop)
+            for n in removed:
+                ctx.out('"%s" has been removed from your repositories' % n)
+            if rc:
+                ctx.err('Error: no repo named "%s" found' % rest[1:][len(removed)])
+            return rc
         if sub in ("list", "ls"):
             repos = _helm_repos(w)
             if rest[1:] in (["-o", "json"], ["--output", "json"], ["-o=json"], ["--output=json"]):
@@ -2209,6 +2351,12 @@ def helm(ctx) -> int:
         return 0
     if cmd == "upgrade":
         return _helm_upgrade(ctx, rest, context, namespace)
+    if cmd in ("uninstall", "delete", "del", "un"):
+        return _helm_uninstall(ctx, rest, context, namespace)
+    if cmd == "rollback":
+        return _helm_rollback(ctx, rest, context, namespace)
+    if cmd in ("history", "hist"):
+        return _helm_history(ctx, rest, context, namespace)
     return T.helm(ctx)
 
 
@@ -2340,6 +2488,7 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
                  "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC")}
         if chart_values is not None:
             entry["chart_values"] = chart_values
+        entry["history"] = _next_history(existing, entry, "Upgrade complete" if existing else "Install complete")
         cl["releases"].append(entry)
         cl["settle"] = int((world.get("cluster_faults") or {}).get("settle_polls", 0))
     _managed_mutate(ctx, c["name"], fn)
@@ -2349,6 +2498,279 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
         ctx.out('Release "%s" does not exist. Installing it now.' % rel)
     ctx.out("NAME: %s\nLAST DEPLOYED: %s\nNAMESPACE: %s\nSTATUS: deployed\nREVISION: %d\nTEST SUITE: None"
             % (rel, stamp, ns, revision))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# helm history / rollback / uninstall (helm/helm v3.16.2 cmd/helm/{history,rollback,uninstall}.go and
+# pkg/action/{history,rollback,uninstall}.go; v4.2.4 pkg/cmd/... the same texts). Each release keeps its
+# revisions (``history``: revision, chart, app_version, values, chart_values, status, updated, description),
+# as Helm keeps one release record (a Secret) per revision: "Install complete" / "Upgrade complete" /
+# "Rollback to N", the one before a new one superseded; upgrade and rollback keep 10 (--history-max).
+
+HELM_MAX_HISTORY = 10
+
+
+def _history(release) -> list:
+    """The release's revisions, oldest first (a release from a profile has only its current one)."""
+    import copy
+    if release.get("history"):
+        return copy.deepcopy(release["history"])
+    rev = int(release.get("revision", 1))
+    rec = {"revision": rev, "chart": release["chart"], "app_version": release.get("app_version", ""),
+           "values": copy.deepcopy(release.get("values") or {}), "status": release.get("status", "deployed"),
+           "updated": release.get("updated", "2024-11-10 09:36:36.713335164 +0000 UTC"),
+           "description": "Install complete" if rev == 1 else "Upgrade complete"}
+    if "chart_values" in release:
+        rec["chart_values"] = copy.deepcopy(release["chart_values"])
+    return [rec]
+
+
+def _next_history(existing, entry, description, rollback_to=None) -> list:
+    import copy
+    hist = _history(existing) if existing else []
+    for h in hist:
+        if h.get("status") == "deployed":
+            h["status"] = "superseded"
+    rec = {k: copy.deepcopy(entry[k]) for k in ("revision", "chart", "app_version", "values", "status", "updated")}
+    if "chart_values" in entry:
+        rec["chart_values"] = copy.deepcopy(entry["chart_values"])
+    rec["description"] = description
+    if rollback_to is not None:
+        rec["rollback_revision"] = rollback_to  # Helm 4's Info.RollbackRevision
+    hist.append(rec)
+    if existing and len(hist) > HELM_MAX_HISTORY:  # pkg/storage removeLeastRecent: the oldest go first
+        hist = hist[-HELM_MAX_HISTORY:]
+    return hist
+
+
+def _go_time_parts(updated):
+    """A release's "updated" (Go's time.String(): "2024-11-10 09:36:36.713335164 +0000 UTC") -> parts."""
+    import re
+    m = re.match(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(\.\d+)? ([+-]\d{4})", str(updated or ""))
+    if not m:
+        return None
+    return m.group(1), m.group(2), (m.group(3) or "").rstrip("0").rstrip("."), m.group(4)
+
+
+def _rfc3339(updated) -> str:
+    """Go's time.MarshalJSON (RFC 3339 with nanoseconds, trailing zeros dropped; "Z" for UTC)."""
+    parts = _go_time_parts(updated)
+    if parts is None:
+        return ""
+    date, clock, frac, off = parts
+    return "%sT%s%s%s" % (date, clock, frac, "Z" if off == "+0000" else off[:3] + ":" + off[3:])
+
+
+def _ansic(updated) -> str:
+    """Go's time.ANSIC layout ("Mon Jan _2 15:04:05 2006"), as helm history's table prints UPDATED."""
+    import time as _t
+    parts = _go_time_parts(updated)
+    if parts is None:
+        return ""
+    stamp = _t.strptime(parts[0] + " " + parts[1], "%Y-%m-%d %H:%M:%S")
+    return _t.strftime("%a %b ", stamp) + ("%2d" % stamp.tm_mday) + _t.strftime(" %H:%M:%S %Y", stamp)
+
+
+def _helm_release_args(ctx, rest, bool_flags, value_flags):
+    """(positional args, flags) or (None, rc) for a usage error."""
+    pos, flags = [], {}
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a in bool_flags or (a.endswith(("=true", "=false")) and a.split("=", 1)[0] in bool_flags):
+            name, _, val = a.partition("=")
+            flags[name] = val != "false"
+            i += 1
+            continue
+        matched = False
+        for f in value_flags:
+            v, j = T._kv_flag(rest, i, (f,))
+            if j != i:
+                if v is None:
+                    return None, ctx.usage("Error: flag needs an argument: %s" % f)
+                flags[f] = v
+                i, matched = j, True
+                break
+        if matched:
+            continue
+        if a.startswith("-"):
+            return None, ctx.unsupported()
+        pos.append(a)
+        i += 1
+    return pos, flags
+
+
+def _helm_cluster(ctx, context):
+    c, refused = _context_cluster(ctx, context)
+    if refused == 1:
+        return None, 1
+    if refused:
+        return None, T._helm_unreachable(ctx, refused)
+    return c, None
+
+
+def _find_release(c, name, ns):
+    return next((r for r in c.get("releases", []) if r["name"] == name and r.get("namespace", "default") == ns), None)
+
+
+def _helm_uninstall(ctx, rest, context, namespace) -> int:
+    """``helm uninstall NAME... [-n NS] [--wait] [--timeout D] [--ignore-not-found] [--cascade C]``:
+    ``release "NAME" uninstalled`` per release; an unknown one: ``Error: uninstall: Release not loaded: NAME:
+    release: not found`` (exit 1), or with --ignore-not-found the same success line (uninstall.go returns no
+    error and the command still prints it). The release's objects go, so the pods, DaemonSets and ClusterPolicy
+    the simulator derives from it go; its namespace and the CRDs stay (Helm deletes neither). gpu-operator's
+    toolkit container reverts the containerd configuration it made when it stops (nvidia-ctk-installer
+    containerd Cleanup), so a node's nvidia runtime that the operator added goes too."""
+    pos, flags = _helm_release_args(ctx, rest, ("--wait", "--ignore-not-found", "--no-hooks"),
+                                    ("--timeout", "--cascade", "--description"))
+    if pos is None:
+        return flags
+    if "--keep-history" in rest or "--dry-run" in rest:
+        return ctx.unsupported()
+    if not pos:
+        return ctx.usage('Error: "helm uninstall" requires at least 1 argument\n\nUsage:  helm uninstall RELEASE_NAME [...] '
+                         '[flags]', 1)
+    if flags.get("--cascade", "background") not in ("background", "foreground", "orphan"):
+        ctx.err('Error: invalid cascade value (%s). Must be "background", "foreground", or "orphan"' % flags["--cascade"])
+        return 1
+    c, rc = _helm_cluster(ctx, context)
+    if c is None:
+        return rc
+    ns = namespace or "default"
+    for name in pos:
+        rel = _find_release(c, name, ns)
+        if rel is None:
+            if flags.get("--ignore-not-found"):
+                ctx.out('release "%s" uninstalled' % name)
+                continue
+            ctx.err("Error: uninstall: Release not loaded: %s: release: not found" % name)
+            return 1
+
+        chart = _split_chart(rel["chart"])[0]
+
+        def fn(world, cl, name=name, chart=chart):
+            _remember_crds(cl)
+            cl["releases"] = [r for r in cl.get("releases", []) if not (r["name"] == name and r.get("namespace", "default") == ns)]
+            if chart == "gpu-operator":
+                for n in cl.get("nodes", []):
+                    if n.pop("operator_runtime", None):
+                        n.pop("nvidia_runtime", None)
+                        n.pop("nvidia_default_runtime", None)
+                    n.pop("operator_driver", None)
+        _managed_mutate(ctx, c["name"], fn)
+        c = ctx.world["clusters"][_locate(ctx.world, c["name"])]
+        ctx.out('release "%s" uninstalled' % name)
+    return 0
+
+
+def _helm_rollback(ctx, rest, context, namespace) -> int:
+    """``helm rollback NAME [REVISION] [-n NS] [--wait] [--timeout D]``: a new revision (the current one + 1)
+    with the chart and values of REVISION (0 or none: the one before the current), description "Rollback to
+    N", the others superseded (pkg/action/rollback.go prepareRollback); prints ``Rollback was a success! Happy
+    Helming!``. Errors: ``Error: release: not found`` (no such release), ``Error: release has no N version``,
+    ``Error: could not convert revision to a number: ...``, ``Error: invalid release revision`` (negative)."""
+    import time as _t
+    pos, flags = _helm_release_args(ctx, rest, ("--wait", "--wait-for-jobs", "--force", "--recreate-pods",
+                                                "--no-hooks", "--cleanup-on-fail"),
+                                    ("--timeout", "--history-max", "--description"))
+    if pos is None:
+        return flags
+    if "--dry-run" in rest:
+        return ctx.unsupported()
+    if not pos or len(pos) > 2:
+        return ctx.usage('Error: "helm rollback" requires at least 1 argument\n\nUsage:  helm rollback <RELEASE> '
+                         '[REVISION] [flags]', 1)
+    target = 0
+    if len(pos) == 2:
+        try:
+            target = int(pos[1])
+        except ValueError:
+            ctx.err('Error: could not convert revision to a number: strconv.Atoi: parsing "%s": invalid syntax' % pos[1])
+            return 1
+    if target < 0:
+        ctx.err("Error: invalid release revision")
+        return 1
+    c, rc = _helm_cluster(ctx, context)
+    if c is None:
+        return rc
+    ns = namespace or "default"
+    name = pos[0]
+    rel = _find_release(c, name, ns)
+    if rel is None:
+        ctx.err("Error: release: not found")
+        return 1
+    current = int(rel.get("revision", 1))
+    want = target or current - 1
+    hist = _history(rel)
+    old = next((h for h in hist if int(h["revision"]) == want), None)
+    if old is None:
+        ctx.err("Error: release has no %d version" % want)
+        return 1
+
+    def fn(world, cl):
+        import copy
+        cur = _find_release(cl, name, ns)
+        entry = {"name": name, "namespace": ns, "chart": old["chart"], "app_version": old.get("app_version", ""),
+                 "revision": current + 1, "status": "deployed", "values": copy.deepcopy(old.get("values") or {}),
+                 "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC", _t.gmtime())}
+        if "chart_values" in old:
+            entry["chart_values"] = copy.deepcopy(old["chart_values"])
+        entry["history"] = _next_history(cur, entry, flags.get("--description") or "Rollback to %d" % want, want)
+        cl["releases"] = [r for r in cl.get("releases", []) if r is not cur] + [entry]
+        cl["settle"] = int((world.get("cluster_faults") or {}).get("settle_polls", 0))
+    _managed_mutate(ctx, c["name"], fn)
+    ctx.out("Rollback was a success! Happy Helming!")
+    return 0
+
+
+def _helm_history(ctx, rest, context, namespace) -> int:
+    """``helm history NAME [-n NS] [-o table|json|yaml] [--max N]``: the revisions, oldest first (getHistory
+    keeps the newest --max, default 256). JSON as Go's encoder writes the releaseInfo list: revision,
+    updated (RFC 3339), status, chart, app_version, (Helm 4: rollback_revision when set,) description;
+    the table's UPDATED in time.ANSIC. No such release: ``Error: release: not found``, exit 1."""
+    pos, flags = _helm_release_args(ctx, rest, (), ("-o", "--output", "--max"))
+    if pos is None:
+        return flags
+    if len(pos) != 1:
+        return ctx.usage('Error: "helm history" requires 1 argument\n\nUsage:  helm history RELEASE_NAME [flags]', 1)
+    output = flags.get("-o") or flags.get("--output") or "table"
+    if output not in ("table", "json", "yaml"):
+        return ctx.usage('Error: invalid argument "%s" for "-o, --output" flag: invalid format type' % output)
+    try:
+        most = int(flags.get("--max", 256))
+    except ValueError:
+        return ctx.usage('Error: invalid argument "%s" for "--max" flag: strconv.ParseInt: parsing "%s": invalid syntax'
+                         % (flags["--max"], flags["--max"]))
+    c, rc = _helm_cluster(ctx, context)
+    if c is None:
+        return rc
+    rel = _find_release(c, pos[0], namespace or "default")
+    if rel is None:
+        ctx.err("Error: release: not found")
+        return 1
+    helm4 = str((ctx.world.get("helm") or {}).get("version") or "v3").startswith("v4")
+    hist = sorted(_history(rel), key=lambda h: int(h["revision"]))[-most:] if most > 0 else []
+    docs = []
+    for h in hist:
+        d = {"revision": int(h["revision"]), "updated": _rfc3339(h.get("updated")), "status": h.get("status", "deployed"),
+             "chart": h["chart"], "app_version": h.get("app_version", "")}
+        if helm4 and h.get("rollback_revision"):
+            d["rollback_revision"] = int(h["rollback_revision"])
+        d["description"] = h.get("description", "")
+        docs.append(d)
+    if output == "json":
+        ctx.out(T._json().dumps(docs, separators=(",", ":"), ensure_ascii=False))
+        return 0
+    if output == "yaml":
+        ctx.out(T._yaml_dump(docs).rstrip("\n") if docs else "[]")
+        return 0
+    rows = [("REVISION", "UPDATED", "STATUS", "CHART", "APP VERSION", "DESCRIPTION")]
+    rows += [(str(d["revision"]), _ansic(h.get("updated")), d["status"], d["chart"], d["app_version"], d["description"])
+             for d, h in zip(docs, hist, strict=True)]
+    widths = [max(len(r[k]) for r in rows) for k in range(6)]
+    for r in rows:
+        ctx.out("\t".join(r[k].ljust(widths[k]) for k in range(6)).rstrip())
     return 0
 
 

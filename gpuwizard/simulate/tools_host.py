@@ -22,6 +22,14 @@ Outputs are modelled on real ones (sources):
   format; ../shared/upstream/nvidia-ctk/v1.19.1-configure-session.txt).
 * docker --gpus without the toolkit: ``could not select device driver "" with capabilities: [[gpu]]``;
   image newer than the driver: ``unsatisfied condition: cuda>=X`` (NVIDIA/nvidia-docker#1442).
+
+Reversal (what undoing an install runs), each modelled on the real tool (the functions name their sources):
+apt-get remove|purge|autoremove [--purge] [--autoremove] (apt 2.x apt-private sources, checked against a real
+apt 2.6.1), dpkg -r|-P, dpkg-query -W -f (a real dpkg-query 1.21), dnf remove (dnf 4 and dnf5 sources),
+rpm -qa [--qf], modprobe -r and rmmod (kmod tools/modprobe.c, rmmod.c). What an install changed is kept in
+world["pkgdb"] (see "the package database" below) and undone by the removal, so install-then-remove leaves
+the sandbox's files as they were; a loaded nvidia module outlives its package (world["stale_module"]) until
+it is unloaded or the host boots.
 """
 import os
 import sys
@@ -191,9 +199,12 @@ def dkms(ctx) -> int:
 
 def _install_driver(world, version, cuda, kind, signing_key=None, module=None):
     old = world.get("driver") or {}
+    # the module loaded now stays (an older one, or one whose package was removed: world["stale_module"])
+    stale = world.pop("stale_module", None) or {}
+    loaded = (old.get("loaded_version") or stale.get("version")) if W.driver_loaded(world) else None
     world["driver"] = {
         "version": version, "cuda_version": cuda, "kind": kind,
-        "signed": bool(signing_key), "loaded_version": old.get("loaded_version") if W.driver_loaded(world) else None,
+        "signed": bool(signing_key), "loaded_version": loaded,
     }
     if signing_key:
         world["driver"]["signing_key"] = signing_key
@@ -324,20 +335,40 @@ def _locked_branch(world):
     return None
 
 
-def _apply_package(ctx, world, name):
-    """Effects of installing a package. Returns an error text (dpkg failed) or None."""
+def _new_dirs(ctx, path):
+    """The directories above host path ``path`` that do not exist yet (deepest first): what writing it creates."""
+    out = []
+    d = os.path.dirname(path)
+    while d not in ("", "/") and not os.path.isdir(_p(ctx, d)):
+        out.append(d)
+        d = os.path.dirname(d)
+    return out
+
+
+def _apply_package(ctx, world, name, undo=None):
+    """Effects of installing a package. Returns an error text (dpkg failed) or None. ``undo`` (a list)
+    gets the records of what changed, for :func:`_reverse` (a record with an ``owner`` belongs to that
+    dependency: containerd, which docker.io brings, owns the containerd it sets up)."""
     root = ctx.root
     k = _kernel(world)
+    undo = [] if undo is None else undo
     if name.startswith(("linux-headers-", "kernel-devel-")):
         src = "/usr/src/linux-headers-%s" % k
+        link = "/lib/modules/%s/build" % k
+        dirs = _new_dirs(ctx, src + "/Makefile") + _new_dirs(ctx, link)
+        made = {"kind": "files", "files": [], "links": [], "dirs": dirs}
+        if not os.path.exists(_p(ctx, src + "/Makefile")):
+            made["files"].append(src + "/Makefile")
         _write(_p(ctx, src + "/Makefile"), "# simulated kernel headers for %s\n" % k)
-        link = _p(ctx, "/lib/modules/%s/build" % k)
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if not os.path.lexists(link):
-            os.symlink(_p(ctx, src), link)
+        os.makedirs(os.path.dirname(_p(ctx, link)), exist_ok=True)
+        if not os.path.lexists(_p(ctx, link)):
+            os.symlink(_p(ctx, src), _p(ctx, link))
+            made["links"].append(link)
+        undo.append(made)
         return None
     if name == "nvidia-open-kernel-dkms":
         if world.get("driver"):
+            undo.append({"kind": "module_type", "prior": world["driver"].get("module")})
             world["driver"]["module"] = "open"
         return None
     if name.startswith("nvidia-driver"):
@@ -360,8 +391,11 @@ def _apply_package(ctx, world, name):
         key = None
         if world["host"].get("secure_boot"):
             key = _mok_key(ctx, _p(ctx, _dkms_certificate(world)))
+        if world.get("dkms") is None:
+            undo.append({"kind": "dkms_tool", "owner": "dkms"})
         _install_driver(world, full, cuda, "apt" if debianish(world) else "dnf", signing_key=key, module=module)
         _dkms_build(ctx, world, full)
+        undo.append({"kind": "driver", "version": full})
         return None
     if name in ("nvidia-open", "cuda-drivers"):  # NVIDIA's rhel10 packages (any rhel after a module enable)
         if not os.path.exists(_p(ctx, "/lib/modules/%s/build" % k)):
@@ -369,25 +403,42 @@ def _apply_package(ctx, world, name):
                     "/lib/modules/%s/source." % (k, k, k))
         full, cuda = DRIVER_BRANCHES[_locked_branch(world) or max(DRIVER_BRANCHES, key=int)]
         key = _mok_key(ctx, _p(ctx, _dkms_certificate(world))) if world["host"].get("secure_boot") else None
+        if world.get("dkms") is None:
+            undo.append({"kind": "dkms_tool", "owner": "dkms"})
         _install_driver(world, full, cuda, "dnf", signing_key=key, module="open" if name == "nvidia-open" else None)
         _dkms_build(ctx, world, full)
+        undo.append({"kind": "driver", "version": full})
         return None
     if name == "nvidia-container-toolkit":
+        undo.append({"kind": "key", "key": "nvidia_ctk", "prior": world.get("nvidia_ctk")})
         world["nvidia_ctk"] = {"version": CTK_VERSION, "commit": "a470818ba7d9166be282cd0039dd2fc9b0a34d73"}
         return None
     if name == "docker.io":
+        undo.append({"kind": "key", "key": "docker", "prior": world.get("docker")})
         world["docker"] = {"version": "24.0.7", "build": "24.0.7-0ubuntu2~22.04.1", "api_version": "1.43",
                            "go_version": "go1.21.1", "runc_version": "1.1.12-0ubuntu2~22.04.1",
                            "built": "Wed Apr 17 20:08:25 2024", "daemon_json": None}
-        if world.get("containerd") is None:
-            world["containerd"] = {"version": "1.7.12", "package": "github.com/containerd/containerd", "revision": ""}
         svcs = world.setdefault("services", {})
+        # containerd comes with docker.io as its dependency (Depends: containerd, runc: `apt-cache show docker.io`);
+        # a containerd the host already had stays when docker.io goes
+        if world.get("containerd") is None:
+            undo.append({"kind": "key", "key": "containerd", "prior": None, "owner": "containerd"})
+            world["containerd"] = {"version": "1.7.12", "package": "github.com/containerd/containerd", "revision": ""}
+        if "containerd" not in svcs:
+            undo.append({"kind": "service", "name": "containerd", "prior": None, "owner": "containerd"})
+        undo.append({"kind": "service", "name": "docker", "prior": svcs.get("docker")})
         svcs["docker"] = {"enabled": True, "active": True, "description": "Docker Application Container Engine"}
         svcs.setdefault("containerd", {"enabled": True, "active": True, "description": "containerd container runtime"})
         W.docker_reload(root, world)
         return None
     if name.startswith("cuda-toolkit-"):
-        _add_toolkit(world, name[len("cuda-toolkit-"):].replace("-", "."))
+        xy = name[len("cuda-toolkit-"):].replace("-", ".")
+        prior = next((t for t in world.get("cuda_toolkits", []) if t["version"] == xy), None)
+        # the host sync writes /usr/local/cuda-X.Y (and the /usr/local/cuda link): the directories above it
+        # that it creates go again with the toolkit
+        undo.append({"kind": "toolkit", "version": xy, "prior": prior,
+                     "dirs": [d for d in _new_dirs(ctx, "/usr/local/cuda-%s/x" % xy) if d != "/usr/local/cuda-%s" % xy]})
+        _add_toolkit(world, xy)
         return None
     return None
 
@@ -396,6 +447,365 @@ def _dkms_certificate(world):
     """The certificate of the key this distribution's DKMS signs modules with: Ubuntu's dkms is patched
     for shim-signed's MOK; Debian's (upstream's) uses /var/lib/dkms/mok.pub (real-world.md, Debian 12)."""
     return "/var/lib/shim-signed/mok/MOK.der" if ubuntu(world) else "/var/lib/dkms/mok.pub"
+
+
+# ---------------------------------------------------------------------------------------------
+# the package database: what an install brought with it, and what removing it takes away
+#
+# world["pkgdb"] (beside world["packages"], name -> version of every installed package):
+#   auto:         names installed as dependencies (`apt-mark showauto`; dnf's "dependency" reason)
+#   deps:         name -> the dependencies it declares (those the simulator models)
+#   undo:         name -> records of what installing it changed in the world and the sandbox
+#   conffiles:    name -> {"files": [...], "dirs": [...]}: its configuration files (dpkg keeps them on
+#                 `remove` and deletes them on `purge`: dpkg(1) --remove / --purge)
+#   config_files: name -> version of a package removed but not purged (dpkg's "rc" state, "deinstall ok
+#                 config-files": dpkg-query(1) db:Status-Status)
+#
+# Dependencies are a subset of what the real packages declare, the ones that carry something the world
+# models: docker.io Depends containerd, runc (`apt-cache show docker.io` on Debian 12; Ubuntu's is the same);
+# Debian's nvidia-driver is a metapackage that Depends nvidia-driver-libs, nvidia-driver-bin, nvidia-alternative,
+# nvidia-kernel-dkms, nvidia-support (../shared/upstream/debian-12/apt-cache.txt), nvidia-kernel-dkms Depends
+# dkms; Ubuntu's nvidia-driver-<br> is a metapackage too (nvidia-dkms-<br>, nvidia-kernel-common-<br>,
+# nvidia-utils-<br>, libnvidia-compute-<br>: the package names of NVIDIA's driver installation guide);
+# nvidia-container-toolkit Depends nvidia-container-toolkit-base, libnvidia-container-tools (NVIDIA/
+# nvidia-container-toolkit packaging/debian/control; nvidia-ctk and nvidia-container-runtime are in -base:
+# nvidia-container-toolkit-base.install); cuda-toolkit-X-Y is NVIDIA's metapackage over cuda-compiler-X-Y,
+# cuda-nvcc-X-Y, cuda-libraries-X-Y and the cuda-toolkit-*-config-common packages.
+# What a metapackage's install changes belongs to the dependency that ships it (the "carrier": nvidia-dkms-<br>
+# for the driver, cuda-nvcc-X-Y for the toolkit, nvidia-container-toolkit-base for nvidia-ctk), so that, as on a
+# real host, `apt-get remove <metapackage>` leaves the driver, toolkit or nvidia-ctk in place and lists the
+# dependencies as "automatically installed and no longer required" until `apt-get autoremove` (or
+# `remove --autoremove`) takes them. dnf removes unused dependencies with the package (dnf.conf(5)
+# clean_requirements_on_remove, default True) and dependent packages with a dependency, so there the
+# package itself carries its changes.
+
+def _pkg_deps(world, name, mgr):
+    """The dependencies of package ``name`` that the simulator models (see above)."""
+    if mgr == "apt":
+        if name == "docker.io":
+            return ["containerd", "runc"]
+        if name.startswith("nvidia-driver-") and name[14:].isdigit():
+            br = name[14:]
+            return ["nvidia-dkms-%s" % br, "nvidia-kernel-common-%s" % br, "nvidia-utils-%s" % br,
+                    "libnvidia-compute-%s" % br, "dkms"]
+        if name == "nvidia-driver":
+            return ["nvidia-kernel-dkms", "nvidia-driver-bin", "nvidia-driver-libs", "nvidia-alternative",
+                    "nvidia-support", "dkms"]
+        if name in ("nvidia-kernel-dkms", "nvidia-open-kernel-dkms"):
+            return ["dkms"]
+    else:
+        # NVIDIA's rhel repositories: a driver stream or package brings the kmod (DKMS) package, the userspace
+        # (nvidia-driver-cuda has nvidia-smi) and EPEL's dkms
+        opened = name in ("nvidia-open",) or name.endswith(("-open", ":open-dkms"))
+        kmod = "kmod-nvidia-open-dkms" if opened else "kmod-nvidia-latest-dkms"
+        if name.startswith("nvidia-driver:"):
+            return [kmod, "nvidia-driver-cuda", "nvidia-driver-libs", "nvidia-kmod-common", "dkms"]
+        if name in ("nvidia-open", "cuda-drivers"):
+            return [kmod, "nvidia-driver", "nvidia-driver-cuda", "nvidia-driver-libs", "nvidia-kmod-common", "dkms"]
+    if name.startswith("cuda-toolkit-") and name[13:].replace("-", "").isdigit():
+        xy = name[13:]
+        return ["cuda-compiler-%s" % xy, "cuda-nvcc-%s" % xy, "cuda-libraries-%s" % xy,
+                "cuda-toolkit-%s-config-common" % xy, "cuda-toolkit-%s-config-common" % xy.split("-")[0],
+                "cuda-toolkit-config-common"]
+    if name == "nvidia-container-toolkit":
+        return ["nvidia-container-toolkit-base", "libnvidia-container-tools", "libnvidia-container1"]
+    return []
+
+
+def _carrier(name, mgr):
+    """The dependency that ships what an apt metapackage's install changes (None: the package itself)."""
+    if mgr != "apt":
+        return None
+    if name.startswith("nvidia-driver-") and name[14:].isdigit():
+        return "nvidia-dkms-" + name[14:]
+    if name == "nvidia-driver":
+        return "nvidia-kernel-dkms"
+    if name.startswith("cuda-toolkit-") and name[13:].replace("-", "").isdigit():
+        return "cuda-nvcc-" + name[13:]
+    if name == "nvidia-container-toolkit":
+        return "nvidia-container-toolkit-base"
+    return None
+
+
+def _provided(world, dep):
+    """A dependency the host has although no package of the simulator's records it (the profile's own)."""
+    if dep == "containerd":
+        return world.get("containerd") is not None
+    if dep == "runc":
+        return world.get("containerd") is not None or world.get("docker") is not None
+    if dep == "dkms":
+        return world.get("dkms") is not None
+    return False
+
+
+def _dep_version(world, dep, top_version, mgr):
+    if mgr == "apt" and debian(world) and dep in DEBIAN12_ARCHIVE:
+        return DEBIAN12_ARCHIVE[dep][0]
+    ubuntu_versions = {"containerd": "1.7.12-0ubuntu2~22.04.1", "runc": "1.1.12-0ubuntu2~22.04.1",
+                       "dkms": "2.8.7-2ubuntu2.2"}
+    if mgr == "apt" and dep in ubuntu_versions:
+        return ubuntu_versions[dep]
+    if mgr != "apt" and dep == "dkms":  # EPEL's
+        return "3.1.4-1.el%d" % _rhel_major(world)
+    return top_version
+
+
+def _pkgdb(world):
+    db = world.setdefault("pkgdb", {})
+    for k, empty in (("auto", list), ("deps", dict), ("undo", dict), ("conffiles", dict), ("config_files", dict)):
+        if not isinstance(db.get(k), empty):
+            db[k] = empty()
+    return db
+
+
+def _record_install(world, name, version, deps, new_deps, undo, mgr, dep_versions):
+    """Put package ``name`` (and the dependencies it brought) into the database, with its undo records."""
+    db = _pkgdb(world)
+    pk = world.setdefault("packages", {})
+    pk[name] = version
+    db["config_files"].pop(name, None)
+    if deps:
+        db["deps"][name] = list(deps)
+    for d in new_deps:
+        if d not in pk:
+            pk[d] = dep_versions[d]
+            db["config_files"].pop(d, None)
+            if d not in db["auto"]:
+                db["auto"].append(d)
+    carrier = _carrier(name, mgr)
+    owner_of_rest = carrier if carrier in new_deps else name
+    for rec in undo:
+        owner = rec.pop("owner", None)
+        db["undo"].setdefault(owner if owner in new_deps else owner_of_rest, []).append(rec)
+
+
+def _reverse(ctx, world, rec, later):
+    """Undo one record of an install (``later`` gets directories to remove once the world is synced)."""
+    kind = rec.get("kind")
+    if kind == "files":
+        for f in list(rec.get("files", [])) + list(rec.get("links", [])):
+            real = _p(ctx, f)
+            if os.path.islink(real) or os.path.isfile(real):
+                os.remove(real)
+        later.extend(rec.get("dirs", []))
+    elif kind == "key":
+        world[rec["key"]] = rec.get("prior")
+    elif kind == "service":
+        svcs = world.setdefault("services", {})
+        if rec.get("prior") is None:
+            svcs.pop(rec["name"], None)
+        else:
+            svcs[rec["name"]] = rec["prior"]
+    elif kind == "driver":
+        drv = world.get("driver")
+        if drv and drv.get("version") == rec["version"] and drv.get("kind") in ("apt", "dnf"):
+            # the package's prerm runs `dkms remove`: the module files go, but a loaded module stays in the
+            # kernel until it is unloaded (modprobe -r / rmmod) or the host reboots: /proc/driver/nvidia/version
+            # still answers, nvidia-smi (userspace) is gone
+            if W.driver_loaded(world) and drv.get("loaded_version"):
+                world["stale_module"] = {"version": drv["loaded_version"],
+                                         "build_date": drv.get("build_date", "Thu Oct 10 12:29:05 UTC 2024")}
+            world["driver"] = None
+        if world.get("dkms"):
+            world["dkms"] = [e for e in world["dkms"] if e.get("version") != rec["version"]]
+    elif kind == "dkms_tool":
+        world["dkms"] = None  # the dkms package (and `dkms status` with it) is gone
+    elif kind == "toolkit":
+        tks = [t for t in world.get("cuda_toolkits", []) if t["version"] != rec["version"]]
+        if rec.get("prior"):
+            tks.append(rec["prior"])
+        world["cuda_toolkits"] = tks
+        later.extend(rec.get("dirs", []))
+    elif kind == "module_type":
+        drv = world.get("driver")
+        if drv:
+            if rec.get("prior") is None:
+                drv.pop("module", None)
+            else:
+                drv["module"] = rec["prior"]
+
+
+def _rmdirs(ctx, dirs):
+    """Remove the directories an install made, deepest first, where they are empty again."""
+    for d in sorted(set(dirs), key=lambda x: -x.count("/")):
+        try:
+            os.rmdir(_p(ctx, d))
+        except OSError:
+            pass
+
+
+def _drop_package(ctx, world, name, purge, later):
+    """dpkg --remove / --purge of one package: its install undone, its conffiles kept (remove) or deleted
+    (purge)."""
+    db = _pkgdb(world)
+    pk = world.setdefault("packages", {})
+    version = pk.pop(name, None)
+    if version is None:
+        version = db["config_files"].get(name)
+    for rec in reversed(db["undo"].pop(name, [])):
+        _reverse(ctx, world, rec, later)
+    db["deps"].pop(name, None)
+    if name in db["auto"]:
+        db["auto"].remove(name)
+    conf = db["conffiles"].get(name)
+    if conf and not purge:
+        db["config_files"][name] = version
+        return
+    if conf:
+        for f in conf.get("files", []):
+            real = _p(ctx, f)
+            if os.path.islink(real) or os.path.isfile(real):
+                os.remove(real)
+        later.extend(conf.get("dirs", []))
+        db["conffiles"].pop(name, None)
+    db["config_files"].pop(name, None)
+
+
+def _dependents(world, names):
+    """Installed packages that depend on one of ``names`` (transitively): they go too (apt and dnf both
+    remove the packages that depend on what is removed)."""
+    db = _pkgdb(world)
+    out = []
+    gone = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for p, deps in db["deps"].items():
+            if p in world.get("packages", {}) and p not in gone and gone & set(deps):
+                gone.add(p)
+                out.append(p)
+                changed = True
+    return out
+
+
+def _orphans(world, removing):
+    """Automatically installed packages no remaining package depends on, once ``removing`` are gone."""
+    db = _pkgdb(world)
+    pk = world.get("packages", {})
+    gone = set(removing)
+    out = []
+    changed = True
+    while changed:
+        changed = False
+        needed = set()
+        for p, deps in db["deps"].items():
+            if p in pk and p not in gone:
+                needed.update(deps)
+        for a in db["auto"]:
+            if a in pk and a not in gone and a not in needed:
+                gone.add(a)
+                out.append(a)
+                changed = True
+    return out
+
+
+def _removal_order(world, names):
+    """Dependents before their dependencies, as dpkg removes them."""
+    deps = _pkgdb(world)["deps"]
+    return sorted(names, key=lambda n: (0 if n in deps else 1, n))
+
+
+def _apt_list(ctx, title, names):
+    """apt's ShowList: the title, then the names two spaces in, wrapped before the 80th column."""
+    ctx.out(title)
+    line = " "
+    for n in names:
+        if len(line) + 1 + len(n) >= 80 and line.strip():
+            ctx.out(line)
+            line = " "
+        line += " " + n
+    if line.strip():
+        ctx.out(line)
+
+
+def _confirm(ctx, question) -> bool:
+    """A yes/no prompt read from stdin, as apt's YnPrompt and dnf's userconfirm read it: an empty line
+    takes the default, end of input is no (apt: "Abort.", dnf: "Operation aborted."). The simulator never
+    waits for a person: a terminal, or a pipe with nothing to read within 2 s, counts as end of input."""
+    import select
+    ctx.out(question, end="")
+    try:
+        if os.isatty(0) or not select.select([0], [], [], 2.0)[0]:
+            return False
+        line = sys.stdin.readline()
+    except (OSError, ValueError):
+        return False
+    if not line:
+        return False
+    answer = line.strip().lower()
+    return answer in ("y", "yes") or (answer == "" and question.endswith("[Y/n] "))
+
+
+def _apt_remove(ctx, verb, names, yes, quiet, purge, autoremove) -> int:
+    """``apt-get remove|purge|autoremove [--purge] [--autoremove] [-y] [-q|-qq] PKG...`` as apt 2.x prints it:
+    the REMOVED list (``name*`` when purged), the summary line, the prompt ``Do you want to continue? [Y/n]``
+    unless -y or -qq (then ``Abort.``, exit 1: apt-private/private-install.cc InstallPackages), dpkg's
+    ``Removing NAME (VERSION) ...`` / ``Purging configuration files for NAME (VERSION) ...``; a known name that
+    is not installed: ``Package 'NAME' is not installed, so not removed`` (private-cacheset.cc), exit 0; an
+    unknown one: ``E: Unable to locate package NAME``, exit 100. Checked against a real apt 2.6.1
+    (`apt-get -s remove|purge`, Debian 12)."""
+    w = ctx.world
+    db = _pkgdb(dict(w))
+    pk = w.get("packages", {})
+    cat = _catalogue(ctx)
+    say = ctx.out if quiet < 2 else (lambda *a, **k: None)
+    say("Reading package lists...\nBuilding dependency tree...\nReading state information...")
+    known = set(cat) | set(pk) | set(db["config_files"])
+    for p in list(cat):
+        known.update(_pkg_deps(w, p, "apt"))
+    for n in names:
+        if n not in known:
+            ctx.err("E: Unable to locate package %s" % n)
+            return 100
+    targets = []
+    purge_only = []  # removed before, its configuration files left: purge takes them
+    for n in names:
+        if n in pk:
+            if n not in targets:
+                targets.append(n)
+        elif purge and n in db["config_files"]:
+            purge_only.append(n)
+        else:
+            say("Package '%s' is not installed, so not removed" % n)
+    targets += [d for d in _dependents(w, targets) if d not in targets]
+    orphans = _orphans(w, targets)
+    if verb == "autoremove" or autoremove:
+        targets += [o for o in orphans if o not in targets]
+        orphans = []
+    if orphans and quiet < 2:
+        one = len(orphans) == 1
+        _apt_list(ctx, "The following package was automatically installed and is no longer required:" if one else
+                  "The following packages were automatically installed and are no longer required:", sorted(orphans))
+        ctx.out("Use 'apt autoremove' to remove %s." % ("it" if one else "them"))
+    every = targets + purge_only
+    if not every:
+        say("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
+        return 0
+    if quiet < 2:
+        _apt_list(ctx, "The following packages will be REMOVED:", [n + ("*" if purge else "") for n in sorted(every)])
+    say("0 upgraded, 0 newly installed, %d to remove and 0 not upgraded." % len(every))
+    if not yes and quiet < 2 and not _confirm(ctx, "Do you want to continue? [Y/n] "):
+        ctx.out("Abort.")
+        return 1
+    order = _removal_order(w, targets)
+    versions = {n: pk.get(n) or db["config_files"].get(n) for n in every}
+    later: list = []
+
+    def fn(world):
+        for n in order:
+            _drop_package(ctx, world, n, purge, later)
+        for n in purge_only:
+            _drop_package(ctx, world, n, True, later)
+    ctx.out("(Reading database ... 74213 files and directories currently installed.)")
+    for n in order:
+        ctx.out("Removing %s (%s) ..." % (n, versions[n]))
+    ctx.mutate(fn)
+    _rmdirs(ctx, later)
+    if purge:
+        for n in order + purge_only:
+            if n in db["conffiles"]:
+                ctx.out("Purging configuration files for %s (%s) ..." % (n, versions[n]))
+    return 0
 
 
 def apt_cache(ctx) -> int:
@@ -487,25 +897,41 @@ def _repos_configured(ctx):
 
 
 def _apt_opts(args):
+    """(words, bad option or None, options): -y/--yes/--assume-yes and ``-o APT::Get::Assume-Yes=true``, -q
+    (counted; -qq), --purge, --autoremove/--auto-remove; -o pairs are otherwise ignored."""
     words = []
+    opts = {"yes": False, "quiet": 0, "purge": False, "autoremove": False}
     i = 0
     while i < len(args):
         a = args[i]
         if a == "-o" and i + 1 < len(args):
+            key, _, value = args[i + 1].partition("=")
+            if key.lower() == "apt::get::assume-yes" and value.lower() in ("1", "true", "yes"):
+                opts["yes"] = True
             i += 2
             continue
         if a.startswith("-"):
-            if a not in ("-y", "--yes", "-q", "-qq", "--quiet", "--no-install-recommends", "--assume-yes"):
-                return None, a
+            if a in ("-y", "--yes", "--assume-yes"):
+                opts["yes"] = True
+            elif a in ("-q", "--quiet"):
+                opts["quiet"] += 1
+            elif a == "-qq":
+                opts["quiet"] += 2
+            elif a == "--purge":
+                opts["purge"] = True
+            elif a in ("--autoremove", "--auto-remove"):
+                opts["autoremove"] = True
+            elif a != "--no-install-recommends":
+                return None, a, opts
             i += 1
             continue
         words.append(a)
         i += 1
-    return words, None
+    return words, None, opts
 
 
 def apt_get(ctx) -> int:
-    words, bad = _apt_opts(ctx.args)
+    words, bad, opts = _apt_opts(ctx.args)
     if words is None:
         return ctx.usage("E: Command line option '%s' is not understood in combination with the other options." % bad, 100)
     if not words:
@@ -545,7 +971,10 @@ def apt_get(ctx) -> int:
             ctx.out("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
             return 0
         return _install_pkgs(ctx, pkgs, "apt")
-    if verb in ("remove", "purge", "upgrade", "dist-upgrade", "autoremove"):
+    if verb in ("remove", "purge", "autoremove", "autopurge"):
+        return _apt_remove(ctx, "autoremove" if verb == "autopurge" else verb, pkgs, opts["yes"], opts["quiet"],
+                           opts["purge"] or verb in ("purge", "autopurge"), opts["autoremove"])
+    if verb in ("upgrade", "dist-upgrade"):
         return ctx.unsupported()
     return ctx.usage("E: Invalid operation %s" % verb, 100)
 
@@ -554,6 +983,7 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     cat = _catalogue(ctx)
     w = ctx.world
     installed = w.get("packages", {})
+    auto = _pkgdb(dict(w))["auto"]
     avail = set(w.get("apt_repos" if mgr == "apt" else "dnf_repos", []))
     if mgr == "dnf":
         avail = {n for n, (u, e) in _repos_configured(ctx).items() if not e}
@@ -562,6 +992,7 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     else:
         ctx.out("Updating and loading repositories:\nRepositories loaded.")
     new = []
+    manual = []
     for p in pkgs:
         entry = cat.get(p)
         if entry is None or (entry[1] is not None and entry[1] not in avail):
@@ -572,28 +1003,52 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
             return 1
         if p in installed:
             ctx.out("%s is already the newest version (%s)." % (p, installed[p]))
-        else:
+            if p in auto:  # asked for by name: apt marks it manual (apt-mark(8))
+                ctx.out("%s set to manually installed." % p)
+                manual.append(p)
+        elif p not in new:
             new.append(p)
     if not new:
+        if manual:
+            def mark(world):
+                db = _pkgdb(world)
+                db["auto"] = [a for a in db["auto"] if a not in manual]
+            ctx.mutate(mark)
         ctx.out("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.")
         return 0
-    ctx.out("The following NEW packages will be installed:")
-    ctx.out("  " + " ".join(new))
-    ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % len(new))
+    deps_of = {p: _pkg_deps(w, p, mgr) for p in new}
+    extra: list = []  # the dependencies this install brings in
+    for p in new:
+        for d in deps_of[p]:
+            if d not in installed and d not in new and d not in extra and not _provided(w, d):
+                extra.append(d)
+    versions = {p: cat[p][0] for p in new}
+    versions.update({d: _dep_version(w, d, cat[p][0], mgr) for p in new for d in deps_of[p] if d in extra})
+    if extra:
+        _apt_list(ctx, "The following additional packages will be installed:", sorted(extra))
+    _apt_list(ctx, "The following NEW packages will be installed:", sorted(new + extra))
+    ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % (len(new) + len(extra)))
     ctx.out("Need to get 312 MB of archives.")
     errors = []
 
     def fn(world):
-        pk = world.setdefault("packages", {})
+        db = _pkgdb(world)
+        db["auto"] = [a for a in db["auto"] if a not in manual]
         for p in new:
-            err = _apply_package(ctx, world, p)
+            undo: list = []
+            err = _apply_package(ctx, world, p, undo)
             if err:
                 errors.append((p, err))
                 return None
-            pk[p] = cat[p][0]
-    for p in new:
-        ctx.out("Get:1 %s %s [%s]" % ("http://archive.ubuntu.com/ubuntu jammy-updates/restricted amd64", p, cat[p][0]))
+            mine = [d for d in deps_of[p] if d in extra and d not in world.get("packages", {})]
+            _record_install(world, p, versions[p], deps_of[p], mine, undo, mgr, versions)
+    for p in sorted(new + extra):
+        ctx.out("Get:1 %s %s [%s]" % ("http://archive.ubuntu.com/ubuntu jammy-updates/restricted amd64", p, versions[p]))
     ctx.mutate(fn)
+    for d in extra:  # dpkg configures the dependencies first
+        if d not in ctx.world.get("packages", {}):
+            continue  # the install stopped before it
+        ctx.out("Setting up %s (%s) ..." % (d, versions[d]))
     for p in new:
         if errors and errors[0][0] == p:
             ctx.out("Setting up %s (%s) ..." % (p, cat[p][0]))
@@ -612,18 +1067,76 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     return 0
 
 
+def _dpkg_status(ctx, name) -> int:
+    """``dpkg -s NAME`` / ``dpkg-query -s NAME``: installed ("install ok installed") or removed with its
+    configuration files left ("deinstall ok config-files", still exit 0, as dpkg-query(1) --status shows any
+    package it has a record of)."""
+    w = ctx.world
+    ver = w.get("packages", {}).get(name)
+    status = "install ok installed"
+    if ver is None:
+        ver = _pkgdb(dict(w))["config_files"].get(name)
+        status = "deinstall ok config-files"
+    if ver is None:
+        ctx.err("dpkg-query: package '%s' is not installed and no information is available" % name)
+        ctx.err("Use dpkg --info (= dpkg-deb --info) to examine archive files.")
+        return 1
+    ctx.out("Package: %s\nStatus: %s\nPriority: optional\nVersion: %s" % (name, status, ver))
+    return 0
+
+
+def _dpkg_remove(ctx, names, purge) -> int:
+    """``dpkg -r|--remove|-P|--purge NAME...`` (dpkg(1)): ``Removing NAME (VERSION) ...`` (and ``Purging
+    configuration files for NAME (VERSION) ...``); a package another installed package depends on is refused
+    (``dpkg: dependency problems prevent removal of NAME:``, exit 1); one that is not installed:
+    ``dpkg: warning: ignoring request to remove NAME which isn't installed``, exit 0."""
+    w = ctx.world
+    db = _pkgdb(dict(w))
+    pk = w.get("packages", {})
+    todo = []
+    for n in names:
+        if n in pk or (purge and n in db["config_files"]):
+            todo.append(n)
+        elif n in db["config_files"]:
+            ctx.err("dpkg: warning: ignoring request to remove %s, only the config\n files of which are on the system; "
+                    "use --purge to remove them too" % n)
+        else:
+            ctx.err("dpkg: warning: ignoring request to remove %s which isn't installed" % n)
+    for n in todo:
+        users = [p for p in _dependents(w, [n]) if p not in todo]
+        if users:
+            ctx.err("dpkg: dependency problems prevent removal of %s:\n %s depends on %s.\n\ndpkg: error processing "
+                    "package %s (--%s):\n dependency problems - not removing\nErrors were encountered while processing:\n %s"
+                    % (n, users[0], n, n, "purge" if purge else "remove", n))
+            return 1
+    if not todo:
+        return 0
+    versions = {n: pk.get(n) or db["config_files"].get(n) for n in todo}
+    later: list = []
+
+    def fn(world):
+        for n in todo:
+            _drop_package(ctx, world, n, purge, later)
+    ctx.out("(Reading database ... 74213 files and directories currently installed.)")
+    for n in todo:
+        if n in pk:
+            ctx.out("Removing %s (%s) ..." % (n, versions[n]))
+    ctx.mutate(fn)
+    _rmdirs(ctx, later)
+    if purge:
+        for n in todo:
+            if n in db["conffiles"]:
+                ctx.out("Purging configuration files for %s (%s) ..." % (n, versions[n]))
+    return 0
+
+
 def dpkg(ctx) -> int:
     args = ctx.args
     w = ctx.world
     if len(args) == 2 and args[0] in ("-s", "--status"):
-        name = args[1]
-        ver = w.get("packages", {}).get(name)
-        if ver is None:
-            ctx.err("dpkg-query: package '%s' is not installed and no information is available" % name)
-            ctx.err("Use dpkg --info (= dpkg-deb --info) to examine archive files.")
-            return 1
-        ctx.out("Package: %s\nStatus: install ok installed\nPriority: optional\nVersion: %s" % (name, ver))
-        return 0
+        return _dpkg_status(ctx, args[1])
+    if len(args) >= 2 and args[0] in ("-r", "--remove", "-P", "--purge"):
+        return _dpkg_remove(ctx, args[1:], args[0] in ("-P", "--purge"))
     if len(args) == 2 and args[0] in ("-i", "--install"):
         text = _read(args[1])
         if text is None:
@@ -639,22 +1152,158 @@ def dpkg(ctx) -> int:
         ctx.out("Preparing to unpack .../%s ..." % os.path.basename(args[1]))
         ctx.out("Unpacking %s (%s) ..." % (name, ver))
         ctx.out("Setting up %s (%s) ..." % (name, ver))
+        undo: list = []
+        conffiles = None
         if name == "cuda-keyring":
+            # cuda-keyring ships the repository's key and its sources.list.d entry; a file under /etc is a
+            # conffile (dpkg keeps it on --remove, deletes it on --purge; debhelper's dh_installdeb marks every
+            # /etc file so)
             tag = _distro_tag(w)
             arch = w["host"].get("arch", "x86_64")
-            _write(_p(ctx, "/usr/share/keyrings/cuda-archive-keyring.gpg"), KEYRING_MARK + CUDA_FPR.encode() + b"\n")
-            _write(_p(ctx, "/etc/apt/sources.list.d/cuda-%s-%s.list" % (tag, arch)),
+            key = "/usr/share/keyrings/cuda-archive-keyring.gpg"
+            listing = "/etc/apt/sources.list.d/cuda-%s-%s.list" % (tag, arch)
+            undo.append({"kind": "files", "files": [] if os.path.exists(_p(ctx, key)) else [key], "links": [],
+                         "dirs": _new_dirs(ctx, key)})
+            conffiles = {"files": [listing], "dirs": _new_dirs(ctx, listing)}
+            _write(_p(ctx, key), KEYRING_MARK + CUDA_FPR.encode() + b"\n")
+            _write(_p(ctx, listing),
                    "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
                    "https://developer.download.nvidia.com/compute/cuda/repos/%s/%s/ /\n" % (tag, arch))
 
         def fn(world):
-            world.setdefault("packages", {})[name] = ver
+            db = _pkgdb(world)
+            if name not in world.get("packages", {}):
+                _record_install(world, name, ver, [], [], undo, "apt", {})
+            else:
+                world["packages"][name] = ver
+            if conffiles is not None and name not in db["conffiles"]:
+                db["conffiles"][name] = conffiles
         ctx.mutate(fn)
         return 0
     if args[:1] in (["-l"], ["--list"], ["-L"]):
         return ctx.unsupported()
     return ctx.usage("dpkg: error: need an action option\n\nType dpkg --help for help about installing and "
                      "deinstalling packages [*];", 2)
+
+
+# dpkg-query -W (dpkg-query(1)): one line per package, sorted by name, in the show format (default
+# "${binary:Package}\t${Version}\n"); ${field;width} pads (negative: left-aligned); \n \t \r \\ \" are
+# expanded, another backslash drops itself. Fields: Package, binary:Package (no ":arch": the simulator's
+# packages are not Multi-Arch: same), Version, Architecture, Status ("install ok installed" / "deinstall ok
+# config-files"), db:Status-Want, db:Status-Eflag, db:Status-Status, db:Status-Abbrev ("ii " / "rc "); any
+# other field is empty. Checked against a real dpkg-query 1.21 (Debian 12).
+DPKG_DEFAULT_FORMAT = "${binary:Package}\t${Version}\n"
+
+
+def _dpkg_format_escapes(fmt):
+    out = []
+    i = 0
+    while i < len(fmt):
+        ch = fmt[i]
+        if ch == "\\" and i + 1 < len(fmt):
+            nxt = fmt[i + 1]
+            out.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _dpkg_format(fmt, fields):
+    out = []
+    i = 0
+    text = _dpkg_format_escapes(fmt)
+    while i < len(text):
+        if text.startswith("${", i):
+            end = text.find("}", i)
+            if end < 0:
+                out.append(text[i:])
+                break
+            spec = text[i + 2:end]
+            name, _, width = spec.partition(";")
+            value = fields.get(name, "")
+            if width.lstrip("-").isdigit():
+                n = int(width)
+                value = value.ljust(-n) if n < 0 else value.rjust(n)
+            out.append(value)
+            i = end + 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def dpkg_query(ctx) -> int:
+    args = list(ctx.args)
+    fmt = None
+    action = None
+    names = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-W", "--show"):
+            action = "show"
+        elif a in ("-s", "--status"):
+            action = "status"
+        elif a in ("-f", "--showformat"):
+            if i + 1 >= len(args):
+                return ctx.usage("dpkg-query: error: %s option takes a value\n\nUse --help for help about querying "
+                                 "packages." % ("-f" if a == "-f" else "--showformat"), 2)
+            fmt = args[i + 1]
+            i += 1
+        elif a.startswith("--showformat="):
+            fmt = a.split("=", 1)[1]
+        elif a.startswith("-f") and len(a) > 2:
+            fmt = a[2:][1:] if a[2] == "=" else a[2:]
+        elif a in ("-l", "--list", "-L", "--listfiles", "-S", "--search", "-p", "--print-avail"):
+            return ctx.unsupported()
+        elif a.startswith("-") and a != "-":
+            return ctx.usage("dpkg-query: error: unknown option %s\n\nUse --help for help about querying packages." % a, 2)
+        else:
+            names.append(a)
+        i += 1
+    if action is None:
+        return ctx.usage("dpkg-query: error: need an action option\n\nUse --help for help about querying packages.", 2)
+    if action == "status":
+        rc = 0
+        for n in names:
+            rc = _dpkg_status(ctx, n) or rc
+        return rc
+    if fmt == "":
+        ctx.err("dpkg-query: error in show format: may not be empty string")
+        return 1
+    import fnmatch
+    w = ctx.world
+    db = _pkgdb(dict(w))
+    rows = {n: (v, "installed") for n, v in w.get("packages", {}).items()}
+    rows.update({n: (v, "config-files") for n, v in db["config_files"].items() if n not in rows})
+    picked = sorted(rows)
+    rc = 0
+    if names:
+        chosen = set()
+        for pat in names:
+            hit = [n for n in rows if fnmatch.fnmatchcase(n, pat)]
+            if not hit:
+                ctx.err("dpkg-query: no packages found matching %s" % pat)
+                rc = 1
+            chosen.update(hit)
+        picked = sorted(chosen)
+    arch = _deb_arch(w)
+    for n in picked:
+        ver, state = rows[n]
+        want = "install" if state == "installed" else "deinstall"
+        fields = {"Package": n, "binary:Package": n, "Version": str(ver), "Architecture": arch,
+                  "Status": "%s ok %s" % (want, state), "db:Status-Want": want, "db:Status-Eflag": "ok",
+                  "db:Status-Status": state, "db:Status-Abbrev": "ii " if state == "installed" else "rc "}
+        sys.stdout.write(_dpkg_format(DPKG_DEFAULT_FORMAT if fmt is None else fmt, fields))
+    sys.stdout.flush()
+    return rc
+
+
+def _deb_arch(world):
+    a = world["host"].get("arch", "x86_64")
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(a, a)
 
 
 # The real repo files behind NVIDIA's URLs:
@@ -682,13 +1331,134 @@ def _add_repo_file(ctx, url) -> int:
     return 0
 
 
+def _rpm_fields(key, ver):
+    """(name, version, release, arch) of a package of the world as rpm reports it: a module stream install
+    (``nvidia-driver:565-dkms``) is the stream's package, nvidia-driver; the running kernel's
+    ``kernel-devel-<uname -r>`` is kernel-devel at that kernel's version-release.arch."""
+    ver = str(ver)
+    for head in ("kernel-devel-", "kernel-headers-"):
+        if key.startswith(head) and key[len(head):] == ver:
+            base, _, arch = ver.rpartition(".") if ver.endswith((".x86_64", ".aarch64")) else (ver, "", "x86_64")
+            version, _, release = base.partition("-")
+            return head[:-1], version, release or "1", arch
+    version, _, release = ver.partition("-")
+    return key.split(":", 1)[0], version, release or "1", "x86_64"
+
+
+def _rpm_name(key, ver=""):
+    return _rpm_fields(key, ver)[0]
+
+
+def _nevra(key, ver):
+    return "%s-%s-%s.%s" % _rpm_fields(key, ver)
+
+
+def _rpm_matches(key, ver, spec):
+    """A dnf/rpm package spec (name, name-version-release[.arch], or the catalogue's own name) names it."""
+    name, version, release, arch = _rpm_fields(key, ver)
+    return spec in (key, name, "%s-%s-%s" % (name, version, release), "%s-%s-%s.%s" % (name, version, release, arch))
+
+
+def _dnf_remove(ctx, specs, yes) -> int:
+    """``dnf remove|erase [-y] NAME...``. dnf 4 (dnf/cli/commands/remove.py, cli/main.py): a name that is not
+    installed prints ``No match for argument: NAME``; with nothing to remove ``No packages marked for
+    removal.``, ``Dependencies resolved.``, ``Nothing to do.``, ``Complete!``, exit 0. dnf5 (libdnf5
+    log_event.cpp: remove skips what is unavailable): ``No packages to remove for argument: NAME``, ``Nothing to
+    do.``, exit 0. Otherwise the transaction table (abbreviated: name, arch, version, repository), ``Removing
+    dependent packages:`` (what depends on a removed package) and ``Removing unused dependencies:``
+    (clean_requirements_on_remove), the ``Is this ok [y/N]:`` prompt without -y (end of input:
+    ``Operation aborted.`` / dnf5 ``Operation aborted by the user.``, exit 1), then the erasures and
+    ``Complete!``."""
+    w = ctx.world
+    dnf5 = _rhel_major(w) >= 10
+    pk = w.get("packages", {})
+    targets = []
+    for spec in specs:
+        keys = [k for k in pk if k == spec] or [k for k in pk if _rpm_matches(k, pk[k], spec)]
+        if not keys:
+            if dnf5:
+                ctx.err("No packages to remove for argument: %s" % spec)
+            else:
+                ctx.out("No match for argument: %s" % spec)
+        targets += [k for k in keys if k not in targets]
+    if not targets:
+        if dnf5:
+            ctx.out("Nothing to do.")
+            return 0
+        ctx.err("No packages marked for removal.")
+        ctx.out("Dependencies resolved.\nNothing to do.\nComplete!")
+        return 0
+    dependents = [d for d in _dependents(w, targets + [_rpm_name(t, pk[t]) for t in targets]) if d not in targets]
+    unused = _orphans(w, targets + dependents)
+    every = targets + dependents + unused
+    groups = [("Removing:", targets), ("Removing dependent packages:", dependents),
+              ("Removing unused dependencies:", unused)]
+    if not dnf5:
+        ctx.out("Dependencies resolved.")
+        ctx.out("=" * 80)
+        ctx.out(" %-34s %-12s %-22s %s" % ("Package", "Architecture", "Version", "Repository"))
+        ctx.out("=" * 80)
+    else:
+        ctx.out("%-34s %-7s %-22s %s" % ("Package", "Arch", "Version", "Repository"))
+    for title, names in groups:
+        if not names:
+            continue
+        ctx.out(title)
+        for n in names:
+            name, version, release, arch = _rpm_fields(n, pk[n])
+            ctx.out(" %-34s %-12s %-22s %s" % (name, arch, "%s-%s" % (version, release), "@System"))
+    ctx.out("")
+    if not dnf5:
+        ctx.out("Transaction Summary")
+        ctx.out("=" * 80)
+        ctx.out("Remove  %d Package%s" % (len(every), "" if len(every) == 1 else "s"))
+        ctx.out("")
+    else:
+        ctx.out("Transaction Summary:")
+        ctx.out(" Removing:         %3d package%s" % (len(every), "" if len(every) == 1 else "s"))
+        ctx.out("")
+    if not yes:
+        ok = _confirm(ctx, "Is this ok [y/N]: ")
+        if not ok:
+            ctx.err("Operation aborted by the user." if dnf5 else "Operation aborted.")
+            return 1
+    versions = {n: pk[n] for n in every}
+    later: list = []
+
+    def fn(world):
+        for n in _removal_order(world, every):
+            _drop_package(ctx, world, n, True, later)
+    if not dnf5:
+        ctx.out("Running transaction check\nTransaction check succeeded.\nRunning transaction test\n"
+                "Transaction test succeeded.\nRunning transaction")
+        for k, n in enumerate(every, 1):
+            ctx.out("  Erasing          : %-50s %d/%d" % (_nevra(n, versions[n]), k, len(every)))
+    else:
+        ctx.out("Running transaction")
+        for k, n in enumerate(every, 1):
+            ctx.out("[%d/%d] Removing %s" % (k, len(every), _nevra(n, versions[n])))
+    ctx.mutate(fn)
+    _rmdirs(ctx, later)
+    if not dnf5:
+        ctx.out("")
+        ctx.out("Removed:")
+        for n in every:
+            ctx.out("  %s" % _nevra(n, versions[n]))
+        ctx.out("")
+    ctx.out("Complete!")
+    return 0
+
+
 def dnf(ctx) -> int:
     """dnf 4 (RHEL 8/9) and dnf5 (RHEL 10), as far as gpuwizard drives them: install, module install
     (dnf 4 only: dnf5 has no module streams to install from NVIDIA's rhel10 repository), config-manager
     (dnf 4 ``--add-repo URL``; dnf5 ``addrepo --from-repofile=URL``, dnf5-config-manager(8): dnf5
     removed ``--add-repo``), versionlock add."""
+    yes = any(a in ("-y", "--assumeyes") for a in ctx.args)
     args = [a for a in ctx.args if a not in ("-y", "--assumeyes", "-q", "--quiet")]
     dnf5 = _rhel_major(ctx.world) >= 10
+    if args[:1] in (["remove"], ["erase"], ["rm"]) and len(args) > 1:
+        return _dnf_remove(ctx, args[1:], yes)
     if args[:1] == ["install"] and len(args) > 1:
         return _install_pkgs(ctx, args[1:], "dnf")
     if args[:1] in (["makecache"], ["check-update"]):
@@ -729,34 +1499,100 @@ def dnf(ctx) -> int:
     return ctx.unsupported()
 
 
+def _rpm_format(ctx, fmt, key, ver):
+    """A --queryformat for one package: %{TAG} and %-20{TAG} (rpm(8) QUERY FORMAT: NAME, VERSION, RELEASE,
+    ARCH, EPOCH, NEVRA, NVRA, SUMMARY-less subset), backslash escapes \\n \\t \\r \\\\ expanded. An unknown tag:
+    None (rpm: ``error: incorrect format: unknown tag: "TAG"``)."""
+    import re
+    name, version, release, arch = _rpm_fields(key, ver)
+    nvr = "%s-%s-%s" % (name, version, release)
+    tags = {"NAME": name, "VERSION": version, "RELEASE": release, "ARCH": arch, "EPOCH": "(none)",
+            "NEVRA": nvr + "." + arch, "NVRA": nvr + "." + arch, "NEVR": nvr, "NVR": nvr}
+    bad = []
+
+    def tag(m):
+        name = m.group(2).upper()
+        if name not in tags:
+            bad.append(m.group(2))
+            return ""
+        width = m.group(1)
+        value = tags[name]
+        if width:
+            n = int(width)
+            value = value.ljust(-n) if n < 0 else value.rjust(n)
+        return value
+    text = re.sub(r"%(-?\d+)?\{([A-Za-z_]+)\}", tag, fmt)
+    if bad:
+        ctx.err('error: incorrect format: unknown tag: "%s"' % bad[0])
+        return None
+    out = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            out.append({"n": "\n", "t": "\t", "r": "\r"}.get(text[i + 1], text[i + 1]))
+            i += 2
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def rpm(ctx) -> int:
-    """``rpm -q [--qf FORMAT] NAME...``: installed packages (world["packages"]); ``package NAME is not
-    installed`` and exit 1 otherwise, as rpm prints it."""
+    """``rpm -q [--qf FORMAT] NAME...`` and ``rpm -qa [--qf FORMAT]``: installed packages (world["packages"],
+    in the order they were installed: rpm lists its database in that order), by rpm name (a module stream's
+    packages under theirs: nvidia-driver); NAME-VERSION-RELEASE.ARCH without a format; ``package NAME is not
+    installed`` and exit 1 for a name that is not, as rpm prints it."""
     args = list(ctx.args)
-    if args[:1] not in (["-q"], ["--query"]):
-        return ctx.unsupported()
+    query = all_ = False
     fmt = None
     names = []
-    i = 1
+    i = 0
     while i < len(args):
-        if args[i] in ("--qf", "--queryformat") and i + 1 < len(args):
+        a = args[i]
+        if a in ("--qf", "--queryformat") and i + 1 < len(args):
             fmt, i = args[i + 1], i + 2
             continue
-        names.append(args[i])
+        if a.startswith(("--qf=", "--queryformat=")):
+            fmt = a.split("=", 1)[1]
+        elif a in ("-q", "--query"):
+            query = True
+        elif a in ("-a", "--all"):
+            all_ = True
+        elif a in ("-qa", "-aq"):
+            query = all_ = True
+        elif a.startswith("-"):
+            return ctx.unsupported()
+        else:
+            names.append(a)
         i += 1
+    if not query:
+        return ctx.unsupported()
     installed = ctx.world.get("packages", {})
     rc = 0
+    if all_:
+        picked = [(k, v) for k, v in installed.items() if not names or any(_rpm_matches(k, v, n) for n in names)]
+        for k, v in picked:
+            if fmt is None:
+                ctx.out(_nevra(k, v))
+                continue
+            text = _rpm_format(ctx, fmt, k, v)
+            if text is None:
+                return 1
+            ctx.out(text, end="")
+        return 0
     for name in names:
-        ver = installed.get(name)
-        if ver is None:
+        key = name if name in installed else next((k for k in installed if _rpm_matches(k, installed[k], name)), None)
+        if key is None:
             ctx.out("package %s is not installed" % name)
             rc = 1
             continue
-        version, _, release = str(ver).partition("-")
         if fmt:
-            ctx.out(fmt.replace("%{NAME}", name).replace("%{VERSION}", version).replace("%{RELEASE}", release or "1"), end="")
+            text = _rpm_format(ctx, fmt, key, installed[key])
+            if text is None:
+                return 1
+            ctx.out(text, end="")
         else:
-            ctx.out("%s-%s-%s.x86_64" % (name, version, release or "1"))
+            ctx.out(_nevra(key, installed[key]))
     return rc
 
 
@@ -971,8 +1807,111 @@ def dracut(ctx) -> int:
     return 0
 
 
+def _module_exists(world, name):
+    """A module modprobe can find in /lib/modules/<kernel> (modules.dep): the NVIDIA ones while a driver is
+    installed (DKMS or the installer put them there), nouveau where the kernel ships it, the base ones."""
+    if name in W.NVIDIA_MODULES:
+        return bool(world.get("driver"))
+    if name in W.NOUVEAU_MODULES:
+        return bool(world["host"].get("nouveau")) or name in world.get("modules", [])
+    return name in W.MODULE_INFO
+
+
+def _module_deps(name):
+    """The modules ``name`` depends on, nearest first (modules.dep order): those listing it among their users
+    in MODULE_INFO, then theirs."""
+    out = []
+    todo = [name]
+    while todo:
+        cur = todo.pop(0)
+        for mod, (_size, users) in W.MODULE_INFO.items():
+            if cur in users and mod not in out and mod != name:
+                out.append(mod)
+                todo.append(mod)
+    return out
+
+
+def _unload(ctx, names, rmmod=False) -> int:
+    """Unload modules from the world (shared by ``modprobe -r`` and ``rmmod``)."""
+    errors = []
+    w = ctx.world
+    loaded = list(w.get("modules", []))
+    removed = []
+    rc = 0
+    for raw in names:
+        name = raw.replace("-", "_")
+        if rmmod:
+            if name not in loaded:
+                errors.append("rmmod: ERROR: Module %s is not currently loaded" % name)
+                rc = 1
+                continue
+            users = W.module_users(w, name, loaded)
+            if users:
+                # rmmod's message (kmod tools/rmmod.c check_module_inuse): the holders, or "in use" alone
+                holders = [u for u in users if u in loaded]
+                errors.append("rmmod: ERROR: Module %s is in use%s" % (name, " by: " + " ".join(holders) if holders else ""))
+                rc = 1
+                continue
+            loaded.remove(name)
+            removed.append(name)
+            continue
+        if not _module_exists(w, name) and name not in loaded:
+            errors.append("modprobe: FATAL: Module %s not found." % name)
+            rc = 1
+            continue  # the next name is still tried (rmmod_all)
+        if not _module_exists(w, name):
+            # loaded, but its file is gone (the driver package's `dkms remove` took it): modprobe looks modules
+            # up in modules.dep, not among the loaded ones (libkmod kmod_module_new_from_lookup), so it cannot
+            # find it; rmmod can remove it
+            errors.append("modprobe: FATAL: Module %s not found." % name)
+            rc = 1
+            continue
+        if name not in loaded:
+            continue  # nothing to do, and no message without --first-time (kmod tools/modprobe.c rmmod_do_module)
+        if W.module_users(w, name, loaded):
+            errors.append("modprobe: FATAL: Module %s is in use." % name)
+            rc = 1
+            continue
+        loaded.remove(name)
+        removed.append(name)
+        for dep in _module_deps(name):  # then the modules it used that nothing uses now (step 4)
+            if dep in loaded and not W.module_users(w, dep, loaded):
+                loaded.remove(dep)
+                removed.append(dep)
+    if removed:
+        def fn(world):
+            world["modules"] = [m for m in world.get("modules", []) if m not in removed]
+            if "nvidia" in removed:
+                world.pop("stale_module", None)
+                if world.get("driver"):
+                    world["driver"]["loaded_version"] = None
+        ctx.mutate(fn)
+    for e in errors:
+        ctx.err(e)
+    return rc
+
+
+def rmmod(ctx) -> int:
+    """``rmmod MODULE...`` (kmod): each one as named, no dependencies; ``rmmod: ERROR: Module X is not
+    currently loaded``; one in use: ``rmmod: ERROR: Module X is in use by: HOLDERS`` (exit 1)."""
+    names = [a for a in ctx.args if not a.startswith("-")]
+    if len(names) != len(ctx.args) or not names:
+        return ctx.unsupported("only `rmmod MODULE...` is")
+    return _unload(ctx, names, rmmod=True)
+
+
 def modprobe(ctx) -> int:
-    if ctx.args != ["nvidia"]:
+    """``modprobe nvidia`` loads the driver's module (see _load_nvidia). ``modprobe -r MODULE...`` unloads,
+    in kmod's order (tools/modprobe.c rmmod_do_module): a module still used (by a loaded module, or by a
+    process: a container with the GPU open) is refused, ``modprobe: FATAL: Module nvidia is in use.``, exit 1;
+    after a module goes, the modules it used that are now unused go too; a named module that is not loaded
+    is skipped silently; one modprobe cannot find: ``modprobe: FATAL: Module X not found.``. The files the
+    world renders for a loaded nvidia module (/proc/driver/nvidia/version, /sys/module/nvidia/version, its
+    /proc/modules lines) go with it."""
+    args = ctx.args
+    if args[:1] in (["-r"], ["--remove"]) and len(args) > 1 and not any(a.startswith("-") for a in args[1:]):
+        return _unload(ctx, args[1:])
+    if args != ["nvidia"]:
         return ctx.unsupported()
     errors = []
 
@@ -1503,7 +2442,7 @@ def docker_run(ctx, args) -> int:
         ctx.err('docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].')
         _docker_cli_trailer(ctx, "run")
         return 125
-    if not W.driver_loaded(w) or (w.get("driver") or {}).get("loaded_version") != (w.get("driver") or {}).get("version"):
+    if not W.driver_loaded(w) or not w.get("driver") or w["driver"].get("loaded_version") != w["driver"].get("version"):
         ctx.err("docker: Error response from daemon: failed to create task for container: failed to create shim task: "
                 "OCI runtime create failed: runc create failed: unable to start container process: error during "
                 "container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: "

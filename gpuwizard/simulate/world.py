@@ -18,9 +18,11 @@ Sandbox layout (all under the sandbox root)::
 Derived host files (rewritten by :func:`sync_host_files` from the world after every mutation):
 etc/os-release, etc/hostname, proc/modules, proc/version, proc/sys/kernel/osrelease,
 proc/sys/kernel/random/boot_id, proc/driver/nvidia/version + sys/module/nvidia/version (while the
-nvidia module is loaded), sys/bus/pci/devices/<dom:bus:dev.fn>/{vendor,device,class,revision,
+nvidia module is loaded, also after its package was removed: world["stale_module"]; removed, with the
+directories, once it is unloaded), sys/bus/pci/devices/<dom:bus:dev.fn>/{vendor,device,class,revision,
 subsystem_vendor,subsystem_device}, sys/firmware/efi/efivars/SecureBoot-<guid> (EFI hosts),
-usr/local/cuda-X.Y/{bin/nvcc,version.json} + usr/local/cuda symlink, var/run/reboot-required,
+usr/local/cuda-X.Y/{bin/nvcc,version.json} + usr/local/cuda symlink (removed again when the toolkit leaves
+the world: its package was removed), var/run/reboot-required,
 <venv>/bin/{python,python3,pip,pip3} for each ``python_venvs`` entry whose directory exists.
 
 Seed files (written once when the sandbox is created, never rewritten, because the wizard edits
@@ -303,6 +305,33 @@ MODULE_INFO = {
 }
 
 
+def gpu_held(world: dict) -> bool:
+    """A process has /dev/nvidia* open, so the nvidia module's refcount is not 0: the GPU pods (device plugin,
+    GPU feature discovery, DCGM exporter of gpu-operator or HAMi) of a running cluster with a node on this
+    host that has this host's GPUs (a Kind node is a container here; a k3s/RKE2/kubeadm node without
+    ``node_gpus`` is this machine)."""
+    for c in world.get("clusters", []):
+        kind = c.get("provider", "kind") == "kind"
+        if not c.get("running", True) or (kind and not service_active(world, "docker")):
+            continue
+        charts = [str(r.get("chart", "")) for r in c.get("releases", [])]
+        if not any(ch.startswith(("gpu-operator-", "hami-")) for ch in charts):
+            continue
+        if any(n.get("gpus") and "node_gpus" not in n for n in c.get("nodes", [])):
+            return True
+    return False
+
+
+def module_users(world: dict, name: str, loaded=None) -> list:
+    """What keeps module ``name`` in the kernel: the loaded modules that use it (its holders in
+    /sys/module/<name>/holders) and, for nvidia, "process" while a process holds the GPU (:func:`gpu_held`)."""
+    loaded = world.get("modules", []) if loaded is None else loaded
+    users = [u for u in MODULE_INFO.get(name, (0, []))[1] if u in loaded]
+    if name == "nvidia" and gpu_held(world):
+        users.append("process")
+    return users
+
+
 def boot(root, world: dict) -> None:
     """Apply what a boot applies: new boot_id, modules re-computed, services started per their
     enabled flag, docker re-reads daemon.json, pending-reboot flag cleared."""
@@ -323,6 +352,7 @@ def boot(root, world: dict) -> None:
     if nvidia and host.get("secure_boot") and drv.get("signing_key") and \
             drv["signing_key"] not in host.get("mok_enrolled", []):
         nvidia = False  # signed, but with a key the firmware does not trust
+    world.pop("stale_module", None)  # a module whose files were removed is not loaded again
     mods = list(BASE_MODULES)
     if nouveau:
         mods += NOUVEAU_MODULES
@@ -378,7 +408,7 @@ def docker_reload(root, world: dict) -> str | None:
 # Later work registers more tools here (apt-get, dpkg, ...) with a predicate on the world.
 
 ALWAYS_PRESENT = ("lspci", "uname", "mokutil", "reboot", "shutdown", "systemctl", "sudo",
-                  "sh", "openssl", "modprobe")
+                  "sh", "openssl", "modprobe", "rmmod")
 
 
 def _os_ids(w) -> set:
@@ -420,6 +450,7 @@ TOOL_PRESENCE = {
     "apt-get": _debianish,
     "apt-cache": _debianish,
     "dpkg": _debianish,
+    "dpkg-query": _debianish,
     "update-initramfs": _debianish,
     "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),
     "dnf": _rhelish,
@@ -433,10 +464,16 @@ TOOL_PRESENCE = {
 VENV_TOOLS = ("python", "python3", "pip", "pip3")
 
 
-def installed_tools(world: dict) -> list[str]:
+def installed_tools(world: dict, root=None) -> list[str]:
+    """The tools in bin/. With ``root``: a tool that `install` put at a path (world[tool]["path"], the
+    kind/kubectl/helm release binaries in /usr/local/bin) is there only while that file is, so removing the
+    file (what undoing the install does) removes the tool."""
     names = list(ALWAYS_PRESENT)
     names += [n for n, pred in TOOL_PRESENCE.items() if pred(world)]
     names += [n for n in world.get("extra_tools", []) if n not in names]
+    if root is not None:
+        names = [n for n in names if not (isinstance(world.get(n), dict) and world[n].get("path"))
+                 or os.path.isfile(host_path(root, world[n]["path"]))]
     return sorted(names)
 
 
@@ -514,7 +551,7 @@ def _remove(path: str) -> None:
 def write_bin(root, world: dict, python: str | None = None, pkg_parent: str | None = None) -> None:
     bdir = bin_dir(root)
     os.makedirs(bdir, exist_ok=True)
-    want = installed_tools(world)
+    want = installed_tools(world, root)
     for name in want:
         _write_if_changed(os.path.join(bdir, name), tool_script(root, name, python, pkg_parent), 0o755, atomic=True)
     for name in os.listdir(bdir):
@@ -529,7 +566,8 @@ def proc_modules(world: dict) -> str:
         size, users = MODULE_INFO.get(name, (16384, []))
         users = [u for u in users if u in loaded]
         deps = "".join(u + "," for u in users) or "-"
-        lines.append("%s %d %d %s Live 0x0000000000000000" % (name, size, len(users), deps))
+        count = len(users) + (1 if name == "nvidia" and gpu_held(world) else 0)  # a process's open /dev/nvidia*
+        lines.append("%s %d %d %s Live 0x0000000000000000" % (name, size, count, deps))
     return "".join(line + "\n" for line in lines)
 
 
@@ -559,16 +597,23 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
                          host.get("kernel_build", "#1 SMP")))
 
     drv = world.get("driver")
-    if drv and driver_loaded(world) and drv.get("loaded_version"):
-        v = drv["loaded_version"]
+    # a module whose driver package was removed stays loaded until it is unloaded or the host boots
+    # (world["stale_module"]: its version, as the kernel still reports it)
+    stale = world.get("stale_module") or {}
+    v = (drv or {}).get("loaded_version") or stale.get("version")
+    if driver_loaded(world) and v:
+        built = (drv if drv and drv.get("loaded_version") else stale).get("build_date") or "Thu Oct 10 12:29:05 UTC 2024"
         _write_if_changed(P("/proc/driver/nvidia/version"),
                           "NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  %s\nGCC version:  %s\n"
-                          % (v, drv.get("build_date", "Thu Oct 10 12:29:05 UTC 2024"),
-                             host.get("gcc", "gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)")))
+                          % (v, built, host.get("gcc", "gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04)")))
         _write_if_changed(P("/sys/module/nvidia/version"), v + "\n")
     else:
-        _remove(P("/proc/driver/nvidia/version"))
-        _remove(P("/sys/module/nvidia/version"))
+        # an unloaded module's /proc and /sys entries go (the kernel removes them); the directories the
+        # sandbox needed for them go too when nothing else is there
+        for f in ("/proc/driver/nvidia/version", "/sys/module/nvidia/version"):
+            _remove(P(f))
+        for d in ("/proc/driver/nvidia", "/proc/driver", "/sys/module/nvidia", "/sys/module"):
+            _rmdir(P(d))
 
     for dev in world.get("pci", []):
         d = P("/sys/bus/pci/devices/" + pci_sysfs_name(dev["slot"]))
@@ -602,6 +647,7 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
                 os.remove(link)
         if not os.path.lexists(link):
             os.symlink(target, link)
+    _remove_gone_toolkits(root, tks)
 
     for venv in sorted(world.get("python_venvs") or {}):
         vdir = P(venv)
@@ -622,6 +668,45 @@ def sync_host_files(root, world: dict, python: str | None = None, pkg_parent: st
         _remove(P("/var/run/reboot-required"))
 
     write_bin(root, world, python, pkg_parent)
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _remove_gone_toolkits(root, tks: list) -> None:
+    """The files this sync wrote for a toolkit the world no longer has (its package was removed): bin/nvcc,
+    version.json, lib64/ and the directories, and the /usr/local/cuda link when it names no toolkit left.
+    Only what the simulator wrote is touched (an nvcc that is not its script stays)."""
+    local = host_path(root, "/usr/local")
+    try:
+        names = os.listdir(local)
+    except OSError:
+        return
+    keep = {"cuda-%s" % t["version"] for t in tks}
+    for n in names:
+        base = os.path.join(local, n)
+        if not n.startswith("cuda-") or n in keep or os.path.islink(base) or not os.path.isdir(base):
+            continue
+        nvcc = os.path.join(base, "bin", "nvcc")
+        try:
+            with open(nvcc, encoding="utf-8", errors="replace") as fh:
+                head = fh.read(400)
+            ours = "gpuwizard simulated tool: nvcc" in head or "GPUWIZARD_SIM_TOOL=nvcc" in head
+        except OSError:
+            ours = False
+        if not ours:
+            continue
+        for f in (nvcc, os.path.join(base, "version.json")):
+            _remove(f)
+        for d in (os.path.join(base, "bin"), os.path.join(base, "lib64"), base):
+            _rmdir(d)
+    link = os.path.join(local, "cuda")
+    if os.path.islink(link) and os.readlink(link).startswith("cuda-") and os.readlink(link) not in keep:
+        os.remove(link)
 
 
 def _latest_toolkit(tks: list) -> dict:
