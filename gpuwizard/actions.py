@@ -12,10 +12,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from .errors import StepFailed
 from .host import join_argv, load_json_object, unified_diff
+from .journal import Change, FileChange, command_changes
 from .resume_service import UNIT_PATH as RESUME_UNIT_PATH
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,9 +31,21 @@ class Action:
     # what a user must know before it runs, when it stops or deletes something ("restarts Docker:
     # every running container stops"); the TUI's proposal and `gpuwizard plan` list these
     disruptive: str | None = None
+    # what it changes, for the journal (undo, drift): see journal(); steps add to it with with_changes()
+    changes: tuple[Change, ...] = ()
 
     def preview(self, ctx: StepContext) -> list[str]:
         return []
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        """What applying it changes, so that ``gpuwizard undo`` can reverse it and ``doctor`` tell
+        drift: the files it writes (by default none, or its ``path``) and what a step declared."""
+        return list(self.changes)
+
+    def with_changes(self, *changes: Change) -> Self:
+        """Declare what a command changes (packages, a release, a label, files it writes)."""
+        self.changes = (*self.changes, *changes)
+        return self
 
     def is_done(self, ctx: StepContext) -> bool:
         return False
@@ -86,6 +99,9 @@ class Run(Action):
     def apply(self, ctx: StepContext) -> None:
         ctx.host.runner.run(self.argv, timeout=self.timeout, env=self.env, check=True, capture=False)
 
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return command_changes(self.argv, self.changes)
+
     def as_json(self, ctx: StepContext) -> dict[str, Any]:
         data = super().as_json(ctx)
         data["argv"] = list(self.argv)
@@ -100,6 +116,8 @@ class WriteFile(Action):
     content: str
     mode: int = 0o644
     backup: bool = True
+    then: tuple[tuple[str, ...], ...] = ()  # what makes a put-back file take effect (journal.FileChange)
+    block: tuple[str, str] | None = None  # it writes only a marked block of the file (journal.FileChange)
 
     def preview(self, ctx: StepContext) -> list[str]:
         diff = unified_diff(self.path, ctx.read_text(self.path), self.content)
@@ -107,6 +125,9 @@ class WriteFile(Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return ctx.read_text(self.path) == self.content
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [FileChange(self.path, then=self.then, block=self.block), *self.changes]
 
     def planned_file(self, ctx: StepContext) -> tuple[str, str] | None:
         return self.path, self.content
@@ -133,6 +154,7 @@ class EditJson(Action):
     path: str
     edit: Callable[[dict[str, Any]], dict[str, Any]]
     mode: int = 0o644
+    then: tuple[tuple[str, ...], ...] = ()  # what makes a put-back file take effect (journal.FileChange)
 
     def _current(self, ctx: StepContext) -> dict[str, Any]:
         return load_json_object(self.path, ctx.read_text(self.path))
@@ -151,6 +173,9 @@ class EditJson(Action):
     def is_done(self, ctx: StepContext) -> bool:
         current = self._current(ctx)
         return self.edit(json.loads(json.dumps(current))) == current
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [FileChange(self.path, then=self.then), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
         changed, backup = ctx.host.edit_json(self.path, self.edit, self.mode)

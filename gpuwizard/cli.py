@@ -51,6 +51,15 @@ examples:
 """
 
 
+UNDO_DESCRIPTION = """\
+Reverse what gpuwizard did, newest first, from the journal in the state file: files it created are
+removed and files it changed put back (in a JSON file someone edited since, only gpuwizard's keys),
+packages it installed removed (those that were there before stay), Helm releases it created
+uninstalled and those it upgraded rolled back, the Kind cluster, namespaces and labels it created
+removed. What changed since, or is unsafe to reverse, is refused with the reason (--force does it).
+Exit codes as a run: 0 done, 1 refused or failed (state saved: run undo again), 2 bad input, 4 locked.
+"""
+
 VERIFY_DESCRIPTION = """\
 The health checks of the whole chain, in order: driver, cuda, container (toolkit + runtime),
 cluster, operator, hami, sharing. Which layers apply: those the answers ask for (--answers FILE,
@@ -103,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
     _global_options(parser, sub=False)
-    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,verify,podspec}")
+    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,verify,undo,podspec}")
     doctor = subs.add_parser("doctor", help="what is installed and healthy, layer by layer", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(doctor, sub=True)
@@ -115,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     verify.add_argument("--json", action="store_true", help="machine-readable verdict (one JSON object)")
     _global_options(verify, sub=True)
+    undo = subs.add_parser("undo", help="reverse what gpuwizard did, newest first (its plan first; --plan: only the plan)",
+                           description=UNDO_DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    undo.add_argument("steps", nargs="*", metavar="STEP", help="the steps to undo (default: every step gpuwizard changed something in)")
+    undo.add_argument("--plan", action="store_true", help="show what undo would do; change nothing")
+    undo.add_argument("--force", action="store_true", help="also do what undo refuses as unsafe (says what, and keeps backups)")
+    _global_options(undo, sub=True)
     from . import podspec_cli
 
     podspec_cli.add_parser(subs, _global_options)
@@ -161,11 +176,14 @@ class Session:
 
 
 # ------------------------------------------------------------------------------------------------
-def cmd_doctor(session: Session, out: IO[str]) -> int:
+def cmd_doctor(session: Session, out: IO[str], err: IO[str] | None = None) -> int:
     from . import doctor
     from .detect import detect
 
     facts = detect(session.host)
+    drift = _drift(session, err)
+    if drift is not None:
+        facts = {**facts, "drift": drift}
     if json_output(session.args):
         from .console import json_line
 
@@ -178,6 +196,99 @@ def cmd_doctor(session: Session, out: IO[str]) -> int:
     else:
         doctor.render_text(facts, out)
     return EXIT_OK
+
+
+def _drift(session: Session, err: IO[str] | None = None) -> list[Any] | None:
+    """What the wizard set that is no longer so, from the state file's journal (None: no journal)."""
+    from .engine import Engine
+    from .state import State
+    from .steps import registry
+    from .undo import drift
+
+    try:
+        state = State.load(session.state_path)
+    except StateError as exc:  # doctor still reports the host; the state file's own problem is said
+        if err is not None:
+            err.write(f"gpuwizard: no drift check: {exc}\n")
+        return None
+    if state is None or not state.data.get("journal"):
+        return None
+    memory = State(session.state_path, data=json.loads(json.dumps(state.data)))
+    return drift(Engine(session.host, memory, registry(), unattended=True))
+
+
+def cmd_undo(session: Session, out: IO[str], err: IO[str]) -> int:
+    """``gpuwizard undo [STEP ...] [--plan] [--force]``: reverse what the journal says the wizard did,
+    newest first, under the run lock; --plan shows it with the plan's renderer and changes nothing."""
+    from . import undo
+    from .console import ConsoleReporter, JsonReporter, LogFile, json_line
+    from .engine import Engine
+    from .state import RunLock, State
+    from .steps import registry
+
+    args = session.args
+    force = bool(args.force)
+    if session.host.dry_run:  # --dry-run: the plan, nothing else
+        args.plan = True
+    lock: RunLock | None = None
+    log: LogFile | None = None
+    try:
+        if not args.plan:
+            lock = RunLock(session.state_path).acquire()
+        state = State.load(session.state_path)
+        if state is None:
+            raise StateError(f"nothing to undo: no state file at {session.state_path}")
+        if args.plan:  # never saved: completing pending entries is for the real undo
+            state = State(session.state_path, data=json.loads(json.dumps(state.data)))
+            state.save = lambda: None  # type: ignore[method-assign]
+        engine = Engine(session.host, state, registry(), unattended=True)
+        names = list(args.steps or [])
+        undos = undo.plan(engine, names, force=force)
+        planned = undo.planned_steps(engine, undos, force)
+        code = undo.exit_code(undos, force)
+        as_json = json_output(args)
+        if args.plan:
+            if as_json:
+                for p in planned:
+                    json_line(out, "undo-step", step=p.step.id, title=p.step.title, error=p.problem(), refused=p.refused,
+                              notes=p.decisions, actions=[dict(a, done=d) for a, d in zip(p.described, p.done, strict=False)])
+                json_line(out, "summary", exit=code, steps=[p.step.id for p in planned], executed=False)
+            else:
+                if not planned:
+                    out.write("nothing to undo: the journal has no change of " + (" ".join(names) or "any step") + "\n")
+                undo.render(planned, out)
+                out.write("(undo plan only: nothing was changed)\n")
+            return code
+        if not planned:
+            if as_json:
+                json_line(out, "summary", exit=EXIT_OK, steps={}, text="nothing to undo")
+            else:
+                out.write("nothing to undo: the journal has no change of " + (" ".join(names) or "any step") + "\n")
+            return EXIT_OK
+        log = LogFile(session.log_dir)
+        log.write(f"gpuwizard {__version__} pid {os.getpid()} root {session.host.root} undo {' '.join(names) or '(all)'}"
+                  + (" --force" if force else ""))
+        log.attach(session.host)
+        engine.listeners.append(log)
+        if not as_json:
+            undo.render(planned, out)
+        reporter: Any = JsonReporter(out) if as_json else ConsoleReporter(out)
+        engine.listeners.append(reporter)
+        code = undo.run(engine, names, force=force)
+        log.write(f"exit {code}")
+        if as_json:
+            json_line(out, "summary", exit=code, steps={u.step_id: state.status(u.step_id) for u in undos},
+                      log=str(log.path), state=str(session.state_path))
+        elif code == EXIT_OK:
+            out.write(f"undo done (log: {log.path})\n")
+        else:
+            err.write(f"gpuwizard: undo stopped; state saved in {session.state_path}; full log: {log.path}\n")
+        return code
+    finally:
+        if log is not None:
+            log.close()
+        if lock is not None:
+            lock.release()
 
 
 def cmd_verify(session: Session, out: IO[str], as_json: bool) -> int:
@@ -271,36 +382,6 @@ def plan_exit_code(planned: list[Any]) -> int:
     return EXIT_OK
 
 
-def render_plan(planned: list[Any], out: IO[str]) -> None:
-    disruptive: list[str] = []
-    for p in planned:
-        out.write(f"[{p.step.id}] {p.step.title}\n")
-        for text in p.assumptions:
-            out.write(f"  assumes: {text}\n")
-        for text in p.decisions:
-            out.write(f"  decision: {text}\n".replace("\n", "\n            ").rstrip() + "\n")
-        if p.error:
-            out.write(f"  {'refused' if p.refused else 'cannot plan'}: {p.error}\n")
-            continue
-        if not p.actions:
-            out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
-        for action, done, preview in zip(p.actions, p.done, p.previews(), strict=False):
-            out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
-            if not done:
-                if action.disruptive:
-                    out.write(f"      ! {action.disruptive}\n")
-                    disruptive.append(f"[{p.step.id}] {action.disruptive}")
-                for line in preview:
-                    out.write(f"      {line}\n")
-        if p.checks:
-            out.write("  then checks:\n" + "".join(f"      {line}\n" for line in p.checks))
-    if disruptive:
-        out.write("disruptive changes in this plan:\n" + "".join(f"  ! {d}\n" for d in disruptive))
-    bad = [p for p in planned if not p.ok]
-    if bad:
-        out.write("not plannable: " + ", ".join(f"{p.step.id} ({'refused' if p.refused else 'cannot plan'})" for p in bad) + "\n")
-
-
 def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     model, _, selected, _ = _prepare_engine(session)
     planned = list(model.plan(selected).values())
@@ -331,6 +412,8 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
 
         out.write(json.dumps(redact({"steps": doc, "exit": code}), indent=2) + "\n")
         return code
+    from .console import render_plan
+
     render_plan(planned, out)
     out.write("(plan only: nothing was executed)\n")
     return code
@@ -509,10 +592,12 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
     try:
         if args.command == "doctor":
             session = Session(args, unattended=True, err=err)
-            return cmd_doctor(session, out)
+            return cmd_doctor(session, out, err)
         if args.command == "verify":
             session = Session(args, unattended=True, err=err)
             return cmd_verify(session, out, bool(args.json))
+        if args.command == "undo":
+            return cmd_undo(Session(args, unattended=True, err=err), out, err)
         if args.command == "podspec":
             from . import podspec_cli
 

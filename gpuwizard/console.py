@@ -320,3 +320,33 @@ class LogFile:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
+
+
+def render_plan(planned: list[Any], out: IO[str]) -> None:
+    disruptive: list[str] = []
+    for p in planned:
+        out.write(f"[{p.step.id}] {p.step.title}\n")
+        for text in p.assumptions:
+            out.write(f"  assumes: {text}\n")
+        for text in p.decisions:
+            out.write(f"  decision: {text}\n".replace("\n", "\n            ").rstrip() + "\n")
+        if p.error:
+            out.write(f"  {'refused' if p.refused else 'cannot plan'}: {p.error}\n")
+            continue
+        if not p.actions:
+            out.write("  nothing to change\n" if p.step.id != "detect" else "  read-only probes (GPUs, driver, CUDA, Docker, Kubernetes)\n")
+        for action, done, preview in zip(p.actions, p.done, p.previews(), strict=False):
+            out.write(f"  {'[done] ' if done else '[todo] '}{action.title}\n")
+            if not done:
+                if action.disruptive:
+                    out.write(f"      ! {action.disruptive}\n")
+                    disruptive.append(f"[{p.step.id}] {action.disruptive}")
+                for line in preview:
+                    out.write(f"      {line}\n")
+        if p.checks:
+            out.write("  then checks:\n" + "".join(f"      {line}\n" for line in p.checks))
+    if disruptive:
+        out.write("disruptive changes in this plan:\n" + "".join(f"  ! {d}\n" for d in disruptive))
+    bad = [p for p in planned if not p.ok]
+    if bad:
+        out.write("not plannable: " + ", ".join(f"{p.step.id} ({'refused' if p.refused else 'cannot plan'})" for p in bad) + "\n")

@@ -16,6 +16,8 @@ def document(facts: Mapping[str, Any]) -> dict[str, Any]:
     doc["driver_status"] = facts.get("driver_status")
     doc["tools"] = facts.get("tools", {})
     doc["problems"] = facts.get("problems", {})
+    if "drift" in facts:  # with a state file: what the wizard set that has changed since (gpuwizard/undo.py)
+        doc["drift"] = facts["drift"]
     return doc
 
 
@@ -128,6 +130,12 @@ def rows(facts: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             out.append((key, "ok" if rel.get("status") == "deployed" else "problem", f"release {rel['release']} in {rel['namespace']}, chart {rel['chart_version']}, {rel['status']}"))
         else:
             out.append((key, "missing", "not installed"))
+    drift = facts.get("drift")
+    if drift is not None:
+        if not drift:
+            out.append(("drift", "ok", "what gpuwizard set is as it set it"))
+        for d in drift:
+            out.append(("drift", "problem", f"[{d['step']}] {d['what']}; re-apply: {d['reapply']}"))
     return out
 
 

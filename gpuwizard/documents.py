@@ -8,7 +8,7 @@ extra keys forbidden, so a key added in code without its type here fails a test.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic validates these on Python < 3.12 only from here
@@ -127,6 +127,16 @@ setattr(ToolFacts, "__pydantic_config__", _STRICT)  # noqa: B010 — what with_c
 
 
 @with_config(_STRICT)
+class DriftItem(TypedDict):
+    """One thing the wizard set that is no longer so (``doctor``, from the state file's journal)."""
+
+    step: str
+    kind: str
+    what: str
+    reapply: str
+
+
+@with_config(_STRICT)
 class Facts(TypedDict):
     """The doctor document: a layer is None when absent; ``problems`` says where a probe failed."""
 
@@ -143,6 +153,7 @@ class Facts(TypedDict):
     hami: ReleaseFacts | None
     tools: ToolFacts
     problems: dict[str, str]
+    drift: NotRequired[list[DriftItem]]  # with a state file that has a journal
 
 
 # -- the state file ---------------------------------------------------------------------------------
@@ -171,6 +182,7 @@ class StepEntry(TypedDict, total=False):
     facts: Facts
     boots: dict[str, str]  # {"node NAME": status.nodeInfo.bootID} when done: a later change means a reboot
     restarts: list[PodRestart]  # hami: the stale device-plugin pods it deleted
+    undo_then: list[list[str]]  # an undo in progress: commands still to run once its files are back
 
 
 @with_config(_STRICT)
@@ -188,6 +200,29 @@ class RunRecord(TypedDict):
     started: float
 
 
+JournalKind = Literal["file", "tree", "packages", "helm", "helm-repo", "kind-cluster", "label", "namespace", "sysctl", "module"]
+
+
+@with_config(_STRICT)
+class JournalEntry(TypedDict):
+    """One change a run made (gpuwizard/journal.py): what was there before and what changed, enough
+    for ``gpuwizard undo`` to reverse it and ``doctor`` to tell drift. ``pending``: saved before its
+    action ran, not yet completed (the process died inside it)."""
+
+    seq: int
+    step: str
+    action: str | None
+    run: str
+    kind: JournalKind
+    target: str  # what it changed, in words (a path, "apt packages", "Helm release hami (kube-system)")
+    at: float
+    status: Literal["pending", "done"]
+    data: dict[str, Any]
+    undone: NotRequired[str]  # the run id of the undo that reversed it ("nothing changed": dropped)
+    undone_at: NotRequired[float]
+    kept: NotRequired[str]  # undo left it as it is now, and why (others changed it since)
+
+
 @with_config(_STRICT)
 class StateData(TypedDict, total=False):
     """The state file: schema ``version``, the run's answers (replayable as an answer file), each
@@ -198,6 +233,7 @@ class StateData(TypedDict, total=False):
     steps: dict[str, StepEntry]
     boot_id: str | None
     run: RunRecord
+    journal: list[JournalEntry]  # every change, in order (undo, drift)
 
 
 # -- gpuwizard verify --json ----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from . import actions as A
+from . import journal as J
 from .errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -25,6 +26,7 @@ from .errors import (
     GpuwizardError,
     InvalidInput,
     RebootRequired,
+    StepFailed,
 )
 from .host import Host
 from .resume_service import UNIT, ResumeService, no_systemd_refusal, systemd_booted
@@ -121,6 +123,8 @@ class Call:
         self.run_id = run_id
         self.promises: dict[str, list[Promise]] = {}
         self.files: dict[str, str] = {}  # planning: the content earlier steps' file actions will leave
+        self.gone: set[str] = set()  # planning: the paths earlier actions will have removed (an undo's plan)
+        self.modes: dict[str, int] = {}  # planning: the modes of the files in ``files`` where known
         self.current: StepContext | None = None
 
 
@@ -216,9 +220,13 @@ class StepContext:
         (planning), else what is on the host."""
         if self.planning and system_path in self.call.files:
             return self.call.files[system_path]
+        if self.planning and system_path in self.call.gone:
+            return None
         return self.host.read_text(system_path)
 
     def exists(self, system_path: str) -> bool:
+        if self.planning and system_path in self.call.gone:
+            return False
         return (self.planning and system_path in self.call.files) or self.host.exists(system_path)
 
     def action_record(self, action_id: str) -> dict[str, Any] | None:
@@ -482,6 +490,9 @@ class Engine:
             finally:
                 ctx.current_action = None
             try:
+                drifted = self._drifted(sid)
+                if drifted:
+                    raise StepFailed("what it set has changed since: " + "; ".join(drifted))
                 summary = step.verify(ctx, answers)
                 if settled or not then:  # the boots it now lives through (first kept by an older gpuwizard)
                     boots = self._boots(ctx, step, answers)
@@ -510,7 +521,7 @@ class Engine:
                     continue
                 if isinstance(action, A.Reboot):
                     return self._reboot(ctx, action)
-                action.apply(ctx)
+                self._apply_journaled(ctx, action)
                 self.state.record_action(sid, action.id, "changed", run=ctx.call.run_id)
                 self._save()
                 self.emit(Event("action-finished", sid, action.id, action.title, status="changed"))
@@ -525,6 +536,27 @@ class Engine:
         self._save()
         self.emit(Event("step-finished", sid, status="done", text=summary or ""))
         return EXIT_OK
+
+    def _drifted(self, sid: str) -> list[str]:
+        """What the step set that is no longer so (the journal's drift): a done step runs again."""
+        from .undo import drift
+
+        return [d["what"] for d in drift(self, [sid])]
+
+    def _apply_journaled(self, ctx: StepContext, action: A.Action) -> None:
+        """Apply an action with its journal entries: what is there before it runs is saved first (a
+        pending entry), what changed after (``gpuwizard undo`` reverses it, ``doctor`` tells drift).
+        A dry run keeps no journal."""
+        changes = [] if ctx.planning else action.journal(ctx)
+        if not changes:
+            action.apply(ctx)
+            return
+        pending = J.begin(ctx, changes)
+        self._save()
+        try:
+            action.apply(ctx)
+        finally:  # a failure half-way still leaves what it changed reversible
+            J.finish(ctx, pending)
 
     def _boots(self, ctx: StepContext, step: Step[Any], answers: Any) -> dict[str, str]:
         try:

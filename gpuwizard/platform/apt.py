@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .. import actions as A
 from .. import versions as V
 from ..errors import PlanRefused
+from ..journal import FileChange
 from .base import KERNEL_FLAVOUR, ArchiveDriver, Done, DriverInstall, Platform, driver_branch
 from .kinds import (
     APT_ENV,
@@ -235,7 +236,8 @@ class Apt(Platform):
             download(ctx, "repo-key-download", f"download NVIDIA's repository key ({KEY_URL})", KEY_URL, KEY_CACHE,
                      done=lambda c: c.host.exists(KEYRING)),
             (A.Run("repo-key", f"install the key as an APT keyring ({KEYRING})",
-                   ["gpg", "--batch", "--yes", "--dearmor", "-o", hp(ctx, KEYRING), hp(ctx, KEY_CACHE)], creates=KEYRING)
+                   ["gpg", "--batch", "--yes", "--dearmor", "-o", hp(ctx, KEYRING), hp(ctx, KEY_CACHE)],
+                   creates=KEYRING).with_changes(FileChange(KEYRING))
              if ctx.has_tool("gpg") else
              Dearmor("repo-key", f"install the key as an APT keyring ({KEYRING})", KEY_CACHE, KEYRING)),
             Check("repo-key-fingerprint", f"the keyring holds NVIDIA's key {KEY_FINGERPRINT}",

@@ -22,7 +22,11 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from .. import actions as A
+from ..journal import FileChange
 from .base import ArchiveDriver, DriverInstall, Platform, driver_branch
+
+# where `dnf versionlock add` keeps its locks (python3-dnf-plugin-versionlock, dnf 4; dnf5: /etc/dnf/versionlock.toml)
+VERSIONLOCK_LIST = "/etc/dnf/plugins/versionlock.list"
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import StepContext
@@ -78,7 +82,7 @@ class Dnf(Platform):
         name = f"cuda-{self.repo_distro}.repo"
         repo = posixpath.join("/etc/yum.repos.d", name)
         return A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})", self.add_repo_argv(self.cuda_repo_url(name)),
-                     creates=repo)
+                     creates=repo).with_changes(FileChange(repo))
 
     def driver_stream(self, module: str | None, wanted: str) -> str:
         """The nvidia-driver module stream (RHEL 8/9) for a module flavour and a wanted version."""
@@ -104,7 +108,8 @@ class Dnf(Platform):
             pkg = "nvidia-open" if module == "open" else "cuda-drivers"
             if promised:
                 acts.append(A.Run("driver-lock", f"hold the driver at branch {promised} (dnf versionlock)",
-                                  ["dnf", "versionlock", "add", f"*nvidia*{promised}*"], idempotent=True))
+                                  ["dnf", "versionlock", "add", f"*nvidia*{promised}*"], idempotent=True).with_changes(
+                                      FileChange("/etc/dnf/versionlock.toml" if self.dnf5 else VERSIONLOCK_LIST)))
             argv = self.install_argv([pkg])
         acts.append(A.Run("install", f"install the driver package {pkg}", argv, done_when=["nvidia-smi", "-L"], timeout=3600))
         return DriverInstall(acts, pkg, promised)

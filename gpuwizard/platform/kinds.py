@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import actions as A
 from ..errors import StepFailed
 from ..host import Host, atomic_write, join_argv
+from ..journal import Change, FileChange, TreeChange
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine import StepContext
@@ -85,6 +86,9 @@ class MakeDir(A.Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return ctx.host.path(self.path).is_dir()
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [TreeChange(self.path, drift=False), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
         ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
@@ -182,6 +186,9 @@ class Fetch(A.Action):
     def is_done(self, ctx: StepContext) -> bool:
         return bool(self.done(ctx)) if self.done is not None else ctx.host.exists(self.dest)
 
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [FileChange(self.dest, drift=False), *self.changes]
+
     def apply(self, ctx: StepContext) -> None:
         from .. import download as D
 
@@ -214,6 +221,9 @@ class Dearmor(A.Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return ctx.host.exists(self.dest)
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [FileChange(self.dest), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
         if ctx.host.dry_run:

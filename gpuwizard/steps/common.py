@@ -16,6 +16,7 @@ from .. import platform as P
 from .. import versions as V
 from ..engine import Event
 from ..host import Host, Runner, join_argv
+from ..journal import Change, FileChange
 from ..platform.kinds import APT_ENV as APT_ENV
 from ..platform.kinds import APT_SENTINEL as APT_SENTINEL
 from ..platform.kinds import APT_VERSION_ROW as APT_VERSION_ROW
@@ -173,6 +174,9 @@ class Download(A.Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return D.verified(ctx.host.path(self.dest), self.sha256)
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [FileChange(self.dest, drift=False), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
         target = ctx.host.path(self.dest)

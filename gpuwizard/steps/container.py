@@ -38,6 +38,7 @@ from ..detect import probe_docker, probe_version
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
 from ..host import load_json_object, unified_diff
+from ..journal import Change, FileChange
 
 # NVIDIA's container toolkit repositories (APT: key + signed-by list; dnf: a repo file): gpuwizard/platform
 from ..platform.apt import APT_LIST as APT_LIST
@@ -469,6 +470,13 @@ class ConfigureRuntime(A.Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return self._done(ctx)
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        """The runtime's configuration files nvidia-ctk writes (config.toml and, from 1.18, its drop-in),
+        each put back by undo, which then restarts the runtime."""
+        paths = [self.path] if self.runtime == "docker" else sorted({self.path, *self._containerd_files(ctx)})
+        restart = (("systemctl", "restart", self.runtime),)
+        return [FileChange(p, then=restart) for p in paths] + list(self.changes)
 
     def apply(self, ctx: StepContext) -> None:
         if self.runtime == "containerd":

@@ -25,6 +25,7 @@ from .. import versions as V
 from ..engine import Step, StepContext
 from ..errors import InvalidInput, PlanRefused, StepFailed
 from ..host import Runner
+from ..journal import FileChange, TreeChange
 from ..validate import AbsPath, Section, Sha256, UrlOrPath, Version
 from . import common as C
 
@@ -158,7 +159,8 @@ class CudaStep(Step[CudaAnswers]):
             actions += [
                 C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"), source, cached, answers.sha256),
                 A.Run("install", f"install the CUDA {xy} toolkit only (not the bundled driver)",
-                      ["sh", C.hp(ctx, cached), "--silent", "--toolkit"], creates=nvcc, timeout=3600),
+                      ["sh", C.hp(ctx, cached), "--silent", "--toolkit"], creates=nvcc, timeout=3600).with_changes(
+                          TreeChange(home), FileChange("/usr/local/cuda")),
             ]
         else:  # NVIDIA's CUDA repository, the distribution's way (cuda-keyring / a dnf repo file)
             actions += plat.cuda_toolkit(ctx, xy, nvcc)
@@ -167,7 +169,7 @@ class CudaStep(Step[CudaAnswers]):
         if answers.env_file == "~/.bashrc":
             path = bashrc_path(ctx)
             actions.append(A.WriteFile("env", f"PATH and LD_LIBRARY_PATH for CUDA {xy} in {path} (a marked block)",
-                                       path, with_block(ctx.host.read_text(path), body)))
+                                       path, with_block(ctx.host.read_text(path), body), block=(BLOCK_BEGIN, BLOCK_END)))
         else:
             actions.append(A.WriteFile("env", f"PATH and LD_LIBRARY_PATH for CUDA {xy} in {answers.env_file}",
                                        answers.env_file, body))
@@ -194,7 +196,7 @@ class CudaStep(Step[CudaAnswers]):
         venv_pkg = C.platform(ctx.facts.get("host") or {}).python_venv()
         return venv_pkg + [
             A.Run("torch-venv", f"create a Python venv for the PyTorch check ({VENV})",
-                  ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python"),
+                  ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python").with_changes(TreeChange(VENV)),
             _VenvRun("torch-install", "install PyTorch in the venv (pip install torch; needs network)",
                      ["pip", "install", "torch"], done_when=["python", "-c", "import torch"], timeout=3600),
         ]

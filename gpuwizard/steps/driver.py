@@ -41,6 +41,7 @@ from .. import actions as A
 from .. import versions as V
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import InvalidInput, PlanRefused, StepFailed
+from ..journal import Change, FileChange, Module
 from ..platform import ArchiveDriver, Platform
 from ..platform.apt import MOK_DER, MOK_DIR, MOK_PRIV  # noqa: F401  (where Ubuntu's DKMS signs)
 from ..platform.base import DKMS_MOK_DIR, driver_branch, nvidia_builds  # noqa: F401
@@ -190,7 +191,8 @@ class DriverStep(Step[DriverAnswers]):
                                "that the initramfs was rebuilt (update-initramfs -u / dracut -f) and that no kernel "
                                "parameter forces nouveau (e.g. nouveau.modeset=1), then run gpuwizard --resume")]
             actions += [
-                A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT),
+                A.WriteFile("blacklist-nouveau", f"blacklist nouveau in {BLACKLIST}", BLACKLIST, BLACKLIST_CONTENT,
+                            then=(tuple(osf.initramfs),)),
                 osf.rebuild_initramfs("initramfs", "rebuild the initramfs without nouveau",
                                       done=lambda c: c.done_this_run("initramfs")),
                 A.Reboot("reboot-nouveau", "reboot so that nouveau is not loaded",
@@ -206,7 +208,8 @@ class DriverStep(Step[DriverAnswers]):
                 A.Run("signing-key", f"generate a module signing key ({cert}; DKMS signs with {osf.key})",
                       ["openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-keyout", C.hp(ctx, osf.key),
                        "-outform", "DER", "-out", C.hp(ctx, cert), "-nodes", "-days", "36500",
-                       "-subj", "/CN=gpuwizard NVIDIA module signing key/"], creates=cert),
+                       "-subj", "/CN=gpuwizard NVIDIA module signing key/"], creates=cert).with_changes(
+                          FileChange(osf.key), FileChange(cert)),
                 C.RunIf("mok-import", "queue the key for enrolment (mokutil --import; MokManager asks for the root password at the next boot)",
                         ["mokutil", "--import", C.hp(ctx, cert), "--root-pw"], done=lambda c: _mok_queued(c, cert)),
             ]
@@ -333,6 +336,9 @@ class LoadModule(A.Action):
 
     def is_done(self, ctx: StepContext) -> bool:
         return bool(self.done and self.done(ctx))
+
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return [Module("nvidia", ("nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia")), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
         result = ctx.host.runner.run(self.argv, check=False)

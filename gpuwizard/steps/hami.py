@@ -29,6 +29,7 @@ from .. import versions as V
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
 from ..host import join_argv
+from ..journal import HelmRelease, Label
 from ..parsers import HAMI_REGISTER as REGISTER_ANNOTATION
 from ..parsers import normalize_kube_version, parse_hami_registration
 from ..validate import K8sName, NodeLabel, Section, Version
@@ -683,7 +684,8 @@ class HamiStep(Step[HamiAnswers]):
                                      op["namespace"], "--version", op["version"], "--reuse-values", "--set",
                                      "devicePlugin.enabled=false"),
                               lambda c: K.release_matches(c, context, op["release"], op["namespace"], "gpu-operator",
-                                                          op["version"], target)))
+                                                          op["version"], target)).with_changes(
+                                  HelmRelease(context, op["release"], op["namespace"])))
         acts += K.helm_repo_actions(ctx, CHART)
         lkey, lval = r["label"]
         for node in r["nodes"]:
@@ -694,7 +696,8 @@ class HamiStep(Step[HamiAnswers]):
                 return bool(item["metadata"].get("labels", {}).get(lkey) == lval)
 
             acts.append(K.Cmd(f"label-{node}", f"node {node} is labelled {a.node_label} ({r['chosen']})",
-                              K.kubectl(context, "label", "node", node, f"{lkey}={lval}", "--overwrite"), labelled))
+                              K.kubectl(context, "label", "node", node, f"{lkey}={lval}", "--overwrite"),
+                              labelled).with_changes(Label(context, "node", node, lkey)))
         path = f"{K.WORKDIR}/helm/{release}-values.yaml"
         cv = r["chart"]
         header = [f"HAMi {version} values written by gpuwizard for release {release} in {ns} ({context}).",
@@ -717,7 +720,7 @@ class HamiStep(Step[HamiAnswers]):
         acts.append(K.Cmd("helm-install", f"HAMi {version} installed as {release} in {ns}",
                           K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
                                  "--version", version, "--values", K.hp(ctx, path)), done, timeout=900,
-                          details=details))
+                          details=details).with_changes(HelmRelease(context, release, ns)))
         acts += waits(r, a)
         op_answers = ctx.answers(OperatorStep)
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):

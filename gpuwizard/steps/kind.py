@@ -22,6 +22,7 @@ from .. import actions as A
 from ..detect import node_facts
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
+from ..journal import FileChange, KindCluster, Sysctl
 from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
 from . import kube as K
 from .container import ContainerStep
@@ -172,7 +173,7 @@ def default_runtime_plan(ctx: StepContext, a: KindAnswers, docker: dict[str, Any
     why = "this run creates the Kind cluster, and " if want == "auto" else "kind.set_docker_default_runtime: true; "
     acts.append(A.EditJson("docker-default-runtime", f"nvidia is Docker's default runtime ({why}Kind starts its nodes "
                            "with the default runtime, so only then do the GPU mounts take effect)",
-                           "/etc/docker/daemon.json", set_default))
+                           "/etc/docker/daemon.json", set_default, then=(("systemctl", "restart", "docker"),)))
 
     def runtime_loaded(c: StepContext) -> bool:
         r = c.host.runner.probe(["docker", "info", "--format", "{{.DefaultRuntime}}"])
@@ -325,7 +326,7 @@ class KindStep(Step[KindAnswers]):
         acts.append(K.Cmd(
             "ctk-volume-mounts", f"{CTK_KEY} = true in {CTK_CONFIG} (GPUs reach Kind nodes as volume mounts)",
             ["nvidia-ctk", "config", "--set", f"{CTK_KEY}=true", "--in-place"],
-            lambda c: toml_true(c.host.read_text(CTK_CONFIG), CTK_KEY)))
+            lambda c: toml_true(c.host.read_text(CTK_CONFIG), CTK_KEY)).with_changes(FileChange(CTK_CONFIG)))
         layout = gpu_layout(a, gpu_count)
         existing = clusters(ctx) or []
         creating = a.recreate or a.cluster_name not in existing
@@ -346,7 +347,8 @@ class KindStep(Step[KindAnswers]):
                     text = (c.host.read_text(path) or "0").strip()
                     return text.isdigit() and int(text) >= value
 
-                acts.append(K.Cmd(f"sysctl-{key.rsplit('.', 1)[1]}", f"{key} >= {value}", ["sysctl", "-w", f"{key}={value}"], raised))
+                acts.append(K.Cmd(f"sysctl-{key.rsplit('.', 1)[1]}", f"{key} >= {value}", ["sysctl", "-w", f"{key}={value}"],
+                                  raised).with_changes(Sysctl(key)))
 
         # 3. the Kind config (a file the plan shows as a diff)
         config_path = f"{K.WORKDIR}/kind/{a.cluster_name}.yaml"
@@ -378,7 +380,7 @@ class KindStep(Step[KindAnswers]):
         acts.append(K.Cmd("kind-create", f"create the Kind cluster {a.cluster_name}",
                           ["kind", "create", "cluster", "--name", a.cluster_name, "--config", K.hp(ctx, config_path)], created,
                           timeout=900, disruptive=f"creates the Kind cluster {a.cluster_name} (Docker containers "
-                          f"{', '.join(layout)})"))
+                          f"{', '.join(layout)})").with_changes(KindCluster(a.cluster_name)))
 
         # 5. ldconfig.real in the GPU nodes (the operator's toolkit container calls it; Debian nodes lack it)
         for node, devices in layout.items():

@@ -32,6 +32,7 @@ from ..helm_values import flatten as flatten
 from ..helm_values import split_key as split_key
 from ..helm_values import unflatten as unflatten
 from ..host import join_argv
+from ..journal import Change, FileChange, HelmRepo, command_changes
 from .common import Check, MakeDir
 
 WORKDIR = "/var/lib/gpuwizard"
@@ -707,6 +708,9 @@ class Cmd(A.Action):
     def is_done(self, ctx: StepContext) -> bool:
         return bool(self.done(ctx))
 
+    def journal(self, ctx: StepContext) -> list[Change]:
+        return command_changes(self.argv, self.changes)
+
     def apply(self, ctx: StepContext) -> None:
         try:
             ctx.host.runner.run(self.argv, timeout=self.timeout, check=True)
@@ -752,7 +756,7 @@ def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
         argv.append("--force-update")
         ctx.decide(f"the Helm repository alias {name} points at {other}; it is replaced with {url} "
                    "(helm repo add --force-update): charts from the old URL are no longer found under that name")
-    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", argv, added)]
+    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", argv, added).with_changes(HelmRepo(name))]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -814,18 +818,18 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
         MakeDir(f"download-dir-{name}", f"the download directory for {name} ({d})", d, mode=0o755),
         Cmd(f"download-{name}-sum", f"download the published checksum of {name} {version} ({fname}{TOOL_SUMS[name]})",
             ["curl", "-fsSL", "-o", hp(ctx, dest_sum), sums], lambda c: installed(c) or c.host.exists(dest_sum),
-            timeout=600, hint=offline),
+            timeout=600, hint=offline).with_changes(FileChange(dest_sum, drift=False)),
         Cmd(f"download-{name}", f"download {name} {version} ({url})", ["curl", "-fsSL", "-o", hp(ctx, dest), url],
-            matches, timeout=600, hint=offline),
+            matches, timeout=600, hint=offline).with_changes(FileChange(dest, drift=False)),
         Check(f"verify-{name}", f"sha256({fname}) = the published {fname}{TOOL_SUMS[name]}", matches, mismatch),
     ]
     if name == "helm":
         acts.append(Cmd(f"unpack-{name}", f"unpack {fname}",
                         ["tar", "-xzf", hp(ctx, dest), "-C", hp(ctx, d), f"linux-{arch}/helm"],
-                        lambda c: installed(c) or c.host.exists(binary)))
+                        lambda c: installed(c) or c.host.exists(binary)).with_changes(FileChange(binary, drift=False)))
     acts.append(Cmd(f"install-{name}", f"install {name} {version} into /usr/local/bin",
                     ["install", "-o", "root", "-g", "root", "-m", "0755", hp(ctx, binary), hp(ctx, f"/usr/local/bin/{name}")],
-                    installed))
+                    installed).with_changes(FileChange(f"/usr/local/bin/{name}")))
     return acts
 
 

@@ -29,6 +29,7 @@ from .. import versions as V
 from ..detect import nodes_facts
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
+from ..journal import HelmRelease, Label, Namespace
 from ..parsers import normalize_kube_version, parse_kube_version_json
 from ..validate import Auto, K8sName, Section, Version
 from . import kube as K
@@ -365,7 +366,8 @@ def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]
         K.Cmd(f"helm-upgrade-{hop}", f"gpu-operator {release} upgraded to {hop} (one major at a time)",
               K.helm(context, "upgrade", release, f"{repo_name}/{CHART}", "--namespace", ns, "--version", hop,
                      "--reset-then-reuse-values"), reached, timeout=900,
-              disruptive=f"the gpu-operator's daemonsets in {ns} restart with {hop}'s images"),
+              disruptive=f"the gpu-operator's daemonsets in {ns} restart with {hop}'s images").with_changes(
+                  HelmRelease(context, release, ns)),
         *ready_waits(context, ns, hop),
     ]
 
@@ -478,10 +480,12 @@ class OperatorStep(Step[OperatorAnswers]):
             doc = K.probe_json(c, K.kubectl(context, "get", "namespace", ns, "-o", "json"))
             return ((doc or {}).get("metadata", {}).get("labels") or {}).get(PSA) == "privileged"
 
-        acts.append(K.Cmd(f"namespace-{ns}", f"namespace {ns} exists", K.kubectl(context, "create", "namespace", ns), ns_exists))
+        acts.append(K.Cmd(f"namespace-{ns}", f"namespace {ns} exists", K.kubectl(context, "create", "namespace", ns),
+                          ns_exists).with_changes(Namespace(context, ns)))
         acts.append(K.Cmd(f"psa-{ns}", f"namespace {ns} allows privileged pods (Pod Security Admission: the operator's "
                           "daemonsets run privileged)", K.kubectl(context, "label", "namespace", ns, f"{PSA}=privileged",
-                                                                  "--overwrite"), psa_ok))
+                                                                  "--overwrite"), psa_ok).with_changes(
+                                                                      Label(context, "namespace", ns, PSA)))
         for hop in r["hops"]:
             acts += hop_actions(ctx, r, hop)
         path = values_path(release)
@@ -508,7 +512,7 @@ class OperatorStep(Step[OperatorAnswers]):
             details = live_details
         acts.append(K.Cmd("helm-install", f"gpu-operator {version} installed as {release} in {ns}", install,
                           lambda c: K.release_matches(c, context, release, ns, CHART, version, values), timeout=900,
-                          details=details))
+                          details=details).with_changes(HelmRelease(context, release, ns)))
         acts += ready_waits(context, ns)
         if a.verify:
             if r["plugin"]:
