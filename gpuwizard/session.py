@@ -11,18 +11,49 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel
 
 from . import __version__
 from .engine import Engine, PlannedStep, Step
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT
-from .state import State
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT, InvalidInput
+from .state import State, UnsavedState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .undo import StepUndo
 
 ANSWER_HEAD = ("# gpuwizard {version} answer file, exported from the wizard.\n"
                "# Replays this session unattended: sudo gpuwizard --answers THIS_FILE\n")
+
+
+@dataclass
+class UndoPlan:
+    """The undo of one step as ``gpuwizard undo STEP --plan`` plans it: the undo model's StepUndo
+    list and the same as the plan renderer's PlannedSteps (``console.render_plan``). When it refuses
+    (and is not forced), ``forced`` is the plan with ``--force``: what "undo anyway" would do."""
+
+    sid: str
+    force: bool
+    undos: list[StepUndo]
+    planned: list[PlannedStep]
+    forced: UndoPlan | None = field(default=None)
+
+    @property
+    def refusals(self) -> list[str]:
+        """Why undo refuses (unsafe without --force), one reason a line; empty when it does not."""
+        return [text for u in self.undos for text in u.refusals()]
+
+    @property
+    def refused(self) -> bool:
+        return not self.force and bool(self.refusals)
+
+    @property
+    def actions(self) -> int:
+        """How many actions it runs (already done ones included: each is checked, then skipped)."""
+        return sum(len(p.actions) for p in self.planned)
 
 
 class WizardSession:
@@ -138,6 +169,51 @@ class WizardSession:
         self.state.save()
         # what the other steps decided from this one being part of the session is decided again
         self.plans.clear()
+
+    # -- undo ----------------------------------------------------------------------------------
+    def can_undo(self, sid: str) -> bool:
+        """Whether the step has something to undo: journal entries not undone yet (gpuwizard/journal.py);
+        never in a dry run (nothing was changed, and nothing is)."""
+        from . import journal
+
+        if self.dry_run or sid not in self.steps or not self.steps[sid].implemented:
+            return False
+        return next(journal.live(self.state, [sid]), None) is not None
+
+    def undo_plan(self, sid: str, force: bool = False) -> UndoPlan:
+        """The undo of one step, planned (as ``gpuwizard undo STEP --plan [--force]``) on a copy of the
+        state: planning completes pending journal entries, which only the real undo saves. Runs probes:
+        call it off the UI thread."""
+        from . import undo
+
+        engine = self._scratch_engine()
+        undos = undo.plan(engine, [sid], force=force)
+        result = UndoPlan(sid, force, undos, list(undo.planned_steps(engine, undos, force)))
+        if result.refused:
+            result.forced = self.undo_plan(sid, force=True)
+        return result
+
+    def undo(self, sid: str, force: bool = False) -> int:
+        """Undo one step (``gpuwizard undo STEP [--force]``): the engine's events as a run's, the state
+        saved; 0 done, 1 refused or failed. What the other steps planned from it is planned again."""
+        from . import undo
+
+        if self.dry_run:
+            raise InvalidInput("a dry run changes nothing: there is nothing to undo, and undo does nothing")
+        try:
+            return undo.run(self.engine, [sid], force=force)
+        finally:
+            self.plans.clear()
+
+    def _scratch_engine(self) -> Engine:
+        """An engine over a copy of the state (never saved), sharing the host, the steps and the facts."""
+        engine = Engine(self.engine.host, UnsavedState.copy_of(self.state, self.state.path), self.steps,
+                        unattended=self.engine.unattended, detector=lambda _host: self.engine.facts())
+        # its output goes nowhere: no listener of the real engine hears it, and the runner forgets it
+        runner_listeners = self.engine.host.runner.listeners
+        if engine._on_output in runner_listeners:
+            runner_listeners.remove(engine._on_output)
+        return engine
 
     # -- export --------------------------------------------------------------------------------
     def export_doc(self) -> dict[str, Any]:

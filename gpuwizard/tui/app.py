@@ -6,6 +6,10 @@ worker's thread; the app only appends them to a queue there, and a timer on the 
 every 50 ms, writing output lines to the step's ``Log`` in batches (a flood of output cannot freeze
 the UI; the full output goes to the log file on disk, another listener of the same engine).
 
+An undo of a step (its Undo button, or U) shows the step's undo plan first (planned on a worker, as
+``gpuwizard undo STEP --plan``); confirmed, it runs in the same kind of thread worker as a run, its
+events shown in the step's run view as a run's are.
+
 Cancelling a step sets ``host.runner.cancel``: the command in flight is stopped, the step is recorded
 as failed, what was done stays done. Quitting mid-run asks first, then does the same and exits once
 the worker has finished, so the state file is always consistent.
@@ -44,13 +48,15 @@ from .screens.modals import (
     HelpScreen,
     RebootChoice,
     RebootScreen,
+    UndoChoice,
+    UndoScreen,
 )
 from .screens.overview import SummaryPane, WelcomePane
 
 if TYPE_CHECKING:  # pragma: no cover — loaded after the first frame (see WizardApp.start)
     from ..answers import AnswerFile
     from ..engine import Engine, Event, PlannedStep, Step
-    from ..session import WizardSession
+    from ..session import UndoPlan, WizardSession
     from .screens.step import StepPane
 
 FLUSH_INTERVAL = 0.05
@@ -102,6 +108,7 @@ class WizardApp(App[int]):
         Binding("f1", "help", "Help"),
         Binding("ctrl+r", "run_step", "Run"),
         Binding("ctrl+n", "next", "Next"),
+        Binding("u", "undo", "Undo"),
         Binding("escape", "cancel_run", "Cancel"),
         Binding("f2", "focus_steps", "Steps", priority=True),
         Binding("ctrl+d", "doctor", "Doctor", show=False),
@@ -158,6 +165,7 @@ class WizardApp(App[int]):
         self.reboot_reasons: dict[str, str] = {}
         self.current = "welcome"
         self.running: str | None = None
+        self.undoing = False  # what runs (``running``) is an undo of the step
         self.run_started = 0.0
         self.exit_message = ""
         self.exported: Path | None = None
@@ -307,6 +315,8 @@ class WizardApp(App[int]):
             return
         main.statuses = {sid: self.status(sid) for sid in self.step_ids}
         main.current = self.current
+        for pane in self.panes():  # Undo: shown while there is something to undo and nothing runs
+            pane.sync_undo()
         self.refresh_bindings()
 
     @property
@@ -426,10 +436,13 @@ class WizardApp(App[int]):
         self.main.query_one("#steps").focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if isinstance(self.screen, ModalScreen) and action in ("run_step", "next", "cancel_run", "focus_steps", "doctor", "export"):
+        if isinstance(self.screen, ModalScreen) and action in ("run_step", "next", "cancel_run", "focus_steps", "doctor",
+                                                               "export", "undo"):
             return False
-        if not self.loaded and action in ("run_step", "next", "cancel_run", "export"):
+        if not self.loaded and action in ("run_step", "next", "cancel_run", "export", "undo"):
             return False
+        if action == "undo":  # listed only while the current step has something to undo
+            return self.can_undo(self.current)
         if action == "run_step":
             return self.current in self.steps and self.steps[self.current].implemented and not self.running
         if action == "cancel_run":
@@ -510,6 +523,8 @@ class WizardApp(App[int]):
             self.action_next()
         elif what == "cancel":
             self.action_cancel_run()
+        elif what == "undo":
+            self.action_undo(message.sid)
         elif what == "doctor":
             self.action_doctor()
         elif what == "export":
@@ -647,6 +662,77 @@ class WizardApp(App[int]):
         self.refresh_statuses()
         self.open(self.next_target(sid))
 
+    # -- undoing a step ------------------------------------------------------------------------
+    def can_undo(self, sid: str) -> bool:
+        """Whether the step has changes to undo now: the session says so (never in a dry run) and
+        nothing runs."""
+        return self.model is not None and not self.running and sid in self.steps and self.model.can_undo(sid)
+
+    def action_undo(self, sid: str | None = None) -> None:
+        """The undo dialog of the step (the current one): its plan, then Undo or Cancel."""
+        sid = sid or self.current
+        if not self.can_undo(sid) or isinstance(self.screen, UndoScreen):
+            return
+        screen = UndoScreen(sid, self.steps[sid].title)
+        self.push_screen(screen, partial(self._after_undo_dialog, sid, screen))
+        self.undo_plan_worker(sid, screen)
+
+    @work(thread=True, group="undo-plan", exclusive=True, exit_on_error=False)
+    def undo_plan_worker(self, sid: str, screen: UndoScreen) -> None:
+        try:
+            plan = self.ready.undo_plan(sid)
+        except Exception as exc:  # noqa: BLE001 — a bug, or a host that cannot be read: said in the dialog
+            self.call_from_thread(screen.show_error, f"{type(exc).__name__}: {exc}")
+            return
+        self.call_from_thread(screen.show_plan, plan)
+
+    def _after_undo_dialog(self, sid: str, screen: UndoScreen, choice: UndoChoice | None) -> None:
+        if choice in (UndoChoice.UNDO, UndoChoice.FORCE) and screen.plan is not None:
+            force = choice is UndoChoice.FORCE
+            plan: UndoPlan = (screen.plan.forced or screen.plan) if force else screen.plan
+            self.call_later(self._start_undo, sid, force, plan.actions)
+
+    async def _start_undo(self, sid: str, force: bool, total: int | None = None) -> None:
+        if not self.can_undo(sid):
+            return
+        self.running, self.undoing = sid, True  # first: nothing else starts while the run view is built
+        self.run_started = self.clock()
+        self.host.runner.cancel.clear()
+        pane = self.pane(sid)
+        await pane.ensure_run_view()
+        pane.start_run(undo=True, total=total)
+        self.refresh_statuses()
+        self.undo_worker_thread(sid, force)
+
+    @work(thread=True, group="run", exit_on_error=False)
+    def undo_worker_thread(self, sid: str, force: bool) -> None:
+        try:
+            code = self.ready.undo(sid, force=force)
+        except Exception as exc:  # noqa: BLE001 — undo records its failures; this is a bug
+            self.failures[sid] = (f"internal error: {type(exc).__name__}: {exc}", [])
+            code = EXIT_FAILED
+        self.call_from_thread(self._undo_done, sid, code)
+
+    def _undo_done(self, sid: str, code: int) -> None:
+        self._drain_events()
+        self.running, self.undoing = None, False
+        self.host.runner.cancel.clear()
+        pane = self.pane(sid)
+        pane.tick(self.clock() - self.run_started)
+        if pane.last_finished is not None:
+            status, text = pane.last_finished
+        else:  # no verdict from the undo (a bug): what the state says
+            status, text = "failed", self.failures.get(sid, ((self.state.steps.get(sid) or {}).get("message", ""), []))[0]
+        pane.finish_undo(status, text)
+        self.refresh_statuses()
+        if self._quit_pending:
+            self._exit_with(self.exit_code())
+            return
+        self.probe(plan=[sid])  # the host changed: detect again, and plan the step anew (Run does it again)
+        if code != EXIT_OK:
+            where = f"; full log: {self.path_text(self.log_path)}" if self.log_path else ""
+            self.notify(f"undo of {sid} stopped: {text}{where}", severity="error", timeout=10)
+
     # -- reboot ---------------------------------------------------------------------------------
     def _ask_reboot(self, sid: str) -> None:
         reason = self.reboot_reasons.get(sid) or (self.state.steps.get(sid) or {}).get("message") or "a reboot is required"
@@ -715,13 +801,17 @@ class WizardApp(App[int]):
             if yes and self.running:
                 self.host.runner.cancel.set()
 
-        self.push_screen(
-            ConfirmScreen("Cancel the running step?",
-                          "The command in flight is stopped and the step is marked failed; what is already "
-                          "done stays done. You can then Retry or Skip it.",
-                          yes="Stop it", no="Keep running"),
-            answer,
-        )
+        if self.undoing:
+            screen = ConfirmScreen("Cancel the running undo?",
+                                   "The command in flight is stopped and the step is marked failed; what is already "
+                                   "put back stays put back. Undo it again to finish.",
+                                   yes="Stop it", no="Keep running")
+        else:
+            screen = ConfirmScreen("Cancel the running step?",
+                                   "The command in flight is stopped and the step is marked failed; what is already "
+                                   "done stays done. You can then Retry or Skip it.",
+                                   yes="Stop it", no="Keep running")
+        self.push_screen(screen, answer)
 
     # -- help, doctor, export -------------------------------------------------------------------
     def action_help(self) -> None:
@@ -767,6 +857,9 @@ class WizardApp(App[int]):
         if "podspec" in self.steps and self.steps["podspec"].implemented:
             yield SystemCommand("Pod spec builder", "Build a HAMi pod spec: fields, live YAML, save / apply",
                                 partial(self.open, "podspec"))
+        if self.can_undo(self.current):
+            yield SystemCommand(f"Undo step: {self.current}", "Reverse what this step changed (its undo plan first)",
+                                self.action_undo)
         yield SystemCommand("Summary", "What was done, next commands, export", partial(self.open, "summary"))
         yield SystemCommand("Doctor", "What is installed and healthy, layer by layer", self.action_doctor)
         yield SystemCommand("Export answers", "Write an answer file that replays this session unattended", self.action_export)

@@ -14,7 +14,7 @@ from textual.message import Message
 # "next": the pane after the current one (the step list's order, skipping what is done)
 Target = str
 
-Request = Literal["run", "skip", "next", "cancel", "doctor", "export", "quit"]
+Request = Literal["run", "skip", "next", "cancel", "undo", "doctor", "export", "quit"]
 
 
 class Navigate(Message):
@@ -38,8 +38,8 @@ class AnswersEdited(Message):
 
 
 class Requested(Message):
-    """A button or a key asks for something: run / skip the step ``sid`` (the current one when
-    None), go to the next step, cancel the run, open the doctor or the export dialog, quit."""
+    """A button or a key asks for something: run / skip / undo the step ``sid`` (the current one
+    when None), go to the next step, cancel the run, open the doctor or the export dialog, quit."""
 
     def __init__(self, what: Request, sid: str | None = None) -> None:
         super().__init__()

@@ -1,11 +1,11 @@
-"""Modal screens: confirm, failure (Retry / Skip / Quit), reboot, help, doctor, export answers, and
-"terminal too small". Every dialog shows the dry-run banner when nothing is executed."""
+"""Modal screens: confirm, failure (Retry / Skip / Quit), reboot, undo a step (its plan first), help,
+doctor, export answers, and "terminal too small". Every dialog shows the dry-run banner when nothing is executed."""
 
 from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rich.text import Text
 from textual import events
@@ -19,6 +19,10 @@ from textual.widgets import Button, Input, Static
 from ..widgets.banner import DryRunBanner, is_dry_run
 from ..widgets.compact import compact_button, compact_input
 from ..widgets.doctor import doctor_table
+from ..widgets.undoplan import undo_plan_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...session import UndoPlan
 
 ResultT = TypeVar("ResultT")
 
@@ -30,6 +34,14 @@ class FailureChoice(enum.StrEnum):
     SKIP = "skip"
     QUIT = "quit"
     CLOSE = "close"  # stay on the step (Escape)
+
+
+class UndoChoice(enum.StrEnum):
+    """What the user chose in the undo dialog."""
+
+    UNDO = "undo"
+    FORCE = "force"  # undo anyway: what it refuses as unsafe too (gpuwizard undo --force)
+    CANCEL = "cancel"
 
 
 class RebootChoice(enum.StrEnum):
@@ -191,6 +203,90 @@ class RebootScreen(_Modal[RebootChoice]):
         self.dismiss(RebootChoice.NOW if button.name == "now" and self.allowed else RebootChoice.LATER)
 
 
+class UndoScreen(_Modal[UndoChoice]):
+    """Undo a step: its undo plan as ``gpuwizard undo STEP --plan`` prints it (scrollable), then Undo or
+    Cancel. When the plan refuses (unsafe), why, what ``--force`` would do, and "Undo anyway (--force)"
+    in place of Undo. Opens with "planning…": the app plans on a worker and calls ``show_plan`` (or
+    ``show_error``). Dismisses with an UndoChoice (Escape: CANCEL)."""
+
+    BINDINGS = [Binding("escape", "dismiss_default", "Cancel")]
+    DEFAULT_RESULT = UndoChoice.CANCEL
+
+    def __init__(self, sid: str, step_title: str):
+        super().__init__()
+        self.sid, self.step_title = sid, step_title
+        self.plan: UndoPlan | None = None
+        self.error: str | None = None
+        self.text = ""  # the plan's text as shown (plain)
+
+    def body(self) -> ComposeResult:
+        with Vertical(classes="dialog undo", id="undo-dialog"):
+            yield Static(Text(f"↶ Undo: {self.step_title}", style="bold"), classes="dialog-title")
+            yield Static(Text(f"What undo will do, as `gpuwizard undo {self.sid} --plan` shows it:", style="dim"),
+                         id="undo-intro")
+            with VerticalScroll(classes="undo-plan", id="undo-scroll"):
+                yield Static(Text("planning the undo…", style="dim"), id="undo-plan")
+            refusal = Static("", id="undo-refusal", classes="undo-refusal")
+            refusal.display = False
+            yield refusal
+            with Horizontal(classes="buttons"):
+                yield compact_button("Undo", variant="primary", name="undo", id="undo", disabled=True)
+                force = compact_button("Undo anyway (--force)", variant="error", name="force", id="force")
+                force.display = False
+                yield force
+                yield compact_button("Cancel", name="cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+        if self.plan is not None:  # planned before the dialog was mounted
+            self._show_plan(self.plan)
+        elif self.error is not None:
+            self._show_error(self.error)
+
+    def show_plan(self, plan: UndoPlan) -> None:
+        """The plan is ready: shown (once the dialog is mounted), and the buttons that fit it."""
+        self.plan = plan
+        if self.is_mounted:
+            self._show_plan(plan)
+
+    def show_error(self, message: str) -> None:
+        """Planning failed (a bug, or the host cannot be read): said; only Cancel."""
+        self.error = message
+        if self.is_mounted:
+            self._show_error(message)
+
+    def _show_plan(self, plan: UndoPlan) -> None:
+        shown = undo_plan_text(plan)
+        self.text = shown.plain
+        self.query_one("#undo-plan", Static).update(shown)
+        undo, force = self.query_one("#undo", Button), self.query_one("#force", Button)
+        if plan.refused:
+            reasons = "\n".join(f"• {r}" for r in plan.refusals)
+            box = self.query_one("#undo-refusal", Static)
+            box.update(Text.assemble(("Refused: ", "bold red"), "undo leaves this step as it is, because:\n", reasons,
+                                     "\n", (f"Undo anyway runs `gpuwizard undo {plan.sid} --force` (shown below).", "dim")))
+            box.display = True
+            self.add_class("refused")
+            undo.display = False
+            force.display = True
+            self.query_one("#cancel", Button).focus()  # forcing is never the default
+        else:
+            undo.disabled = False
+            undo.focus()
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#undo-plan", Static).update(Text(f"cannot plan the undo: {message}", style="bold red"))
+        self.query_one("#undo", Button).display = False
+
+    def pressed(self, button: Button) -> None:
+        if button.name == "undo" and self.plan is not None and not self.plan.refused:
+            self.dismiss(UndoChoice.UNDO)
+        elif button.name == "force" and self.plan is not None:
+            self.dismiss(UndoChoice.FORCE)
+        else:
+            self.dismiss(UndoChoice.CANCEL)
+
+
 HELP = """\
 gpuwizard walks this host through one step at a time. Each step shows what detection found, a \
 form for its answers (defaults from detection) and its plan: the exact commands and file diffs. \
@@ -202,6 +298,7 @@ Keys
   Tab / Shift+Tab   move between fields, buttons and the step list
   Enter             press the focused button; in the step list: jump
   Ctrl+R            run the current step     Ctrl+N   next step
+  U                 undo the current step's changes (plan first)
   Escape            cancel the running step (asks first)
   F2                focus the step list      Ctrl+D   doctor
   Ctrl+E            export answers           Ctrl+P   command palette
@@ -308,4 +405,4 @@ class TooSmallScreen(_Modal[None], inherit_bindings=False):
         pass
 
 
-__all__ = ["FailureChoice", "RebootChoice", "TooSmallScreen", "too_small", "SizeGuard", "ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]
+__all__ = ["FailureChoice", "RebootChoice", "UndoChoice", "UndoScreen", "TooSmallScreen", "too_small", "SizeGuard", "ConfirmScreen", "FailureScreen", "RebootScreen", "HelpScreen", "DoctorScreen", "ExportScreen"]

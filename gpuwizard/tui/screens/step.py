@@ -94,6 +94,7 @@ class StepPane(Vertical):
         self.run_count = 0
         self._custom: Widget | None = None
         self._run_view_built = asyncio.Event()  # set once the run view and its children are mounted
+        self.last_finished: tuple[str, str] | None = None  # the last step-finished event: (status, text)
 
     @property
     def wizard(self) -> WizardApp:
@@ -139,6 +140,10 @@ class StepPane(Vertical):
                         yield compact_button("Skip step", id="skip")
                         if step.link:
                             yield compact_button(step.link[0], id="link")
+                        # shown while the step has changes to undo and nothing runs (sync_undo)
+                        undo = compact_button("Undo", id="undo")
+                        undo.display = False
+                        yield undo
                     else:
                         yield compact_button("Next ▸", variant="primary", id="next")
             # the run view is built at the step's first run (ensure_run_view): a pane opened to
@@ -180,10 +185,12 @@ class StepPane(Vertical):
                    compact_button("Back to answers", id="back")]
         if step.link:
             buttons.append(compact_button(step.link[0], id="link-after"))
+        buttons.append(compact_button("Undo", id="undo-after"))
         for button in buttons[1:]:
             button.display = False
         await self.query_one("#run-pane", Vertical).mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
         self._run_view_built.set()
+        self.sync_undo()
         earlier = list(self.wizard.outputs.get(self.sid, []))
         if earlier:
             self.runview.write_lines(earlier)
@@ -212,11 +219,28 @@ class StepPane(Vertical):
             note = f"Waiting for a reboot: {entry.get('message', '')}. After the reboot, run the step again to continue."
         elif status == "done" and entry.get("message"):
             note = f"Done: {entry['message']}"
+        message = str(entry.get("message") or "")
+        if status == "pending" and message.startswith("undone"):
+            note = "Undone: what this step changed was put back as it was before gpuwizard. Run step does it again."
+        elif message.startswith("partly undone"):
+            note = "Partly undone: some of what this step changed was left as is; Undo shows what is left."
         for button in self.query("#link"):
             button.display = status == "done"
         box = self.query_one("#step-note", Static)
         box.update(note)
         box.display = bool(note)
+        self.sync_undo()
+
+    def sync_undo(self) -> None:
+        """The Undo buttons: shown while the step has changes to undo and nothing runs; in the run
+        view, once its run (or undo) has finished."""
+        app = self.wizard
+        shown = app.can_undo(self.sid)
+        for button in self.query("#undo"):
+            button.display = shown
+        for button in self.query("#undo-after"):
+            cancel = self.query("#cancel")
+            button.display = shown and not (cancel and cancel.first().display)
 
     def refresh_facts(self) -> None:
         app = self.wizard
@@ -285,18 +309,24 @@ class StepPane(Vertical):
         self.focus_default()
 
     # -- running --------------------------------------------------------------------------------
-    def start_run(self) -> None:
-        self.run_count += 1
+    def start_run(self, undo: bool = False, total: int | None = None) -> None:
+        """The run view, for a run of the step (or, ``undo``, an undo of it: ``total`` actions)."""
+        if not undo:
+            self.run_count += 1
         self.actions_done = 0
+        self.last_finished = None
         self.query_one("#step-switcher", ContentSwitcher).current = "run-pane"
         self.query_one("#cancel").display = True
-        self.query_one("#next-after").display = False
-        self.query_one("#back").display = False
+        for bid in ("#next-after", "#back", "#link-after", "#undo-after"):
+            for button in self.query(bid):
+                button.display = False
         rv = self.runview
-        if self.run_count > 1 or rv.log_view.line_count:
+        if undo:
+            rv.write_lines(["── undo ──"])
+        elif self.run_count > 1 or rv.log_view.line_count:
             rv.write_lines([f"── run {self.run_count} ──"])
         rv.set_action("starting…")
-        rv.set_progress(0, self.actions_total)
+        rv.set_progress(0, (total or None) if undo else self.actions_total)
         rv.set_elapsed(0)
         self.refresh_header()
         self.query_one("#cancel", Button).focus()
@@ -311,6 +341,8 @@ class StepPane(Vertical):
                 rv.set_progress(self.actions_done, max(self.actions_total or 0, self.actions_done) or None)
             elif ev.kind == "progress":
                 rv.set_progress(float(ev.data.get("done", 0)), ev.data.get("total"))
+            elif ev.kind == "step-finished":
+                self.last_finished = (ev.status or "", ev.text)
         rv.write_lines(lines)
 
     def finish_run(self, status: str, message: str) -> None:
@@ -329,6 +361,22 @@ class StepPane(Vertical):
             rv.set_action(Text.assemble((mark, "bold red" if status == "failed" else "bold magenta"), f"  {message}"))
             self.query_one("#back").display = True
             self.query_one("#back", Button).focus()
+        self.refresh_header()
+
+    def finish_undo(self, status: str, message: str) -> None:
+        """An undo ended: ``status`` as its step-finished event says (undone, partly undone, refused,
+        failed)."""
+        self.query_one("#cancel").display = False
+        rv = self.runview
+        if status == "undone":
+            rv.set_action(Text.assemble(("↶ undone", "bold green"), f"  {message}" if message else ""))
+            rv.set_progress(1, 1)
+        elif status == "partly undone":
+            rv.set_action(Text.assemble(("↶ partly undone", "bold magenta"), f"  {message}" if message else ""))
+        else:
+            rv.set_action(Text.assemble((f"✗ undo {status or 'failed'}", "bold red"), f"  {message}" if message else ""))
+        self.query_one("#back").display = True
+        self.query_one("#back", Button).focus()
         self.refresh_header()
 
     def tick(self, elapsed: float) -> None:
@@ -364,6 +412,8 @@ class StepPane(Vertical):
             self.post_message(Requested("next", self.sid))
         elif bid == "cancel":
             self.post_message(Requested("cancel", self.sid))
+        elif bid in ("undo", "undo-after"):
+            self.post_message(Requested("undo", self.sid))
         elif bid == "back":
             self.show_setup()
         elif bid in ("link", "link-after") and (link := self.wizard.steps[self.sid].link):
