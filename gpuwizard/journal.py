@@ -338,12 +338,14 @@ def installed_packages(host: Host, manager: str) -> set[str] | None:
 
 def package_manager(argv: list[str]) -> str | None:
     """The package manager a command installs packages with (apt: apt-get/apt install, dpkg -i,
-    ubuntu-drivers install; dnf: dnf/yum install): its journal then records the packages it added."""
+    ubuntu-drivers install; dnf: dnf/yum install, dnf module install; options anywhere): its journal
+    then records the packages it added."""
     head = argv[0] if argv else ""
-    if (head in ("apt-get", "apt") and "install" in argv[1:3]) or (head == "dpkg" and argv[1:2] in (["-i"], ["--install"])) \
-            or (head == "ubuntu-drivers" and argv[1:2] == ["install"]):
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if (head in ("apt-get", "apt") and words[:1] == ["install"]) or (head == "dpkg" and ("-i" in argv or "--install" in argv)) \
+            or (head == "ubuntu-drivers" and words[:1] == ["install"]):
         return "apt"
-    if head in ("dnf", "yum") and ("install" in argv[1:3] or argv[1:3] == ["module", "install"]):
+    if head in ("dnf", "yum") and (words[:1] == ["install"] or words[:2] == ["module", "install"]):
         return "dnf"
     return None
 

@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 INDEPENDENT = ("podspec",)  # files only: nothing of it depends on the steps under it staying installed
-REAPPLY = "gpuwizard --resume"  # re-runs a done step whose result no longer holds (drift included)
+REAPPLY = "gpuwizard --resume"
+BOOT_TOOLS = ("update-initramfs", "dracut")  # a file put back takes effect at the next boot  # re-runs a done step whose result no longer holds (drift included)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Reversal:
     refusal: str | None = None
     kept: str | None = None
     then: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a user must know (takes effect at the next boot)
     leaves: tuple[str, str | None, int] | None = None  # a file reversal: (path, content after it or None: removed, mode)
     done: list[bool] = field(default_factory=list)  # planning: each action already done
     described: list[dict[str, Any]] = field(default_factory=list)  # planning: each action as data, its preview
@@ -224,6 +226,9 @@ def _file(ctx: StepContext, entry: dict[str, Any], data: dict[str, Any]) -> Reve
     if dirs and old["type"] is None:
         rev.actions.append(RemoveDirs(f"undo-{seq}-dirs", f"remove the directories gpuwizard made for {path}", dirs))
     rev.then = [list(argv) for argv in data.get("then") or []]
+    if rev.actions and any(argv and argv[0] in BOOT_TOOLS for argv in rev.then):
+        rev.notes.append(f"{path} takes effect at the next boot (the initramfs is rebuilt without it): reboot when "
+                         "convenient" + (" to load nouveau again" if "nouveau" in path else ""))
     return rev
 
 
@@ -561,7 +566,7 @@ def planned_steps(engine: Engine, undos: list[StepUndo], force: bool) -> list[Pl
 
     out = []
     for u in undos:
-        notes = [r.kept for r in u.reversals if r.kept]
+        notes = [r.kept for r in u.reversals if r.kept] + [n for r in u.reversals for n in r.notes]
         if force:
             notes += [f"forced past a refusal: {r.refusal}" for r in u.reversals if r.refusal]
         if u.unrecorded:
@@ -640,7 +645,7 @@ def _run_step(engine: Engine, u: StepUndo, force: bool, call: Any) -> int:
     previous = entry_state.get("status", "pending")
     state.set_status(sid, "running", message="undo in progress (gpuwizard undo)")
     state.save()
-    for text in [r.kept for r in u.reversals if r.kept]:
+    for text in [r.kept for r in u.reversals if r.kept] + [n for r in u.reversals for n in r.notes]:
         engine.emit(Event("note", sid, text=text))
     ran_then: list[list[str]] = []
     kept = 0

@@ -288,3 +288,22 @@ def test_containerd_imports_wiped_is_drift_and_undo_puts_config_toml_back(tmp_pa
     assert (root / TOML).read_text() == CONFIG  # "# managed by hand" and all
     assert not (root / DROP_IN).exists()
     assert ["systemctl", "restart", "containerd"] in [c["argv"] for c in sb.calls()[-30:]]
+
+
+def test_nouveau_host_through_its_reboot_then_undo_says_the_next_boot_brings_nouveau_back(tmp_path):
+    sb = prepare("nouveau", tmp_path / "r")
+    gw(sb, "doctor")
+    files_before, model_before = tree(sb.root), host_model(sb)
+    code, out, err = gw(sb, "--answers", str(ROOT / "examples/host.yaml"))
+    assert code == 3, out + err
+    sb.run(["reboot"])
+    code, out, err = gw(sb, "--resume")
+    assert code == 0, out + err
+    code, out, err = gw(sb, "undo")
+    assert code == 0, out + err
+    assert "/etc/modprobe.d/blacklist-nouveau.conf takes effect at the next boot" in out
+    assert "$ update-initramfs -u" in out or "update-initramfs -u" in out
+    # what a reboot changes (the boot id; nouveau loaded again, the module list) aside, the files are as before
+    changed = diff(files_before, tree(sb.root))
+    assert [line.split(":")[0] for line in changed] == ["proc/modules", "proc/sys/kernel/random/boot_id"], changed
+    assert diff(model_before, host_model(sb)) == []
