@@ -202,9 +202,12 @@ def test_drift_names_what_changed_and_a_resume_reapplies_it(tmp_path):
     del cfg["runtimes"]  # an upgrade rewrote daemon.json without the nvidia runtime
     daemon.write_text(json.dumps(cfg))
     sb.run(["kubectl", "--context", "kind-gpu-cluster", "label", "node", "gpu-cluster-control-plane", "gpu-"])
+    sb.run(["helm", "--kube-context", "kind-gpu-cluster", "upgrade", "hami", "hami-charts/hami", "--namespace", "kube-system",
+            "--version", "2.10.0", "--reuse-values", "--set", "devicePlugin.deviceSplitCount=5"])
     code, out, _ = gw(sb, "doctor", "--json")
     drift = json.loads(out)["drift"]
     whats = [d["what"] for d in drift]
+    assert "the values of the Helm release hami changed since gpuwizard set them: devicePlugin.deviceSplitCount" in whats, whats
     assert "runtimes.nvidia.path gone from /etc/docker/daemon.json" in whats
     assert "the label gpu was removed from node gpu-cluster-control-plane" in whats
     assert {d["reapply"] for d in drift} == {"gpuwizard --resume"}
