@@ -343,3 +343,66 @@ def test_every_tool_the_plan_runs_is_there_or_installed_first(root: Root, header
             if not present and not installed_first:
                 missing.append(f"[{s['step']}] {a['id']}: {tool}")
     assert not missing, "the plan runs tools this root does not have and nothing installs:\n  " + "\n  ".join(missing)
+
+
+# -- undo against the real dpkg and apt --------------------------------------------------------------
+UNDO_SCRIPT = r'''
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from gpuwizard import actions as A
+from gpuwizard import undo
+from gpuwizard.engine import Engine, Step
+from gpuwizard.host import Host, Runner
+from gpuwizard.state import State
+
+
+class NoAnswers(BaseModel):
+    pass
+
+
+class InstallJq(Step):
+    id = "cuda"
+    title = "install jq (its libraries come with it)"
+    Answers = NoAnswers
+
+    def plan(self, ctx, answers):
+        return [A.Run("install", "install jq", ["apt-get", "install", "-y", "--no-install-recommends", "jq"],
+                      done_when=["dpkg", "-s", "jq"], env={"DEBIAN_FRONTEND": "noninteractive"}, timeout=600)]
+
+
+state = State(Path("/tmp/undo-state.json"))
+engine = Engine(Host("/", Runner()), state, {"cuda": InstallJq()}, detector=lambda host: {})
+ran = engine.run(["cuda"], {"cuda": NoAnswers()})
+journal = json.loads(json.dumps(state.data.get("journal", [])))
+undone = undo.run(engine, ["cuda"])
+print(json.dumps({"run": ran, "journal": journal, "undo": undone}))
+'''
+
+
+def test_undo_purges_exactly_the_packages_an_install_added_with_the_real_dpkg_and_apt(root: Root):
+    """The journal reads the installed set with the root's real dpkg-query before and after `apt-get
+    install jq` (jq brings libjq1 and libonig5), and undo purges exactly those with the real apt-get:
+    what was installed before (apt, dpkg) stays."""
+    if root.apt_update:
+        pytest.skip(f"the Debian mirror's package lists could not be refreshed: {root.apt_update}")
+    def installed() -> set[str]:
+        rows = root.run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n").out.splitlines()
+        return {row.split()[0] for row in rows if row.endswith(" installed")}
+
+    before = installed()
+    if "jq" in before:
+        pytest.skip("jq is already in the cached root")
+    (root.path / "tmp/undo.py").write_text(UNDO_SCRIPT)
+    res = root.run("/opt/gw/venv/bin/python", "/tmp/undo.py", mounts=("/dev:/dev",), timeout=600)
+    assert res.code == 0, str(res)
+    doc = json.loads(res.out.strip().splitlines()[-1])
+    if doc["run"] != 0:
+        pytest.skip(f"apt-get install jq did not run here (no mirror?): {res.err[-300:]}")
+    added = next(e["data"]["added"] for e in doc["journal"] if e["kind"] == "packages")
+    assert "jq" in added and set(added) - {"jq"}, added  # its libraries too (libjq1, libonig5 on bookworm)
+    assert not set(added) & before
+    assert doc["undo"] == 0, str(res)
+    assert installed() == before  # exactly what was there: jq and its libraries purged, nothing else touched
