@@ -91,9 +91,17 @@ def snapshot(host: Host, system_path: str) -> dict[str, Any]:
         return {"type": "link", "target": os.readlink(p)}
     if stat.S_ISDIR(st.st_mode):
         return {"type": "dir", "mode": stat.S_IMODE(st.st_mode)}
+    snap: dict[str, Any] = {"type": "file", "mode": stat.S_IMODE(st.st_mode), "size": st.st_size}
+    if st.st_size > INLINE_MAX:  # a toolkit runfile is gigabytes: hashed a block at a time, never held
+        digest = hashlib.sha256()
+        with p.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        snap["sha256"] = digest.hexdigest()
+        return snap
     data = p.read_bytes()
-    snap: dict[str, Any] = {"type": "file", "mode": stat.S_IMODE(st.st_mode), "sha256": sha256(data), "size": len(data)}
-    if len(data) <= INLINE_MAX and not (b"PRIVATE KEY" in data and b"-----BEGIN" in data):  # a key stays in its file
+    snap["sha256"] = sha256(data)
+    if not (b"PRIVATE KEY" in data and b"-----BEGIN" in data):  # a key stays in its file
         try:
             snap["text"] = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -176,8 +184,8 @@ class FileChange(Change):
         host = ctx.host
         snap = snapshot(host, self.path)
         data: dict[str, Any] = {"path": self.path, "before": snap}
-        if snap["type"] == "file" and "text" not in snap:  # large or binary: its bytes kept in a backup
-            data["backup"] = host.backup(self.path)
+        if snap["type"] == "file" and "text" not in snap and self.drift:  # large or binary: its bytes kept in a
+            data["backup"] = host.backup(self.path)  # backup (not a download cache's partial file: it resumes)
         missing: list[str] = []
         parent = PurePosixPath(self.path).parent
         while str(parent) != "/" and not host.path(str(parent)).exists():

@@ -179,7 +179,8 @@ def _file(ctx: StepContext, entry: dict[str, Any], data: dict[str, Any]) -> Reve
                                old["sha256"], old_mode)
     if J._same(now, new):  # as gpuwizard left it: put back exactly what was there
         if restore is None:
-            rev.kept = f"{path} was a {old['type']} before: gpuwizard does not put that back"
+            rev.kept = (f"{path} was there before (a download cache's file): left as it is" if old["type"] == "file"
+                        else f"{path} was a {old['type']} before: gpuwizard does not put that back")
             return rev
         rev.actions.append(restore)
     elif data.get("block") and now["type"] == "file" and "text" in now and "text" in new:
