@@ -478,11 +478,11 @@ class HelmRepo(Change):
         return {**before, "url_after": now}
 
 
-def kind_clusters(host: Host) -> list[str] | None:
-    result = host.runner.probe(["kind", "get", "clusters"])
-    if result is None or not result.ok:
-        return None
-    return [line.strip() for line in result.stdout.splitlines() if line.strip() and not line.startswith("No kind clusters")]
+def kind_clusters(ctx: StepContext) -> list[str] | None:
+    """The Kind clusters there are (the kind step's own probe: ``kind get clusters``)."""
+    from .steps.kind import clusters
+
+    return clusters(ctx)
 
 
 @dataclass
@@ -497,10 +497,10 @@ class KindCluster(Change):
         return f"Kind cluster {self.name}"
 
     def before(self, ctx: StepContext) -> dict[str, Any]:
-        return {"name": self.name, "existed": self.name in (kind_clusters(ctx.host) or [])}
+        return {"name": self.name, "existed": self.name in (kind_clusters(ctx) or [])}
 
     def after(self, ctx: StepContext, before: dict[str, Any]) -> dict[str, Any] | None:
-        if before["existed"] or self.name not in (kind_clusters(ctx.host) or []):
+        if before["existed"] or self.name not in (kind_clusters(ctx) or []):
             return None
         return {"name": self.name, "created": True}
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from . import __version__
 from .engine import Engine, PlannedStep, Step
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT, InvalidInput
-from .state import State, UnsavedState
+from .state import State
 
 if TYPE_CHECKING:  # pragma: no cover
     from .undo import StepUndo
@@ -181,14 +181,13 @@ class WizardSession:
         return next(journal.live(self.state, [sid]), None) is not None
 
     def undo_plan(self, sid: str, force: bool = False) -> UndoPlan:
-        """The undo of one step, planned (as ``gpuwizard undo STEP --plan [--force]``) on a copy of the
-        state: planning completes pending journal entries, which only the real undo saves. Runs probes:
+        """The undo of one step, planned as ``gpuwizard undo STEP --plan [--force]`` plans it (nothing
+        changes, the state included: a pending journal entry is completed on a copy). Runs probes:
         call it off the UI thread."""
         from . import undo
 
-        engine = self._scratch_engine()
-        undos = undo.plan(engine, [sid], force=force)
-        result = UndoPlan(sid, force, undos, list(undo.planned_steps(engine, undos, force)))
+        undos = undo.plan(self.engine, [sid], force=force)  # changes nothing, the state included
+        result = UndoPlan(sid, force, undos, undo.planned_steps(self.engine, undos, force))
         if result.refused:
             result.forced = self.undo_plan(sid, force=True)
         return result
@@ -204,16 +203,6 @@ class WizardSession:
             return undo.run(self.engine, [sid], force=force)
         finally:
             self.plans.clear()
-
-    def _scratch_engine(self) -> Engine:
-        """An engine over a copy of the state (never saved), sharing the host, the steps and the facts."""
-        engine = Engine(self.engine.host, UnsavedState.copy_of(self.state, self.state.path), self.steps,
-                        unattended=self.engine.unattended, detector=lambda _host: self.engine.facts())
-        # its output goes nowhere: no listener of the real engine hears it, and the runner forgets it
-        runner_listeners = self.engine.host.runner.listeners
-        if engine._on_output in runner_listeners:
-            runner_listeners.remove(engine._on_output)
-        return engine
 
     # -- export --------------------------------------------------------------------------------
     def export_doc(self) -> dict[str, Any]:

@@ -386,10 +386,10 @@ def _helm(ctx: StepContext, entry: dict[str, Any], data: dict[str, Any]) -> Reve
 def _kind_cluster(ctx: StepContext, entry: dict[str, Any], data: dict[str, Any]) -> Reversal:
     name = data["name"]
     rev = Reversal(entry, f"delete the Kind cluster {name} (gpuwizard created it)")
-    if name in (J.kind_clusters(ctx.host) or []):
+    if name in (J.kind_clusters(ctx) or []):
         rev.actions.append(_cmd(f"undo-{entry['seq']}-kind-delete", f"delete the Kind cluster {name}",
                                 ["kind", "delete", "cluster", "--name", name],
-                                lambda c: name not in (J.kind_clusters(c.host) or []),
+                                lambda c: name not in (J.kind_clusters(c) or []),
                                 disruptive=f"deletes the Kind cluster {name} and every pod on it"))
     return rev
 
@@ -824,7 +824,7 @@ def _drift_items(ctx: StepContext, entry: dict[str, Any],
             return [(None, f"the values of the Helm release {data['release']} changed since gpuwizard set them: {', '.join(changed)}")]
         return []
     if kind == "kind-cluster":
-        clusters = J.kind_clusters(ctx.host)
+        clusters = J.kind_clusters(ctx)
         return [(None, f"the Kind cluster {data['name']} is gone")] if clusters is not None and data["name"] not in clusters else []
     if kind == "label":
         exists, value = J.label_value(ctx, data)
