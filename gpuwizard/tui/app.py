@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher
 
@@ -327,13 +328,20 @@ class WizardApp(App[int]):
     def pane(self, sid: str) -> StepPane:
         from .screens.step import StepPane
 
-        return self.main.query_one(f"#step-{sid}", StepPane)
+        pane = self._content().get_child_by_id(f"step-{sid}")
+        if not isinstance(pane, StepPane):
+            raise NoMatches(f"no pane for step {sid}")
+        return pane
 
     def panes(self) -> list[StepPane]:
-        """The step panes mounted so far (a pane is mounted when its step is first opened)."""
+        """The step panes mounted so far (a pane is mounted when its step is first opened): the
+        content switcher's children, looked up without walking every widget below them."""
         from .screens.step import StepPane
 
-        return [pane for pane in self.main.query(StepPane) if pane.is_mounted]
+        return [pane for pane in self._content().children if isinstance(pane, StepPane) and pane.is_mounted]
+
+    def _content(self) -> ContentSwitcher:
+        return self.main.content
 
     # -- navigation -----------------------------------------------------------------------------
     @on(Navigate)
@@ -537,18 +545,18 @@ class WizardApp(App[int]):
         sid = self.current
         if sid not in self.steps or not self.steps[sid].implemented or self.running:
             return
-        mounted = self.main.query(f"#step-{sid}")
-        if not mounted:
+        try:
+            pane = self.pane(sid)
+        except NoMatches:
             return
-        from .screens.step import StepPane, current_answers
-        from .widgets.form import AnswersForm
+        from .screens.step import current_answers
 
-        pane = mounted.first(StepPane)
         answers = current_answers(pane)
         if answers is None:
             self.notify("fix the answers marked in red first", severity="error")
-            if pane.query("#form"):
-                pane.query_one("#form", AnswersForm).focus_first(invalid_only=True)
+            form = pane.form
+            if form is not None:
+                form.focus_first(invalid_only=True)
             return
         self.answers[sid] = answers
         await self._start_run(sid)

@@ -10,6 +10,7 @@ from pathlib import Path
 from textual.widgets import Log
 
 from gpuwizard.answers import load_answers
+from gpuwizard.engine import Event
 from gpuwizard.errors import EXIT_FAILED, EXIT_OK, EXIT_REBOOT
 from gpuwizard.tui.screens.modals import ConfirmScreen, DoctorScreen, ExportScreen, FailureScreen, RebootScreen
 from gpuwizard.tui.widgets.runview import MAX_LINES
@@ -271,6 +272,25 @@ async def test_a_flood_of_output_is_batched_and_bounded(tmp_path: Path):
     app.log_file.close()
     text = next((tmp_path / "logs").glob("*.log")).read_text()
     assert "line 0\n" in text and "line 29999\n" in text
+
+
+async def test_output_drained_while_the_app_closes_its_widgets_is_dropped_not_a_crash(tmp_path: Path):
+    """When the app closes, its widgets are removed while the output timer may still fire with a
+    run's last lines queued (seen in the flood benchmark: NoMatches, and the app ended with a
+    traceback). The lines are in the log file; the view, going away, is skipped."""
+    app = make_app(tmp_path, steps=with_driver(Flood))
+    add_tool(app, "flood", "print('line 0')")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        pane = app.pane("driver")
+        await pane.runview.remove()  # as at shutdown: the pane's children go first
+        app._on_engine_event(Event("output", "driver", "flood", "line 1", data={"lines": ["line 1"]}))
+        app._drain_events()  # raised NoMatches
+        assert list(app.outputs["driver"])[-1] == "line 1"
+    assert app._exception is None
 
 
 async def test_form_is_generated_from_the_model_and_shows_its_errors(tmp_path: Path):

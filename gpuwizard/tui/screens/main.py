@@ -33,13 +33,18 @@ class MainScreen(SizeGuard, Screen[None]):
     def wizard(self) -> WizardApp:
         return self.app  # type: ignore[return-value]
 
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        # the panes' switcher: the app finds the panes among its children, without a query
+        self.content = ContentSwitcher(initial="welcome", id="content")
+
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         if is_dry_run(self.wizard):
             yield DryRunBanner(id="dry-run-banner")
         with Horizontal(id="body"):
             yield StepList(self.wizard.step_ids, id="steps").data_bind(MainScreen.statuses, MainScreen.current)
-            with ContentSwitcher(initial="welcome", id="content"):
+            with self.content:
                 # the step panes and the summary are mounted when first shown (the first frame
                 # needs only this one)
                 yield WelcomePane(id="welcome", classes="pane")
@@ -51,5 +56,7 @@ class MainScreen(SizeGuard, Screen[None]):
     def watch_statuses(self, statuses: dict[str, str]) -> None:
         # mounted panes only (a pane reads the statuses when it mounts); by the type's name: the
         # step pane's module brings pydantic, which the first frame does without
-        for pane in self.query("StepPane"):
+        for pane in self.content.children:
+            if type(pane).__name__ != "StepPane" or not pane.is_mounted:
+                continue
             pane.status = statuses.get(getattr(pane, "sid", ""), "pending")  # type: ignore[attr-defined]

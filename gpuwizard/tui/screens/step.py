@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Static
@@ -93,8 +94,10 @@ class StepPane(Vertical):
         self.actions_done = 0
         self.run_count = 0
         self._custom: Widget | None = None
+        self._run_view_started = False  # ensure_run_view was called
         self._run_view_built = asyncio.Event()  # set once the run view and its children are mounted
         self.last_finished: tuple[str, str] | None = None  # the last step-finished event: (status, text)
+        self._found: dict[str, Widget | None] = {}  # widget id -> the widget (or None: not in this pane)
 
     @property
     def wizard(self) -> WizardApp:
@@ -165,9 +168,31 @@ class StepPane(Vertical):
             self.sync_run(current_answers(self))  # before the pane's first focus: Run may be off
 
     # -- pieces ---------------------------------------------------------------------------------
+    def _one(self, wid: str) -> Any:
+        """The pane's widget with id ``wid``, or None. Found once and kept: a query walks every widget
+        of the pane (the pod spec builder has 140), and statuses refresh every pane during a run. The
+        pane's widgets are fixed once composed; the run view's are added once (ensure_run_view)."""
+        if wid not in self._found:
+            found = self.query(f"#{wid}")
+            self._found[wid] = found.first() if found else None
+        widget = self._found[wid]
+        if widget is not None and not widget.is_attached:  # removed since (a form rebuilt, say)
+            del self._found[wid]
+            return self._one(wid)
+        return widget
+
+    @property
+    def form(self) -> AnswersForm | None:
+        """The answers form generated from the step's model (None for a step with its own widget)."""
+        form = self._one("form")
+        return form if isinstance(form, AnswersForm) else None
+
     @property
     def runview(self) -> RunView:
-        return self.query_one("#runview", RunView)
+        runview = self._one("runview")
+        if not isinstance(runview, RunView):
+            raise NoMatches(f"{self.sid}: no run view yet")
+        return runview
 
     @property
     def has_run_view(self) -> bool:
@@ -176,9 +201,10 @@ class StepPane(Vertical):
 
     async def ensure_run_view(self) -> None:
         """Build the run view (log, progress, Cancel / Next / Back) the first time it is needed."""
-        if self._run_view_built.is_set() or self.query("#runview"):
+        if self._run_view_started:
             await self._run_view_built.wait()  # another caller is building it: wait for that
             return
+        self._run_view_started = True
         step = self.wizard.steps[self.sid]
         buttons = [compact_button("Cancel", variant="error", id="cancel"),
                    compact_button("Next ▸", variant="primary", id="next-after"),
@@ -188,7 +214,9 @@ class StepPane(Vertical):
         buttons.append(compact_button("Undo", id="undo-after"))
         for button in buttons[1:]:
             button.display = False
-        await self.query_one("#run-pane", Vertical).mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
+        run_pane = self._one("run-pane")
+        await run_pane.mount(RunView(id="runview"), Horizontal(*buttons, classes="buttons"))
+        self._found.clear()  # what was not there before is now
         self._run_view_built.set()
         self.sync_undo()
         earlier = list(self.wizard.outputs.get(self.sid, []))
@@ -207,7 +235,7 @@ class StepPane(Vertical):
         step = app.steps[self.sid]
         n = app.step_ids.index(self.sid) + 1
         title = Text.assemble((f"Step {n}/{len(app.step_ids)}: {step.title}  ", "bold"), status_text(self.status))
-        self.query_one("#step-title", Static).update(title)
+        self._one("step-title").update(title)
         entry = app.state.steps.get(self.sid) or {}
         note = ""
         status = entry.get("status")
@@ -224,9 +252,9 @@ class StepPane(Vertical):
             note = "Undone: what this step changed was put back as it was before gpuwizard. Run step does it again."
         elif message.startswith("partly undone"):
             note = "Partly undone: some of what this step changed was left as is; Undo shows what is left."
-        for button in self.query("#link"):
-            button.display = status == "done"
-        box = self.query_one("#step-note", Static)
+        if (link := self._one("link")) is not None:
+            link.display = status == "done"
+        box = self._one("step-note")
         box.update(note)
         box.display = bool(note)
         self.sync_undo()
@@ -236,11 +264,11 @@ class StepPane(Vertical):
         view, once its run (or undo) has finished."""
         app = self.wizard
         shown = app.can_undo(self.sid)
-        for button in self.query("#undo"):
-            button.display = shown
-        for button in self.query("#undo-after"):
-            cancel = self.query("#cancel")
-            button.display = shown and not (cancel and cancel.first().display)
+        if (undo := self._one("undo")) is not None:
+            undo.display = shown
+        if (after := self._one("undo-after")) is not None:
+            cancel = self._one("cancel")
+            after.display = shown and not (cancel is not None and cancel.display)
 
     def refresh_facts(self) -> None:
         app = self.wizard
@@ -248,7 +276,7 @@ class StepPane(Vertical):
             return
         step = app.steps[self.sid]
         layers = step.facts_shown  # declared by the step's own module
-        self.query_one("#step-facts", Static).update(doctor_table(app.facts, layers))
+        self._one("step-facts").update(doctor_table(app.facts, layers))
         custom = self.custom_widget
         if custom is not None and hasattr(custom, "refresh_facts"):
             custom.refresh_facts()
@@ -268,36 +296,35 @@ class StepPane(Vertical):
     def show_plan(self, planned: PlannedStep | None) -> None:
         if not self.wizard.steps[self.sid].implemented:
             return
-        forms = self.query(AnswersForm)
-        if (forms or self.custom_widget is not None) and current_answers(self) is None:
-            self.query_one("#step-plan", Static).update(Text("the plan appears once the answers are valid", style="dim"))
+        if (self.form is not None or self.custom_widget is not None) and current_answers(self) is None:
+            self._one("step-plan").update(Text("the plan appears once the answers are valid", style="dim"))
             return
-        self.query_one("#step-plan", Static).update(plan_text(self.wizard.ready.engine, planned))
+        self._one("step-plan").update(plan_text(self.wizard.ready.engine, planned))
         if planned is not None and not planned.error:
             self.actions_total = len(planned.actions) or None
 
     def focus_default(self) -> None:
-        switcher = self.query_one("#step-switcher", ContentSwitcher)
+        switcher = self._one("step-switcher")
         if switcher.current == "run-pane":
-            for bid in ("#cancel", "#next-after"):
-                button = self.query_one(bid, Button)
-                if button.display:
+            for bid in ("cancel", "next-after"):
+                button = self._one(bid)
+                if button is not None and button.display:
                     button.focus()
                     return
-        run = self.query("#run")
-        if run and run.first().disabled:
-            forms = self.query(AnswersForm)
-            field = first_invalid_field(forms.first()) if forms else None
+        run = self._one("run")
+        if run is not None and run.disabled:
+            form = self.form
+            field = first_invalid_field(form) if form is not None else None
             if field is not None:
                 # scrolled into view once laid out: a just-mounted pane's regions are not final
                 # yet, and scrolling then would leave it at a position that depends on timing
                 field.focus(scroll_visible=False)
                 self.call_after_refresh(self._reveal, field)
                 return
-        for bid in ("#run", "#next"):
-            found = self.query(bid)
-            if found:
-                found.first().focus(scroll_visible=False)
+        for bid in ("run", "next"):
+            found = self._one(bid)
+            if found is not None:
+                found.focus(scroll_visible=False)
                 return
 
     def _reveal(self, widget: Widget) -> None:
@@ -305,7 +332,7 @@ class StepPane(Vertical):
             widget.scroll_visible(animate=False)
 
     def show_setup(self) -> None:
-        self.query_one("#step-switcher", ContentSwitcher).current = "setup"
+        self._one("step-switcher").current = "setup"
         self.focus_default()
 
     # -- running --------------------------------------------------------------------------------
@@ -315,10 +342,10 @@ class StepPane(Vertical):
             self.run_count += 1
         self.actions_done = 0
         self.last_finished = None
-        self.query_one("#step-switcher", ContentSwitcher).current = "run-pane"
-        self.query_one("#cancel").display = True
-        for bid in ("#next-after", "#back", "#link-after", "#undo-after"):
-            for button in self.query(bid):
+        self._one("step-switcher").current = "run-pane"
+        self._one("cancel").display = True
+        for bid in ("next-after", "back", "link-after", "undo-after"):
+            if (button := self._one(bid)) is not None:
                 button.display = False
         rv = self.runview
         if undo:
@@ -329,10 +356,12 @@ class StepPane(Vertical):
         rv.set_progress(0, (total or None) if undo else self.actions_total)
         rv.set_elapsed(0)
         self.refresh_header()
-        self.query_one("#cancel", Button).focus()
+        self._one("cancel").focus()
 
     def on_events(self, events: list[Event], lines: list[str]) -> None:
-        rv = self.runview
+        rv = self._one("runview")
+        if not isinstance(rv, RunView):  # the app is closing: its widgets are being removed
+            return
         for ev in events:
             if ev.kind == "action-started":
                 rv.set_action(f"▶ {ev.text}")
@@ -346,27 +375,27 @@ class StepPane(Vertical):
         rv.write_lines(lines)
 
     def finish_run(self, status: str, message: str) -> None:
-        self.query_one("#cancel").display = False
+        self._one("cancel").display = False
         rv = self.runview
         if status == "done":
             rv.set_action(Text.assemble(("✓ done", "bold green"), f"  {message}" if message else ""))
             rv.set_progress(1, 1)
-            self.query_one("#next-after").display = True
-            self.query_one("#back").display = True
-            for button in self.query("#link-after"):
-                button.display = True
-            self.query_one("#next-after", Button).focus()
+            self._one("next-after").display = True
+            self._one("back").display = True
+            if (link := self._one("link-after")) is not None:
+                link.display = True
+            self._one("next-after").focus()
         else:
             mark = "✗ failed" if status == "failed" else ("↻ reboot required" if status == "reboot-required" else status)
             rv.set_action(Text.assemble((mark, "bold red" if status == "failed" else "bold magenta"), f"  {message}"))
-            self.query_one("#back").display = True
-            self.query_one("#back", Button).focus()
+            self._one("back").display = True
+            self._one("back").focus()
         self.refresh_header()
 
     def finish_undo(self, status: str, message: str) -> None:
         """An undo ended: ``status`` as its step-finished event says (undone, partly undone, refused,
         failed)."""
-        self.query_one("#cancel").display = False
+        self._one("cancel").display = False
         rv = self.runview
         if status == "undone":
             rv.set_action(Text.assemble(("↶ undone", "bold green"), f"  {message}" if message else ""))
@@ -375,8 +404,8 @@ class StepPane(Vertical):
             rv.set_action(Text.assemble(("↶ partly undone", "bold magenta"), f"  {message}" if message else ""))
         else:
             rv.set_action(Text.assemble((f"✗ undo {status or 'failed'}", "bold red"), f"  {message}" if message else ""))
-        self.query_one("#back").display = True
-        self.query_one("#back", Button).focus()
+        self._one("back").display = True
+        self._one("back").focus()
         self.refresh_header()
 
     def tick(self, elapsed: float) -> None:
@@ -397,9 +426,9 @@ class StepPane(Vertical):
 
     def sync_run(self, answers: Any) -> None:
         """Run is enabled only with valid answers."""
-        run = self.query("#run")
-        if run:
-            run.first().disabled = answers is None
+        run = self._one("run")
+        if run is not None:
+            run.disabled = answers is None
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -442,11 +471,11 @@ def current_answers(pane: StepPane) -> Any:
     custom = pane.custom_widget
     if custom is not None and hasattr(custom, "current_answers"):
         return custom.current_answers()
-    forms = pane.query(AnswersForm)
+    form = pane.form
     stored = pane.wizard.answers.get(pane.sid)
-    if not forms:
+    if form is None:
         return stored
-    valid = forms.first().valid
+    valid = form.valid
     if getattr(pane.wizard.steps[pane.sid], "many", False):
         return None if valid is None else [valid, *list(stored or [])[1:]]
     return valid

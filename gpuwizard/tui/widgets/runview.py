@@ -17,6 +17,8 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Log, ProgressBar, Static
 
 MAX_LINES = 2000
@@ -39,7 +41,15 @@ def wrap_line(line: str, width: int) -> list[str]:
 
 
 class WrapLog(Log):
-    """A ``Log`` whose long lines wrap at its width instead of running off to the right."""
+    """A ``Log`` whose long lines wrap at its width instead of running off to the right.
+
+    New lines change only its virtual size, which in a ``Log`` lays the whole screen out again
+    (``Widget.virtual_size`` is ``layout=True``) several times a second in a flood. The log's own
+    size never depends on its lines, so here a new virtual size updates its scrollbars and repaints
+    it; the screen is laid out again only when a scrollbar appears or goes (those are ``layout=True``
+    themselves)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), repaint=True)
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -72,6 +82,10 @@ class WrapLog(Log):
             raw = raw[-keep:]
         return super().write_lines(raw, scroll_end)
 
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.is_mounted:
+            self._scroll_update(size)
+
     def clear(self) -> WrapLog:
         self._raw.clear()
         return super().clear()
@@ -91,27 +105,36 @@ class WrapLog(Log):
 
 
 class RunView(Vertical):
+    """Its parts are kept as attributes, not looked up: they are updated many times a second."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._action = Static("", id="run-action", classes="run-action")
+        self._progress = ProgressBar(total=1, show_eta=False, id="run-progress")
+        self._elapsed = Static("0:00", id="run-elapsed", classes="run-elapsed")
+        self._log = WrapLog(max_lines=MAX_LINES, id="run-log", classes="run-log")
+
     def compose(self) -> ComposeResult:
         with Horizontal(classes="run-head"):
-            yield Static("", id="run-action", classes="run-action")
-            yield ProgressBar(total=1, show_eta=False, id="run-progress")
-            yield Static("0:00", id="run-elapsed", classes="run-elapsed")
-        yield WrapLog(max_lines=MAX_LINES, id="run-log", classes="run-log")
+            yield self._action
+            yield self._progress
+            yield self._elapsed
+        yield self._log
 
     @property
     def log_view(self) -> Log:
-        return self.query_one("#run-log", Log)
+        return self._log
 
     def set_action(self, text: str | Text) -> None:
-        self.query_one("#run-action", Static).update(text)
+        self._action.update(text, layout=False)  # one line, its width fixed by the row: no layout
 
     def set_progress(self, done: float, total: float | None) -> None:
-        bar = self.query_one("#run-progress", ProgressBar)
-        bar.update(total=total, progress=done)
+        self._progress.update(total=total, progress=done)
 
     def set_elapsed(self, seconds: float) -> None:
-        self.query_one("#run-elapsed", Static).update(format_elapsed(seconds))
+        self._elapsed.update(format_elapsed(seconds), layout=False)
 
     def write_lines(self, lines: list[str]) -> None:
-        if lines:
-            self.log_view.write_lines(lines)
+        # not once the app is closing (its widgets are being removed; the log file has every line)
+        if lines and self._log.is_attached:
+            self._log.write_lines(lines)
