@@ -34,6 +34,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "answers-v1.json"
 def _build_answer_file() -> type[BaseModel]:
     """``version: 1`` plus one optional section per step of the registry, in run order: a step's
     section is the ``Answers`` model its module declares (a list of them where ``many``)."""
+    from .network import Mirrors, Proxy
     from .steps import STEP_CLASSES
 
     fields: dict[str, Any] = {"version": (Literal[1], ...)}
@@ -41,6 +42,11 @@ def _build_answer_file() -> type[BaseModel]:
         model = cls.Answers
         kind: Any = list[model] if cls.many else model  # type: ignore[valid-type]
         fields[cls.id] = (kind | None, Field(None, description=cls.description or None))
+    # the session's network, for every step (gpuwizard/network.py)
+    fields["mirrors"] = (Mirrors | None, Field(None, description="mirrors of what gpuwizard downloads: package "
+                                                                 "repositories, runfiles, binaries, Helm charts, images"))
+    fields["proxy"] = (Proxy | None, Field(None, description="an HTTP(S) proxy for every download and for "
+                                                             "Docker's and containerd's services"))
     return create_model(
         "AnswerFile",
         __config__=ConfigDict(extra="forbid", title="gpuwizard answer file", defer_build=True),

@@ -241,7 +241,11 @@ def cmd_undo(session: Session, out: IO[str], err: IO[str]) -> int:
         if args.plan:  # never saved: completing pending entries is for the real undo
             state = State(session.state_path, data=json.loads(json.dumps(state.data)))
             state.save = lambda: None  # type: ignore[method-assign]
-        engine = Engine(session.host, state, registry(), unattended=True)
+        from .answers import from_state
+        from .network import Network
+
+        saved = from_state(state.answers, str(session.state_path)) if any(k != "version" for k in state.answers) else None
+        engine = Engine(session.host, state, registry(), unattended=True, network=Network.of(saved))
         names = list(args.steps or [])
         undos = undo.plan(engine, names, force=force)
         planned = undo.planned_steps(engine, undos, force)
@@ -365,7 +369,9 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSessi
     state.data["answers"] = to_state(answers)
     selected = selected_steps(answers)
     reboot = answers.driver.reboot if answers.driver else "never"
-    engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot)
+    from .network import Network
+
+    engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot, network=Network.of(answers))
     if reboot == "auto":
         engine.resume_service = _resume_service(session)
     sections = {sid: section(answers, sid) for sid in selected}

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -31,6 +31,9 @@ from .errors import (
 from .host import Host
 from .resume_service import UNIT, ResumeService, no_systemd_refusal, systemd_booted
 from .state import State
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .network import Network
 
 EventKind = Literal[
     "run-started", "step-started", "step-finished", "action-started", "action-finished", "output", "progress",
@@ -154,6 +157,11 @@ class StepContext:
     @property
     def host(self) -> Host:
         return self.engine.host
+
+    @property
+    def net(self) -> Network:
+        """The session's mirrors and proxy (gpuwizard/network.py)."""
+        return self.engine.network
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -357,12 +365,20 @@ class Engine:
         unattended: bool = True,
         reboot_policy: str = "never",
         detector: Callable[[Host], Mapping[str, Any]] | None = None,
+        network: Network | None = None,
     ):
         self.host = host
         self.state = state
         self.steps = steps
         self.unattended = unattended
         self.reboot_policy = reboot_policy
+        if network is None:
+            from .network import Network as _Network  # pydantic: not before the TUI's first frame
+
+            network = _Network()
+        self.network = network
+        # the proxy reaches every command this engine runs (probes included)
+        host.runner.extra_env.update(self.network.env())
         # reboot: auto: the one-shot unit that resumes the run after the boot (gpuwizard-resume.service),
         # armed before the engine reboots; set by whoever knows how the run was started (the CLI)
         self.resume_service: ResumeService | None = None

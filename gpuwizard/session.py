@@ -217,6 +217,11 @@ class WizardSession:
             section = step.export(self.answers.get(sid), self.plans.get(sid))
             if section is not None:
                 doc[sid] = section
+        net = self.engine.network  # the session's mirrors and proxy: the replay downloads from the same places
+        for key, value in (("mirrors", net.mirrors), ("proxy", net.proxy)):
+            dumped = dump(value)
+            if dumped:
+                doc[key] = dumped
         return doc
 
     def export_text(self) -> str:

@@ -42,6 +42,7 @@ KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 # NVIDIA's libnvidia-container signing key, as seen in NVIDIA/nvidia-container-toolkit issues #650/#1460.
 KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 APT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
+CTK_UPSTREAM = "https://nvidia.github.io/libnvidia-container"  # a mirror of it replaces this base
 # https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list, with the
 # signed-by the install guide's sed adds.
 APT_LIST_CONTENT = (
@@ -218,10 +219,23 @@ class Apt(Platform):
                      done=lambda c: keyring_ok(c) or c.host.exists(deb)),
             RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
                   ["dpkg", "-i", hp(ctx, deb)], done=keyring_ok),
+            *self._cuda_list_mirror(ctx),
             RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV,
                   done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
             A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, env=APT_ENV, timeout=3600),
         ]
+
+    def _cuda_list_mirror(self, ctx: StepContext) -> list[A.Action]:
+        """cuda-keyring's sources.list.d entry names NVIDIA's site; with a mirror of the CUDA repository
+        it is rewritten to name the mirror (the same line otherwise: the package's key still signs it)."""
+        line_url = self.cuda_repo_url("")
+        url, upstream = ctx.net.mirrored(line_url)
+        if upstream is None:
+            return []
+        listing = f"/etc/apt/sources.list.d/cuda-{self.repo_distro}-{self.repo_arch}.list"
+        content = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {url} /\n"
+        return [A.WriteFile("cuda-list-mirror", f"point cuda-keyring's {listing} at {url} (mirror of {upstream})",
+                            listing, content, mode=0o644, backup=True)]
 
     def python_venv(self) -> list[A.Action]:
         # Ubuntu/Debian ship python3 without venv support ("ensurepip is not available")
@@ -245,7 +259,9 @@ class Apt(Platform):
                   lambda c: f"{KEYRING} holds {', '.join(fingerprints(c)) or 'no key'}, not NVIDIA's {KEY_FINGERPRINT}; "
                             "it was removed and the repository was not added",
                   on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
-            A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})", APT_LIST, APT_LIST_CONTENT),
+            A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})" + (
+                f" from {ctx.net.url(CTK_UPSTREAM)} (mirror of {CTK_UPSTREAM})" if ctx.net.mirrored(CTK_UPSTREAM)[1] else ""),
+                APT_LIST, APT_LIST_CONTENT.replace(CTK_UPSTREAM, ctx.net.url(CTK_UPSTREAM))),
             RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done_when=installed,
                   done=lambda c: c.done_this_run("apt-update")),
             A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),
@@ -263,6 +279,9 @@ class Apt(Platform):
 def download(ctx: StepContext, id: str, title: str, url: str, dest: str, *, done: Done) -> A.Action:
     """``curl -fsSL -o DEST URL`` where the host has curl, else gpuwizard's built-in downloader (a
     minbase Debian has no curl): decided at plan time from the target's PATH."""
+    url, upstream = ctx.net.mirrored(url)  # a mirror's, where the session has one
+    if upstream is not None:
+        title += f" from {url} (mirror of {upstream})"
     if ctx.has_tool("curl"):
         return RunIf(id, title, ["curl", "-fsSL", "-o", hp(ctx, dest), url], done=done)
     return Fetch(id, title, url, dest, done=done)

@@ -44,6 +44,17 @@ gpgkey=https://nvidia.github.io/libnvidia-container/gpgkey
 sslverify=1
 sslcacert=/etc/pki/tls/certs/ca-bundle.crt
 """
+CTK_UPSTREAM = "https://nvidia.github.io/libnvidia-container"
+# what https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/cuda-rhel9.repo holds, its
+# base a mirror's (written only where the CUDA repository is mirrored)
+CUDA_REPO_CONTENT = """\
+[{id}]
+name={id}
+baseurl={base}
+enabled=1
+gpgcheck=1
+gpgkey={base}/D42D0685.pub
+"""
 EPEL_FROM_EXTRAS = ("rocky", "almalinux", "centos")  # their extras repository ships epel-release
 
 
@@ -77,11 +88,19 @@ class Dnf(Platform):
             return ["dnf", "config-manager", "addrepo", f"--from-repofile={url}"]
         return ["dnf", "config-manager", "--add-repo", url]
 
-    def cuda_repo(self) -> A.Action:
-        """NVIDIA's CUDA repository (drivers and toolkits), /etc/yum.repos.d/cuda-rhel<N>.repo."""
+    def cuda_repo(self, ctx: StepContext) -> A.Action:
+        """NVIDIA's CUDA repository (drivers and toolkits), /etc/yum.repos.d/cuda-rhel<N>.repo. With a
+        mirror of it, the file is written here pointing at the mirror: the .repo file a mirror serves
+        is upstream's copy, whose baseurl and gpgkey name NVIDIA's site."""
         name = f"cuda-{self.repo_distro}.repo"
         repo = posixpath.join("/etc/yum.repos.d", name)
-        return A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})", self.add_repo_argv(self.cuda_repo_url(name)),
+        url, upstream = ctx.net.mirrored(self.cuda_repo_url(name))
+        if upstream is not None:
+            base = url.rsplit("/", 1)[0]
+            content = CUDA_REPO_CONTENT.format(id=f"cuda-{self.repo_distro}-{self.repo_arch}", base=base)
+            return A.WriteFile("cuda-repo", f"add NVIDIA's CUDA repository ({repo}) from {base} (mirror of {upstream})",
+                               repo, content)
+        return A.Run("cuda-repo", f"add NVIDIA's CUDA repository ({repo})", self.add_repo_argv(url),
                      creates=repo).with_changes(FileChange(repo))
 
     def driver_stream(self, module: str | None, wanted: str) -> str:
@@ -92,7 +111,7 @@ class Dnf(Platform):
 
     def driver_install(self, ctx: StepContext, module: str | None, wanted: str, kernel: str, headers: str,
                        archive: ArchiveDriver | None) -> DriverInstall:
-        acts: list[A.Action] = [self.cuda_repo()]
+        acts: list[A.Action] = [self.cuda_repo(ctx)]
         if str(self.host.get("os") or "") in EPEL_FROM_EXTRAS:
             acts.append(A.Run("epel", "enable EPEL (DKMS, which builds the NVIDIA module, comes from it)",
                               self.install_argv(["epel-release"]), done_when=["rpm", "-q", "epel-release"]))
@@ -116,11 +135,14 @@ class Dnf(Platform):
 
     def cuda_toolkit(self, ctx: StepContext, xy: str, nvcc: str) -> list[A.Action]:
         pkg = "cuda-toolkit-" + xy.replace(".", "-")
-        return [self.cuda_repo(), A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, timeout=3600)]
+        return [self.cuda_repo(ctx), A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, timeout=3600)]
 
     def container_toolkit(self, ctx: StepContext) -> list[A.Action]:
+        content = DNF_REPO_CONTENT.replace(CTK_UPSTREAM, ctx.net.url(CTK_UPSTREAM))
+        _, upstream = ctx.net.mirrored(CTK_UPSTREAM)
+        mirror = f" from {ctx.net.url(CTK_UPSTREAM)} (mirror of {upstream})" if upstream else ""
         return [
-            A.WriteFile("repo-file", f"add NVIDIA's container toolkit repository ({DNF_REPO})", DNF_REPO, DNF_REPO_CONTENT),
+            A.WriteFile("repo-file", f"add NVIDIA's container toolkit repository ({DNF_REPO}){mirror}", DNF_REPO, content),
             A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),
                   done_when=["nvidia-ctk", "--version"], timeout=1800),
         ]

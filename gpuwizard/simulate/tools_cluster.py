@@ -45,6 +45,38 @@ from gpuwizard.simulate import world as W
 
 # The charts' indexes, oldest first: the releases gpuwizard has real data for
 # (../shared/upstream/charts, gpuwizard/assets/charts/keys) and a few others of the same lines.
+def _local_index(ctx, url: str):
+    """{chart: [versions]} of the index.yaml a chart repository on 127.0.0.1 serves (Helm's index format:
+    ``entries: {chart: [{version: ...}, ...]}``, newest first as `helm repo index` writes it), or None."""
+    from gpuwizard.simulate import tools_host
+
+    if not tools_host.is_local_url(url):
+        return None
+    rc, data = tools_host.fetch_local(ctx, url.rstrip("/") + "/index.yaml")
+    if rc:
+        return None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        return None
+    return {chart: sorted((str(e.get("version")) for e in items if isinstance(e, dict)), key=_version_key)
+            for chart, items in entries.items() if isinstance(items, list)}
+
+
+def _version_key(v: str):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(v.lstrip("v")))
+    except InvalidVersion:
+        return (1, v)
+
+
 REPOS = {
     "https://helm.ngc.nvidia.com/nvidia": {"gpu-operator": [
         "v24.6.2", "v24.9.0", "v24.9.2", "v25.3.0", "v25.3.4", "v25.10.0", "v25.10.1", "v26.3.0", "v26.3.3",
@@ -881,7 +913,9 @@ def kind(ctx) -> int:
         # no image given: the kind release's own default (v0.33.0: v1.37.0, per its release notes; older: v1.31.2)
         kind_default = "kindest/node:v1.37.0" if (w.get("kind") or {}).get("version") == "v0.33.0" else "kindest/node:v1.31.2"
         img = image or nodes_cfg[0].get("image") or kind_default
-        version = img.split(":", 1)[1].split("@", 1)[0] if ":" in img else "v1.31.2"
+        # the tag: after the last ":" of the name (a mirror's registry may have a port: host:5000/kindest/node:v1.36.4)
+        named = img.split("@", 1)[0]
+        version = named.rsplit(":", 1)[1] if ":" in named.rsplit("/", 1)[-1] else "v1.31.2"
         toml = _read(_p(ctx, "/etc/nvidia-container-runtime/config.toml"))
         accept = _toml_true(toml, "accept-nvidia-visible-devices-as-volume-mounts")
         nvidia_default = ((w.get("docker") or {}).get("loaded_config") or {}).get("default-runtime") == "nvidia"
@@ -2241,13 +2275,20 @@ def helm(ctx) -> int:
             if name in repos and "--force-update" not in extra:
                 ctx.err("Error: repository name (%s) already exists, please specify a different name" % name)
                 return 1
+            index = None
             if url not in REPOS:
-                ctx.err('Error: looks like "%s" is not a valid chart repository or cannot be reached: failed to fetch '
-                        '%s/index.yaml : 404 Not Found' % (url, url.rstrip("/")))
-                return 1
+                # pkg/repo/chartrepo.go DownloadIndexFile: GET <url>/index.yaml; a mirror on 127.0.0.1 is
+                # reached for real and its index read (the charts and versions it lists)
+                index = _local_index(ctx, url)
+                if index is None:
+                    ctx.err('Error: looks like "%s" is not a valid chart repository or cannot be reached: failed to fetch '
+                            '%s/index.yaml : 404 Not Found' % (url, url.rstrip("/")))
+                    return 1
 
             def fn(world):
                 world.setdefault("helm_repos", {})[name] = url
+                if index is not None:
+                    world.setdefault("helm_indexes", {})[url] = index
             ctx.mutate(fn)
             ctx.out('"%s" has been added to your repositories' % name)
             return 0
@@ -2435,7 +2476,7 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     if not chart or url is None:
         ctx.err("Error: repo %s not found" % repo)
         return 1
-    versions = REPOS.get(url, {}).get(chart)
+    versions = (REPOS.get(url) or (ctx.world.get("helm_indexes") or {}).get(url) or {}).get(chart)
     if not versions:
         ctx.err('Error: chart "%s" not found in %s index. (try \'helm repo update\')' % (chart, repo))
         return 1

@@ -1646,6 +1646,42 @@ def _sim_urls(world):
     }
 
 
+def is_local_url(url: str) -> bool:
+    """http(s) on this machine (127.0.0.1, localhost): reached for real, not simulated."""
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _fetched(ctx, url: str) -> None:
+    """What the simulated host downloaded, in order (world["fetched"]): tests check from it where
+    every download of a run went."""
+    ctx.mutate(lambda world: world.setdefault("fetched", []).append(url))
+
+
+def fetch_local(ctx, url: str) -> tuple[int, bytes]:
+    """(curl's exit code, the body) of a real GET of a local URL, with curl's own errors: `-f` turns
+    an HTTP error into exit 22 (curl(1) EXIT CODES), a refused connection is exit 7."""
+    import urllib.error
+    import urllib.request
+
+    _fetched(ctx, url)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 — a local URL (is_local_url)
+            return 0, resp.read()
+    except urllib.error.HTTPError as exc:
+        ctx.err("curl: (22) The requested URL returned error: %d" % exc.code)
+        return 22, b""
+    except (urllib.error.URLError, OSError):
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url)
+        ctx.err("curl: (7) Failed to connect to %s port %s after 0 ms: Couldn't connect to server"
+                % (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+        return 7, b""
+
+
 def curl(ctx) -> int:
     args = list(ctx.args)
     out = None
@@ -1671,6 +1707,16 @@ def curl(ctx) -> int:
         i += 1
     if url is None:
         return ctx.usage("curl: no URL specified!\ncurl: try 'curl --help' or 'curl --manual' for more information")
+    if is_local_url(url):
+        # the simulated host's local network is the real one: a mirror served on 127.0.0.1 by a test
+        rc, data = fetch_local(ctx, url)
+        if rc:
+            return rc
+        if out is None:
+            sys.stdout.buffer.write(data)
+            return 0
+        _write(out, data)
+        return 0
     body = _sim_urls(ctx.world).get(url)
     if body is None:  # the kind/kubectl/helm release downloads (gpuwizard/simulate/tools_cluster.py)
         from gpuwizard.simulate import tools_cluster
@@ -1678,6 +1724,7 @@ def curl(ctx) -> int:
     if body is None:
         ctx.err("curl: (22) The requested URL returned error: 404")
         return 22
+    _fetched(ctx, url)
     if out is None:
         sys.stdout.write(body)
         return 0
@@ -2413,14 +2460,17 @@ def docker_run(ctx, args) -> int:
     if not rest or rest[1:] != ["nvidia-smi"] or gpus is None:
         return ctx.unsupported("only `docker run --rm --gpus … IMAGE nvidia-smi` is")
     image = rest[0]
-    if not image.startswith("nvidia/cuda:"):
+    name, _, tag = image.rpartition(":")
+    # nvidia/cuda from Docker Hub, or from a registry mirroring it (<registry>[/path]/nvidia/cuda)
+    if not (name == "nvidia/cuda" or (name.endswith("/nvidia/cuda") and "." in name.split("/")[0] + ":"
+                                      and ("." in name.split("/")[0] or ":" in name.split("/")[0]))):
         return ctx.unsupported("only nvidia/cuda images are")
-    tag = image.split(":", 1)[1]
+    repo_path = name if name == "nvidia/cuda" else name.split("/", 1)[1]
     cuda = tag.split("-")[0]
     pulled = w.get("docker_images", [])
     if image not in pulled:
         ctx.err("Unable to find image '%s' locally" % image)
-        ctx.err("%s: Pulling from nvidia/cuda" % tag)
+        ctx.err("%s: Pulling from %s" % (tag, repo_path))
         ctx.err("Digest: sha256:%s" % ("8f9dd0d09d3ad3900357a1cf7f887888b5b74056636cd6ef03c160c3cd4b1d95"))
         ctx.err("Status: Downloaded newer image for %s" % image)
 

@@ -601,8 +601,12 @@ class ContainerStep(Step[ContainerAnswers]):
         path = DAEMON_JSON if runtime == "docker" else CONTAINERD_TOML
         actions.append(ConfigureRuntime("configure-runtime", f"configure {runtime} for the nvidia runtime (backup of {path} first)",
                                         argv, path, answers, runtime, ctk, containerd))
+        dropin = proxy_dropin(ctx, runtime)
+        if dropin is not None:
+            actions += [dropin, C.RunIf("proxy-reload", "systemctl daemon-reload (systemd reads the drop-in)",
+                                        ["systemctl", "daemon-reload"], done=lambda c: _dropin_live(c, dropin, "proxy-reload"))]
         actions.append(plat.restart(ctx, "restart-runtime", f"restart {runtime}", runtime,
-                                    done=lambda c: _runtime_live(c, runtime, answers, path),
+                                    done=lambda c: _runtime_live(c, runtime, answers, path) and _dropin_live(c, dropin, "restart-runtime"),
                                     disruptive=f"restarts {runtime}: its running containers stop"
                                     + (" (restart policies bring some back)" if runtime == "docker" else "")))
         return actions
@@ -626,7 +630,7 @@ class ContainerStep(Step[ContainerAnswers]):
     def test_argv(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
         """The GPU check: a CUDA base image the driver can run (the driver this run installs, in a plan)."""
         now = C.driver_seen(ctx)
-        image = answers.test_image or default_test_image(now.get("cuda_version"), ctx.facts["host"])
+        image = answers.test_image or ctx.net.image(default_test_image(now.get("cuda_version"), ctx.facts["host"]))
         return ["docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi"]
 
     def checks(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
@@ -664,6 +668,35 @@ class ContainerStep(Step[ContainerAnswers]):
         if not names or (expected and len(names) < expected):
             raise StepFailed(f"`{C.cmd(argv)}` shows {len(names)} GPU(s), expected {expected}")
         return f"docker run --gpus all {image} nvidia-smi sees {len(names)} GPU(s): {', '.join(names)}"
+
+
+def proxy_dropin(ctx: StepContext, runtime: str) -> A.WriteFile | None:
+    """The answer file's proxy for the runtime's service: a systemd drop-in setting HTTP_PROXY,
+    HTTPS_PROXY and NO_PROXY (Docker's docs, "Configure the daemon with systemd": the daemon pulls
+    images itself and reads no shell's environment). None without ``proxy:`` or with
+    ``proxy.services: false``."""
+    proxy = ctx.net.proxy
+    if proxy is None or not proxy.services:
+        return None
+    env = ctx.net.env()
+    lines = [f'Environment="{name}={env[name]}"' for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY") if name in env]
+    if not lines:
+        return None
+    path = f"/etc/systemd/system/{runtime}.service.d/http-proxy.conf"
+    content = "# written by gpuwizard (the answer file's proxy:); gpuwizard undo removes it\n[Service]\n" + "\n".join(lines) + "\n"
+    return A.WriteFile("proxy-dropin", f"give {runtime} the proxy ({path})", path, content, mode=0o644, backup=True,
+                       then=(("systemctl", "daemon-reload"), ("systemctl", "restart", runtime)))
+
+
+def _dropin_live(ctx: StepContext, dropin: A.WriteFile | None, after: str) -> bool:
+    """The proxy drop-in, where there is one, is in place and was not just written, or ``after`` (the
+    reload, the restart) has run since in this run."""
+    if dropin is None:
+        return True
+    if ctx.planning:
+        return ctx.read_text(dropin.path) == dropin.content
+    written = ctx.done_this_run(dropin.id)
+    return ctx.host.read_text(dropin.path) == dropin.content and (not written or ctx.done_this_run(after))
 
 
 def _runtime_live(ctx: StepContext, runtime: str, answers: ContainerAnswers, path: str) -> bool:

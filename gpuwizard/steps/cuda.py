@@ -157,7 +157,7 @@ class CudaStep(Step[CudaAnswers]):
             source, name = self._runfile(answers, xy, host)
             cached = f"{C.CACHE_DIR}/{name}"
             actions += [
-                C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"), source, cached, answers.sha256),
+                C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"), source, cached, answers.sha256).mirrored(ctx),
                 A.Run("install", f"install the CUDA {xy} toolkit only (not the bundled driver)",
                       ["sh", C.hp(ctx, cached), "--silent", "--toolkit"], creates=nvcc, timeout=3600).with_changes(
                           TreeChange(home), FileChange("/usr/local/cuda")),
@@ -197,8 +197,10 @@ class CudaStep(Step[CudaAnswers]):
         return venv_pkg + [
             A.Run("torch-venv", f"create a Python venv for the PyTorch check ({VENV})",
                   ["python3", "-m", "venv", C.hp(ctx, VENV)], creates=VENV + "/bin/python").with_changes(TreeChange(VENV)),
-            _VenvRun("torch-install", "install PyTorch in the venv (pip install torch; needs network)",
-                     ["pip", "install", "torch"], done_when=["python", "-c", "import torch"], timeout=3600),
+            _VenvRun("torch-install", "install PyTorch in the venv (pip install torch; needs network)" + (
+                         f" from {index} (mirrors.pip_index)" if (index := ctx.net.mirrors.pip_index) else ""),
+                     ["pip", "install", *(["--index-url", index] if index else []), "torch"],
+                     done_when=["python", "-c", "import torch"], timeout=3600),
         ]
 
     def verify(self, ctx: StepContext, answers: CudaAnswers) -> str:

@@ -289,7 +289,7 @@ class DriverStep(Step[DriverAnswers]):
         ctx.plan_data["version"] = version
         return [
             C.Download("runfile", f"get {name}" + ("" if answers.sha256 else " (no sha256: not verified)"),
-                       source, cached, answers.sha256),
+                       source, cached, answers.sha256).mirrored(ctx),
             C.RunIf("install", f"run the NVIDIA installer {name} (silent, DKMS)", argv, timeout=3600,
                     done=lambda c: c.done_this_run("install")
                     or satisfies(C.driver_now(c.host)["version"], version)),

@@ -176,7 +176,8 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
                   "image.tag."))
     else:
         key = "(none: the chart uses the cluster's version)"
-    registry = a.scheduler_registry
+    # the default registry.k8s.io through its mirror where the session has one; a registry named is kept
+    registry = a.scheduler_registry if "scheduler_registry" in a.model_fields_set else ctx.net.registry(a.scheduler_registry)
     if existing and "scheduler_registry" not in a.model_fields_set:
         # the installed release's kube-scheduler image stays as it is (registry and repository: a mirror's
         # path is the user's); only its tag follows the cluster

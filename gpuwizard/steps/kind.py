@@ -23,6 +23,7 @@ from ..detect import node_facts
 from ..engine import PlannedStep, Promise, Step, StepContext
 from ..errors import StepFailed
 from ..journal import FileChange, KindCluster, Sysctl
+from ..network import Network
 from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
 from . import kube as K
 from .container import ContainerStep
@@ -67,8 +68,9 @@ def gpu_layout(a: KindAnswers, gpu_count: int) -> dict[str, list[str]]:
     return layout
 
 
-def render_config(a: KindAnswers, layout: dict[str, list[str]]) -> str:
-    image = a.node_image or DEFAULT_NODE_IMAGE
+def render_config(a: KindAnswers, layout: dict[str, list[str]], net: Network | None = None) -> str:
+    """``net``: the session's mirrors (the default node image comes from Docker Hub's mirror)."""
+    image = a.node_image or (net.image(DEFAULT_NODE_IMAGE) if net is not None else DEFAULT_NODE_IMAGE)
     blocks = []
     for name, devices in layout.items():
         role = "control-plane" if name.endswith("-control-plane") else "worker"
@@ -352,7 +354,7 @@ class KindStep(Step[KindAnswers]):
 
         # 3. the Kind config (a file the plan shows as a diff)
         config_path = f"{K.WORKDIR}/kind/{a.cluster_name}.yaml"
-        config = render_config(a, layout)
+        config = render_config(a, layout, ctx.net)
         acts.append(K.write(config_path, config, f"Kind config {config_path}", "kind-config"))
 
         # 4. an existing cluster of that name: reuse when its GPU mounts are right, else stop or recreate

@@ -741,6 +741,8 @@ def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
     then fails: "repository name (NAME) already exists, please specify a different name"), with
     ``--force-update``, which replaces it, and the plan says so."""
     name, url = repo(chart)
+    url, upstream = ctx.net.chart_repo(name, url)  # a mirror of the repository, where one is set
+    shown = f"{url}, mirror of {upstream}" if upstream else url
 
     def listed(c: StepContext) -> list[dict[str, Any]]:
         doc = probe_json(c, ["helm", "repo", "list", "-o", "json"])
@@ -756,7 +758,7 @@ def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
         argv.append("--force-update")
         ctx.decide(f"the Helm repository alias {name} points at {other}; it is replaced with {url} "
                    "(helm repo add --force-update): charts from the old URL are no longer found under that name")
-    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({url})", argv, added).with_changes(HelmRepo(name))]
+    return [Cmd(f"helm-repo-{name}", f"Helm repository {name} ({shown})", argv, added).with_changes(HelmRepo(name))]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -784,9 +786,9 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
     of one against the other, (helm) the unpack, the install. Each is done once the tool is on PATH."""
     version = TOOL_VERSIONS[name]
     arch = tool_arch(ctx)
-    url = TOOL_URLS[name].format(v=version, arch=arch)
-    sums = url + TOOL_SUMS[name]
-    fname = url.rsplit("/", 1)[1]
+    upstream = TOOL_URLS[name].format(v=version, arch=arch)
+    url, sums = ctx.net.url(upstream), ctx.net.url(upstream + TOOL_SUMS[name])  # a mirror's, where one is set
+    fname = upstream.rsplit("/", 1)[1]
     d = f"{WORKDIR}/downloads/{name}-{version}"
     dest, dest_sum = f"{d}/{fname}", f"{d}/{fname}{TOOL_SUMS[name]}"
     binary = f"{d}/linux-{arch}/helm" if name == "helm" else dest
@@ -819,7 +821,7 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
         Cmd(f"download-{name}-sum", f"download the published checksum of {name} {version} ({fname}{TOOL_SUMS[name]})",
             ["curl", "-fsSL", "-o", hp(ctx, dest_sum), sums], lambda c: installed(c) or c.host.exists(dest_sum),
             timeout=600, hint=offline).with_changes(FileChange(dest_sum, drift=False)),
-        Cmd(f"download-{name}", f"download {name} {version} ({url})", ["curl", "-fsSL", "-o", hp(ctx, dest), url],
+        Cmd(f"download-{name}", f"download {name} {version} ({ctx.net.show(upstream)})", ["curl", "-fsSL", "-o", hp(ctx, dest), url],
             matches, timeout=600, hint=offline).with_changes(FileChange(dest, drift=False)),
         Check(f"verify-{name}", f"sha256({fname}) = the published {fname}{TOOL_SUMS[name]}", matches, mismatch),
     ]
@@ -849,13 +851,14 @@ VECTORADD_TAGS = [  # (CUDA version the image needs, tag) — nvcr.io/nvidia/k8s
 
 
 def vectoradd_image(ctx: StepContext) -> str | None:
-    """The newest cuda-sample vectoradd image the host driver can run (None: no driver facts)."""
+    """The newest cuda-sample vectoradd image the host driver can run (None: no driver facts), from
+    the mirror of nvcr.io where one is set."""
     cuda = ((ctx.facts.get("driver") or {}).get("cuda_version")) or None
     if cuda is None:
-        return f"nvcr.io/nvidia/k8s/cuda-sample:{VECTORADD_TAGS[-1][1]}"
+        return ctx.net.image(f"nvcr.io/nvidia/k8s/cuda-sample:{VECTORADD_TAGS[-1][1]}")
     for need, tag in VECTORADD_TAGS:
         if V.at_least(cuda, need):
-            return f"nvcr.io/nvidia/k8s/cuda-sample:{tag}"
+            return ctx.net.image(f"nvcr.io/nvidia/k8s/cuda-sample:{tag}")
     return None
 
 

@@ -198,13 +198,18 @@ class WizardApp(App[int]):
         """The steps, the engine over them and the session model with its first answers (from the
         answer file, else from the state file, else each step's defaults). Runs on a worker thread:
         it touches nothing on the screen."""
+        from ..answers import from_state
         from ..engine import Engine
+        from ..network import Network
         from ..session import WizardSession
         from ..steps import registry
 
         answer_file, given = self._to_load
         steps = given or registry()
-        engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never")
+        # the mirrors and proxy of the answer file (else of the saved run) hold for the whole session
+        src = answer_file if answer_file is not None else (
+            from_state(self.state.answers, str(self.state.path)) if self.state.answers else None)
+        engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never", network=Network.of(src))
         model = WizardSession(engine)
         model.answers.update(self._initial_answers(steps, answer_file))
         return steps, engine, model

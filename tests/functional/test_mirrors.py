@@ -1,0 +1,179 @@
+"""The answer file's ``mirrors:`` and ``proxy:`` (gpuwizard/network.py) on a simulated host, with the
+mirror a real HTTP server on 127.0.0.1: a copy of the simulated internet's files (the NVIDIA
+repository key and cuda-keyring, the kind/kubectl/helm releases and their checksums, the chart
+repositories' index.yaml), each under its mirror's base. The simulated curl and helm reach 127.0.0.1
+for real and record what they fetched; the run must fetch everything from the mirror and nothing
+from upstream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from gpuwizard.network import UPSTREAM, Network, split_image
+from gpuwizard.simulate import prepare
+from gpuwizard.simulate import tools_cluster as SC
+from gpuwizard.simulate import tools_host as SH
+
+from ..unit.test_download import FileServer
+from .cli import run
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL = ROOT / "examples/full.yaml"
+MIRRORED = ("cuda_repo", "container_toolkit_repo", "kind", "kubectl", "helm")
+CHARTS = {"nvidia": "https://helm.ngc.nvidia.com/nvidia", "hami-charts": "https://project-hami.github.io/HAMi/"}
+
+
+def mirrored_path(name: str) -> str:
+    """Where the mirror keeps a source: under its upstream host and path, as mirrors lay out what they
+    copy (the simulated apt tells NVIDIA's repositories apart by their paths)."""
+    return UPSTREAM[name].split("://", 1)[1]
+
+
+def mirror_files(world: dict) -> dict[str, bytes]:
+    """What the mirror serves: each simulated upstream file under its upstream host and path, and an
+    index.yaml per chart repository (Helm's format, its charts and versions) under charts/."""
+    files: dict[str, bytes] = {}
+    internet = {**SH._sim_urls(world), **SC.release_urls(world)}
+    for url, body in internet.items():
+        for name in MIRRORED:
+            base = UPSTREAM[name]
+            if url.startswith(base + "/"):
+                files[f"{mirrored_path(name)}{url[len(base):]}"] = body if isinstance(body, bytes) else body.encode()
+    for alias, url in CHARTS.items():
+        entries = {chart: [{"version": v, "name": chart} for v in reversed(versions)]
+                   for chart, versions in SC.REPOS[url].items()}
+        files[f"charts/{alias}/index.yaml"] = yaml.safe_dump({"apiVersion": "v1", "entries": entries}).encode()
+    return files
+
+
+def answer_file(tmp_path: Path, base: str) -> Path:
+    doc = yaml.safe_load(FULL.read_text())
+    doc["mirrors"] = {
+        **{name: f"{base}/{mirrored_path(name)}" for name in MIRRORED},
+        "charts": {alias: f"{base}/charts/{alias}" for alias in CHARTS},
+        "registries": {"nvcr.io": "registry.mirror.test:5000/nvcr", "docker.io": "registry.mirror.test:5000/hub",
+                       "registry.k8s.io": "registry.mirror.test:5000/k8s"},
+    }
+    doc["proxy"] = {"http": "http://proxy.mirror.test:3128", "https": "http://proxy.mirror.test:3128",
+                    "no_proxy": ["127.0.0.1", "localhost"]}
+    path = tmp_path / "mirrored.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path: Path):
+    root = tmp_path / "s"
+    sb = prepare("t4-bare", root)
+    with FileServer(mirror_files(sb.world())) as srv:
+        path = answer_file(tmp_path, srv.base)
+        code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
+        assert code == 0, out + err
+        served = [r["path"] for r in srv.requests]
+    world = prepare("t4-bare", root).world()
+    fetched = world.get("fetched") or []
+    # every download of the run, as the simulated tools recorded it, went to the mirror
+    assert fetched and all(u.startswith(srv.base + "/") for u in fetched), fetched
+    assert {"nvidia.github.io/libnvidia-container/gpgkey", "charts/nvidia/index.yaml", "charts/hami-charts/index.yaml"} <= set(served)
+    for name in MIRRORED:
+        assert any(p.startswith(mirrored_path(name) + "/") for p in served), name
+    # ...and no command of the run named an upstream base (the proxy is for what no mirror serves)
+    argvs = [c["argv"] for c in sb.calls()]
+    upstreams = [*UPSTREAM.values(), *CHARTS.values()]
+    assert not [a for a in argvs if any(u.rstrip("/") in x for x in a for u in upstreams)]
+    assert world["helm_repos"] == {alias: f"{srv.base}/charts/{alias}" for alias in CHARTS}
+    # the repositories' lines name the mirror: the toolkit's list, and cuda-keyring's own list rewritten
+    lists = root / "etc/apt/sources.list.d"
+    assert f"{srv.base}/nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /" in (lists / "nvidia-container-toolkit.list").read_text()
+    assert (lists / "cuda-ubuntu2204-x86_64.list").read_text() == (
+        f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {srv.base}/developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/ /\n")
+    # images gpuwizard names come from the registries' mirrors
+    docker_runs = [a for a in argvs if a[:2] == ["docker", "run"]]
+    assert docker_runs and all(a[-2].startswith("registry.mirror.test:5000/hub/nvidia/cuda:") for a in docker_runs)
+    kind_config = (root / "var/lib/gpuwizard/kind-gpu-cluster.yaml")
+    if kind_config.exists():
+        assert "image: registry.mirror.test:5000/hub/kindest/node:" in kind_config.read_text()
+    # the proxy: Docker's drop-in, and in every command's environment
+    dropin = root / "etc/systemd/system/docker.service.d/http-proxy.conf"
+    assert 'Environment="HTTPS_PROXY=http://proxy.mirror.test:3128"' in dropin.read_text()
+    assert 'Environment="NO_PROXY=127.0.0.1,localhost"' in dropin.read_text()
+
+
+def test_the_plan_says_which_mirror_each_url_came_from_and_undo_removes_the_proxy_dropin(tmp_path: Path):
+    root = tmp_path / "s"
+    sb = prepare("t4-bare", root)
+    with FileServer(mirror_files(sb.world())) as srv:
+        path = answer_file(tmp_path, srv.base)
+        code, out, err = run("plan", "--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
+        assert code == 0, out + err
+        for name in ("kind", "kubectl", "helm"):
+            assert f"{srv.base}/{mirrored_path(name)}/" in out and f"(mirror of {UPSTREAM[name]})" in out
+        assert f"Helm repository nvidia ({srv.base}/charts/nvidia, mirror of https://helm.ngc.nvidia.com/nvidia)" in out
+        code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
+        assert code == 0, out + err
+    dropin = root / "etc/systemd/system/docker.service.d/http-proxy.conf"
+    assert dropin.exists()
+    code, out, err = run("undo", "--simulate", "t4-bare", "--root", str(root))
+    assert code == 0, out + err
+    assert not dropin.exists() and not dropin.parent.exists()
+
+
+def test_an_unreachable_mirror_fails_with_curls_words_and_nothing_from_upstream(tmp_path: Path):
+    root = tmp_path / "s"
+    prepare("t4-bare", root)
+    path = tmp_path / "a.yaml"
+    path.write_text("version: 1\nmirrors: {container_toolkit_repo: 'http://127.0.0.1:9/ctk'}\ncontainer: {}\n")
+    code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
+    assert code == 1
+    assert "Failed to connect to 127.0.0.1 port 9" in out + err
+    fetched = prepare("t4-bare", root).world().get("fetched") or []
+    assert fetched == ["http://127.0.0.1:9/ctk/gpgkey"]
+
+
+def test_network_rewrites_by_longest_base_and_reads_image_registries_as_the_runtimes_do():
+    from gpuwizard.network import Mirrors
+
+    net = Network(Mirrors(cuda_repo="http://m/repos", cuda_runfiles="http://m/cuda", urls={"https://example.org/a": "http://m/a"},
+                          registries={"docker.io": "reg:5000/hub", "nvcr.io": "reg:5000/nvcr"}))
+    assert net.url(f"{UPSTREAM['cuda_repo']}/ubuntu2204/x86_64/x.deb") == "http://m/repos/ubuntu2204/x86_64/x.deb"
+    assert net.url(f"{UPSTREAM['cuda_runfiles']}/12.6.2/local_installers/c.run") == "http://m/cuda/12.6.2/local_installers/c.run"
+    assert net.url("https://example.org/ab") == "https://example.org/ab"  # a base is a path prefix, not a string one
+    assert net.url("https://example.org/a/b") == "http://m/a/b"
+    assert split_image("ubuntu:22.04") == ("docker.io", "library/ubuntu:22.04")
+    assert split_image("localhost:5000/x") == ("localhost:5000", "x")
+    assert net.image("nvidia/cuda:12.6.2-base-ubuntu22.04") == "reg:5000/hub/nvidia/cuda:12.6.2-base-ubuntu22.04"
+    assert net.image("nvcr.io/nvidia/k8s/cuda-sample:v") == "reg:5000/nvcr/nvidia/k8s/cuda-sample:v"
+    assert net.image("quay.io/x/y:1") == "quay.io/x/y:1"
+
+
+def test_mirror_and_proxy_answers_are_checked_with_file_line_and_column(tmp_path: Path):
+    path = tmp_path / "a.yaml"
+    path.write_text("version: 1\nmirrors:\n  kind: ftp://mirror/kind\n  registries: {'https://nvcr.io': x}\nproxy: {http: nope}\n")
+    code, out, err = run("plan", "--simulate", "t4-bare", "--root", str(tmp_path / "s"), "--answers", str(path))
+    assert code == 2
+    text = out + err
+    assert f"{path}:3:9: mirrors.kind" in text and "http:// or https:// URL" in text
+    assert "mirrors.registries" in text and "proxy.http" in text
+
+
+def test_the_tuis_export_keeps_the_sessions_mirrors_and_proxy(tmp_path: Path):
+    """What the wizard exports replays the session: from the same mirrors, through the same proxy."""
+    import io
+
+    from gpuwizard.answers import parse_answers
+    from gpuwizard.cli import Session, build_parser
+    from gpuwizard.engine import Engine
+    from gpuwizard.session import WizardSession
+    from gpuwizard.state import State
+    from gpuwizard.steps import registry
+
+    given = parse_answers("version: 1\nmirrors: {helm: 'http://m/helm', registries: {nvcr.io: 'reg:5000/nvcr'}}\n"
+                          "proxy: {https: 'http://p:3128', no_proxy: [localhost]}\n")
+    cli = Session(build_parser().parse_args(["--simulate", "t4-bare", "--root", str(tmp_path / "s")]), unattended=True,
+                  err=io.StringIO())
+    engine = Engine(cli.host, State(cli.state_path), registry(), unattended=False, network=Network.of(given))
+    doc = WizardSession(engine).export_doc()
+    assert doc["mirrors"] == {"helm": "http://m/helm", "registries": {"nvcr.io": "reg:5000/nvcr"}}
+    assert doc["proxy"] == {"https": "http://p:3128", "no_proxy": ["localhost"]}
+    assert cli.host.runner.extra_env["https_proxy"] == cli.host.runner.extra_env["HTTPS_PROXY"] == "http://p:3128"
