@@ -250,6 +250,7 @@ def resolve(ctx: StepContext, a: HamiAnswers) -> dict[str, Any]:
             notes.append(f"node {node} runs NVIDIA's device plugin too ({', '.join(found)}): it and HAMi's both "
                          "advertise nvidia.com/gpu, and the node shows the physical GPU count whenever it registers "
                          "last (HAMi#829); uninstall it (helm uninstall <its release>) for HAMi's vGPUs to hold")
+    K.mirror_chart_images(ctx, ex, cv)  # the kube-scheduler's registry is set above (scheduler_registry)
     values, value_notes = ex.values, ex.notes
     live, kept_keys = None, []
     if existing and existing["release"] == release and existing["namespace"] == namespace:

@@ -94,6 +94,27 @@ def known_versions(chart: str) -> list[str]:
     return sorted(chart_keys(chart), key=V.key)
 
 
+def mirror_chart_images(ctx: StepContext, ex: Explained, cv: Any) -> None:
+    """The chart's own images from the session's registry mirrors (``mirrors.registries``), read off the
+    release's real defaults: a ``….repository`` whose default starts with a mirrored registry
+    (gpu-operator: ``operator.repository: nvcr.io/nvidia``) and a ``….registry`` that is one (HAMi:
+    ``devicePlugin.image.registry: docker.io``) get the mirror's. Keys already set are left alone."""
+    registries = ctx.net.mirrors.registries
+    if not registries:
+        return
+    for key, default in sorted(dict.items(cv.defaults)):
+        if not isinstance(default, str) or not default or key in ex.notes:
+            continue
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf == "registry" and default in registries:
+            ex.set(key, registries[default], f"mirrors.registries: {default} is mirrored at {registries[default]}")
+        elif leaf == "repository":
+            first, _, rest = default.partition("/")
+            if rest and first in registries:
+                ex.set(key, f"{registries[first]}/{rest}",
+                       f"mirrors.registries: {first} is mirrored at {registries[first]} (chart default {default})")
+
+
 class Defaults(dict[str, Any]):
     """A chart release's defaults by dotted key: ``d.get("devicePlugin.nvidiaNodeSelector")`` is the
     map ``{"gpu": "on"}``, ``d["cdi.enabled"]`` a leaf. Built from the flat keys; maps are resolved

@@ -236,6 +236,7 @@ def resolve(ctx: StepContext, a: OperatorAnswers) -> dict[str, Any]:
         ex.set("cdi.enabled", False, "HAMi: its docs install gpu-operator with cdi.enabled=false (HAMi's device plugin "
                f"finds the GPUs through the nvidia runtime, which CDI mode stops making the default); gpu-operator "
                f"{version}'s chart enables CDI by default")
+    K.mirror_chart_images(ctx, ex, cv)  # before the answer file's values, which win
     if a.values:
         # checked against this chart version's real keys: a key it lacks is refused with the nearest
         # real one, a dead or deprecated key is warned about (steps/kube.py check_values)

@@ -94,6 +94,12 @@ def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path:
     kind_config = (root / "var/lib/gpuwizard/kind-gpu-cluster.yaml")
     if kind_config.exists():
         assert "image: registry.mirror.test:5000/hub/kindest/node:" in kind_config.read_text()
+    # the charts' own images too, from their real defaults: gpu-operator's repositories, HAMi's registries
+    releases = {r["name"]: r.get("values") or {} for c in world["clusters"] for r in c.get("releases", [])}
+    assert releases["gpu-operator"]["operator"]["repository"] == "registry.mirror.test:5000/nvcr/nvidia"
+    assert releases["gpu-operator"]["toolkit"]["repository"] == "registry.mirror.test:5000/nvcr/nvidia/k8s"
+    assert releases["hami"]["devicePlugin"]["image"]["registry"] == "registry.mirror.test:5000/hub"
+    assert releases["hami"]["scheduler"]["kubeScheduler"]["image"]["registry"] == "registry.mirror.test:5000/k8s"
     # the proxy: Docker's drop-in, and in every command's environment
     dropin = root / "etc/systemd/system/docker.service.d/http-proxy.conf"
     assert 'Environment="HTTPS_PROXY=http://proxy.mirror.test:3128"' in dropin.read_text()

@@ -166,7 +166,10 @@ def test_ctk_toml_key_in_a_real_config():
 
 class _Ctx:
     def __init__(self, cuda):
+        from gpuwizard.network import Network
+
         self.facts = {"driver": {"version": "x", "cuda_version": cuda} if cuda else None}
+        self.net = Network()  # no mirrors: the images as NVIDIA publishes them
 
 
 @pytest.mark.parametrize("cuda,tag", [("12.7", "vectoradd-cuda12.5.0-ubuntu22.04"), ("12.4", "vectoradd-cuda11.7.1-ubuntu20.04"),
