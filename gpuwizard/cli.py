@@ -388,9 +388,23 @@ def plan_exit_code(planned: list[Any]) -> int:
     return EXIT_OK
 
 
+def unreachable(engine: Any, planned: list[Any]) -> list[Any]:
+    """The plan's URLs this host cannot fetch (gpuwizard/reach.py); each step that needs one cannot
+    be planned (its error names them)."""
+    from . import reach
+
+    missing = reach.check(engine, planned)
+    needs = reach.by_step(missing)
+    for p in planned:
+        if p.step.id in needs and p.error is None:
+            p.error = "cannot fetch " + "; ".join(f"{m.url} ({m.error})" for m in needs[p.step.id])
+    return missing
+
+
 def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     model, _, selected, _ = _prepare_engine(session)
     planned = list(model.plan(selected).values())
+    missing = unreachable(model.engine, planned)
     code = plan_exit_code(planned)
     doc = [
         {
@@ -421,6 +435,10 @@ def cmd_plan(session: Session, out: IO[str], as_json: bool) -> int:
     from .console import render_plan
 
     render_plan(planned, out)
+    if missing:
+        from .reach import message
+
+        out.write(message(missing) + "\n")
     out.write("(plan only: nothing was executed)\n")
     return code
 
@@ -509,7 +527,8 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
         _log_facts(log, engine)
         engine.listeners.append(log)
         # the whole recipe's plan first: what it can already tell is impossible runs nothing
-        refused = [p for p in model.plan(selected).values() if p.refused]
+        whole = list(model.plan(selected).values())
+        refused = [p for p in whole if p.refused]
         if refused:
             for p in refused:
                 err.write(f"gpuwizard: error: [{p.step.id}] {p.error}\n")
@@ -517,6 +536,17 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
             err.write("gpuwizard: nothing was executed (the plan refuses these answers; see: gpuwizard plan --answers FILE)\n")
             log.write(f"exit {EXIT_INVALID}: the plan refuses these answers; nothing was executed")
             return EXIT_INVALID
+        # ...nor what the host cannot download (a closed network, a mirror that lacks a file)
+        missing = unreachable(engine, whole)
+        if missing:
+            from .reach import message
+
+            text = message(missing)
+            err.write("gpuwizard: error: " + text + "\n")
+            for line in text.splitlines():
+                log.write(line)
+            log.write(f"exit {EXIT_FAILED}: URLs of the plan cannot be fetched; nothing was executed")
+            return EXIT_FAILED
         as_json = json_output(session.args)
         reporter: Any = JsonReporter(out) if as_json else ConsoleReporter(out)
         engine.listeners.append(reporter)

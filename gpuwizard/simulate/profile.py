@@ -96,6 +96,8 @@ Profile schema (every key optional unless marked required; unknown keys are erro
         namespaces: {name: {labels: {}}}   # default: kube's own plus the releases' namespaces
     cluster_faults: {image_pull: "<pod prefix>", validator: bool, hami_plugin_crash: bool, settle_polls: int}
     helm_repos: {name: url}          # `helm repo add` state
+    network: {offline: bool}         # offline: no name resolves but this machine's (127.0.0.1, a test's
+                                     # mirror): curl, helm's repositories and image pulls fail as they do
     current_context: str | null      # default: the first cluster's context
     files: {"/abs/path": "content"}  # seed files written once under the sandbox root
     failures:                        # failure injection (see gpuwizard.simulate.tools)
@@ -212,6 +214,7 @@ SCHEMA = {
                   "runtime_classes": [{"name": _STR, "handler": _STR}]}],
     "cluster_faults": "map",
     "helm_repos": "map",
+    "network": {"offline": _BOOL},
     "current_context": (_STR, None),
     "files": "map",
     "failures": [_FAILURE],

@@ -45,6 +45,24 @@ from gpuwizard.simulate import world as W
 
 # The charts' indexes, oldest first: the releases gpuwizard has real data for
 # (../shared/upstream/charts, gpuwizard/assets/charts/keys) and a few others of the same lines.
+def repo_indexes() -> dict:
+    """The simulated internet's chart repository indexes: <repo URL>/index.yaml for each of REPOS, in
+    Helm's index format (entries: {chart: [{name, version}, ...]}, newest first)."""
+    import yaml
+
+    out = {}
+    for url, charts in REPOS.items():
+        entries = {chart: [{"name": chart, "version": v} for v in reversed(versions)] for chart, versions in charts.items()}
+        out[url.rstrip("/") + "/index.yaml"] = yaml.safe_dump({"apiVersion": "v1", "entries": entries})
+    return out
+
+
+def tools_host_offline(world) -> bool:
+    from gpuwizard.simulate import tools_host
+
+    return tools_host.offline(world)
+
+
 def _local_index(ctx, url: str):
     """{chart: [versions]} of the index.yaml a chart repository on 127.0.0.1 serves (Helm's index format:
     ``entries: {chart: [{version: ...}, ...]}``, newest first as `helm repo index` writes it), or None."""
@@ -2276,6 +2294,13 @@ def helm(ctx) -> int:
                 ctx.err("Error: repository name (%s) already exists, please specify a different name" % name)
                 return 1
             index = None
+            if url in REPOS and tools_host_offline(w):
+                import urllib.parse
+
+                host = urllib.parse.urlsplit(url).hostname
+                ctx.err('Error: looks like "%s" is not a valid chart repository or cannot be reached: Get "%s/index.yaml": '
+                        'dial tcp: lookup %s on 127.0.0.53:53: server misbehaving' % (url, url.rstrip("/"), host))
+                return 1
             if url not in REPOS:
                 # pkg/repo/chartrepo.go DownloadIndexFile: GET <url>/index.yaml; a mirror on 127.0.0.1 is
                 # reached for real and its index read (the charts and versions it lists)

@@ -1660,15 +1660,23 @@ def _fetched(ctx, url: str) -> None:
     ctx.mutate(lambda world: world.setdefault("fetched", []).append(url))
 
 
-def fetch_local(ctx, url: str) -> tuple[int, bytes]:
-    """(curl's exit code, the body) of a real GET of a local URL, with curl's own errors: `-f` turns
-    an HTTP error into exit 22 (curl(1) EXIT CODES), a refused connection is exit 7."""
+def offline(world) -> bool:
+    """The profile's network is down (network: {offline: true}): only this machine is reached."""
+    return bool((world.get("network") or {}).get("offline"))
+
+
+def fetch_local(ctx, url: str, head: bool = False) -> tuple[int, bytes]:
+    """(curl's exit code, the body) of a real GET (``head``: HEAD) of a local URL, with curl's own
+    errors: `-f` turns an HTTP error into exit 22 (curl(1) EXIT CODES), a refused connection is exit 7.
+    A GET is recorded in world["fetched"]."""
     import urllib.error
     import urllib.request
 
-    _fetched(ctx, url)
+    if not head:
+        _fetched(ctx, url)
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 — a local URL (is_local_url)
+        req = urllib.request.Request(url, method="HEAD" if head else "GET")
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 — a local URL (is_local_url)
             return 0, resp.read()
     except urllib.error.HTTPError as exc:
         ctx.err("curl: (22) The requested URL returned error: %d" % exc.code)
@@ -1686,6 +1694,7 @@ def curl(ctx) -> int:
     args = list(ctx.args)
     out = None
     url = None
+    head = False  # -I: the headers only (nothing written with -o /dev/null)
     i = 0
     while i < len(args):
         a = args[i]
@@ -1695,11 +1704,16 @@ def curl(ctx) -> int:
             out = args[i + 1]
             i += 2
             continue
-        if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= set("fsSL"):
+        if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= set("fsSLI"):
+            head = head or "I" in a
             i += 1
             continue
-        if a in ("--fail", "--silent", "--show-error", "--location"):
+        if a in ("--fail", "--silent", "--show-error", "--location", "--head"):
+            head = head or a == "--head"
             i += 1
+            continue
+        if a in ("--max-time", "-m", "--connect-timeout") and i + 1 < len(args):
+            i += 2
             continue
         if a.startswith("-"):
             return ctx.unsupported()
@@ -1709,21 +1723,28 @@ def curl(ctx) -> int:
         return ctx.usage("curl: no URL specified!\ncurl: try 'curl --help' or 'curl --manual' for more information")
     if is_local_url(url):
         # the simulated host's local network is the real one: a mirror served on 127.0.0.1 by a test
-        rc, data = fetch_local(ctx, url)
-        if rc:
+        rc, data = fetch_local(ctx, url, head=head)
+        if rc or out == "/dev/null":
             return rc
         if out is None:
             sys.stdout.buffer.write(data)
             return 0
         _write(out, data)
         return 0
+    if offline(ctx.world):
+        import urllib.parse
+
+        ctx.err("curl: (6) Could not resolve host: %s" % urllib.parse.urlsplit(url).hostname)
+        return 6
     body = _sim_urls(ctx.world).get(url)
-    if body is None:  # the kind/kubectl/helm release downloads (gpuwizard/simulate/tools_cluster.py)
+    if body is None:  # the kind/kubectl/helm releases, the chart repositories' indexes (tools_cluster.py)
         from gpuwizard.simulate import tools_cluster
-        body = tools_cluster.release_urls(ctx.world).get(url)
+        body = tools_cluster.release_urls(ctx.world).get(url) or tools_cluster.repo_indexes().get(url)
     if body is None:
         ctx.err("curl: (22) The requested URL returned error: 404")
         return 22
+    if head:
+        return 0
     _fetched(ctx, url)
     if out is None:
         sys.stdout.write(body)
@@ -2468,6 +2489,13 @@ def docker_run(ctx, args) -> int:
     repo_path = name if name == "nvidia/cuda" else name.split("/", 1)[1]
     cuda = tag.split("-")[0]
     pulled = w.get("docker_images", [])
+    if image not in pulled and offline(w):
+        registry = "registry-1.docker.io" if name == "nvidia/cuda" else name.split("/")[0].split(":")[0]
+        ctx.err("Unable to find image '%s' locally" % image)
+        ctx.err('docker: Error response from daemon: Get "https://%s/v2/": dial tcp: lookup %s on 127.0.0.53:53: '
+                'server misbehaving.' % (registry, registry))
+        ctx.err("Run 'docker run --help' for more information")
+        return 125
     if image not in pulled:
         ctx.err("Unable to find image '%s' locally" % image)
         ctx.err("%s: Pulling from %s" % (tag, repo_path))

@@ -125,16 +125,18 @@ def test_the_plan_says_which_mirror_each_url_came_from_and_undo_removes_the_prox
     assert not dropin.exists() and not dropin.parent.exists()
 
 
-def test_an_unreachable_mirror_fails_with_curls_words_and_nothing_from_upstream(tmp_path: Path):
+def test_an_unreachable_mirror_stops_the_run_before_anything_with_curls_words(tmp_path: Path):
     root = tmp_path / "s"
     prepare("t4-bare", root)
     path = tmp_path / "a.yaml"
     path.write_text("version: 1\nmirrors: {container_toolkit_repo: 'http://127.0.0.1:9/ctk'}\ncontainer: {}\n")
     code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
     assert code == 1
-    assert "Failed to connect to 127.0.0.1 port 9" in out + err
-    fetched = prepare("t4-bare", root).world().get("fetched") or []
-    assert fetched == ["http://127.0.0.1:9/ctk/gpgkey"]
+    assert ("  http://127.0.0.1:9/ctk/gpgkey: curl: (7) Failed to connect to 127.0.0.1 port 9 after 0 ms: "
+            "Couldn't connect to server") in err
+    assert "needed by [container] download NVIDIA's repository key" in err
+    sb = prepare("t4-bare", root)
+    assert not (sb.world().get("fetched") or []) and _changing(sb.calls()) == []
 
 
 def test_network_rewrites_by_longest_base_and_reads_image_registries_as_the_runtimes_do():
@@ -183,3 +185,71 @@ def test_the_tuis_export_keeps_the_sessions_mirrors_and_proxy(tmp_path: Path):
     assert doc["mirrors"] == {"helm": "http://m/helm", "registries": {"nvcr.io": "reg:5000/nvcr"}}
     assert doc["proxy"] == {"https": "http://p:3128", "no_proxy": ["localhost"]}
     assert cli.host.runner.extra_env["https_proxy"] == cli.host.runner.extra_env["HTTPS_PROXY"] == "http://p:3128"
+
+
+# -- the airgapped profile: no name resolves ------------------------------------------------------
+
+def _changing(calls: list[dict]) -> list[list[str]]:
+    """Commands that change a host (what `nothing was executed` rules out)."""
+    changing = (["apt-get", "install"], ["apt-get", "update"], ["dpkg", "-i"], ["sh"], ["systemctl", "restart"],
+                ["nvidia-ctk", "runtime"], ["kind", "create"], ["helm", "repo", "add"], ["helm", "upgrade"])
+    out = []
+    for c in calls:
+        argv = c["argv"]
+        if any(argv[:len(w)] == w for w in changing) or (argv[:1] == ["curl"] and "-I" not in " ".join(argv)
+                                                            and "-fsSI" not in argv):
+            out.append(argv)
+    return out
+
+
+def test_airgapped_stops_at_plan_time_listing_every_url_it_cannot_fetch(tmp_path: Path):
+    root = tmp_path / "s"
+    code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--answers", str(FULL))
+    assert code == 1, out + err
+    assert "10 URL(s) of the plan cannot be fetched from this host; nothing was executed:" in out
+    for url in ("https://nvidia.github.io/libnvidia-container/gpgkey", "https://get.helm.sh/helm-v4.3.0-linux-amd64.tar.gz",
+                "https://helm.ngc.nvidia.com/nvidia/index.yaml", "https://project-hami.github.io/HAMi/index.yaml"):
+        assert f"  {url}: curl: (6) Could not resolve host: {url.split('/')[2]}" in out, url
+    assert "    needed by [operator] Helm repository nvidia (https://helm.ngc.nvidia.com/nvidia)" in out
+    # the run: the same list, exit 1, and nothing that changes the host ran
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--answers", str(FULL))
+    assert code == 1 and "cannot be fetched from this host; nothing was executed" in err
+    assert _changing(prepare("airgapped", root).calls()) == []
+    assert all(s.get("status", "pending") == "pending" for k, s in json_state(root)["steps"].items() if k != "detect")
+
+
+def test_airgapped_with_a_mirror_on_this_machine_has_nothing_left_to_fetch(tmp_path: Path):
+    root = tmp_path / "s"
+    sb = prepare("airgapped", root)
+    with FileServer(mirror_files(sb.world())) as srv:
+        path = answer_file(tmp_path, srv.base)
+        code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--answers", str(path))
+        heads = [r["path"] for r in srv.requests if r.get("method") == "HEAD"]
+    assert code == 0, out + err
+    assert "cannot be fetched" not in out
+    # each URL was checked on the mirror, and nothing was downloaded by the plan
+    assert "nvidia.github.io/libnvidia-container/gpgkey" in heads and "charts/hami-charts/index.yaml" in heads
+    assert not (prepare("airgapped", root).world().get("fetched") or [])
+
+
+def test_a_mirror_that_lacks_a_file_is_named_at_plan_time(tmp_path: Path):
+    root = tmp_path / "s"
+    sb = prepare("airgapped", root)
+    files = mirror_files(sb.world())
+    from gpuwizard.steps.kube import TOOL_VERSIONS
+
+    lacking = next(k for k in files if k.endswith(f"/{TOOL_VERSIONS['kind']}/kind-linux-amd64"))  # the kind the plan installs
+    del files[lacking]
+    with FileServer(files) as srv:
+        path = answer_file(tmp_path, srv.base)
+        code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--answers", str(path))
+    assert code == 1
+    assert f"  {srv.base}/{lacking}: curl: (22) The requested URL returned error: 404" in out
+    assert "1 URL(s) of the plan cannot be fetched" in out
+
+
+def json_state(root: Path) -> dict:
+    import json
+
+    path = root / "var/lib/gpuwizard/state.json"
+    return json.loads(path.read_text()) if path.exists() else {"steps": {}}

@@ -31,6 +31,14 @@ class FileServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def do_HEAD(self):  # what a GET would answer, without the body (a mirror's file, checked at plan time)
+                name = self.path.lstrip("/")
+                server.requests.append({"path": name, "range": None, "method": "HEAD"})
+                body = server.files.get(name)
+                self.send_response(404 if body is None else 200)
+                self.send_header("Content-Length", "0" if body is None else str(len(body)))
+                self.end_headers()
+
             def do_GET(self):
                 name = self.path.lstrip("/")
                 rng = self.headers.get("Range")

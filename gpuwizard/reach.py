@@ -1,0 +1,97 @@
+"""Before anything runs: can the host reach every URL the plan will fetch?
+
+The URLs are read off the plan itself: the http(s) arguments of the commands still to run (curl's
+downloads, ``helm repo add``), and the sources of gpuwizard's own downloads (runfiles, the built-in
+downloader). Each is checked once with ``curl -fsSI`` (HEAD, through the runner: the proxy, the
+simulated hosts), a few at a time. A URL that does not answer is named with the actions that need
+it and curl's words, so a closed network (or a mirror that lacks a file) stops the run before it
+changes anything instead of halfway through.
+
+Not covered here: the distribution's own package archive (apt/dnf reach it themselves) and image
+pulls (the runtimes reach their registries).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine, PlannedStep
+
+TIMEOUT = 10  # seconds per URL (curl --max-time)
+PARALLEL = 8
+
+
+@dataclass
+class Unreachable:
+    url: str
+    error: str
+    needed_by: list[tuple[str, str]]  # (step id, action title)
+
+
+def urls(planned: list[PlannedStep]) -> dict[str, list[tuple[str, str]]]:
+    """URL -> the (step, action) that fetch it, for the actions still to do."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for p in planned:
+        for action, done in zip(p.actions, p.done, strict=False):
+            if done:
+                continue
+            found: list[str] = []
+            argv = getattr(action, "argv", None)
+            if isinstance(argv, list):
+                found += [a for a in argv if isinstance(a, str) and a.startswith(("http://", "https://"))]
+                if argv[:3] == ["helm", "repo", "add"]:  # what helm fetches: the repository's index
+                    found = [u.rstrip("/") + "/index.yaml" for u in found]
+            for attr in ("source", "url"):
+                value = getattr(action, attr, None)
+                if isinstance(value, str) and value.startswith(("http://", "https://")):
+                    found.append(value)
+            for url in dict.fromkeys(found):
+                out.setdefault(url, []).append((p.step.id, action.title))
+    return out
+
+
+def _probe(engine: Engine, url: str) -> str | None:
+    result = engine.host.runner.probe(["curl", "-fsSI", "--max-time", str(TIMEOUT), "-o", "/dev/null", url],
+                                      timeout=TIMEOUT + 5)
+    if result is None:
+        return "curl is not installed: cannot check"
+    if result.ok:
+        return None
+    return (result.stderr or result.stdout).strip().splitlines()[-1] if (result.stderr or result.stdout).strip() \
+        else f"curl exit {result.rc}"
+
+
+def check(engine: Engine, planned: list[PlannedStep]) -> list[Unreachable]:
+    """The URLs of the plan the host cannot fetch (none: all answer). Skipped without curl on PATH
+    (a minbase host: gpuwizard's own downloader then reports at run time)."""
+    if engine.host.runner.which("curl") is None:
+        return []
+    needed = urls(planned)
+    if not needed:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        errors = dict(zip(needed, pool.map(lambda u: _probe(engine, u), needed), strict=True))
+    return [Unreachable(url, err, needed[url]) for url, err in errors.items() if err is not None]
+
+
+def message(missing: list[Unreachable]) -> str:
+    """What cannot be fetched, by URL, and what to do."""
+    lines = [f"{len(missing)} URL(s) of the plan cannot be fetched from this host; nothing was executed:"]
+    for m in missing:
+        steps = ", ".join(dict.fromkeys(f"[{sid}] {title}" for sid, title in m.needed_by))
+        lines.append(f"  {m.url}: {m.error}")
+        lines.append(f"    needed by {steps}")
+    lines.append("Give mirrors of them in the answer file's mirrors: section (or a proxy: that reaches them), "
+                 "or check the mirror named, then run again.")
+    return "\n".join(lines)
+
+
+def by_step(missing: list[Unreachable]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for m in missing:
+        for sid in dict.fromkeys(s for s, _ in m.needed_by):
+            out.setdefault(sid, []).append(m)
+    return out
