@@ -100,6 +100,9 @@ def _global_options(parser: argparse.ArgumentParser, *, sub: bool, output: bool 
                        help="json: one JSON object a line (\"v\": 1, \"event\"), the last a summary with the exit "
                        "code (unattended runs, plan, doctor, verify)")
     g.add_argument("--tui", action="store_true", default=d(False), help="with --answers: open the interactive wizard with its forms pre-filled instead of running unattended")
+    g.add_argument("--bundle", metavar="DIR", default=d(None),
+                   help="install from an offline bundle (gpuwizard bundle): every file checked first, then served on "
+                   "127.0.0.1 for the run instead of the network")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuwizard {__version__}")
     _global_options(parser, sub=False)
-    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,verify,undo,podspec}")
+    subs = parser.add_subparsers(dest="command", metavar="{doctor,plan,verify,undo,bundle,podspec}")
     doctor = subs.add_parser("doctor", help="what is installed and healthy, layer by layer", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     _global_options(doctor, sub=True)
@@ -130,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("--plan", action="store_true", help="show what undo would do; change nothing")
     undo.add_argument("--force", action="store_true", help="also do what undo refuses as unsafe (says what, and keeps backups)")
     _global_options(undo, sub=True)
+    bundle = subs.add_parser("bundle", help="on a connected machine: fetch what the answer file's plan downloads into DIR, "
+                             "for --bundle DIR on a host without network", epilog=EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    bundle.add_argument("--out", metavar="DIR", required=True, help="where the bundle goes (its manifest.json lists every file)")
+    _global_options(bundle, sub=True)
     from . import podspec_cli
 
     podspec_cli.add_parser(subs, _global_options)
@@ -173,6 +181,11 @@ class Session:
         self.host = Host(root, Runner(path=path, env=env, privilege=privilege, dry_run=bool(args.dry_run)))
         self.state_path = Path(args.state) if args.state else default_state_path(self.host.root, euid=euid, rooted=rooted)
         self.log_dir = Path(args.log_dir) if args.log_dir else default_log_dir(self.host.root, euid=euid, rooted=rooted)
+        self.closers: list[Any] = []  # what the session started and stops when it ends (a bundle's server)
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -371,11 +384,52 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSessi
     reboot = answers.driver.reboot if answers.driver else "never"
     from .network import Network
 
-    engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot, network=Network.of(answers))
+    network = Network.of(answers)
+    if getattr(session.args, "bundle", None):
+        _use_bundle(session, network)
+    engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot, network=network)
     if reboot == "auto":
         engine.resume_service = _resume_service(session)
     sections = {sid: section(answers, sid) for sid in selected}
     return WizardSession(engine, sections), answers, selected, sections
+
+
+def _use_bundle(session: Session, network: Any) -> None:
+    """--bundle DIR: every file checked (a changed or missing one refused, exit 2, nothing run), then
+    the bundle served on 127.0.0.1 for this process; the run fetches its URLs and charts there."""
+    from pathlib import Path
+
+    from . import bundle
+
+    where = Path(session.args.bundle)
+    manifest = bundle.load(where)
+    server = bundle.Server(where, manifest)
+    session.closers.append(server.close)
+    bundle.use(network, where, manifest, server.base)
+
+
+def cmd_bundle(session: Session, out: IO[str], err: IO[str]) -> int:
+    """``gpuwizard bundle --answers F --out DIR``: what the plan of F downloads, fetched into DIR."""
+    from pathlib import Path
+
+    from . import bundle
+
+    model, _, selected, _ = _prepare_engine(session)
+    planned = list(model.plan(selected).values())
+    bad = [p for p in planned if p.refused or p.error]
+    if bad:
+        for p in bad:
+            err.write(f"gpuwizard: error: [{p.step.id}] {p.problem()}\n")
+        err.write("gpuwizard: the plan of these answers is not complete on this machine, so neither is a bundle of it; "
+                  "see: gpuwizard plan --answers FILE\n")
+        return EXIT_INVALID if any(p.refused for p in bad) else EXIT_FAILED
+    target = Path(session.args.out)
+    manifest = bundle.build(model.engine, planned, target, session.args.answers, lambda text: out.write(f"  {text}\n"))
+    total = sum(int(f.get("size", 0)) for f in manifest["files"].values())
+    out.write(f"bundle {target}: {len(manifest['files'])} files, {total / (1 << 20):.1f} MiB "
+              f"(manifest: {target / bundle.MANIFEST}); on the host: gpuwizard --bundle {target} --answers "
+              f"{session.args.answers}\n")
+    return EXIT_OK
 
 
 def plan_exit_code(planned: list[Any]) -> int:
@@ -634,16 +688,30 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
             return cmd_verify(session, out, bool(args.json))
         if args.command == "undo":
             return cmd_undo(Session(args, unattended=True, err=err), out, err)
+        if args.command == "bundle":
+            if not args.answers:
+                raise InvalidInput("bundle needs the answer file of the hosts it is for: --answers FILE")
+            session = Session(args, unattended=True, err=err)
+            try:
+                return cmd_bundle(session, out, err)
+            finally:
+                session.close()
         if args.command == "podspec":
             from . import podspec_cli
 
             return podspec_cli.run(args, Session(args, unattended=True, err=err), out, err)
         if args.command == "plan" or (args.dry_run and (args.answers or args.resume)):
             session = Session(args, unattended=True, err=err)
-            return cmd_plan(session, out, getattr(args, "json", False))
+            try:
+                return cmd_plan(session, out, getattr(args, "json", False))
+            finally:
+                session.close()
         if (args.answers and not args.tui) or (args.resume and not _interactive(out)):
             session = Session(args, unattended=True, err=err)
-            return cmd_run(session, out, err)
+            try:
+                return cmd_run(session, out, err)
+            finally:
+                session.close()
         return cmd_tui(args, out, err)
     except GpuwizardError as exc:
         err.write(f"gpuwizard: error: {exc}\n")

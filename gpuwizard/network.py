@@ -128,6 +128,16 @@ class Network:
 
     mirrors: Mirrors = field(default_factory=lambda: Mirrors())
     proxy: Proxy | None = None
+    # an offline bundle served on 127.0.0.1 (gpuwizard/bundle.py): URL base -> its copy, and chart
+    # repository URL -> its copy; applied after the mirrors (a bundle holds what the plan fetches)
+    local_urls: dict[str, str] = field(default_factory=dict)
+    local_charts: dict[str, str] = field(default_factory=dict)
+    # the bundle's chart archives: (chart, version) -> its .tgz on this machine; helm installs from it
+    # (no repository alias is added that would name the bundle's port after the run)
+    local_archives: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def archive(self, chart: str, version: str) -> str | None:
+        return self.local_archives.get((chart, version))
 
     @classmethod
     def of(cls, answers: Any) -> Network:
@@ -141,28 +151,49 @@ class Network:
         out += [(base, value, base) for base, value in m.urls.items()]
         return sorted(out, key=lambda b: -len(b[0]))
 
-    def mirrored(self, url: str) -> tuple[str, str | None]:
-        """(the URL to fetch, the upstream base it mirrors or None)."""
+    def _answered(self, url: str) -> tuple[str, str | None]:
+        """The answer file's mirror of a URL: (the URL, the upstream base or None)."""
         for upstream, mirror, _ in self._bases():
             if url == upstream or url.startswith(upstream + "/"):
                 return mirror + url[len(upstream):], upstream
         return url, None
 
+    def mirrored(self, url: str) -> tuple[str, str | None]:
+        """(the URL to fetch, the upstream base it mirrors or None): the answer file's mirror, then an
+        offline bundle's copy of that."""
+        fetched, origin = self._answered(url)
+        for base, copy in sorted(self.local_urls.items(), key=lambda b: -len(b[0])):
+            if fetched == base or fetched.startswith(base + "/"):
+                return copy + fetched[len(base):], origin or base
+        return fetched, origin
+
     def url(self, url: str) -> str:
         return self.mirrored(url)[0]
 
+    def lasting(self, url: str) -> tuple[str, str | None]:
+        """For what stays on the host after the run (a repository's line in sources.list.d, a .repo
+        file): the answer file's mirror only, never an offline bundle's copy, which is served on
+        127.0.0.1 for the length of one run."""
+        return self._answered(url)
+
     def show(self, url: str) -> str:
-        """The URL to fetch, saying which mirror it came from: ``URL (mirror of UPSTREAM)``."""
+        """The URL to fetch, saying where it came from: ``URL (mirror of UPSTREAM)``, or ``URL (the
+        offline bundle's copy of ORIGINAL)``."""
         fetched, upstream = self.mirrored(url)
-        return fetched if upstream is None else f"{fetched} (mirror of {upstream})"
+        if upstream is None:
+            return fetched
+        if any(fetched.startswith(copy + "/") for copy in self.local_urls.values()):
+            return f"{fetched} (the offline bundle's copy of {self._answered(url)[0]})"
+        return f"{fetched} (mirror of {upstream})"
 
     def chart_repo(self, alias: str, url: str) -> tuple[str, str | None]:
         """(the URL ``helm repo add`` uses for the repository, the upstream URL it mirrors or None)."""
         charts = self.mirrors.charts
         mirror = charts.get(alias) or charts.get(url.rstrip("/"))
-        if mirror:
-            return mirror, url
-        fetched, upstream = self.mirrored(url)
+        fetched, upstream = (mirror, url) if mirror else self._answered(url)
+        local = self.local_charts.get(fetched.rstrip("/"))  # the bundle's copy of the repository
+        if local:
+            return local, url
         return fetched, upstream and url
 
     def image(self, ref: str) -> str:
@@ -191,4 +222,5 @@ class Network:
         return env
 
     def __bool__(self) -> bool:
-        return bool(self._bases() or self.mirrors.charts or self.mirrors.registries or self.mirrors.pip_index or self.proxy)
+        return bool(self._bases() or self.mirrors.charts or self.mirrors.registries or self.mirrors.pip_index or self.proxy
+                    or self.local_urls or self.local_charts)

@@ -225,11 +225,19 @@ class Apt(Platform):
             A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, env=APT_ENV, timeout=3600),
         ]
 
+    def _ctk_list(self, ctx: StepContext) -> A.WriteFile:
+        """The toolkit's sources.list.d entry, naming the answer file's mirror of the repository where
+        there is one (a line that outlives the run: never an offline bundle's address)."""
+        base, upstream = ctx.net.lasting(CTK_UPSTREAM)
+        shown = f" from {base} (mirror of {upstream})" if upstream else ""
+        return A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST}){shown}", APT_LIST,
+                           APT_LIST_CONTENT.replace(CTK_UPSTREAM, base))
+
     def _cuda_list_mirror(self, ctx: StepContext) -> list[A.Action]:
         """cuda-keyring's sources.list.d entry names NVIDIA's site; with a mirror of the CUDA repository
         it is rewritten to name the mirror (the same line otherwise: the package's key still signs it)."""
         line_url = self.cuda_repo_url("")
-        url, upstream = ctx.net.mirrored(line_url)
+        url, upstream = ctx.net.lasting(line_url)
         if upstream is None:
             return []
         listing = f"/etc/apt/sources.list.d/cuda-{self.repo_distro}-{self.repo_arch}.list"
@@ -259,9 +267,7 @@ class Apt(Platform):
                   lambda c: f"{KEYRING} holds {', '.join(fingerprints(c)) or 'no key'}, not NVIDIA's {KEY_FINGERPRINT}; "
                             "it was removed and the repository was not added",
                   on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
-            A.WriteFile("repo-list", f"add NVIDIA's container toolkit repository ({APT_LIST})" + (
-                f" from {ctx.net.url(CTK_UPSTREAM)} (mirror of {CTK_UPSTREAM})" if ctx.net.mirrored(CTK_UPSTREAM)[1] else ""),
-                APT_LIST, APT_LIST_CONTENT.replace(CTK_UPSTREAM, ctx.net.url(CTK_UPSTREAM))),
+            self._ctk_list(ctx),
             RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done_when=installed,
                   done=lambda c: c.done_this_run("apt-update")),
             A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),
@@ -279,9 +285,10 @@ class Apt(Platform):
 def download(ctx: StepContext, id: str, title: str, url: str, dest: str, *, done: Done) -> A.Action:
     """``curl -fsSL -o DEST URL`` where the host has curl, else gpuwizard's built-in downloader (a
     minbase Debian has no curl): decided at plan time from the target's PATH."""
-    url, upstream = ctx.net.mirrored(url)  # a mirror's, where the session has one
+    shown = ctx.net.show(url)
+    url, upstream = ctx.net.mirrored(url)  # a mirror's (or an offline bundle's), where the session has one
     if upstream is not None:
-        title += f" from {url} (mirror of {upstream})"
+        title += f" from {shown}"
     if ctx.has_tool("curl"):
         return RunIf(id, title, ["curl", "-fsSL", "-o", hp(ctx, dest), url], done=done)
     return Fetch(id, title, url, dest, done=done)

@@ -94,7 +94,7 @@ class Dnf(Platform):
         is upstream's copy, whose baseurl and gpgkey name NVIDIA's site."""
         name = f"cuda-{self.repo_distro}.repo"
         repo = posixpath.join("/etc/yum.repos.d", name)
-        url, upstream = ctx.net.mirrored(self.cuda_repo_url(name))
+        url, upstream = ctx.net.lasting(self.cuda_repo_url(name))  # the .repo file outlives the run
         if upstream is not None:
             base = url.rsplit("/", 1)[0]
             content = CUDA_REPO_CONTENT.format(id=f"cuda-{self.repo_distro}-{self.repo_arch}", base=base)
@@ -138,9 +138,9 @@ class Dnf(Platform):
         return [self.cuda_repo(ctx), A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, timeout=3600)]
 
     def container_toolkit(self, ctx: StepContext) -> list[A.Action]:
-        content = DNF_REPO_CONTENT.replace(CTK_UPSTREAM, ctx.net.url(CTK_UPSTREAM))
-        _, upstream = ctx.net.mirrored(CTK_UPSTREAM)
-        mirror = f" from {ctx.net.url(CTK_UPSTREAM)} (mirror of {upstream})" if upstream else ""
+        base, upstream = ctx.net.lasting(CTK_UPSTREAM)  # the .repo file outlives the run
+        content = DNF_REPO_CONTENT.replace(CTK_UPSTREAM, base)
+        mirror = f" from {base} (mirror of {upstream})" if upstream else ""
         return [
             A.WriteFile("repo-file", f"add NVIDIA's container toolkit repository ({DNF_REPO}){mirror}", DNF_REPO, content),
             A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),

@@ -45,15 +45,66 @@ from gpuwizard.simulate import world as W
 
 # The charts' indexes, oldest first: the releases gpuwizard has real data for
 # (../shared/upstream/charts, gpuwizard/assets/charts/keys) and a few others of the same lines.
-def repo_indexes() -> dict:
-    """The simulated internet's chart repository indexes: <repo URL>/index.yaml for each of REPOS, in
-    Helm's index format (entries: {chart: [{name, version}, ...]}, newest first)."""
+def chart_archive(chart: str, version: str) -> bytes:
+    """The simulated internet's <chart>-<version>.tgz: a real gzip'd tar holding <chart>/Chart.yaml, its
+    bytes fixed (no timestamps), so its digest in the index is stable."""
+    import gzip
+    import io
+    import tarfile
+
+    body = ("apiVersion: v2\nname: %s\nversion: %s\ndescription: gpuwizard's simulated copy of the chart\n"
+            % (chart, version)).encode()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("%s/Chart.yaml" % chart)
+        info.size, info.mtime, info.mode = len(body), 0, 0o644
+        tar.addfile(info, io.BytesIO(body))
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def _archive_chart(path: str):
+    """(name, version) from a chart archive's <chart>/Chart.yaml, or None."""
+    import tarfile
+
     import yaml
 
-    out = {}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            member = next((m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml")), None)
+            handle = tar.extractfile(member) if member is not None else None
+            data = handle.read() if handle is not None else None
+    except (OSError, tarfile.TarError):
+        return None
+    doc = yaml.safe_load(data) if data else None
+    if not isinstance(doc, dict) or not doc.get("name"):
+        return None
+    return str(doc["name"]), str(doc.get("version"))
+
+
+def repo_indexes() -> dict:
+    """The simulated internet's chart repositories: <repo URL>/index.yaml for each of REPOS in Helm's
+    index format (entries: {chart: [{name, version, urls, digest}, ...]}, newest first; urls absolute,
+    as NVIDIA's index gives them), and each archive it names (chart_archive)."""
+    import hashlib
+
+    import yaml
+
+    out: dict[str, bytes | str] = {}
     for url, charts in REPOS.items():
-        entries = {chart: [{"name": chart, "version": v} for v in reversed(versions)] for chart, versions in charts.items()}
-        out[url.rstrip("/") + "/index.yaml"] = yaml.safe_dump({"apiVersion": "v1", "entries": entries})
+        base = url.rstrip("/")
+        entries: dict[str, list[dict[str, Any]]] = {}
+        for chart, versions in charts.items():
+            entries[chart] = []
+            for v in reversed(versions):
+                archive = chart_archive(chart, v)
+                tgz = "%s/charts/%s-%s.tgz" % (base, chart, v)
+                out[tgz] = archive
+                entries[chart].append({"name": chart, "version": v, "urls": [tgz],
+                                       "digest": hashlib.sha256(archive).hexdigest()})
+        out[base + "/index.yaml"] = yaml.safe_dump({"apiVersion": "v1", "entries": entries})
     return out
 
 
@@ -2496,12 +2547,22 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     if refused:
         return T._helm_unreachable(ctx, refused)
     ns = namespace or "default"
-    repo, _, chart = chart_ref.partition("/")
-    url = _helm_repos(ctx.world).get(repo)
-    if not chart or url is None:
-        ctx.err("Error: repo %s not found" % repo)
-        return 1
-    versions = (REPOS.get(url) or (ctx.world.get("helm_indexes") or {}).get(url) or {}).get(chart)
+    if chart_ref.endswith(".tgz") and os.path.isabs(chart_ref):
+        # a chart archive on this machine (pkg/action/install.go LocateChart: a path is loaded as is; the
+        # name and version are the archive's Chart.yaml, --version plays no part)
+        found = _archive_chart(chart_ref)
+        if found is None:
+            ctx.err("Error: INSTALLATION FAILED: path \"%s\" not found" % chart_ref)
+            return 1
+        chart, version = found
+        versions: Any = [version]
+    else:
+        repo, _, chart = chart_ref.partition("/")
+        url = _helm_repos(ctx.world).get(repo)
+        if not chart or url is None:
+            ctx.err("Error: repo %s not found" % repo)
+            return 1
+        versions = (REPOS.get(url) or (ctx.world.get("helm_indexes") or {}).get(url) or {}).get(chart)
     if not versions:
         ctx.err('Error: chart "%s" not found in %s index. (try \'helm repo update\')' % (chart, repo))
         return 1

@@ -168,13 +168,16 @@ class Download(A.Action):
     upstream: str | None = None  # the upstream base, where ``source`` is a mirror's (mirrored())
 
     def mirrored(self, ctx: StepContext) -> Download:
-        """Fetched from the mirror of its source where the session has one (gpuwizard/network.py)."""
-        self.source, self.upstream = ctx.net.mirrored(self.source)
+        """Fetched from the mirror of its source (or an offline bundle's copy) where the session has
+        one (gpuwizard/network.py)."""
+        shown = ctx.net.show(self.source)
+        self.source, upstream = ctx.net.mirrored(self.source)
+        self.upstream = shown[len(self.source):].strip(" ()") if upstream else None
         return self
 
     def preview(self, ctx: StepContext) -> list[str]:
         how = "download" if self.source.startswith(("http://", "https://")) else "copy"
-        lines = [f"{how} {self.source}" + (f" (mirror of {self.upstream})" if self.upstream else ""), f"  -> {self.dest}"]
+        lines = [f"{how} {self.source}" + (f" ({self.upstream})" if self.upstream else ""), f"  -> {self.dest}"]
         lines.append(f"  verify sha256 {self.sha256}" if self.sha256 else "  (no sha256 given: the file is not verified)")
         return lines
 

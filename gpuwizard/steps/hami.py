@@ -678,11 +678,10 @@ class HamiStep(Step[HamiAnswers]):
         if op is not None and not op["planned"] and op["plugin"]:
             opv = op.get("values") or {}
             target = K.merge(opv, {"devicePlugin": {"enabled": False}})
-            repo_name, _ = K.repo("gpu-operator")
             acts += K.helm_repo_actions(ctx, "gpu-operator")
             acts.append(K.Cmd("operator-plugin-off", f"the gpu-operator's device plugin is off (release {op['release']}): "
                               "HAMi's plugin advertises nvidia.com/gpu instead",
-                              K.helm(context, "upgrade", op["release"], f"{repo_name}/gpu-operator", "--namespace",
+                              K.helm(context, "upgrade", op["release"], K.chart_ref(ctx, "gpu-operator", op["version"]), "--namespace",
                                      op["namespace"], "--version", op["version"], "--reuse-values", "--set",
                                      "devicePlugin.enabled=false"),
                               lambda c: K.release_matches(c, context, op["release"], op["namespace"], "gpu-operator",
@@ -713,14 +712,15 @@ class HamiStep(Step[HamiAnswers]):
         repo_name, _ = K.repo(CHART)
         values = r["values"]
         done = lambda c: K.release_matches(c, context, release, ns, CHART, version, values)  # noqa: E731
-        acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))
+        if not K.from_bundle(ctx, CHART):
+            acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))
         details: Callable[[StepContext], list[str]] | None = None
         if r["live"] is not None:
             def live_details(c: StepContext) -> list[str]:
                 return K.live_change(c, context, release, ns, r["from_version"], cv, values)
             details = live_details
         acts.append(K.Cmd("helm-install", f"HAMi {version} installed as {release} in {ns}",
-                          K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
+                          K.helm(context, "upgrade", "--install", release, K.chart_ref(ctx, CHART, version), "--namespace", ns,
                                  "--version", version, "--values", K.hp(ctx, path)), done, timeout=900,
                           details=details).with_changes(HelmRelease(context, release, ns)))
         acts += waits(r, a)

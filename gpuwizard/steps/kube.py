@@ -757,10 +757,25 @@ def write(path: str, content: str, title: str, action_id: str) -> A.WriteFile:
     return A.WriteFile(action_id, title, path, content, mode=0o644, backup=True)
 
 
+def chart_ref(ctx: StepContext, chart: str, version: str) -> str:
+    """What ``helm upgrade`` installs: ``ALIAS/CHART`` from the repository, or, from an offline bundle
+    (``--bundle``), the chart's archive there."""
+    return ctx.net.archive(chart, version) or f"{repo(chart)[0]}/{chart}"
+
+
+def from_bundle(ctx: StepContext, chart: str) -> bool:
+    """The offline bundle holds the chart (its releases install from the .tgz: no repository to add
+    or refresh)."""
+    return any(name == chart for name, _ in ctx.net.local_archives)
+
+
 def helm_repo_actions(ctx: StepContext, chart: str) -> list[A.Action]:
     """``helm repo add NAME URL``; where the alias NAME already points at another URL (the real helm
     then fails: "repository name (NAME) already exists, please specify a different name"), with
-    ``--force-update``, which replaces it, and the plan says so."""
+    ``--force-update``, which replaces it, and the plan says so. None with an offline bundle of the
+    chart."""
+    if from_bundle(ctx, chart):
+        return []
     name, url = repo(chart)
     url, upstream = ctx.net.chart_repo(name, url)  # a mirror of the repository, where one is set
     shown = f"{url}, mirror of {upstream}" if upstream else url

@@ -353,7 +353,6 @@ def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]
     hop's chart defaults, the release's own values kept: Helm 3.14+), then the operator's pods and its
     ClusterPolicy waited for, before the next hop."""
     context, ns, release = r["context"], r["namespace"], r["release"]
-    repo_name, _ = K.repo(CHART)
 
     def reached(c: StepContext) -> bool:
         rel = next((x for x in K.releases(c, context) if x.get("name") == release and x.get("namespace") == ns), None)
@@ -365,7 +364,7 @@ def hop_actions(ctx: StepContext, r: dict[str, Any], hop: str) -> list[A.Action]
 
     return [
         K.Cmd(f"helm-upgrade-{hop}", f"gpu-operator {release} upgraded to {hop} (one major at a time)",
-              K.helm(context, "upgrade", release, f"{repo_name}/{CHART}", "--namespace", ns, "--version", hop,
+              K.helm(context, "upgrade", release, K.chart_ref(ctx, CHART, hop), "--namespace", ns, "--version", hop,
                      "--reset-then-reuse-values"), reached, timeout=900,
               disruptive=f"the gpu-operator's daemonsets in {ns} restart with {hop}'s images").with_changes(
                   HelmRelease(context, release, ns)),
@@ -501,11 +500,12 @@ class OperatorStep(Step[OperatorAnswers]):
             header.append("Nothing differs from the chart's defaults.")
         content = K.render_values(r["values"], r["notes"], header)
         acts.append(K.write(path, content, f"Helm values {path}", "operator-values"))
-        install = K.helm(context, "upgrade", "--install", release, f"{repo_name}/{CHART}", "--namespace", ns,
+        install = K.helm(context, "upgrade", "--install", release, K.chart_ref(ctx, CHART, version), "--namespace", ns,
                          "--version", version, "--values", K.hp(ctx, path))
         values = r["values"]
-        acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
-                          lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))
+        if not K.from_bundle(ctx, CHART):
+            acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
+                              lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))
         details: Callable[[StepContext], list[str]] | None = None
         if r["live"] is not None:
             def live_details(c: StepContext) -> list[str]:

@@ -1,0 +1,279 @@
+"""Offline bundles: ``gpuwizard bundle --answers F --out DIR`` on a connected machine, ``gpuwizard
+--bundle DIR --answers F`` on the host that has no network.
+
+What a bundle holds is read off the plan of the answer file, as the URL check reads it
+(gpuwizard/reach.py): every URL the plan's actions fetch (runfiles, kind/kubectl/helm and their
+published checksums, NVIDIA's repository key and cuda-keyring package), whether or not this machine
+already has what they bring; and every chart release the plan installs or upgrades through (the archive the repository's
+``index.yaml`` names for it, as helm fetches it, checked against the index's digest), with an
+``index.yaml`` per chart repository. Files are
+fetched through the runner with curl (the proxy and the mirrors of the answer file apply), into
+gpuwizard's cache first (a cut download resumes there), then copied into DIR with
+``manifest.json``: each file's path, size, sha256 and the URL it stands for.
+
+Layout::
+
+    DIR/manifest.json
+    DIR/files/<scheme>/<host>/<path>     one per URL, under the URL's own host and path
+    DIR/charts/<alias>/index.yaml        the repository's charts, as ``helm repo index`` writes them
+    DIR/charts/<alias>/<chart>-<version>.tgz
+
+Installing from it: every file's sha256 is checked before anything runs (a missing or changed file
+is refused, exit 2); then DIR is served on 127.0.0.1 for the length of the run, and each URL of the
+bundle and each chart repository is fetched from there (:class:`gpuwizard.network.Network`'s local
+map, applied after the answer file's mirrors). A URL the plan needs that the bundle lacks is named
+by the URL check at plan time.
+
+Not in a bundle yet: the distribution's packages (with their dependencies, resolved for the target)
+and container images (the Kind node, the check pods, the charts' images).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from . import __version__
+from .download import sha256_of
+from .errors import GpuwizardError, InvalidInput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine, PlannedStep
+
+MANIFEST = "manifest.json"
+STAGING = "/var/cache/gpuwizard/bundle"  # system path (under --root): where downloads land first
+
+
+class BundleError(GpuwizardError):
+    """An artifact could not be fetched while building a bundle."""
+
+
+@dataclass
+class Chart:
+    alias: str
+    url: str  # the repository's URL (as the plan adds it)
+    name: str
+    versions: list[str] = field(default_factory=list)
+
+
+def charts(planned: list[PlannedStep]) -> list[Chart]:
+    """The chart releases the plan installs or upgrades through, by repository alias: from its
+    ``helm repo add ALIAS URL`` and ``helm upgrade ... ALIAS/CHART --version V`` commands."""
+    repos: dict[str, str] = {}
+    found: dict[tuple[str, str], Chart] = {}
+    for p in planned:
+        for action in p.actions:
+            argv = getattr(action, "argv", None)
+            if not isinstance(argv, list):
+                continue
+            if argv[:3] == ["helm", "repo", "add"] and len(argv) >= 5:
+                repos[argv[3]] = argv[4]
+            if argv[:1] == ["helm"] and "upgrade" in argv and "--version" in argv:
+                version = argv[argv.index("--version") + 1]
+                for word in argv:
+                    alias, _, name = word.partition("/")
+                    if name and alias in repos and "/" not in name:
+                        chart = found.setdefault((alias, name), Chart(alias, repos[alias], name))
+                        if version not in chart.versions:
+                            chart.versions.append(version)
+    return list(found.values())
+
+
+def url_path(url: str) -> str:
+    """Where a URL's file lives in a bundle: files/<scheme>/<host>/<path>."""
+    parts = urllib.parse.urlsplit(url)
+    path = PurePosixPath(parts.path.lstrip("/"))
+    if ".." in path.parts or not path.parts:
+        raise InvalidInput(f"{url}: cannot be kept in a bundle (no file name, or a '..' in its path)")
+    return f"files/{parts.scheme}/{parts.netloc}/{path}"
+
+
+def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: str, say: Any) -> dict[str, Any]:
+    """Fetch every artifact of the plan into ``out`` and write its manifest; returns the manifest."""
+    from .reach import urls
+
+    runner = engine.host.runner
+    stage = engine.host.path(STAGING)
+    stage.mkdir(parents=True, exist_ok=True, mode=0o700)
+    repos = charts(planned)
+    indexes = {f"{c.url.rstrip('/')}/index.yaml" for c in repos}  # written below, for the charts kept
+    needed = [u for u in urls([_all_to_do(p) for p in planned]) if u not in indexes]
+    files: dict[str, dict[str, Any]] = {}
+    for url in needed:
+        rel = url_path(url)
+        staged = stage / rel
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        if not staged.is_file():
+            say(f"download {url}")
+            _curl(runner, url, staged)
+        files[rel] = {"url": url}
+    by_alias: dict[str, list[Chart]] = {}
+    for chart in repos:
+        by_alias.setdefault(chart.alias, []).append(chart)
+    for alias, kept in by_alias.items():
+        repo_dir = f"charts/{alias}"
+        (stage / repo_dir).mkdir(parents=True, exist_ok=True)
+        upstream = _fetch_index(runner, kept[0].url, stage / repo_dir / "upstream-index.yaml", say)
+        entries: dict[str, list[dict[str, Any]]] = {}
+        for chart in kept:
+            for version in chart.versions:
+                rel = f"{repo_dir}/{chart.name}-{version}.tgz"
+                entry = next((e for e in upstream.get(chart.name) or [] if str(e.get("version")) == version), None)
+                if entry is None or not entry.get("urls"):
+                    raise BundleError(f"chart {chart.name} {version} is not in {chart.url}/index.yaml")
+                # what helm does: the first of the entry's urls, relative to the repository's URL
+                url = urllib.parse.urljoin(chart.url.rstrip("/") + "/", str(entry["urls"][0]))
+                if not (stage / rel).is_file():
+                    say(f"download chart {chart.name} {version} ({url})")
+                    _curl(runner, url, stage / rel)
+                digest = sha256_of(stage / rel)
+                if entry.get("digest") and entry["digest"] != digest:
+                    (stage / rel).unlink()
+                    raise BundleError(f"chart {chart.name} {version} from {url}: sha256 {digest}, the repository's "
+                                      f"index says {entry['digest']}")
+                files[rel] = {"chart": chart.name, "version": version, "repository": chart.url, "url": url}
+                entries.setdefault(chart.name, []).append(
+                    {"name": chart.name, "version": version, "urls": [f"{chart.name}-{version}.tgz"], "digest": digest})
+        rel = f"{repo_dir}/index.yaml"  # Helm's index format, the archives beside it
+        (stage / rel).write_text(yaml.safe_dump({"apiVersion": "v1", "entries": entries}, sort_keys=True))
+        files[rel] = {"repository": kept[0].url, "alias": alias}
+    out.mkdir(parents=True, exist_ok=True)
+    for rel, meta in files.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(stage / rel, target)
+        meta.update(sha256=sha256_of(target), size=target.stat().st_size)
+    manifest = {"version": 1, "gpuwizard": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "answers": os.path.basename(answers_path), "answers_sha256": sha256_of(answers_path),
+                "host": (engine.facts().get("host") or {}), "files": dict(sorted(files.items()))}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _curl(runner: Any, url: str, dest: Path) -> None:
+    """``curl -fsSL -o DEST.part URL``, renamed into place once whole (a file in the cache is complete)."""
+    part = dest.with_name(dest.name + ".part")
+    result = runner.run(["curl", "-fsSL", "-o", str(part), url], change=False, timeout=3600)
+    if not result.ok:
+        raise BundleError(f"cannot fetch {url}: {(result.stderr or result.stdout).strip() or f'curl exit {result.rc}'}")
+    part.rename(dest)
+
+
+def _fetch_index(runner: Any, repo: str, dest: Path, say: Any) -> dict[str, list[dict[str, Any]]]:
+    """A chart repository's index.yaml (its entries), fetched now (charts are added to repositories)."""
+    say(f"download {repo.rstrip('/')}/index.yaml")
+    _curl(runner, f"{repo.rstrip('/')}/index.yaml", dest)
+    try:
+        doc = yaml.safe_load(dest.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{repo}/index.yaml is not a Helm repository index: {exc}") from None
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        raise BundleError(f"{repo}/index.yaml has no entries: not a Helm repository index")
+    return entries
+
+
+def _all_to_do(p: PlannedStep) -> PlannedStep:
+    """The step's plan with every action counted as still to do: a bundle is for another host, where
+    what this machine already has is not there."""
+    from .engine import PlannedStep
+
+    copy = PlannedStep(p.step, list(p.actions), [False] * len(p.actions), p.error)
+    return copy
+
+
+def load(bundle: Path) -> dict[str, Any]:
+    """The bundle's manifest, every file in it checked (size and sha256) before anything uses it."""
+    path = bundle / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"--bundle {bundle}: no {MANIFEST} (make one with: gpuwizard bundle --answers F --out DIR)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"--bundle {bundle}: {MANIFEST} cannot be read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("version") != 1 or not isinstance(manifest.get("files"), dict):
+        raise InvalidInput(f"--bundle {bundle}: {MANIFEST} is not a gpuwizard bundle manifest (version 1)")
+    problems = []
+    for rel, meta in manifest["files"].items():
+        file = bundle / rel
+        if ".." in PurePosixPath(rel).parts or not file.resolve().is_relative_to(bundle.resolve()):
+            problems.append(f"{rel}: a path outside the bundle")
+        elif not file.is_file():
+            problems.append(f"{rel}: missing")
+        elif (actual := sha256_of(file)) != meta.get("sha256"):
+            problems.append(f"{rel}: sha256 {actual}, the manifest says {meta.get('sha256')} (changed or corrupted)")
+    if problems:
+        raise InvalidInput(f"--bundle {bundle}: {len(problems)} file(s) fail their check; nothing was executed:\n  "
+                           + "\n  ".join(problems))
+    return manifest
+
+
+class Server:
+    """The bundle served on 127.0.0.1 (a port of its own) while a run uses it: only the files the
+    manifest lists, each checked when the bundle was loaded."""
+
+    def __init__(self, bundle: Path, manifest: dict[str, Any]):
+        listed = {rel: bundle / rel for rel in manifest["files"]}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # the run's log has the commands
+                pass
+
+            def _file(self) -> Path | None:
+                rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+                return listed.get(rel)
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def _answer(self, body: bool) -> None:
+                file = self._file()
+                if file is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                size = file.stat().st_size
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                if body:
+                    with open(file, "rb") as fh:
+                        shutil.copyfileobj(fh, self.wfile)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+        port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None:
+    """Point the session's network at the bundle: each URL base of its files at the copy served from
+    ``base`` (127.0.0.1), each chart release at its archive in the bundle (helm installs from the .tgz)."""
+    for rel, meta in manifest["files"].items():
+        if rel.startswith("files/"):
+            _, scheme, host = rel.split("/", 3)[:3]
+            network.local_urls[f"{scheme}://{host}"] = f"{base}/files/{scheme}/{host}"
+        elif rel.startswith("charts/") and rel.endswith(".tgz") and meta.get("chart"):
+            network.local_archives[(str(meta["chart"]), str(meta["version"]))] = str((bundle / rel).resolve())
+
