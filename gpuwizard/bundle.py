@@ -24,8 +24,11 @@ bundle and each chart repository is fetched from there (:class:`gpuwizard.networ
 map, applied after the answer file's mirrors). A URL the plan needs that the bundle lacks is named
 by the URL check at plan time.
 
+    DIR/images/<name_tag>.tar            `docker save` of each image the host's Docker pulls (the
+                                         check image, the Kind node), by its tag
+
 Not in a bundle yet: the distribution's packages (with their dependencies, resolved for the target)
-and container images (the Kind node, the check pods, the charts' images).
+and the images the cluster pulls (the check pods, the charts' images).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -147,6 +151,18 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
         rel = f"{repo_dir}/index.yaml"  # Helm's index format, the archives beside it
         (stage / rel).write_text(yaml.safe_dump({"apiVersion": "v1", "entries": entries}, sort_keys=True))
         files[rel] = {"repository": kept[0].url, "alias": alias}
+    for ref in dict.fromkeys(img for p in planned for img in (p.data.get("images") or [])):
+        loaded = tagged(ref)
+        rel = f"images/{_slug(loaded)}.tar"
+        if not (stage / rel).is_file():
+            say(f"docker pull {ref}")
+            (stage / "images").mkdir(parents=True, exist_ok=True)
+            _docker(runner, ["pull", ref])
+            if loaded != ref:  # saved by its tag: `docker load` keeps no digest (the archive's sha256 stands for it)
+                _docker(runner, ["tag", ref, loaded])
+            _docker(runner, ["save", "-o", str(stage / (rel + ".part")), loaded])
+            (stage / (rel + ".part")).rename(stage / rel)
+        files[rel] = {"image": ref, "loaded_as": loaded}
     out.mkdir(parents=True, exist_ok=True)
     for rel, meta in files.items():
         target = out / rel
@@ -158,6 +174,27 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
                 "host": (engine.facts().get("host") or {}), "files": dict(sorted(files.items()))}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def tagged(ref: str) -> str:
+    """The reference an image is saved and loaded as: its name and tag, the digest dropped (a digest
+    alone: a tag made of it)."""
+    name, _, digest = ref.partition("@")
+    if not digest:
+        return ref
+    if ":" in name.rsplit("/", 1)[-1]:
+        return name
+    return f"{name}:gpuwizard-{digest.split(':', 1)[-1][:12]}"
+
+
+def _slug(ref: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", ref)
+
+
+def _docker(runner: Any, args: list[str]) -> None:
+    result = runner.run(["docker", *args], change=False, timeout=3600)
+    if not result.ok:
+        raise BundleError(f"`docker {' '.join(args)}` failed: {(result.stderr or result.stdout).strip() or f'exit {result.rc}'}")
 
 
 def _curl(runner: Any, url: str, dest: Path) -> None:
@@ -276,4 +313,6 @@ def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None
             network.local_urls[f"{scheme}://{host}"] = f"{base}/files/{scheme}/{host}"
         elif rel.startswith("charts/") and rel.endswith(".tgz") and meta.get("chart"):
             network.local_archives[(str(meta["chart"]), str(meta["version"]))] = str((bundle / rel).resolve())
+        elif rel.startswith("images/") and meta.get("image"):
+            network.local_images[str(meta["image"])] = (str((bundle / rel).resolve()), str(meta["loaded_as"]))
 

@@ -136,8 +136,19 @@ class Network:
     # (no repository alias is added that would name the bundle's port after the run)
     local_archives: dict[tuple[str, str], str] = field(default_factory=dict)
 
+    # the bundle's images: the reference the plan pulls -> (its archive on this machine, the reference
+    # it loads as: the tag, since `docker load` keeps no digest)
+    local_images: dict[str, tuple[str, str]] = field(default_factory=dict)
+
     def archive(self, chart: str, version: str) -> str | None:
         return self.local_archives.get((chart, version))
+
+    def host_image(self, ref: str) -> str:
+        """An image the host's Docker pulls: its registry's mirror, or the offline bundle's copy (the
+        reference it loads as)."""
+        ref = self.image(ref)
+        local = self.local_images.get(ref)
+        return local[1] if local else ref
 
     @classmethod
     def of(cls, answers: Any) -> Network:

@@ -1004,6 +1004,14 @@ def kind(ctx) -> int:
                 gpus = "all" if "all" in devs else sorted(int(d) for d in devs if d.isdigit())
             nodes.append({"name": nname, "role": nc["role"], "labels": {}, "mounts": mounts, "gpus": gpus,
                           "ldconfig_real": False, "ready": True, "age": "2m"})
+        # pkg/cluster/internal/providers/docker/images.go: an image Docker has (docker inspect --type=image,
+        # by the reference as written: a loaded archive has its tag, not its digest) is used, else pulled
+        if tools_host_offline(w) and img not in (w.get("docker_images") or []):
+            ctx.err('Creating cluster "%s" ...' % name)
+            ctx.err(" ✗ Ensuring node image (%s) 🖼" % img.split("@", 1)[0])
+            ctx.err('ERROR: failed to create cluster: failed to pull image "%s": command "docker pull %s" failed with '
+                    'error: exit status 1' % (img, img))
+            return 1
         ctx.err('Creating cluster "%s" ...' % name)
         for line in (" ✓ Ensuring node image (%s) 🖼" % img.split("@", 1)[0], " ✓ Preparing nodes 📦 ",
                      " ✓ Writing configuration 📜", " ✓ Starting control-plane 🕹️", " ✓ Installing CNI 🔌",
@@ -2909,7 +2917,96 @@ def docker(ctx) -> int:
     args = list(ctx.args)
     if args and args[0] in ("exec", "inspect") and W.service_active(ctx.world, "docker"):
         return docker_exec(ctx, args[1:]) if args[0] == "exec" else docker_inspect(ctx, args[1:])
+    if args[:1] in (["pull"], ["tag"], ["save"], ["load"]) or args[:2] == ["image", "inspect"]:
+        if not W.service_active(ctx.world, "docker"):
+            ctx.err(T.DOCKER_DOWN)
+            return 1
+        return docker_images(ctx, args)
     return T.docker(ctx)
+
+
+def docker_images(ctx, args) -> int:
+    """``docker pull REF``, ``docker tag SRC DST``, ``docker save -o FILE REF``, ``docker load -i FILE``,
+    ``docker image inspect REF``: the host's images (world["docker_images"]). An archive is a real
+    tar holding Docker's manifest.json ([{"RepoTags": [...]}]); pulls fail offline as docker run's do."""
+    import io
+    import json
+    import tarfile
+
+    from gpuwizard.simulate import tools_host
+
+    w = ctx.world
+    have = list(w.get("docker_images") or [])
+    cmd, rest = (args[0], args[1:]) if args[0] != "image" else ("inspect", args[2:])
+    if cmd == "inspect":
+        if len(rest) != 1 or rest[0].startswith("-"):
+            return ctx.unsupported("only `docker image inspect REF` is")
+        if rest[0] not in have:
+            ctx.err("Error response from daemon: No such image: %s" % rest[0])
+            return 1
+        ctx.out(json.dumps([{"RepoTags": [rest[0]] if "@" not in rest[0] else [], "Id": "sha256:" + "0" * 64}]))
+        return 0
+    if cmd == "pull":
+        if len(rest) != 1 or rest[0].startswith("-"):
+            return ctx.unsupported("only `docker pull REF` is")
+        ref = rest[0]
+        name = ref.split("@", 1)[0]
+        if tools_host.offline(w) and ref not in have:
+            first = name.split("/", 1)[0]
+            registry = first if ("." in first or ":" in first) and "/" in name else "registry-1.docker.io"
+            ctx.err('Error response from daemon: Get "https://%s/v2/": dial tcp: lookup %s on 127.0.0.53:53: server '
+                    'misbehaving' % (registry, registry.split(":")[0]))
+            return 1
+        tag = ref.split("@", 1)[1] if "@" in ref else (name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest")
+        ctx.out("%s: Pulling from %s" % (tag, name.rsplit(":", 1)[0] if "@" not in ref else name))
+        ctx.out("Status: Downloaded newer image for %s" % ref)
+        if ref not in have:
+            ctx.mutate(lambda world: world.setdefault("docker_images", []).append(ref))
+        return 0
+    if cmd == "tag":
+        if len(rest) != 2:
+            return ctx.unsupported("only `docker tag SRC DST` is")
+        if rest[0] not in have:
+            ctx.err("Error response from daemon: No such image: %s" % rest[0])
+            return 1
+        if rest[1] not in have:
+            ctx.mutate(lambda world: world.setdefault("docker_images", []).append(rest[1]))
+        return 0
+    if cmd == "save":
+        if len(rest) < 3 or rest[0] not in ("-o", "--output"):
+            return ctx.unsupported("only `docker save -o FILE REF...` is")
+        out, refs = rest[1], rest[2:]
+        missing = [r for r in refs if r not in have]
+        if missing:
+            ctx.err("Error response from daemon: reference does not exist: %s" % missing[0])
+            return 1
+        # a digest reference saves no tag (docker save NAME@sha256:... : RepoTags null), as the real one
+        manifest = json.dumps([{"Config": "blobs/sha256/" + "0" * 64, "RepoTags": [r for r in refs if "@" not in r] or None,
+                                "Layers": []}]).encode()
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            info = tarfile.TarInfo("manifest.json")
+            info.size, info.mtime = len(manifest), 0
+            tar.addfile(info, io.BytesIO(manifest))
+        tools_host._write(out, raw.getvalue())
+        return 0
+    if cmd == "load":
+        if len(rest) != 2 or rest[0] not in ("-i", "--input"):
+            return ctx.unsupported("only `docker load -i FILE` is")
+        try:
+            with tarfile.open(rest[1]) as tar:
+                member = tar.extractfile("manifest.json")
+                manifest = json.loads(member.read()) if member is not None else []
+        except (OSError, tarfile.TarError, KeyError, ValueError):
+            ctx.err("Error: open %s: no such file or directory" % rest[1] if not os.path.exists(rest[1])
+                    else "Error processing tar file(exit status 1): unexpected EOF")
+            return 1
+        tags = [t for entry in manifest for t in (entry.get("RepoTags") or [])]
+        for t in tags:
+            ctx.out("Loaded image: %s" % t)
+        ctx.mutate(lambda world: world.setdefault("docker_images", []).extend(t for t in tags if t not in have))
+        return 0
+    return ctx.unsupported()
 
 
 def nvidia_ctk(ctx) -> int:

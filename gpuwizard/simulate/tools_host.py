@@ -937,6 +937,8 @@ def apt_get(ctx) -> int:
     if not words:
         return ctx.usage("apt 2.4.13 (amd64)\nUsage: apt-get [options] command", 1)
     verb, pkgs = words[0], words[1:]
+    if verb == "update" and offline(ctx.world):
+        return _apt_update_offline(ctx)
     if verb == "update":
         repos = _repos_configured(ctx)
         ctx.out("Hit:1 http://archive.ubuntu.com/ubuntu jammy InRelease")
@@ -977,6 +979,32 @@ def apt_get(ctx) -> int:
     if verb in ("upgrade", "dist-upgrade"):
         return ctx.unsupported()
     return ctx.usage("E: Invalid operation %s" % verb, 100)
+
+
+ARCHIVE_HOST = "archive.ubuntu.com"
+
+
+def _apt_update_offline(ctx) -> int:
+    """apt-get update where no name resolves (apt's acquire: each source's InRelease fails with
+    "Temporary failure resolving"; the lists already there stay, so the update ends with warnings and
+    exit 0, and a repository never fetched stays unknown)."""
+    import urllib.parse
+
+    sources = [("http://%s/ubuntu" % ARCHIVE_HOST, "jammy"), ("http://%s/ubuntu" % ARCHIVE_HOST, "jammy-updates")]
+    sources += [(url, "") for _, (url, _err) in sorted(_repos_configured(ctx).items()) if url.startswith("http")]
+    for n, (url, suite) in enumerate(sources, 1):
+        host = urllib.parse.urlsplit(url).hostname
+        if is_local_url(url):
+            ctx.out("Hit:%d %s %s InRelease" % (n, url, suite))
+            continue
+        ctx.out("Err:%d %s %s InRelease\n  Temporary failure resolving '%s'" % (n, url, suite, host))
+    ctx.out("Reading package lists...")
+    for url, suite in sources:
+        if not is_local_url(url):
+            ctx.err("W: Failed to fetch %s/%sInRelease  Temporary failure resolving '%s'"
+                    % (url.rstrip("/"), ("dists/%s/" % suite) if suite else "", urllib.parse.urlsplit(url).hostname))
+    ctx.err("W: Some index files failed to download. They have been ignored, or old ones used instead.")
+    return 0
 
 
 def _install_pkgs(ctx, pkgs, mgr) -> int:
@@ -1029,6 +1057,16 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     _apt_list(ctx, "The following NEW packages will be installed:", sorted(new + extra))
     ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % (len(new) + len(extra)))
     ctx.out("Need to get 312 MB of archives.")
+    if offline(w) and mgr == "apt":
+        # the lists are there, the archive is not reachable: every .deb fails to download
+        for p in sorted(new + extra):
+            ctx.out("Err:1 http://%s/ubuntu jammy-updates/restricted amd64 %s %s\n  Temporary failure resolving '%s'"
+                    % (ARCHIVE_HOST, p, versions[p], ARCHIVE_HOST))
+        first = sorted(new + extra)[0]
+        ctx.err("E: Failed to fetch http://%s/ubuntu/pool/main/%s/%s/%s_%s_amd64.deb  Temporary failure resolving '%s'"
+                % (ARCHIVE_HOST, first[0], first, first, versions[first], ARCHIVE_HOST))
+        ctx.err("E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?")
+        return 100
     errors = []
 
     def fn(world):

@@ -3,6 +3,7 @@ OS families and the version tables of the NVIDIA stack. Never imports Textual.""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,3 +222,24 @@ class _ProgressReporter:
 
 def cmd(argv: list[str]) -> str:
     return join_argv(argv)
+
+
+def load_images(ctx: StepContext, refs: list[str]) -> list[A.Action]:
+    """From an offline bundle (``--bundle``): ``docker load -i ARCHIVE`` for each of ``refs`` it holds,
+    done once Docker has the image; nothing without a bundle (Docker pulls them)."""
+    out: list[A.Action] = []
+    for ref in refs:
+        local = ctx.net.local_images.get(ref)
+        if local is None:
+            continue
+        archive, loaded = local
+
+        def present(c: StepContext, loaded: str = loaded) -> bool:
+            result = c.host.runner.probe(["docker", "image", "inspect", loaded])
+            return bool(result and result.ok)
+
+        slug = re.sub(r"[^a-z0-9]+", "-", loaded.lower()).strip("-")[:60]
+        out.append(RunIf(f"load-image-{slug}", f"load {loaded} into Docker from the offline bundle ({archive})",
+                         ["docker", "load", "-i", archive], done=present))
+    return out
+

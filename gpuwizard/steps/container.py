@@ -609,6 +609,10 @@ class ContainerStep(Step[ContainerAnswers]):
                                     done=lambda c: _runtime_live(c, runtime, answers, path) and _dropin_live(c, dropin, "restart-runtime"),
                                     disruptive=f"restarts {runtime}: its running containers stop"
                                     + (" (restart policies bring some back)" if runtime == "docker" else "")))
+        if runtime == "docker":
+            image = self.test_image(ctx, answers, pulled=True)
+            ctx.plan_data["images"] = [image]  # what the check pulls (gpuwizard bundle saves it)
+            actions += C.load_images(ctx, [image])
         return actions
 
     def provides(self, ctx: StepContext, answers: ContainerAnswers, plan: PlannedStep) -> list[Promise]:
@@ -629,9 +633,17 @@ class ContainerStep(Step[ContainerAnswers]):
 
     def test_argv(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
         """The GPU check: a CUDA base image the driver can run (the driver this run installs, in a plan)."""
+        return ["docker", "run", "--rm", "--gpus", "all", self.test_image(ctx, answers), "nvidia-smi"]
+
+    def test_image(self, ctx: StepContext, answers: ContainerAnswers, *, pulled: bool = False) -> str:
+        """The check's image as written in the answers or chosen for the driver; ``pulled``: the
+        reference pulled (before an offline bundle's copy replaces it)."""
         now = C.driver_seen(ctx)
         image = answers.test_image or ctx.net.image(default_test_image(now.get("cuda_version"), ctx.facts["host"]))
-        return ["docker", "run", "--rm", "--gpus", "all", image, "nvidia-smi"]
+        if pulled:
+            return image
+        local = ctx.net.local_images.get(image)
+        return local[1] if local else image
 
     def checks(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
         return [] if answers.runtime == "containerd" else ["$ " + C.cmd(self.test_argv(ctx, answers))]

@@ -25,6 +25,7 @@ from ..errors import StepFailed
 from ..journal import FileChange, KindCluster, Sysctl
 from ..network import Network
 from ..validate import Auto, ImageRef, K8sName, KubeContext, Section
+from . import common as C
 from . import kube as K
 from .container import ContainerStep
 
@@ -68,9 +69,17 @@ def gpu_layout(a: KindAnswers, gpu_count: int) -> dict[str, list[str]]:
     return layout
 
 
+def node_image(a: KindAnswers, net: Network | None = None) -> str:
+    """The node image the cluster is created from, as pulled (the default through Docker Hub's mirror)."""
+    return a.node_image or (net.image(DEFAULT_NODE_IMAGE) if net is not None else DEFAULT_NODE_IMAGE)
+
+
 def render_config(a: KindAnswers, layout: dict[str, list[str]], net: Network | None = None) -> str:
-    """``net``: the session's mirrors (the default node image comes from Docker Hub's mirror)."""
-    image = a.node_image or (net.image(DEFAULT_NODE_IMAGE) if net is not None else DEFAULT_NODE_IMAGE)
+    """``net``: the session's mirrors (the default node image comes from Docker Hub's mirror) and
+    offline bundle (the node image as it loads from there: its tag)."""
+    image = node_image(a, net)
+    if net is not None and image in net.local_images:
+        image = net.local_images[image][1]
     blocks = []
     for name, devices in layout.items():
         role = "control-plane" if name.endswith("-control-plane") else "worker"
@@ -379,6 +388,8 @@ class KindStep(Step[KindAnswers]):
         def created(c: StepContext) -> bool:
             return a.cluster_name in (clusters(c) or [])
 
+        ctx.plan_data["images"] = [node_image(a, ctx.net)]  # what kind create pulls (gpuwizard bundle saves it)
+        acts += C.load_images(ctx, ctx.plan_data["images"])
         acts.append(K.Cmd("kind-create", f"create the Kind cluster {a.cluster_name}",
                           ["kind", "create", "cluster", "--name", a.cluster_name, "--config", K.hp(ctx, config_path)], created,
                           timeout=900, disruptive=f"creates the Kind cluster {a.cluster_name} (Docker containers "

@@ -28,7 +28,7 @@ def full_bundle(tmp_path_factory) -> Path:
     code, stdout, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp / "build"), "--answers", str(FULL),
                             "--out", str(out))
     assert code == 0, stdout + err
-    assert f"bundle {out}: 12 files" in stdout
+    assert f"bundle {out}: 14 files" in stdout
     return out
 
 
@@ -61,6 +61,11 @@ def test_the_bundle_holds_what_the_plan_downloads_each_with_its_sha256(full_bund
     entry = index["entries"]["gpu-operator"][0]
     assert entry["urls"] == ["gpu-operator-v26.3.3.tgz"] and entry["digest"] == files["charts/nvidia/gpu-operator-v26.3.3.tgz"]["sha256"]
     assert manifest["answers_sha256"] == sha256_of(FULL) and manifest["host"]["os"] == "ubuntu"
+    # the images the host's Docker pulls, saved by their tags (docker load keeps no digest)
+    images = {m["image"]: m["loaded_as"] for m in files.values() if "image" in m}
+    assert images == {"nvidia/cuda:12.6.2-base-ubuntu22.04": "nvidia/cuda:12.6.2-base-ubuntu22.04",
+                      "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed":
+                          "kindest/node:v1.36.4"}
 
 
 def test_airgapped_plans_everything_from_the_bundle_and_keeps_no_address_of_it(full_bundle: Path, tmp_path: Path):
@@ -108,3 +113,54 @@ def test_what_a_smaller_bundle_lacks_is_named_at_plan_time(tmp_path: Path):
 def test_bundle_needs_an_answer_file(tmp_path: Path):
     code, out, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "s"), "--out", str(tmp_path / "b"))
     assert code == 2 and "bundle needs the answer file of the hosts it is for: --answers FILE" in err
+
+
+def _offline(sb) -> None:
+    sb.mutate(lambda world: world.setdefault("network", {}).update(offline=True))
+
+
+def test_a_host_with_its_drivers_installs_docker_kind_and_the_charts_from_the_bundle_offline(tmp_path: Path):
+    """host-ready (driver, CUDA, the NVIDIA runtime in place) cut off from the network: the container
+    check's image and the Kind node load from the bundle, kind/kubectl/helm download from it, the
+    charts install from its archives. (The simulated cluster does not yet model image pulls offline:
+    the check pods' and the charts' images are not in a bundle.)"""
+    doc = yaml.safe_load(FULL.read_text())
+    for key in ("driver", "cuda"):
+        doc.pop(key)
+    answers = tmp_path / "cluster.yaml"
+    answers.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "bundle"
+    code, stdout, err = run("bundle", "--simulate", "host-ready", "--root", str(tmp_path / "build"), "--answers",
+                            str(answers), "--out", str(out))
+    assert code == 0, stdout + err
+    root = tmp_path / "s"
+    sb = prepare("host-ready", root)
+    _offline(sb)
+    # without the bundle: stopped before anything runs
+    code, stdout, err = run("--simulate", "host-ready", "--root", str(root), "--answers", str(answers))
+    assert code == 1 and "cannot be fetched from this host; nothing was executed" in err
+    code, stdout, err = run("--simulate", "host-ready", "--root", str(root), "--bundle", str(out), "--answers", str(answers))
+    assert code == 0, stdout + err
+    world = prepare("host-ready", root).world()
+    argvs = [c["argv"] for c in sb.calls()]
+    loads = [a[-1] for a in argvs if a[:2] == ["docker", "load"]]
+    assert sorted(Path(x).name for x in loads) == ["kindest_node_v1.36.4.tar", "nvidia_cuda_12.6.2-base-ubuntu22.04.tar"]
+    assert "kindest/node:v1.36.4" in world["docker_images"]  # by its tag: docker load keeps no digest
+    assert "image: kindest/node:v1.36.4\n" in (root / "var/lib/gpuwizard/kind/gpu-cluster.yaml").read_text()
+    fetched = world.get("fetched") or []
+    assert fetched and all(u.startswith("http://127.0.0.1:") for u in fetched)
+    installs = [a for a in argvs if a[:1] == ["helm"] and "upgrade" in a]
+    assert installs and all(any(w.endswith(".tgz") and w.startswith(str(out.resolve())) for w in a) for a in installs)
+    assert not [a for a in argvs if a[:3] == ["helm", "repo", "add"]]
+    assert world.get("helm_repos") in (None, {})
+
+
+def test_airgapped_stops_at_the_first_package_the_bundle_does_not_hold(full_bundle: Path, tmp_path: Path):
+    """Packages are not in a bundle yet: on the bare airgapped host the run gets past the URL check
+    (the bundle has every URL) and stops at the driver step's first package, with apt's words."""
+    root = tmp_path / "s"
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle), "--answers", str(FULL))
+    assert code == 1
+    assert "cannot be fetched" not in err
+    assert "failed: command failed (exit 100): apt-get install -y linux-headers-5.15.0-125-generic" in out
+    assert "Temporary failure resolving 'archive.ubuntu.com'" in out

@@ -91,9 +91,7 @@ def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path:
     # images gpuwizard names come from the registries' mirrors
     docker_runs = [a for a in argvs if a[:2] == ["docker", "run"]]
     assert docker_runs and all(a[-2].startswith("registry.mirror.test:5000/hub/nvidia/cuda:") for a in docker_runs)
-    kind_config = (root / "var/lib/gpuwizard/kind-gpu-cluster.yaml")
-    if kind_config.exists():
-        assert "image: registry.mirror.test:5000/hub/kindest/node:" in kind_config.read_text()
+    assert "image: registry.mirror.test:5000/hub/kindest/node:" in (root / "var/lib/gpuwizard/kind/gpu-cluster.yaml").read_text()
     # the charts' own images too, from their real defaults: gpu-operator's repositories, HAMi's registries
     releases = {r["name"]: r.get("values") or {} for c in world["clusters"] for r in c.get("releases", [])}
     assert releases["gpu-operator"]["operator"]["repository"] == "registry.mirror.test:5000/nvcr/nvidia"
