@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["detect", "simtool", "runner", "flood", "plan", "overhead", "json_output", "tui"]
+BENCHES = ["detect", "simtool", "runner", "flood", "plan", "overhead", "json_output", "bundle", "tui"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))

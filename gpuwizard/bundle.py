@@ -316,3 +316,14 @@ def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None
         elif rel.startswith("images/") and meta.get("image"):
             network.local_images[str(meta["image"])] = (str((bundle / rel).resolve()), str(meta["loaded_as"]))
 
+
+def attach(network: Any, where: str | os.PathLike[str]) -> Server:
+    """``--bundle DIR``: every file checked (a changed or missing one refused: InvalidInput, nothing
+    run), then the bundle served on 127.0.0.1 and ``network`` pointed at it. The caller closes the
+    server when the session ends."""
+    path = Path(where)
+    manifest = load(path)
+    server = Server(path, manifest)
+    use(network, path, manifest, server.base)
+    return server
+

@@ -385,27 +385,15 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSessi
     from .network import Network
 
     network = Network.of(answers)
-    if getattr(session.args, "bundle", None):
-        _use_bundle(session, network)
+    if getattr(session.args, "bundle", None):  # checked, then served on 127.0.0.1 until the session ends
+        from . import bundle
+
+        session.closers.append(bundle.attach(network, session.args.bundle).close)
     engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot, network=network)
     if reboot == "auto":
         engine.resume_service = _resume_service(session)
     sections = {sid: section(answers, sid) for sid in selected}
     return WizardSession(engine, sections), answers, selected, sections
-
-
-def _use_bundle(session: Session, network: Any) -> None:
-    """--bundle DIR: every file checked (a changed or missing one refused, exit 2, nothing run), then
-    the bundle served on 127.0.0.1 for this process; the run fetches its URLs and charts there."""
-    from pathlib import Path
-
-    from . import bundle
-
-    where = Path(session.args.bundle)
-    manifest = bundle.load(where)
-    server = bundle.Server(where, manifest)
-    session.closers.append(server.close)
-    bundle.use(network, where, manifest, server.base)
 
 
 def cmd_bundle(session: Session, out: IO[str], err: IO[str]) -> int:
@@ -508,7 +496,7 @@ def effective_answers(answers: Any, selected: list[str], sections: dict[str, Any
         if key in steps:
             if key in selected:
                 doc[key] = plain(sections[key])
-        else:
+        elif value is not None:  # a section left out (mirrors:, proxy:) is not shown as null
             doc[key] = value
     for sid in selected:  # in run order, should the model's order ever differ
         doc.setdefault(sid, plain(sections[sid]))
@@ -663,6 +651,12 @@ def cmd_tui(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         from .answers import load_answers
 
         answers = load_answers(args.answers)
+    if getattr(args, "bundle", None):  # a changed or missing file: exit 2 before the TUI
+        from pathlib import Path
+
+        from .bundle import load
+
+        load(Path(args.bundle))
     # the wizard cannot pass a sudo password prompt through: commands use `sudo -n` when not root
     session = Session(args, unattended=True, err=err)
     from .tui.app import run_tui

@@ -84,8 +84,9 @@ def message(missing: list[Unreachable]) -> str:
         steps = ", ".join(dict.fromkeys(f"[{sid}] {title}" for sid, title in m.needed_by))
         lines.append(f"  {m.url}: {m.error}")
         lines.append(f"    needed by {steps}")
-    lines.append("Give mirrors of them in the answer file's mirrors: section (or a proxy: that reaches them), "
-                 "or check the mirror named, then run again.")
+    lines.append("Give mirrors of them in the answer file's mirrors: section (or a proxy: that reaches them; or "
+                 "check the mirror named), or make an offline bundle on a connected machine (gpuwizard bundle "
+                 "--answers FILE --out DIR) and run with --bundle DIR.")
     return "\n".join(lines)
 
 

@@ -1681,6 +1681,9 @@ def _sim_urls(world):
             "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n%s%s\n-----END PGP PUBLIC KEY BLOCK-----\n" % (KEY_MARK, CTK_FPR),
         "https://developer.download.nvidia.com/compute/cuda/repos/%s/%s/cuda-keyring_1.1-1_all.deb" % (tag, arch):
             DEB_MARK + "Package: cuda-keyring\nVersion: 1.1-1\n",
+        # what `dnf config-manager --add-repo` fetches on the RHEL family (_add_repo_file)
+        "https://developer.download.nvidia.com/compute/cuda/repos/%s/%s/cuda-%s.repo" % (tag, arch, tag):
+            CUDA_REPO_FILE % {"tag": tag, "arch": arch},
     }
 
 

@@ -137,6 +137,7 @@ class WizardApp(App[int]):
         (``start``), and until then the step list and the keys wait for them."""
         super().__init__()
         self.session = session
+        self._bundle_server: Any = None  # --bundle DIR: its server on 127.0.0.1 (gpuwizard/bundle.py)
         self.host = session.host
         loaded = state or State.load(session.state_path)
         if self.host.dry_run:  # a dry run's progress is shown, never written into the real state file
@@ -209,7 +210,12 @@ class WizardApp(App[int]):
         # the mirrors and proxy of the answer file (else of the saved run) hold for the whole session
         src = answer_file if answer_file is not None else (
             from_state(self.state.answers, str(self.state.path)) if self.state.answers else None)
-        engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never", network=Network.of(src))
+        network = Network.of(src)
+        if getattr(self.session.args, "bundle", None):  # checked before the wizard opened (cmd_tui)
+            from .. import bundle
+
+            self._bundle_server = bundle.attach(network, self.session.args.bundle)
+        engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never", network=network)
         model = WizardSession(engine)
         model.answers.update(self._initial_answers(steps, answer_file))
         return steps, engine, model
@@ -436,6 +442,8 @@ class WizardApp(App[int]):
 
     def on_unmount(self) -> None:
         self._resume_gc()  # closed while a pane was being opened
+        if self._bundle_server is not None:  # --bundle: served for the session only
+            self._bundle_server.close()
 
     def action_start(self) -> None:
         self.open(self.next_target("welcome"))

@@ -91,6 +91,10 @@ def test_plan_prints_every_step_and_executes_nothing(tmp_path: Path):
     assert "nothing was executed" in out
     assert not (root / "var/lib/gpuwizard/state.json").exists()
     calls = prepare("t4-bare", root).calls()
+    # the URL check: a HEAD of each URL the plan fetches, written nowhere
+    heads = [c["argv"] for c in calls if c["argv"][0] == "curl"]
+    assert heads and all(a[:2] == ["curl", "-fsSI"] and a[-3:-1] == ["-o", "/dev/null"] for a in heads)
+    calls = [c for c in calls if c["argv"][0] != "curl"]
     # only read-only probes ran: no installer, no reboot, no restart
     assert all(c["argv"][0] in {"nvidia-smi", "lspci", "uname", "mokutil", "nvcc", "docker", "containerd", "nvidia-ctk", "kind", "kubectl", "helm", "ubuntu-drivers", "dpkg", "apt-cache", "gpg"} for c in calls)
     # the host-layer steps' probes are read-only forms

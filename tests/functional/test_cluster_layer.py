@@ -262,6 +262,21 @@ def test_offline_tool_download_stops_with_guidance(tmp_path, monkeypatch):
     root = tmp_path / "o"
     monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps([{"match": ["curl"], "rc": 6,
                                                           "stderr": "curl: (6) Could not resolve host: github.com\n"}]))
+    code, out, err = wizard("host-ready", root, answers(tmp_path, CLUSTER))
+    assert code == 1
+    # stopped before anything ran, by the plan's URL check: each URL named with curl's words, and the ways on
+    url = "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
+    assert f"  {url}: curl: (6) Could not resolve host: github.com" in err
+    assert "nothing was executed" in err and "gpuwizard bundle --answers FILE --out DIR" in err
+    assert not [c for c in calls("host-ready", root) if c["argv"][:1] == ["curl"] and "-fsSI" not in c["argv"]]
+
+
+def test_a_tool_download_cut_at_run_time_stops_with_guidance(tmp_path, monkeypatch):
+    """The URL answered the plan's check, then the download itself fails: the step stops saying how
+    to fetch the tool by hand."""
+    root = tmp_path / "o"
+    monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps([{"match": ["curl", "-fsSL"], "rc": 6,
+                                                          "stderr": "curl: (6) Could not resolve host: github.com\n"}]))
     code, out, _ = wizard("host-ready", root, answers(tmp_path, CLUSTER))
     assert code == 1
     assert "cannot download kind v0.33.0 (no network connection)" in out and "/usr/local/bin/kind" in out
