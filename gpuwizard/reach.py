@@ -2,8 +2,8 @@
 
 The URLs are read off the plan itself: the http(s) arguments of the commands still to run (curl's
 downloads, ``helm repo add``), and the sources of gpuwizard's own downloads (runfiles, the built-in
-downloader). Each is checked once with ``curl -fsSI`` (HEAD, through the runner: the proxy, the
-simulated hosts), a few at a time. A URL that does not answer is named with the actions that need
+downloader). All are checked by one ``curl -fsSI --parallel`` (HEAD requests, 8 at a time, through the
+runner: the proxy, the simulated hosts), its ``--write-out`` giving each URL's outcome. A URL that does not answer is named with the actions that need
 it and curl's words, so a closed network (or a mirror that lacks a file) stops the run before it
 changes anything instead of halfway through.
 
@@ -13,7 +13,6 @@ pulls (the runtimes reach their registries).
 
 from __future__ import annotations
 
-import concurrent.futures
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,15 +52,36 @@ def urls(planned: list[PlannedStep]) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _probe(engine: Engine, url: str) -> str | None:
-    result = engine.host.runner.probe(["curl", "-fsSI", "--max-time", str(TIMEOUT), "-o", "/dev/null", url],
-                                      timeout=TIMEOUT + 5)
-    if result is None:
-        return "curl is not installed: cannot check"
-    if result.ok:
-        return None
-    return (result.stderr or result.stdout).strip().splitlines()[-1] if (result.stderr or result.stdout).strip() \
-        else f"curl exit {result.rc}"
+# after each transfer: its exit code, HTTP status, URL and curl's message (curl >= 7.75: %{errormsg})
+WRITE_OUT = "%{exitcode}\\t%{http_code}\\t%{url_effective}\\t%{errormsg}\\n"
+
+
+def probe_argv(urls: list[str]) -> list[str]:
+    """One curl for every URL: HEAD requests, PARALLEL at a time, each written to /dev/null."""
+    argv = ["curl", "-fsSI", "--max-time", str(TIMEOUT), "--parallel", "--parallel-max", str(PARALLEL), "-w", WRITE_OUT]
+    for url in urls:
+        argv += ["-o", "/dev/null", url]
+    return argv
+
+
+def _probe(engine: Engine, urls: list[str]) -> dict[str, str | None]:
+    """URL -> None (it answers) or what curl says is wrong with it, from one curl process (a process
+    a URL was most of a plan's time on simulated hosts, whose curl is a Python program)."""
+    result = engine.host.runner.probe(probe_argv(urls), timeout=TIMEOUT * (1 + len(urls) // PARALLEL) + 5)
+    seen: dict[str, str | None] = {}
+    for line in (result.stdout if result is not None else "").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or parts[2] not in urls:
+            continue
+        rc, status, url = parts[0], parts[1], parts[2]
+        message = parts[3].strip() if len(parts) > 3 else ""
+        failed = rc not in ("0", "") or (status.isdigit() and int(status) >= 400)
+        seen[url] = f"curl: ({rc}) {message or 'HTTP ' + status}" if failed else None
+    fallback = "curl is not installed: cannot check"
+    if result is not None:
+        text = (result.stderr or result.stdout).strip()
+        fallback = text.splitlines()[-1] if text else f"curl exit {result.rc}"
+    return {url: seen[url] if url in seen else fallback for url in urls}
 
 
 def check(engine: Engine, planned: list[PlannedStep]) -> list[Unreachable]:
@@ -72,8 +92,7 @@ def check(engine: Engine, planned: list[PlannedStep]) -> list[Unreachable]:
     needed = urls(planned)
     if not needed:
         return []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        errors = dict(zip(needed, pool.map(lambda u: _probe(engine, u), needed), strict=True))
+    errors = _probe(engine, list(needed))
     return [Unreachable(url, err, needed[url]) for url, err in errors.items() if err is not None]
 
 

@@ -121,7 +121,7 @@ def _local_index(ctx, url: str):
 
     if not tools_host.is_local_url(url):
         return None
-    rc, data = tools_host.fetch_local(ctx, url.rstrip("/") + "/index.yaml")
+    rc, data, _message = tools_host.fetch_local(ctx, url.rstrip("/") + "/index.yaml")
     if rc:
         return None
     import yaml

@@ -1706,9 +1706,9 @@ def offline(world) -> bool:
     return bool((world.get("network") or {}).get("offline"))
 
 
-def fetch_local(ctx, url: str, head: bool = False) -> tuple[int, bytes]:
-    """(curl's exit code, the body) of a real GET (``head``: HEAD) of a local URL, with curl's own
-    errors: `-f` turns an HTTP error into exit 22 (curl(1) EXIT CODES), a refused connection is exit 7.
+def fetch_local(ctx, url: str, head: bool = False) -> tuple[int, bytes, str]:
+    """(curl's exit code, the body, curl's error message) of a real GET (``head``: HEAD) of a local
+    URL: `-f` turns an HTTP error into exit 22 (curl(1) EXIT CODES), a refused connection is exit 7.
     A GET is recorded in world["fetched"]."""
     import urllib.error
     import urllib.request
@@ -1718,80 +1718,116 @@ def fetch_local(ctx, url: str, head: bool = False) -> tuple[int, bytes]:
     try:
         req = urllib.request.Request(url, method="HEAD" if head else "GET")
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 — a local URL (is_local_url)
-            return 0, resp.read()
+            return 0, resp.read(), ""
     except urllib.error.HTTPError as exc:
-        ctx.err("curl: (22) The requested URL returned error: %d" % exc.code)
-        return 22, b""
+        return 22, b"", "The requested URL returned error: %d" % exc.code
     except (urllib.error.URLError, OSError):
         import urllib.parse
 
         parts = urllib.parse.urlsplit(url)
-        ctx.err("curl: (7) Failed to connect to %s port %s after 0 ms: Couldn't connect to server"
-                % (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
-        return 7, b""
+        return 7, b"", ("Failed to connect to %s port %s after 0 ms: Couldn't connect to server"
+                        % (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
 
 
 def curl(ctx) -> int:
+    """curl(1) as gpuwizard runs it: ``-fsSL -o FILE URL`` (a download) and ``-fsSI ... -o /dev/null
+    URL ...`` (HEAD checks, several URLs at once: each ``-o`` is the next URL's, as curl pairs them),
+    with ``-w/--write-out`` (after each transfer: %{exitcode}, %{http_code}, %{url_effective},
+    %{errormsg}, \\n, \\t), ``--parallel`` and ``--parallel-max N`` (the transfers' order of output
+    is theirs here). Without -w, a failed transfer prints ``curl: (N) MESSAGE`` to stderr. The exit
+    code is the last failed transfer's."""
     args = list(ctx.args)
-    out = None
-    url = None
+    outs: list = []
+    urls: list = []
     head = False  # -I: the headers only (nothing written with -o /dev/null)
+    fmt = None
     i = 0
     while i < len(args):
         a = args[i]
-        if a in ("-o", "--output"):
+        if a in ("-o", "--output", "-w", "--write-out", "--parallel-max", "--max-time", "-m", "--connect-timeout"):
             if i + 1 >= len(args):
                 return ctx.usage("curl: option %s: requires parameter" % a)
-            out = args[i + 1]
+            if a in ("-o", "--output"):
+                outs.append(args[i + 1])
+            elif a in ("-w", "--write-out"):
+                fmt = args[i + 1]
             i += 2
             continue
-        if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= set("fsSLI"):
+        if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= set("fsSLIZ"):
             head = head or "I" in a
             i += 1
             continue
-        if a in ("--fail", "--silent", "--show-error", "--location", "--head"):
+        if a in ("--fail", "--silent", "--show-error", "--location", "--head", "--parallel"):
             head = head or a == "--head"
             i += 1
             continue
-        if a in ("--max-time", "-m", "--connect-timeout") and i + 1 < len(args):
-            i += 2
-            continue
         if a.startswith("-"):
             return ctx.unsupported()
-        url = a
+        urls.append(a)
         i += 1
-    if url is None:
+    if not urls:
         return ctx.usage("curl: no URL specified!\ncurl: try 'curl --help' or 'curl --manual' for more information")
+    last = 0
+    for n, url in enumerate(urls):
+        out = outs[n] if n < len(outs) else None
+        rc, code, message = _curl_transfer(ctx, url, out, head)
+        if rc:
+            last = rc
+        if fmt is not None:
+            text = (fmt.replace("%{exitcode}", str(rc)).replace("%{http_code}", "%03d" % code)
+                    .replace("%{url_effective}", url).replace("%{errormsg}", message)
+                    .replace("\\n", "\n").replace("\\t", "\t"))
+            sys.stdout.write(text)
+        elif rc:
+            ctx.err("curl: (%d) %s" % (rc, message))
+    return last
+
+
+_INTERNET: dict = {}
+
+
+def _internet(ctx) -> dict:
+    """The simulated internet's files, built once per process (a curl of several URLs looks each up):
+    NVIDIA's keys and repository files, the kind/kubectl/helm releases, the chart repositories."""
+    if not _INTERNET:
+        from gpuwizard.simulate import tools_cluster
+
+        _INTERNET.update(tools_cluster.repo_indexes())
+        _INTERNET.update(tools_cluster.release_urls(ctx.world))
+        _INTERNET.update(_sim_urls(ctx.world))
+    return _INTERNET
+
+
+def _curl_transfer(ctx, url: str, out, head: bool):
+    """One transfer: (exit code, HTTP status or 0, curl's error message or "")."""
     if is_local_url(url):
         # the simulated host's local network is the real one: a mirror served on 127.0.0.1 by a test
-        rc, data = fetch_local(ctx, url, head=head)
-        if rc or out == "/dev/null":
-            return rc
+        rc, data, message = fetch_local(ctx, url, head=head)
+        if rc:
+            return rc, (404 if rc == 22 else 0), message
+        if out == "/dev/null":
+            return 0, 200, ""
         if out is None:
+            sys.stdout.flush()
             sys.stdout.buffer.write(data)
-            return 0
-        _write(out, data)
-        return 0
+        else:
+            _write(out, data)
+        return 0, 200, ""
     if offline(ctx.world):
         import urllib.parse
 
-        ctx.err("curl: (6) Could not resolve host: %s" % urllib.parse.urlsplit(url).hostname)
-        return 6
-    body = _sim_urls(ctx.world).get(url)
-    if body is None:  # the kind/kubectl/helm releases, the chart repositories' indexes (tools_cluster.py)
-        from gpuwizard.simulate import tools_cluster
-        body = tools_cluster.release_urls(ctx.world).get(url) or tools_cluster.repo_indexes().get(url)
+        return 6, 0, "Could not resolve host: %s" % urllib.parse.urlsplit(url).hostname
+    body = _internet(ctx).get(url)
     if body is None:
-        ctx.err("curl: (22) The requested URL returned error: 404")
-        return 22
-    if head:
-        return 0
+        return 22, 404, "The requested URL returned error: 404"
+    if head or out == "/dev/null":
+        return 0, 200, ""
     _fetched(ctx, url)
     if out is None:
-        sys.stdout.write(body)
-        return 0
-    _write(out, body)
-    return 0
+        sys.stdout.write(body if isinstance(body, str) else body.decode("utf-8", "replace"))
+    else:
+        _write(out, body)
+    return 0, 200, ""
 
 
 def gpg(ctx) -> int:
