@@ -577,6 +577,11 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
                 log.write(f"refused [{p.step.id}] {p.error}")
             err.write("gpuwizard: nothing was executed (the plan refuses these answers; see: gpuwizard plan --answers FILE)\n")
             log.write(f"exit {EXIT_INVALID}: the plan refuses these answers; nothing was executed")
+            if json_output(session.args):
+                from .console import json_line
+
+                json_line(out, "summary", exit=EXIT_INVALID, executed=False,
+                          refused={p.step.id: p.error for p in refused}, log=str(log.path))
             return EXIT_INVALID
         # ...nor what the host cannot download (a closed network, a mirror that lacks a file)
         missing = unreachable(engine, whole)
@@ -588,6 +593,12 @@ def cmd_run(session: Session, out: IO[str], err: IO[str]) -> int:
             for line in text.splitlines():
                 log.write(line)
             log.write(f"exit {EXIT_FAILED}: URLs of the plan cannot be fetched; nothing was executed")
+            if json_output(session.args):
+                from .console import json_line
+
+                json_line(out, "summary", exit=EXIT_FAILED, executed=False, log=str(log.path),
+                          unreachable=[{"url": m.url, "error": m.error, "steps": sorted({s for s, _ in m.needed_by})}
+                                       for m in missing])
             return EXIT_FAILED
         as_json = json_output(session.args)
         reporter: Any = JsonReporter(out) if as_json else ConsoleReporter(out)

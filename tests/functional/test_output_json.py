@@ -96,3 +96,26 @@ def test_no_secret_in_the_json_lines(tmp_path):
     assert key.read_text().strip() not in out.getvalue() and "PRIVATE KEY" not in out.getvalue()
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     assert lines[-1]["exit"] == 3 and any(x["event"] == "reboot-required" for x in lines)
+
+
+def test_what_the_host_cannot_fetch_ends_in_a_summary_naming_each_url(tmp_path):
+    """The airgapped profile: the run stops before anything runs (the URL check), and the JSON
+    reader gets the summary line with exit 1 and each URL, curl's words and the steps that need it."""
+    root = str(tmp_path / "s")
+    code, lines, err = run_json("--simulate", "airgapped", "--root", root, "--answers",
+                                str(Path(__file__).resolve().parents[2] / "examples/full.yaml"))
+    assert code == 1
+    summary = lines[-1]
+    assert summary["executed"] is False and len(summary["unreachable"]) == 10
+    first = {u["url"]: u for u in summary["unreachable"]}["https://nvidia.github.io/libnvidia-container/gpgkey"]
+    assert first == {"url": "https://nvidia.github.io/libnvidia-container/gpgkey",
+                     "error": "curl: (6) Could not resolve host: nvidia.github.io", "steps": ["container"]}
+
+
+
+def test_answers_the_plan_refuses_end_in_a_summary_too(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text("version: 1\npodspec: [{name: two, image: 'ubuntu:22.04', gpus: 2}]\n")
+    code, lines, err = run_json("--simulate", "t4-bare", "--root", str(tmp_path / "s"), "--answers", str(f))
+    assert code == 2
+    assert lines[-1]["executed"] is False and list(lines[-1]["refused"]) == ["podspec"]
