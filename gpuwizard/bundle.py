@@ -3,8 +3,9 @@
 
 What a bundle holds is read off the plan of the answer file, as the URL check reads it
 (gpuwizard/reach.py): every URL the plan's actions fetch (runfiles, kind/kubectl/helm and their
-published checksums, NVIDIA's repository key and cuda-keyring package), whether or not this machine
-already has what they bring; and every chart release the plan installs or upgrades through (the archive the repository's
+published checksums, NVIDIA's repository key and cuda-keyring package), those of actions already
+done on this machine included (what it already has may not be planned at all: a kind on its PATH is
+not installed, so not bundled); and every chart release the plan installs or upgrades through (the archive the repository's
 ``index.yaml`` names for it, as helm fetches it, checked against the index's digest), with an
 ``index.yaml`` per chart repository. Files are
 fetched through the runner with curl (the proxy and the mirrors of the answer file apply), into
@@ -71,25 +72,14 @@ class Chart:
 
 
 def charts(planned: list[PlannedStep]) -> list[Chart]:
-    """The chart releases the plan installs or upgrades through, by repository alias: from its
-    ``helm repo add ALIAS URL`` and ``helm upgrade ... ALIAS/CHART --version V`` commands."""
-    repos: dict[str, str] = {}
+    """The chart releases the plan installs or upgrades through, as the steps record them
+    (``plan_data["charts"]``, steps/kube.py ``chart_ref``)."""
     found: dict[tuple[str, str], Chart] = {}
     for p in planned:
-        for action in p.actions:
-            argv = getattr(action, "argv", None)
-            if not isinstance(argv, list):
-                continue
-            if argv[:3] == ["helm", "repo", "add"] and len(argv) >= 5:
-                repos[argv[3]] = argv[4]
-            if argv[:1] == ["helm"] and "upgrade" in argv and "--version" in argv:
-                version = argv[argv.index("--version") + 1]
-                for word in argv:
-                    alias, _, name = word.partition("/")
-                    if name and alias in repos and "/" not in name:
-                        chart = found.setdefault((alias, name), Chart(alias, repos[alias], name))
-                        if version not in chart.versions:
-                            chart.versions.append(version)
+        for need in p.data.get("charts") or []:
+            chart = found.setdefault((need["alias"], need["chart"]), Chart(need["alias"], need["repository"], need["chart"]))
+            if need["version"] not in chart.versions:
+                chart.versions.append(need["version"])
     return list(found.values())
 
 
@@ -111,7 +101,7 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
     stage.mkdir(parents=True, exist_ok=True, mode=0o700)
     repos = charts(planned)
     indexes = {f"{c.url.rstrip('/')}/index.yaml" for c in repos}  # written below, for the charts kept
-    needed = [u for u in urls([_all_to_do(p) for p in planned]) if u not in indexes]
+    needed = [u for u in urls(planned, done_too=True) if u not in indexes]  # for another host: done here or not
     files: dict[str, dict[str, Any]] = {}
     for url in needed:
         rel = url_path(url)
@@ -218,15 +208,6 @@ def _fetch_index(runner: Any, repo: str, dest: Path, say: Any) -> dict[str, list
     if not isinstance(entries, dict):
         raise BundleError(f"{repo}/index.yaml has no entries: not a Helm repository index")
     return entries
-
-
-def _all_to_do(p: PlannedStep) -> PlannedStep:
-    """The step's plan with every action counted as still to do: a bundle is for another host, where
-    what this machine already has is not there."""
-    from .engine import PlannedStep
-
-    copy = PlannedStep(p.step, list(p.actions), [False] * len(p.actions), p.error)
-    return copy
 
 
 def load(bundle: Path) -> dict[str, Any]:

@@ -128,25 +128,22 @@ class Network:
 
     mirrors: Mirrors = field(default_factory=lambda: Mirrors())
     proxy: Proxy | None = None
-    # an offline bundle served on 127.0.0.1 (gpuwizard/bundle.py): URL base -> its copy, and chart
-    # repository URL -> its copy; applied after the mirrors (a bundle holds what the plan fetches)
+    # an offline bundle served on 127.0.0.1 (gpuwizard/bundle.py): URL base -> its copy, applied after
+    # the mirrors (a bundle holds what the plan fetches)
     local_urls: dict[str, str] = field(default_factory=dict)
-    local_charts: dict[str, str] = field(default_factory=dict)
     # the bundle's chart archives: (chart, version) -> its .tgz on this machine; helm installs from it
     # (no repository alias is added that would name the bundle's port after the run)
     local_archives: dict[tuple[str, str], str] = field(default_factory=dict)
-
     # the bundle's images: the reference the plan pulls -> (its archive on this machine, the reference
-    # it loads as: the tag, since `docker load` keeps no digest)
+    # it loads as: the tag, since `docker load` keeps no digest: moby/moby#22011)
     local_images: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def archive(self, chart: str, version: str) -> str | None:
         return self.local_archives.get((chart, version))
 
-    def host_image(self, ref: str) -> str:
-        """An image the host's Docker pulls: its registry's mirror, or the offline bundle's copy (the
-        reference it loads as)."""
-        ref = self.image(ref)
+    def loaded(self, ref: str) -> str:
+        """The reference an image pulled as ``ref`` has on the host: the tag it loads as from an
+        offline bundle that holds it, else ``ref`` itself."""
         local = self.local_images.get(ref)
         return local[1] if local else ref
 
@@ -187,24 +184,26 @@ class Network:
         127.0.0.1 for the length of one run."""
         return self._answered(url)
 
-    def show(self, url: str) -> str:
-        """The URL to fetch, saying where it came from: ``URL (mirror of UPSTREAM)``, or ``URL (the
-        offline bundle's copy of ORIGINAL)``."""
+    def origin(self, url: str) -> str | None:
+        """Where the URL to fetch for ``url`` comes from, for a plan: ``mirror of UPSTREAM``, ``the
+        offline bundle's copy of ORIGINAL``, or None (``url`` itself)."""
         fetched, upstream = self.mirrored(url)
         if upstream is None:
-            return fetched
+            return None
         if any(fetched.startswith(copy + "/") for copy in self.local_urls.values()):
-            return f"{fetched} (the offline bundle's copy of {self._answered(url)[0]})"
-        return f"{fetched} (mirror of {upstream})"
+            return f"the offline bundle's copy of {self._answered(url)[0]}"
+        return f"mirror of {upstream}"
+
+    def show(self, url: str) -> str:
+        """The URL to fetch, saying where it came from: ``URL (ORIGIN)`` (:meth:`origin`)."""
+        origin = self.origin(url)
+        return self.url(url) + (f" ({origin})" if origin else "")
 
     def chart_repo(self, alias: str, url: str) -> tuple[str, str | None]:
         """(the URL ``helm repo add`` uses for the repository, the upstream URL it mirrors or None)."""
         charts = self.mirrors.charts
         mirror = charts.get(alias) or charts.get(url.rstrip("/"))
         fetched, upstream = (mirror, url) if mirror else self._answered(url)
-        local = self.local_charts.get(fetched.rstrip("/"))  # the bundle's copy of the repository
-        if local:
-            return local, url
         return fetched, upstream and url
 
     def image(self, ref: str) -> str:
@@ -231,7 +230,3 @@ class Network:
         if p.no_proxy:
             env["no_proxy"] = env["NO_PROXY"] = ",".join(p.no_proxy)
         return env
-
-    def __bool__(self) -> bool:
-        return bool(self._bases() or self.mirrors.charts or self.mirrors.registries or self.mirrors.pip_index or self.proxy
-                    or self.local_urls or self.local_charts)

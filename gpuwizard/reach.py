@@ -3,9 +3,9 @@
 The URLs are read off the plan itself: the http(s) arguments of the commands still to run (curl's
 downloads, ``helm repo add``), and the sources of gpuwizard's own downloads (runfiles, the built-in
 downloader). All are checked by one ``curl -fsSI --parallel`` (HEAD requests, 8 at a time, through the
-runner: the proxy, the simulated hosts), its ``--write-out`` giving each URL's outcome. A URL that does not answer is named with the actions that need
-it and curl's words, so a closed network (or a mirror that lacks a file) stops the run before it
-changes anything instead of halfway through.
+runner: the proxy, the simulated hosts), its ``--write-out`` giving each URL's outcome. A URL that
+does not answer is named with the actions that need it and curl's words, so a closed network (or
+a mirror that lacks a file) stops the run before it changes anything instead of halfway through.
 
 Not covered here: the distribution's own package archive (apt/dnf reach it themselves) and image
 pulls (the runtimes reach their registries).
@@ -14,7 +14,7 @@ pulls (the runtimes reach their registries).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine, PlannedStep
@@ -30,12 +30,13 @@ class Unreachable:
     needed_by: list[tuple[str, str]]  # (step id, action title)
 
 
-def urls(planned: list[PlannedStep]) -> dict[str, list[tuple[str, str]]]:
-    """URL -> the (step, action) that fetch it, for the actions still to do."""
+def urls(planned: list[PlannedStep], *, done_too: bool = False) -> dict[str, list[tuple[str, str]]]:
+    """URL -> the (step, action) that fetch it, for the actions still to do (``done_too``: for every
+    action, as a bundle for another host wants them)."""
     out: dict[str, list[tuple[str, str]]] = {}
     for p in planned:
         for action, done in zip(p.actions, p.done, strict=False):
-            if done:
+            if done and not done_too:
                 continue
             found: list[str] = []
             argv = getattr(action, "argv", None)
@@ -109,8 +110,9 @@ def message(missing: list[Unreachable]) -> str:
     return "\n".join(lines)
 
 
-def by_step(missing: list[Unreachable]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def by_step(missing: list[Unreachable]) -> dict[str, list[Unreachable]]:
+    """Step id -> the unreachable URLs it needs."""
+    out: dict[str, list[Unreachable]] = {}
     for m in missing:
         for sid in dict.fromkeys(s for s, _ in m.needed_by):
             out.setdefault(sid, []).append(m)

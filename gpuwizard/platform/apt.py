@@ -285,10 +285,9 @@ class Apt(Platform):
 def download(ctx: StepContext, id: str, title: str, url: str, dest: str, *, done: Done) -> A.Action:
     """``curl -fsSL -o DEST URL`` where the host has curl, else gpuwizard's built-in downloader (a
     minbase Debian has no curl): decided at plan time from the target's PATH."""
-    shown = ctx.net.show(url)
-    url, upstream = ctx.net.mirrored(url)  # a mirror's (or an offline bundle's), where the session has one
-    if upstream is not None:
-        title += f" from {shown}"
+    if ctx.net.origin(url):  # a mirror's (or an offline bundle's), where the session has one
+        title += f" from {ctx.net.show(url)}"
+    url = ctx.net.url(url)
     if ctx.has_tool("curl"):
         return RunIf(id, title, ["curl", "-fsSL", "-o", hp(ctx, dest), url], done=done)
     return Fetch(id, title, url, dest, done=done)

@@ -2980,7 +2980,8 @@ def docker_images(ctx, args) -> int:
         if missing:
             ctx.err("Error response from daemon: reference does not exist: %s" % missing[0])
             return 1
-        # a digest reference saves no tag (docker save NAME@sha256:... : RepoTags null), as the real one
+        # a digest reference saves no tag (RepoTags null), and a loaded image has no digest: moby/moby#22011
+        # ("Digest is lost after loading a saved image": docker pull NAME@sha256:..., docker save, docker load)
         manifest = json.dumps([{"Config": "blobs/sha256/" + "0" * 64, "RepoTags": [r for r in refs if "@" not in r] or None,
                                 "Layers": []}]).encode()
         raw = io.BytesIO()

@@ -985,9 +985,11 @@ ARCHIVE_HOST = "archive.ubuntu.com"
 
 
 def _apt_update_offline(ctx) -> int:
-    """apt-get update where no name resolves (apt's acquire: each source's InRelease fails with
-    "Temporary failure resolving"; the lists already there stay, so the update ends with warnings and
-    exit 0, and a repository never fetched stays unknown)."""
+    """apt-get update where no name resolves: each source's InRelease fails with "Temporary failure
+    resolving", then W: lines and exit 0, the lists already there kept, a repository never fetched
+    staying unknown. The output as real hosts print it (microsoft/vscode#191340, microsoft/WSL#4792);
+    exit 0 on a temporary error is apt's design (Debian/apt#124, its maintainer: "If they fail with a
+    temporary error, they don't fail")."""
     import urllib.parse
 
     sources = [("http://%s/ubuntu" % ARCHIVE_HOST, "jammy"), ("http://%s/ubuntu" % ARCHIVE_HOST, "jammy-updates")]
@@ -1058,7 +1060,10 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % (len(new) + len(extra)))
     ctx.out("Need to get 312 MB of archives.")
     if offline(w) and mgr == "apt":
-        # the lists are there, the archive is not reachable: every .deb fails to download
+        # the lists are there, the archive is not reachable: every .deb fails to download, Err: lines then
+        # "E: Failed to fetch" and "E: Unable to fetch some archives" (ddavness/power-mailinabox#138,
+        # rickysarraf/apt-offline#212); the pool path is made from the binary package's name here, the real
+        # one from its source package's
         for p in sorted(new + extra):
             ctx.out("Err:1 http://%s/ubuntu jammy-updates/restricted amd64 %s %s\n  Temporary failure resolving '%s'"
                     % (ARCHIVE_HOST, p, versions[p], ARCHIVE_HOST))

@@ -166,14 +166,13 @@ class Download(A.Action):
     source: str  # http(s) URL, or an absolute path on this machine
     dest: str  # system path in the cache
     sha256: str | None = None
-    upstream: str | None = None  # the upstream base, where ``source`` is a mirror's (mirrored())
+    upstream: str | None = None  # where ``source`` comes from, when a mirror's or a bundle's (mirrored())
 
     def mirrored(self, ctx: StepContext) -> Download:
         """Fetched from the mirror of its source (or an offline bundle's copy) where the session has
         one (gpuwizard/network.py)."""
-        shown = ctx.net.show(self.source)
-        self.source, upstream = ctx.net.mirrored(self.source)
-        self.upstream = shown[len(self.source):].strip(" ()") if upstream else None
+        self.upstream = ctx.net.origin(self.source)
+        self.source = ctx.net.url(self.source)
         return self
 
     def preview(self, ctx: StepContext) -> list[str]:

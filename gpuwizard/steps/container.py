@@ -640,10 +640,7 @@ class ContainerStep(Step[ContainerAnswers]):
         reference pulled (before an offline bundle's copy replaces it)."""
         now = C.driver_seen(ctx)
         image = answers.test_image or ctx.net.image(default_test_image(now.get("cuda_version"), ctx.facts["host"]))
-        if pulled:
-            return image
-        local = ctx.net.local_images.get(image)
-        return local[1] if local else image
+        return image if pulled else ctx.net.loaded(image)
 
     def checks(self, ctx: StepContext, answers: ContainerAnswers) -> list[str]:
         return [] if answers.runtime == "containerd" else ["$ " + C.cmd(self.test_argv(ctx, answers))]

@@ -78,8 +78,8 @@ def render_config(a: KindAnswers, layout: dict[str, list[str]], net: Network | N
     """``net``: the session's mirrors (the default node image comes from Docker Hub's mirror) and
     offline bundle (the node image as it loads from there: its tag)."""
     image = node_image(a, net)
-    if net is not None and image in net.local_images:
-        image = net.local_images[image][1]
+    if net is not None:
+        image = net.loaded(image)
     blocks = []
     for name, devices in layout.items():
         role = "control-plane" if name.endswith("-control-plane") else "worker"

@@ -759,8 +759,14 @@ def write(path: str, content: str, title: str, action_id: str) -> A.WriteFile:
 
 def chart_ref(ctx: StepContext, chart: str, version: str) -> str:
     """What ``helm upgrade`` installs: ``ALIAS/CHART`` from the repository, or, from an offline bundle
-    (``--bundle``), the chart's archive there."""
-    return ctx.net.archive(chart, version) or f"{repo(chart)[0]}/{chart}"
+    (``--bundle``), the chart's archive there. The release is recorded in the step's plan data
+    (``charts``: what ``gpuwizard bundle`` fetches)."""
+    alias, url = repo(chart)
+    need = {"chart": chart, "version": version, "alias": alias, "repository": ctx.net.chart_repo(alias, url)[0]}
+    kept = ctx.plan_data.setdefault("charts", [])
+    if need not in kept:
+        kept.append(need)
+    return ctx.net.archive(chart, version) or f"{alias}/{chart}"
 
 
 def from_bundle(ctx: StepContext, chart: str) -> bool:

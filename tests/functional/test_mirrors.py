@@ -7,6 +7,8 @@ from upstream."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -63,11 +65,21 @@ def answer_file(tmp_path: Path, base: str) -> Path:
     return path
 
 
-def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path: Path):
+@contextlib.contextmanager
+def mirrored_host(tmp_path: Path, profile: str, lacking: str | None = None) -> Iterator[tuple[Path, FileServer, Path]]:
+    """(sandbox root, the mirror's server, the mirrored answer file) of a simulated host whose mirror
+    on 127.0.0.1 copies the simulated internet (without ``lacking``, a path on the mirror)."""
     root = tmp_path / "s"
-    sb = prepare("t4-bare", root)
-    with FileServer(mirror_files(sb.world())) as srv:
-        path = answer_file(tmp_path, srv.base)
+    files = mirror_files(prepare(profile, root).world())
+    if lacking is not None:
+        del files[lacking]
+    with FileServer(files) as srv:
+        yield root, srv, answer_file(tmp_path, srv.base)
+
+
+def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path: Path):
+    with mirrored_host(tmp_path, "t4-bare") as (root, srv, path):
+        sb = prepare("t4-bare", root)
         code, out, err = run("--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
         assert code == 0, out + err
         served = [r["path"] for r in srv.requests]
@@ -105,10 +117,7 @@ def test_a_whole_run_downloads_everything_from_the_mirror_on_127_0_0_1(tmp_path:
 
 
 def test_the_plan_says_which_mirror_each_url_came_from_and_undo_removes_the_proxy_dropin(tmp_path: Path):
-    root = tmp_path / "s"
-    sb = prepare("t4-bare", root)
-    with FileServer(mirror_files(sb.world())) as srv:
-        path = answer_file(tmp_path, srv.base)
+    with mirrored_host(tmp_path, "t4-bare") as (root, srv, path):
         code, out, err = run("plan", "--simulate", "t4-bare", "--root", str(root), "--answers", str(path))
         assert code == 0, out + err
         for name in ("kind", "kubectl", "helm"):
@@ -217,10 +226,7 @@ def test_airgapped_stops_at_plan_time_listing_every_url_it_cannot_fetch(tmp_path
 
 
 def test_airgapped_with_a_mirror_on_this_machine_has_nothing_left_to_fetch(tmp_path: Path):
-    root = tmp_path / "s"
-    sb = prepare("airgapped", root)
-    with FileServer(mirror_files(sb.world())) as srv:
-        path = answer_file(tmp_path, srv.base)
+    with mirrored_host(tmp_path, "airgapped") as (root, srv, path):
         code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--answers", str(path))
         heads = [r["path"] for r in srv.requests if r.get("method") == "HEAD"]
     assert code == 0, out + err
@@ -231,15 +237,11 @@ def test_airgapped_with_a_mirror_on_this_machine_has_nothing_left_to_fetch(tmp_p
 
 
 def test_a_mirror_that_lacks_a_file_is_named_at_plan_time(tmp_path: Path):
-    root = tmp_path / "s"
-    sb = prepare("airgapped", root)
-    files = mirror_files(sb.world())
     from gpuwizard.steps.kube import TOOL_VERSIONS
 
-    lacking = next(k for k in files if k.endswith(f"/{TOOL_VERSIONS['kind']}/kind-linux-amd64"))  # the kind the plan installs
-    del files[lacking]
-    with FileServer(files) as srv:
-        path = answer_file(tmp_path, srv.base)
+    # the kind the plan installs
+    lacking = f"{mirrored_path('kind')}/{TOOL_VERSIONS['kind']}/kind-linux-amd64"
+    with mirrored_host(tmp_path, "airgapped", lacking) as (root, srv, path):
         code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--answers", str(path))
     assert code == 1
     assert f"  {srv.base}/{lacking}: curl: (22) The requested URL returned error: 404" in out
