@@ -27,9 +27,15 @@ by the URL check at plan time.
 
     DIR/images/<name_tag>.tar            `docker save` of each image the host's Docker pulls (the
                                          check image, the Kind node), by its tag
+    DIR/packages/apt/                    the distribution packages the plan installs, with their
+                                         dependencies, as a flat APT repository (gpuwizard/packages.py)
 
-Not in a bundle yet: the distribution's packages (with their dependencies, resolved for the target)
-and the images the cluster pulls (the check pods, the charts' images).
+    DIR/images/<name_tag>.tar            also each image the cluster pulls (the charts' workloads and
+                                         operands, gpuwizard/images.py; the check pods'), loaded into a
+                                         Kind cluster's nodes before use (steps/kube.py cluster_images)
+
+Not in a bundle yet: dnf hosts' packages; the driver container's image (its tag names the node's
+operating system; said when bundling).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import yaml
 from . import __version__
 from .download import sha256_of
 from .errors import GpuwizardError, InvalidInput
+from .packages import APT_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine, PlannedStep
@@ -141,7 +148,12 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
         rel = f"{repo_dir}/index.yaml"  # Helm's index format, the archives beside it
         (stage / rel).write_text(yaml.safe_dump({"apiVersion": "v1", "entries": entries}, sort_keys=True))
         files[rel] = {"repository": kept[0].url, "alias": alias}
-    for ref in dict.fromkeys(img for p in planned for img in (p.data.get("images") or [])):
+    files.update(_packages(engine, planned, stage, files, say))
+    host_images = [img for p in planned for img in (p.data.get("images") or [])]
+    pulled = [img for p in planned for img in (p.data.get("cluster_images") or [])]
+    for gap in dict.fromkeys(u for p in planned for u in (p.data.get("cluster_images_unknown") or [])):
+        say(f"not bundled: {gap}")
+    for ref in dict.fromkeys(host_images + pulled):
         loaded = tagged(ref)
         rel = f"images/{_slug(loaded)}.tar"
         if not (stage / rel).is_file():
@@ -152,7 +164,7 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
                 _docker(runner, ["tag", ref, loaded])
             _docker(runner, ["save", "-o", str(stage / (rel + ".part")), loaded])
             (stage / (rel + ".part")).rename(stage / rel)
-        files[rel] = {"image": ref, "loaded_as": loaded}
+        files[rel] = {"image": ref, "loaded_as": loaded, "pulled_by": "host" if ref in host_images else "cluster"}
     out.mkdir(parents=True, exist_ok=True)
     for rel, meta in files.items():
         target = out / rel
@@ -164,6 +176,24 @@ def build(engine: Engine, planned: list[PlannedStep], out: Path, answers_path: s
                 "host": (engine.facts().get("host") or {}), "files": dict(sorted(files.items()))}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _packages(engine: Engine, planned: list[PlannedStep], stage: Path, files: dict[str, dict[str, Any]],
+              say: Any) -> dict[str, dict[str, Any]]:
+    """The distribution packages the plan installs, with their dependencies (gpuwizard/packages.py)."""
+    from . import packages
+    from .platform import for_host
+
+    platform = for_host(engine.facts().get("host") or {})
+    names = packages.wanted(platform, planned)
+    if not names:
+        return {}
+    if platform.manager != "apt":
+        say(f"not bundled: the {platform.manager} packages {' '.join(names)} (only APT hosts' packages are bundled "
+            "yet); the host's own repositories must have them")
+        return {}
+    staged = {str(meta["url"]): stage / rel for rel, meta in files.items() if meta.get("url")}
+    return packages.fetch_apt(engine, platform, names, stage, staged, say)
 
 
 def tagged(ref: str) -> str:
@@ -294,17 +324,24 @@ def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None
             network.local_urls[f"{scheme}://{host}"] = f"{base}/files/{scheme}/{host}"
         elif rel.startswith("charts/") and rel.endswith(".tgz") and meta.get("chart"):
             network.local_archives[(str(meta["chart"]), str(meta["version"]))] = str((bundle / rel).resolve())
+        elif rel == f"{APT_DIR}/Packages":
+            network.local_apt = str((bundle / APT_DIR).resolve())
         elif rel.startswith("images/") and meta.get("image"):
             network.local_images[str(meta["image"])] = (str((bundle / rel).resolve()), str(meta["loaded_as"]))
 
 
-def attach(network: Any, where: str | os.PathLike[str]) -> Server:
+def attach(network: Any, where: str | os.PathLike[str], host: Any) -> Server:
     """``--bundle DIR``: every file checked (a changed or missing one refused: InvalidInput, nothing
-    run), then the bundle served on 127.0.0.1 and ``network`` pointed at it. The caller closes the
-    server when the session ends."""
+    run), then the bundle served on 127.0.0.1 and ``network`` pointed at it; with packages, the
+    host's apt commands pointed at the bundle's repository (APT_CONFIG, gpuwizard/packages.py). The
+    caller closes the server when the session ends."""
     path = Path(where)
     manifest = load(path)
     server = Server(path, manifest)
     use(network, path, manifest, server.base)
+    if network.local_apt:
+        from . import packages
+
+        network.apt_config = packages.use(host, Path(network.local_apt))
     return server
 

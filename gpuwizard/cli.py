@@ -388,7 +388,7 @@ def _prepare_engine(session: Session, *, run: bool = False) -> tuple[WizardSessi
     if getattr(session.args, "bundle", None):  # checked, then served on 127.0.0.1 until the session ends
         from . import bundle
 
-        session.closers.append(bundle.attach(network, session.args.bundle).close)
+        session.closers.append(bundle.attach(network, session.args.bundle, session.host).close)
     engine = Engine(session.host, state, registry(), unattended=True, reboot_policy=reboot, network=network)
     if reboot == "auto":
         engine.resume_service = _resume_service(session)

@@ -138,6 +138,11 @@ class Network:
     # it loads as: the tag, since `docker load` keeps no digest: moby/moby#22011)
     local_images: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    # the bundle's APT repository (its directory on this machine), and the APT_CONFIG file that points
+    # gpuwizard's apt commands at it (gpuwizard/packages.py)
+    local_apt: str | None = None
+    apt_config: str | None = None
+
     def archive(self, chart: str, version: str) -> str | None:
         return self.local_archives.get((chart, version))
 
@@ -219,11 +224,12 @@ class Network:
         return self.mirrors.registries.get(registry, registry)
 
     def env(self) -> dict[str, str]:
-        """The proxy's environment for commands (both spellings), empty without one."""
+        """The proxy's environment for commands (both spellings), and APT_CONFIG where an offline
+        bundle's packages are used; empty without either."""
+        env: dict[str, str] = {"APT_CONFIG": self.apt_config} if self.apt_config else {}
         p = self.proxy
         if p is None:
-            return {}
-        env: dict[str, str] = {}
+            return env
         for name, value in (("http_proxy", p.http), ("https_proxy", p.https)):
             if value:
                 env[name] = env[name.upper()] = value

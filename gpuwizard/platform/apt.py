@@ -97,8 +97,8 @@ class Apt(Platform):
     def installed_argv(self, package: str) -> list[str]:
         return ["dpkg-query", "-W", "-f", "${Version}", package]
 
-    def refresh(self, done: Done) -> list[A.Action]:
-        return [RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done=done)]
+    def refresh(self, done: Done, ctx: StepContext | None = None) -> list[A.Action]:
+        return [update(ctx, done=done)]
 
     def headers_refusal(self, kernel: str, missing: list[str]) -> str:
         """Why a plan stops when the archive has no headers for the running kernel, and the way out."""
@@ -173,6 +173,8 @@ class Apt(Platform):
                 argv = ["ubuntu-drivers", "install"]
                 m = re.match(r"nvidia-driver-(\d+)", pkg)
                 promised = m.group(1) if m else None
+                if m:  # what ubuntu-drivers installs (an offline bundle holds it)
+                    ctx.plan_data["packages"] = [pkg]
             else:
                 pkg = f"nvidia-driver-{driver_branch(wanted)}" + ("-open" if module == "open" else "")
                 argv = self.install_argv([pkg])
@@ -190,7 +192,7 @@ class Apt(Platform):
             r = c.host.runner.probe(done_pkg)
             return bool(r and r.ok)
 
-        acts: list[A.Action] = self.refresh(lambda c: installed(c) or c.done_this_run("apt-update"))
+        acts: list[A.Action] = self.refresh(lambda c: installed(c) or c.done_this_run("apt-update"), ctx)
         if not ctx.host.exists(headers):
             hdr = self.headers_packages(kernel)
             if archive is None:  # the archive could not be read at plan time
@@ -220,8 +222,7 @@ class Apt(Platform):
             RunIf("keyring", "install cuda-keyring (NVIDIA's repository and its signing key)",
                   ["dpkg", "-i", hp(ctx, deb)], done=keyring_ok),
             *self._cuda_list_mirror(ctx),
-            RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV,
-                  done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
+            update(ctx, done=lambda c: c.host.exists(nvcc) or (c.action_record("apt-update") or {}).get("outcome") == "changed"),
             A.Run("install", f"install {pkg}", self.install_argv([pkg]), creates=nvcc, env=APT_ENV, timeout=3600),
         ]
 
@@ -268,8 +269,7 @@ class Apt(Platform):
                             "it was removed and the repository was not added",
                   on_failure=lambda c: os.unlink(c.host.path(KEYRING)) if c.host.exists(KEYRING) else None),
             self._ctk_list(ctx),
-            RunIf("apt-update", "refresh the package lists", ["apt-get", "update"], env=APT_ENV, done_when=installed,
-                  done=lambda c: c.done_this_run("apt-update")),
+            update(ctx, done_when=installed, done=lambda c: c.done_this_run("apt-update")),
             A.Run("install-toolkit", "install nvidia-container-toolkit", self.install_argv(["nvidia-container-toolkit"]),
                   done_when=installed, env=APT_ENV, timeout=1800),
         ]
@@ -280,6 +280,16 @@ class Apt(Platform):
                   done_when=["docker", "--version"], env=APT_ENV, timeout=1800),
             self.enable_now(ctx, "start-docker", "enable and start Docker", "docker"),
         ]
+
+
+def update(ctx: StepContext | None, *, done: Done, done_when: list[str] | None = None) -> A.Action:
+    """``apt-get update``; with an offline bundle's packages the title names its repository, which
+    apt reads through APT_CONFIG for gpuwizard's commands only (gpuwizard/packages.py)."""
+    title = "refresh the package lists"
+    local = ctx.net.local_apt if ctx is not None else None
+    if local:
+        title += f" (with the offline bundle's packages: file:{local}, for gpuwizard's apt commands only)"
+    return RunIf("apt-update", title, ["apt-get", "update"], env=APT_ENV, done_when=done_when, done=done)
 
 
 def download(ctx: StepContext, id: str, title: str, url: str, dest: str, *, done: Done) -> A.Action:

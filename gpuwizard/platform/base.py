@@ -133,9 +133,18 @@ class Platform:
         return RunIf(id, title, self.install_argv(packages), creates=creates, done_when=done_when, env=self.env,
                      timeout=timeout, done=done)
 
-    def refresh(self, done: Done) -> list[A.Action]:
+    def refresh(self, done: Done, ctx: StepContext | None = None) -> list[A.Action]:
         """Refresh the package lists (APT); dnf refreshes its metadata itself."""
         return []
+
+    def packages_of(self, argv: list[str]) -> list[str]:
+        """The packages an install command of this platform (:meth:`install_argv`) installs; empty for
+        any other command (an offline bundle collects them, gpuwizard/packages.py)."""
+        try:
+            prefix = self.install_argv([])
+        except StepFailed:
+            return []
+        return [str(a) for a in argv[len(prefix):]] if argv[:len(prefix)] == prefix else []
 
     def installed_argv(self, package: str) -> list[str]:
         """A read-only query that exits 0 when the package is installed and prints its version."""

@@ -213,7 +213,7 @@ def run(ctx: Ctx) -> int:
 for _name, _fn in (("apt-get", "apt_get"), ("apt-cache", "apt_cache"), ("dpkg", "dpkg"), ("dnf", "dnf"), ("rpm", "rpm"), ("ubuntu-drivers", "ubuntu_drivers"),
                    ("curl", "curl"), ("gpg", "gpg"), ("openssl", "openssl"), ("update-initramfs", "update_initramfs"),
                    ("dracut", "dracut"), ("modprobe", "modprobe"), ("sh", "sh"), ("dkms", "dkms"),
-                   ("dpkg-query", "dpkg_query"), ("rmmod", "rmmod")):
+                   ("dpkg-query", "dpkg_query"), ("rmmod", "rmmod"), ("dpkg-deb", "dpkg_deb")):
     TOOLS[_name] = "gpuwizard.simulate.tools_host:" + _fn
 
 

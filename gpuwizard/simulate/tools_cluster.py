@@ -680,6 +680,12 @@ def reconcile(world, c) -> None:
                 labels["nvidia.com/gpu.product"] = gpus[0]["name"].replace(" ", "-")
             if (serving := _node_driver(world, n)) and serving.get("version"):
                 labels.update(_gfd_driver_labels(serving))
+        effective_op = effective_values(op)
+        for p in ops:
+            image = _operator_pod_image(op, effective_op, p["name"])
+            if _unpullable(world, c, image):
+                _pull_back_off(p, image)
+                ok = False
         prefix = faults.get("image_pull")
         for p in ops:
             if prefix and p["name"].startswith(prefix):
@@ -711,6 +717,10 @@ def reconcile(world, c) -> None:
         elif image.split("/", 1)[0] in (faults.get("unreachable_registries") or []):
             sched.update(ready="1/2", status="ImagePullBackOff", reason='Back-off pulling image "%s"' % sched["image"],
                          pull_error=_pull_timeout(sched["image"]))
+        hami_image = _hami_image(hami, effective_values(hami))
+        for image in (sched["image"], hami_image):
+            if sched["status"] == "Running" and _unpullable(world, c, image):
+                _pull_back_off(sched, image, ready="0/2")
         pods.append(sched)
         daemonsets.append({"name": "%s-device-plugin" % rel, "namespace": ns, "selector": dict(selector),
                            "nodes": [n["name"] for n in nodes if selector and
@@ -725,6 +735,11 @@ def reconcile(world, c) -> None:
             # what a plugin patched stays on the node until one patches it again (nothing clears it on a
             # reboot or when the plugin stops), so a plugin that registers nothing leaves the last one
             annotations = n.setdefault("annotations", {})
+            if _unpullable(world, c, hami_image):
+                plugin = _pod(name, ns, n["name"], "0/2", "Running", containers=2)
+                _pull_back_off(plugin, hami_image, ready="0/2")
+                pods.append(plugin)
+                continue
             crash = None
             if faults.get("hami_plugin_crash"):
                 crash = "nvml init failed: ERROR_LIBRARY_NOT_FOUND"
@@ -796,6 +811,9 @@ def reconcile(world, c) -> None:
             continue
         if p.get("status") in ("Completed", "Error"):
             continue
+        if _unpullable(world, c, p.get("image")):
+            _pull_back_off(p, p["image"])
+            continue
         want = p.get("gpu_request", 0)
         fits = [n for n in nodes if int(n.get("capacity", {}).get("nvidia.com/gpu", "0")) >= want] if want else nodes
         if not fits:
@@ -860,6 +878,58 @@ def _scheduler_image(release, vals) -> str:
     registry, repository = ALIYUN_SCHEDULER.split("/", 1)
     return "%s/%s" % (_get(vals, "scheduler.kubeScheduler.image.registry", registry) or registry,
                       _get(vals, "scheduler.kubeScheduler.image.repository", repository) or repository)
+
+
+# What each operator pod runs (the ClusterPolicy component, or NFD's subchart), as the chart's values
+# name it: <repository>/<image>:<version>, an empty version the chart's own (the renders of
+# ../shared/upstream/renders show the operator and validator so); NFD's image is its subchart's.
+OPERATOR_POD_COMPONENTS = (("gpu-operator-", "operator"), ("nvidia-container-toolkit-daemonset-", "toolkit"),
+                           ("gpu-feature-discovery-", "gfd"), ("nvidia-dcgm-exporter-", "dcgmExporter"),
+                           ("nvidia-device-plugin-daemonset-", "devicePlugin"), ("nvidia-operator-validator-", "validator"),
+                           ("nvidia-cuda-validator-", "validator"), ("nvidia-driver-daemonset-", "driver"))
+
+
+def _operator_pod_image(op, values, pod):
+    if "-node-feature-discovery-" in pod:
+        from gpuwizard.images import NFD, NFD_IMAGE  # Chart.yaml's dependency (tests/unit/test_images.py)
+        return "%s:v%s" % (NFD_IMAGE, NFD.get(_version_of(op), "0"))
+    comp = next((c for prefix, c in OPERATOR_POD_COMPONENTS if pod.startswith(prefix)), None)
+    node = values.get(comp) if comp else None
+    if not isinstance(node, dict) or not node.get("image"):
+        return None
+    return "%s/%s:%s" % (node.get("repository"), node["image"], node.get("version") or _version_of(op))
+
+
+def _hami_image(hami, values):
+    dp = values.get("devicePlugin") or {}
+    image = dp.get("image")
+    if isinstance(image, dict):
+        reg = (values.get("global") or {}).get("imageRegistry") or image.get("registry")
+        tag = image.get("tag") or (values.get("global") or {}).get("imageTag")
+        return "%s/%s:%s" % (reg, image.get("repository"), tag)
+    return "%s:%s" % (image, values.get("version") or "v" + _version_of(hami))
+
+
+def _pull_offline(image: str) -> str:
+    """containerd's error where the registry's name does not resolve (a Go DNS error: "lookup HOST: no
+    such host"), in the kubelet's "Failed to pull image" event."""
+    name, tag = image.rsplit(":", 1)
+    host, repo = name.split("/", 1) if "/" in name and "." in name.split("/", 1)[0] else ("docker.io", name)
+    return ('rpc error: code = Unknown desc = failed to pull and unpack image "%s": failed to resolve reference "%s": '
+            'failed to do request: Head "https://%s/v2/%s/manifests/%s": dial tcp: lookup %s: no such host'
+            % (image, image, host, repo, tag, host))
+
+
+def _unpullable(world, c, image) -> bool:
+    """No network, and the image is not on the Kind cluster's nodes (kind load docker-image)."""
+    return bool(image) and tools_host_offline(world) and image not in (c.get("loaded_images") or [])
+
+
+def _pull_back_off(p, image, ready="0/1") -> None:
+    """ErrImagePull, the pull's error its message (the kubelet alternates it with ImagePullBackOff,
+    'Back-off pulling image "X"': pkg/kubelet/images/image_manager.go)."""
+    p.update(ready=ready, status="ErrImagePull", restarts=0, image=image,
+             reason=_pull_offline(image), pull_error=_pull_offline(image))
 
 
 def _pull_timeout(image: str) -> str:
@@ -1033,6 +1103,8 @@ def kind(ctx) -> int:
         ctx.err("You can now use your cluster with:\n\nkubectl cluster-info --context kind-%s\n" % name)
         ctx.err("Have a nice day! 👋")
         return 0
+    if args[:2] == ["load", "docker-image"]:
+        return _kind_load(ctx, args[2:])
     if args[:2] == ["delete", "cluster"]:
         # kind pkg/cmd/kind/delete/cluster/deletecluster.go + pkg/cluster/internal/delete/delete.go: "Deleting
         # cluster %q ...", the kubeconfig's cluster, user and context entries of kind-NAME removed (current-context
@@ -1087,6 +1159,52 @@ def kind(ctx) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # docker exec / inspect (Kind nodes are containers)
+
+
+def _kind_load(ctx, args) -> int:
+    """``kind load docker-image IMAGE... [--name N]`` (kubernetes-sigs/kind pkg/cmd/kind/load/docker-image):
+    each image must be in the host's Docker; a node that lacks it gets it ("not yet present on node ...,
+    loading..."), one every node has is skipped ("found to be already present on all nodes")."""
+    import hashlib
+
+    name, refs, i = "kind", [], 0
+    while i < len(args):
+        v, j = T._kv_flag(args, i, ("--name", "-n"))
+        if j != i:
+            if v is None:
+                return ctx.usage("ERROR: flag needs an argument: --name")
+            name, i = v, j
+            continue
+        if args[i].startswith("-"):
+            return ctx.usage("ERROR: unknown flag: %s" % args[i])
+        refs.append(args[i])
+        i += 1
+    if not refs:
+        return ctx.usage("ERROR: requires at least 1 arg(s), only received 0")
+    w = ctx.world
+    have = w.get("docker_images") or []
+    for ref in refs:
+        if ref not in have:
+            ctx.err('ERROR: image: "%s" not present locally' % ref)
+            return 1
+    c = _cluster(w, name)
+    if c is None:
+        ctx.err('ERROR: no nodes found for cluster "%s"' % name)
+        return 1
+    loaded = c.get("loaded_images") or []
+    for ref in refs:
+        digest = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+        if ref in loaded:
+            ctx.err('Image: "%s" with ID "%s" found to be already present on all nodes.' % (ref, digest))
+            continue
+        for n in c.get("nodes", []):
+            ctx.err('Image: "%s" with ID "%s" not yet present on node "%s", loading...' % (ref, digest, n["name"]))
+
+    def fn(world):
+        cl = _cluster(world, name)
+        cl["loaded_images"] = list(dict.fromkeys((cl.get("loaded_images") or []) + refs))
+    ctx.mutate(fn)
+    return 0
 
 
 def _kind_node(world, container):

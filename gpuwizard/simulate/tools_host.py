@@ -33,6 +33,7 @@ it is unloaded or the host boots.
 """
 import os
 import sys
+from typing import Any
 
 from gpuwizard.simulate import world as W
 
@@ -900,7 +901,7 @@ def _apt_opts(args):
     """(words, bad option or None, options): -y/--yes/--assume-yes and ``-o APT::Get::Assume-Yes=true``, -q
     (counted; -qq), --purge, --autoremove/--auto-remove; -o pairs are otherwise ignored."""
     words = []
-    opts = {"yes": False, "quiet": 0, "purge": False, "autoremove": False}
+    opts = {"yes": False, "quiet": 0, "purge": False, "autoremove": False, "download_only": False, "o": {}}
     i = 0
     while i < len(args):
         a = args[i]
@@ -908,6 +909,7 @@ def _apt_opts(args):
             key, _, value = args[i + 1].partition("=")
             if key.lower() == "apt::get::assume-yes" and value.lower() in ("1", "true", "yes"):
                 opts["yes"] = True
+            opts["o"][key.lower()] = value
             i += 2
             continue
         if a.startswith("-"):
@@ -921,6 +923,8 @@ def _apt_opts(args):
                 opts["purge"] = True
             elif a in ("--autoremove", "--auto-remove"):
                 opts["autoremove"] = True
+            elif a in ("-d", "--download-only"):
+                opts["download_only"] = True
             elif a != "--no-install-recommends":
                 return None, a, opts
             i += 1
@@ -937,6 +941,14 @@ def apt_get(ctx) -> int:
     if not words:
         return ctx.usage("apt 2.4.13 (amd64)\nUsage: apt-get [options] command", 1)
     verb, pkgs = words[0], words[1:]
+    if "dir::state::status" in opts["o"]:  # a private state (gpuwizard bundle, gpuwizard/packages.py)
+        return _apt_private(ctx, verb, pkgs, opts)
+    if opts["download_only"]:
+        return ctx.unsupported("--download-only outside a private state (-o Dir::State::status=...) is")
+    if verb == "update":
+        rc = _apt_update_flat(ctx)
+        if rc:
+            return rc
     if verb == "update" and offline(ctx.world):
         return _apt_update_offline(ctx)
     if verb == "update":
@@ -984,6 +996,225 @@ def apt_get(ctx) -> int:
 ARCHIVE_HOST = "archive.ubuntu.com"
 
 
+# -- a private state and a flat repository (gpuwizard/packages.py) ------------------------------------
+# Modelled on the real apt 2.6.1 of a Debian 12 machine (2026-12-04): `apt-get -o Dir::State=W/state -o
+# Dir::State::status=W/status (empty) -o Dir::Cache=W/cache -o Dir::Etc::SourceList=... -o
+# Dir::Etc::SourceParts=... update`, then `install --download-only -y pciutils` fetched the whole
+# closure down to libc6 into W/cache/archives (name_version_arch.deb, ':' of an epoch as %3a) and ended
+# "Download complete and in download only mode"; a `deb [trusted=yes] file:DIR ./` source with a
+# Release beside Packages printed Get/Ign lines for InRelease, Release, Release.gpg, Packages, and
+# with DIR gone "Err:3 file:DIR ./ Packages / File not found - DIR/./Packages ..." then "E: Failed to
+# fetch file:DIR/./Packages" and exit 100. APT_CONFIG names a configuration file read before the
+# others (apt.conf(5)).
+
+def _deb_name(name, version, arch):
+    return "%s_%s_%s.deb" % (name, version.replace(":", "%3a"), arch)
+
+
+def _source_lines(text):
+    """(options, URI) of each one-line `deb` entry."""
+    out = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line.startswith("deb "):
+            continue
+        rest, options = line[4:].strip(), ""
+        if rest.startswith("["):
+            options, _, rest = rest[1:].partition("]")
+        if rest.split():
+            out.append((options, rest.split()[0]))
+    return out
+
+
+def _apt_config_sources(ctx):
+    """The sources.list that APT_CONFIG's Dir::Etc::SourceList names (gpuwizard --bundle), or None."""
+    import re
+
+    conf = os.environ.get("APT_CONFIG")
+    if not conf:
+        return None
+    m = re.search(r'Dir::Etc::SourceList\s+"([^"]+)"', _read(conf) or "")
+    return _read(m.group(1)) if m else None
+
+
+def _flat_dirs(ctx):
+    return [uri[5:] for _opts, uri in _source_lines(_apt_config_sources(ctx)) if uri.startswith("file:")]
+
+
+def _flat_packages(path):
+    """{name: version} of a flat repository's Packages, None where it is not there."""
+    text = _read(os.path.join(path, "Packages"))
+    if text is None:
+        return None
+    out, name = {}, None
+    for line in text.splitlines():
+        if line.startswith("Package: "):
+            name = line[9:].strip()
+        elif line.startswith("Version: ") and name:
+            out[name] = line[9:].strip()
+    return out
+
+
+def _apt_update_flat(ctx):
+    """The flat repositories of APT_CONFIG's sources: their Packages read into the lists
+    (world["apt_local"]), or apt's error where one is gone (exit 100)."""
+    dirs = _flat_dirs(ctx)
+    if not dirs:
+        return 0
+    found = {}
+    for n, path in enumerate(dirs, 1):
+        ctx.out("Get:%d file:%s ./ InRelease\nIgn:%d file:%s ./ InRelease" % (n, path, n, path))
+        pkgs = _flat_packages(path)
+        if pkgs is None:
+            ctx.out("Get:%d file:%s ./ Packages\nErr:%d file:%s ./ Packages\n  File not found - %s/./Packages "
+                    "(2: No such file or directory)" % (n, path, n, path, path))
+            ctx.err("E: Failed to fetch file:%s/./Packages  File not found - %s/./Packages (2: No such file or "
+                    "directory)\nE: Some index files failed to download. They have been ignored, or old ones used "
+                    "instead." % (path, path))
+            return 100
+        ctx.out("Get:%d file:%s ./ Release\nGet:%d file:%s ./ Packages" % (n, path, n, path))
+        found[path] = pkgs
+
+    def fn(world):
+        world.setdefault("apt_local", {}).update(found)
+    ctx.mutate(fn)
+    return 0
+
+
+def _local_available(ctx):
+    """{name: version} that the flat repositories of this command's sources hold (as last read)."""
+    out = {}
+    for path in _flat_dirs(ctx):
+        out.update((ctx.world.get("apt_local") or {}).get(path) or {})
+    return out
+
+
+def _private_sources(opts):
+    text = _read(opts["o"].get("dir::etc::sourcelist", "")) or ""
+    parts = opts["o"].get("dir::etc::sourceparts", "")
+    for n in sorted(os.listdir(parts)) if parts and os.path.isdir(parts) else []:
+        if n.endswith(".list"):
+            text += "\n" + (_read(os.path.join(parts, n)) or "")
+    return _source_lines(text)
+
+
+def _apt_private(ctx, verb, pkgs, opts) -> int:
+    """apt-get on a private state: ``update`` reads the sources named by the -o options (the
+    distribution's archive is the simulated host's, always configured), ``install --download-only``
+    fetches the closure into Dir::Cache/archives as if nothing were installed (the status is empty)."""
+    import json
+
+    state = opts["o"].get("dir::state", "")
+    marker = os.path.join(state, "lists", "gpuwizard-sim-repos")
+    arch = opts["o"].get("apt::architecture", "amd64")
+    if verb == "update":
+        repos: list[str] = ["archive"]
+        errors: list[str] = []
+        lines: list[tuple[str, Any, Any]] = [("http://%s/ubuntu" % ARCHIVE_HOST, None, None)]
+        for options, uri in _private_sources(opts):
+            signed = next((o.split("=", 1)[1] for o in options.split() if o.startswith("signed-by=")), None)
+            if "libnvidia-container" in uri:
+                lines.append((uri, "nvidia-container-toolkit", (signed, CTK_FPR)))
+            elif "compute/cuda/repos" in uri:
+                lines.append((uri, "cuda", (signed, CUDA_FPR)))
+        if offline(ctx.world):
+            for n, (uri, _repo, _key) in enumerate(lines, 1):
+                host = uri.split("/")[2]
+                ctx.out("Err:%d %s InRelease\n  Temporary failure resolving '%s'" % (n, uri, host))
+                ctx.err("W: Failed to fetch %s/InRelease  Temporary failure resolving '%s'" % (uri.rstrip("/"), host))
+            ctx.err("W: Some index files failed to download. They have been ignored, or old ones used instead.")
+            return 0
+        for n, (uri, repo, key) in enumerate(lines, 1):
+            ctx.out("Get:%d %s InRelease [1477 B]" % (n, uri))
+            _fetched(ctx, uri.rstrip("/") + "/InRelease")
+            if repo is None:
+                continue
+            data = _read(key[0], binary=True) if key[0] else None
+            armored = KEY_MARK.encode() + key[1].encode()
+            if not data or (armored not in data and not (data.startswith(KEYRING_MARK) and key[1].encode() in data)):
+                errors.append("W: GPG error: %s  InRelease: The following signatures couldn't be verified because "
+                              "the public key is not available: NO_PUBKEY %s\nE: The repository '%s  InRelease' is "
+                              "not signed." % (uri, key[1][-16:], uri))
+            else:
+                repos.append(repo)
+        ctx.out("Reading package lists...")
+        if errors:
+            ctx.err("\n".join(errors))
+            return 100
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        _write(marker, json.dumps(repos))
+        return 0
+    if verb != "install" or not opts["download_only"]:
+        return ctx.unsupported("apt-get %s on a private state (only update and install --download-only) is" % verb)
+    repos = json.loads(_read(marker) or "[]")
+    cat = _catalogue(ctx)
+    ctx.out("Reading package lists...\nBuilding dependency tree...")
+    closure = []
+    for p in pkgs:
+        entry = cat.get(p)
+        if entry is None or (entry[1] or "archive") not in repos:
+            ctx.err("E: Unable to locate package %s" % p)
+            return 100
+        for d in [p] + _pkg_deps(ctx.world, p, "apt"):  # nothing is installed: every dependency comes along
+            if d not in closure:
+                closure.append(d)
+    versions = {p: cat[p][0] for p in pkgs}
+    for p in pkgs:
+        for d in _pkg_deps(ctx.world, p, "apt"):
+            versions.setdefault(d, _dep_version(ctx.world, d, cat[p][0], "apt"))
+    if offline(ctx.world):
+        ctx.err("E: Failed to fetch http://%s/ubuntu/pool/main/%s  Temporary failure resolving '%s'"
+                % (ARCHIVE_HOST, closure[0], ARCHIVE_HOST))
+        return 100
+    archives = os.path.join(opts["o"].get("dir::cache", ""), "archives")
+    os.makedirs(archives, exist_ok=True)
+    _apt_list(ctx, "The following NEW packages will be installed:", sorted(closure))
+    ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % len(closure))
+    for n, p in enumerate(closure, 1):
+        repo = (cat.get(p) or (None, None))[1]
+        ctx.out("Get:%d %s %s %s %s" % (n, "http://%s/ubuntu jammy/main" % ARCHIVE_HOST if not repo else repo, arch, p, versions[p]))
+        _fetched(ctx, "http://%s/ubuntu/pool/%s" % (ARCHIVE_HOST, _deb_name(p, versions[p], arch)))
+        deps = _pkg_deps(ctx.world, p, "apt")
+        _write(os.path.join(archives, _deb_name(p, versions[p], arch)),
+               DEB_MARK + "Package: %s\nVersion: %s\nArchitecture: %s\n%s" % (
+                   p, versions[p], arch, ("Depends: %s\n" % ", ".join(deps)) if deps else ""))
+    ctx.out("Download complete and in download only mode")
+    return 0
+
+
+def dpkg_deb(ctx) -> int:
+    """``dpkg-deb -f DEB`` (the control fields) and ``dpkg-deb -x DEB DIR`` (its files) of the
+    simulator's archives (DEB_MARK, then the control fields)."""
+    args = ctx.args
+    if len(args) in (2, 3) and args[0] in ("-x", "--extract", "-f", "--field"):
+        text = _read(args[1])
+        if text is None:
+            ctx.err("dpkg-deb: error: failed to read archive '%s': No such file or directory" % args[1])
+            return 2
+        if not text.startswith(DEB_MARK):
+            ctx.err("dpkg-deb: error: '%s' is not a Debian format archive" % args[1])
+            return 2
+        control = text[len(DEB_MARK):]
+        if args[0] in ("-f", "--field"):
+            if len(args) == 3:
+                return ctx.unsupported("dpkg-deb -f with field names is")
+            ctx.out(control.rstrip("\n"))
+            return 0
+        if len(args) != 3:
+            return ctx.usage("dpkg-deb: error: --extract needs a target directory.", 2)
+        if "Package: cuda-keyring\n" in control:  # what cuda-keyring ships (see dpkg -i above)
+            tag, arch = _distro_tag(ctx.world), ctx.world["host"].get("arch", "x86_64")
+            _write(os.path.join(args[2], "usr/share/keyrings/cuda-archive-keyring.gpg"),
+                   KEYRING_MARK + CUDA_FPR.encode() + b"\n")
+            _write(os.path.join(args[2], "etc/apt/sources.list.d/cuda-%s-%s.list" % (tag, arch)),
+                   "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
+                   "https://developer.download.nvidia.com/compute/cuda/repos/%s/%s/ /\n" % (tag, arch))
+        else:
+            os.makedirs(args[2], exist_ok=True)
+        return 0
+    return ctx.unsupported()
+
+
 def _apt_update_offline(ctx) -> int:
     """apt-get update where no name resolves: each source's InRelease fails with "Temporary failure
     resolving", then W: lines and exit 0, the lists already there kept, a repository never fetched
@@ -1021,10 +1252,13 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
         ctx.out("Reading package lists...\nBuilding dependency tree...\nReading state information...")
     else:
         ctx.out("Updating and loading repositories:\nRepositories loaded.")
+    local = _local_available(ctx) if mgr == "apt" else {}  # a bundle's repository (APT_CONFIG)
     new = []
     manual = []
     for p in pkgs:
         entry = cat.get(p)
+        if p in local:
+            entry = (local[p], None)
         if entry is None or (entry[1] is not None and entry[1] not in avail):
             if mgr == "apt":
                 ctx.err("E: Unable to locate package %s" % p)
@@ -1059,15 +1293,16 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
     _apt_list(ctx, "The following NEW packages will be installed:", sorted(new + extra))
     ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % (len(new) + len(extra)))
     ctx.out("Need to get 312 MB of archives.")
-    if offline(w) and mgr == "apt":
+    if offline(w) and mgr == "apt" and any(p not in local for p in new + extra):
         # the lists are there, the archive is not reachable: every .deb fails to download, Err: lines then
         # "E: Failed to fetch" and "E: Unable to fetch some archives" (ddavness/power-mailinabox#138,
         # rickysarraf/apt-offline#212); the pool path is made from the binary package's name here, the real
         # one from its source package's
-        for p in sorted(new + extra):
+        missing = sorted(p for p in new + extra if p not in local)
+        for p in missing:
             ctx.out("Err:1 http://%s/ubuntu jammy-updates/restricted amd64 %s %s\n  Temporary failure resolving '%s'"
                     % (ARCHIVE_HOST, p, versions[p], ARCHIVE_HOST))
-        first = sorted(new + extra)[0]
+        first = missing[0]
         ctx.err("E: Failed to fetch http://%s/ubuntu/pool/main/%s/%s/%s_%s_amd64.deb  Temporary failure resolving '%s'"
                 % (ARCHIVE_HOST, first[0], first, first, versions[first], ARCHIVE_HOST))
         ctx.err("E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?")
@@ -1086,7 +1321,9 @@ def _install_pkgs(ctx, pkgs, mgr) -> int:
             mine = [d for d in deps_of[p] if d in extra and d not in world.get("packages", {})]
             _record_install(world, p, versions[p], deps_of[p], mine, undo, mgr, versions)
     for p in sorted(new + extra):
-        ctx.out("Get:1 %s %s [%s]" % ("http://archive.ubuntu.com/ubuntu jammy-updates/restricted amd64", p, versions[p]))
+        where = "file:%s ./" % next(d for d in _flat_dirs(ctx) if p in (w.get("apt_local") or {}).get(d, {})) \
+            if p in local else "http://archive.ubuntu.com/ubuntu jammy-updates/restricted amd64"
+        ctx.out("Get:1 %s %s [%s]" % (where, p, versions[p]))
     ctx.mutate(fn)
     for d in extra:  # dpkg configures the dependencies first
         if d not in ctx.world.get("packages", {}):

@@ -451,6 +451,7 @@ TOOL_PRESENCE = {
     "apt-cache": _debianish,
     "dpkg": _debianish,
     "dpkg-query": _debianish,
+    "dpkg-deb": _debianish,
     "update-initramfs": _debianish,
     "ubuntu-drivers": lambda w: "ubuntu" in _os_ids(w),
     "dnf": _rhelish,

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator
 from .. import actions as A
 from .. import compat as C
 from .. import helm_values as HV
+from .. import images
 from .. import versions as V
 from ..engine import Step, StepContext
 from ..errors import PlanRefused, StepFailed
@@ -711,6 +712,8 @@ class HamiStep(Step[HamiAnswers]):
         acts.append(K.write(path, content, f"Helm values {path}", "hami-values"))
         repo_name, _ = K.repo(CHART)
         values = r["values"]
+        acts += K.cluster_images(ctx, context, images.hami_images(version, HV.coalesce(values, cv.tree),
+                                                                  r["image"]))
         done = lambda c: K.release_matches(c, context, release, ns, CHART, version, values)  # noqa: E731
         if not K.from_bundle(ctx, CHART):
             acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))

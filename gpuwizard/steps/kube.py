@@ -476,7 +476,7 @@ def definitive(problem: str) -> bool:
     p = problem.lower()
     return ("crashloopbackoff" in p and "restarts: " in p and int(p.rsplit("restarts: ", 1)[1].rstrip(")") or 0) >= 5) \
         or "manifest unknown" in p or "not found" in p and "image" in p or "invalidimagename" in p \
-        or "unauthorized" in p
+        or "unauthorized" in p or "no such host" in p  # a registry whose name does not resolve (offline)
 
 
 def pod_events(ctx: StepContext, context: str, namespace: str, pod: str) -> list[dict[str, Any]] | None:
@@ -904,6 +904,42 @@ def vectoradd_image(ctx: StepContext) -> str | None:
     return None
 
 
+def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: list[str] | None = None) -> list[A.Action]:
+    """The images the cluster pulls for what follows: recorded for an offline bundle (plan data
+    ``cluster_images``: ``gpuwizard bundle`` saves them); from a bundle that holds them, loaded into
+    the nodes of a Kind cluster before use (``docker load``, then ``kind load docker-image``, which
+    skips an image every node has: kubernetes-sigs/kind pkg/cmd/kind/load/docker-image). The charts
+    pull with ``IfNotPresent`` (their values' defaults), so a loaded image is used. Another cluster's
+    nodes must have them or reach a mirror (``mirrors.registries``): said in the plan."""
+    from . import common as C
+
+    kept = ctx.plan_data.setdefault("cluster_images", [])
+    kept += [r for r in refs if r not in kept]
+    if unknown:
+        ctx.plan_data.setdefault("cluster_images_unknown", []).extend(unknown)
+    local = [r for r in refs if r in ctx.net.local_images]
+    lacking = [r for r in refs if r not in ctx.net.local_images]
+    if ctx.net.local_images and lacking:  # a bundle is used and lacks some: name them before anything runs
+        ctx.decide(f"the offline bundle lacks {len(lacking)} image(s) the cluster pulls here: {', '.join(lacking)}; the "
+                   "nodes must pull them from their registries (or mirrors.registries), else rebuild the bundle from "
+                   "this answer file")
+    if not local:
+        return []
+    if not context.startswith("kind-"):
+        ctx.decide(f"the offline bundle's images ({', '.join(local)}) load into Kind clusters only: the nodes of "
+                   f"{context} must have them already or pull them through mirrors.registries")
+        return []
+    cluster = context.removeprefix("kind-")
+    acts = C.load_images(ctx, local)
+    for ref in local:
+        loaded = ctx.net.loaded(ref)
+        slug = re.sub(r"[^a-z0-9]+", "-", loaded.lower()).strip("-")[:60]
+        acts.append(A.Run(f"kind-load-{slug}", f"load {loaded} into the nodes of Kind cluster {cluster}",
+                          ["kind", "load", "docker-image", loaded, "--name", cluster], timeout=900,
+                          idempotent=True))  # kind skips an image every node already has
+    return acts
+
+
 def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float = 300.0) -> list[A.Action]:
     """The seed's cuda-vectoradd check as basic actions: write the pod, remove an old one, apply,
     wait for it to finish, read its log ("Test PASSED"), remove it. A check is run again in every
@@ -915,6 +951,7 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float 
                        f"the driver supports CUDA {cuda}, older than every cuda-sample vectoradd image "
                        f"(11.7 or newer); upgrade the driver, or set operator.verify: false")]
     name, ns = "gpuwizard-cuda-vectoradd", "default"
+    loads = cluster_images(ctx, context, [image])
     path = f"{WORKDIR}/manifests/cuda-vectoradd.yaml"
     manifest = template("cuda-vectoradd.yaml", name=name, namespace=ns, image=image)
     marker = f"{step}-vectoradd"
@@ -959,6 +996,7 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float 
 
     delete = kubectl(context, "delete", "pod", name, "-n", ns, "--ignore-not-found")
     return [
+        *loads,
         write(path, manifest, f"write the cuda-vectoradd check pod ({image}, nvidia.com/gpu: 1)", f"{step}-vectoradd-manifest"),
         Cmd(f"{step}-vectoradd-clean", "remove a cuda-vectoradd pod left by an earlier check", delete,
             lambda c: checked(c) or pod(c) is None),

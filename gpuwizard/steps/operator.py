@@ -25,6 +25,8 @@ from pydantic import Field
 
 from .. import actions as A
 from .. import compat as C
+from .. import helm_values as HV
+from .. import images
 from .. import versions as V
 from ..detect import nodes_facts
 from ..engine import Step, StepContext
@@ -503,6 +505,8 @@ class OperatorStep(Step[OperatorAnswers]):
         install = K.helm(context, "upgrade", "--install", release, K.chart_ref(ctx, CHART, version), "--namespace", ns,
                          "--version", version, "--values", K.hp(ctx, path))
         values = r["values"]
+        pulled, unknown = images.operator_images(version, HV.coalesce(values, cv.tree))
+        acts += K.cluster_images(ctx, context, pulled, unknown)
         if not K.from_bundle(ctx, CHART):
             acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
                               lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))

@@ -214,7 +214,7 @@ class WizardApp(App[int]):
         if getattr(self.session.args, "bundle", None):  # checked before the wizard opened (cmd_tui)
             from .. import bundle
 
-            self._bundle_server = bundle.attach(network, self.session.args.bundle)
+            self._bundle_server = bundle.attach(network, self.session.args.bundle, self.host)
         engine = Engine(self.host, self.state, steps, unattended=False, reboot_policy="never", network=network)
         model = WizardSession(engine)
         model.answers.update(self._initial_answers(steps, answer_file))

@@ -28,7 +28,9 @@ def full_bundle(tmp_path_factory) -> Path:
     code, stdout, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp / "build"), "--answers", str(FULL),
                             "--out", str(out))
     assert code == 0, stdout + err
-    assert f"bundle {out}: 14 files" in stdout
+    # 8 downloads, 2 charts with 2 indexes, 12 images (2 for the host's Docker, 10 the cluster pulls),
+    # 18 packages with the repository's Packages and Release
+    assert f"bundle {out}: 44 files" in stdout
     return out
 
 
@@ -62,10 +64,19 @@ def test_the_bundle_holds_what_the_plan_downloads_each_with_its_sha256(full_bund
     assert entry["urls"] == ["gpu-operator-v26.3.3.tgz"] and entry["digest"] == files["charts/nvidia/gpu-operator-v26.3.3.tgz"]["sha256"]
     assert manifest["answers_sha256"] == sha256_of(FULL) and manifest["host"]["os"] == "ubuntu"
     # the images the host's Docker pulls, saved by their tags (docker load keeps no digest)
-    images = {m["image"]: m["loaded_as"] for m in files.values() if "image" in m}
+    images = {m["image"]: m["loaded_as"] for m in files.values() if m.get("pulled_by") == "host"}
     assert images == {"nvidia/cuda:12.6.2-base-ubuntu22.04": "nvidia/cuda:12.6.2-base-ubuntu22.04",
                       "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed":
                           "kindest/node:v1.36.4"}
+    # the images the cluster pulls: the charts' (gpu-operator's operands on a Kind node: the driver and the
+    # device plugin off, HAMi's; tests/unit/test_images.py checks them against the real renders) and the
+    # check pods'
+    assert {m["image"] for m in files.values() if m.get("pulled_by") == "cluster"} == {
+        "nvcr.io/nvidia/gpu-operator:v26.3.3", "nvcr.io/nvidia/k8s/container-toolkit:v1.19.1",
+        "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless", "nvcr.io/nvidia/k8s-device-plugin:v0.19.3",
+        "nvcr.io/nvidia/cloud-native/k8s-mig-manager:v0.14.2", "registry.k8s.io/nfd/node-feature-discovery:v0.18.3",
+        "docker.io/projecthami/hami:v2.10.0", "registry.k8s.io/kube-scheduler:v1.36.4",
+        "docker.io/liangjw/kube-webhook-certgen:v1.1.1", "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04"}
 
 
 def test_airgapped_plans_everything_from_the_bundle_and_keeps_no_address_of_it(full_bundle: Path, tmp_path: Path):
@@ -122,8 +133,7 @@ def _offline(sb) -> None:
 def test_a_host_with_its_drivers_installs_docker_kind_and_the_charts_from_the_bundle_offline(tmp_path: Path):
     """host-ready (driver, CUDA, the NVIDIA runtime in place) cut off from the network: the container
     check's image and the Kind node load from the bundle, kind/kubectl/helm download from it, the
-    charts install from its archives. (The simulated cluster does not yet model image pulls offline:
-    the check pods' and the charts' images are not in a bundle.)"""
+    charts install from its archives, the images the cluster pulls load into the Kind node."""
     doc = yaml.safe_load(FULL.read_text())
     for key in ("driver", "cuda"):
         doc.pop(key)
@@ -144,7 +154,9 @@ def test_a_host_with_its_drivers_installs_docker_kind_and_the_charts_from_the_bu
     world = prepare("host-ready", root).world()
     argvs = [c["argv"] for c in sb.calls()]
     loads = [a[-1] for a in argvs if a[:2] == ["docker", "load"]]
-    assert sorted(Path(x).name for x in loads) == ["kindest_node_v1.36.4.tar", "nvidia_cuda_12.6.2-base-ubuntu22.04.tar"]
+    assert {"kindest_node_v1.36.4.tar", "nvidia_cuda_12.6.2-base-ubuntu22.04.tar",
+            "nvcr.io_nvidia_gpu-operator_v26.3.3.tar"} <= {Path(x).name for x in loads}
+    assert ["kind", "load", "docker-image", "docker.io/projecthami/hami:v2.10.0", "--name", "gpu-cluster"] in argvs
     assert "kindest/node:v1.36.4" in world["docker_images"]  # by its tag: docker load keeps no digest
     assert "image: kindest/node:v1.36.4\n" in (root / "var/lib/gpuwizard/kind/gpu-cluster.yaml").read_text()
     fetched = world.get("fetched") or []
@@ -155,12 +167,72 @@ def test_a_host_with_its_drivers_installs_docker_kind_and_the_charts_from_the_bu
     assert world.get("helm_repos") in (None, {})
 
 
-def test_airgapped_stops_at_the_first_package_the_bundle_does_not_hold(full_bundle: Path, tmp_path: Path):
-    """Packages are not in a bundle yet: on the bare airgapped host the run gets past the URL check
-    (the bundle has every URL) and stops at the driver step's first package, with apt's words."""
+def test_the_bundle_holds_the_packages_the_plan_installs_with_every_dependency(full_bundle: Path, tmp_path: Path):
+    """Resolved by apt on a private state with nothing installed: dkms comes along although the
+    packages only depend on it; the flat repository's index names each archive with its sha256."""
+    files = json.loads((full_bundle / "manifest.json").read_text())["files"]
+    assert files["packages/apt/Packages"]["requested"] == [
+        "linux-headers-5.15.0-125-generic", "nvidia-driver-565", "cuda-toolkit-12-6", "nvidia-container-toolkit"]
+    debs = {m["package"]: m["version"] for m in files.values() if "package" in m}
+    assert debs["nvidia-driver-565"] == "565.57.01-0ubuntu0.22.04.1" and debs["dkms"] == "2.8.7-2ubuntu2.2"
+    assert {"nvidia-dkms-565", "nvidia-utils-565", "cuda-nvcc-12-6", "nvidia-container-toolkit-base",
+            "libnvidia-container1"} <= set(debs)
+    index = (full_bundle / "packages/apt/Packages").read_text().split("\n\n")
+    assert len(index) == len(debs) == 18
+    for stanza in index:
+        fields = dict(line.split(": ", 1) for line in stanza.strip().splitlines())
+        deb = full_bundle / "packages/apt" / fields["Filename"].removeprefix("./")
+        assert fields["SHA256"] == sha256_of(deb) and int(fields["Size"]) == deb.stat().st_size
+    assert "SHA256:\n " + sha256_of(full_bundle / "packages/apt/Packages") in (full_bundle / "packages/apt/Release").read_text()
+
+
+def test_airgapped_installs_the_whole_recipe_from_the_bundle(full_bundle: Path, tmp_path: Path):
+    """No name resolves: apt installs the driver, CUDA and the toolkit from the bundle's repository,
+    which only gpuwizard's apt commands read (APT_CONFIG): nothing under /etc/apt names it, so the
+    host's apt still works once the bundle is gone. The images the cluster pulls are loaded into the
+    Kind node first: the operator, HAMi and both checks run with no registry."""
     root = tmp_path / "s"
     code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle), "--answers", str(FULL))
+    assert code == 0, out + err
+    assert "all requested steps done" in out
+    for line in ("the cuda-vectoradd pod's log says \"Test PASSED\"", "both sharing pods are Running",
+                 "nvidia-smi in gpuwizard-share-a reports 3000 MiB"):
+        assert line in out
+    cluster = prepare("airgapped", root).world()["clusters"][0]
+    assert set(cluster["loaded_images"]) == {m["loaded_as"] for m in json.loads(
+        (full_bundle / "manifest.json").read_text())["files"].values() if m.get("pulled_by") == "cluster"}
+    repo = full_bundle.resolve() / "packages/apt"
+    assert f"refresh the package lists (with the offline bundle's packages: file:{repo}, for gpuwizard's apt commands only)" in out
+    world = prepare("airgapped", root).world()
+    for package in ("linux-headers-5.15.0-125-generic", "nvidia-driver-565", "dkms", "cuda-toolkit-12-6",
+                    "nvidia-container-toolkit"):
+        assert package in world["packages"], package
+    assert all(u.startswith("http://127.0.0.1:") for u in world.get("fetched") or [])
+    etc = "\n".join(f.read_text() for f in (root / "etc/apt").rglob("*") if f.is_file())
+    assert "file:" not in etc and "127.0.0.1" not in etc
+    assert f"deb [trusted=yes] file:{repo} ./" in (root / "var/lib/gpuwizard/bundle/sources.list").read_text()
+    # the bundle gone, the host's own apt as it was
+    sb = prepare("airgapped", root)
+    assert sb.run(["apt-get", "update"]).returncode == 0
+
+
+def test_an_image_the_bundle_lacks_is_named_at_plan_time_and_fails_with_containerds_words(full_bundle: Path,
+                                                                                          tmp_path: Path):
+    """A bundle without dcgm-exporter's image (a smaller or older one): the plan names it; the run stops
+    at the operator's pods, the image's pull failing as containerd says when the registry's name does
+    not resolve, without waiting out the timeout."""
+    bundle = copy_of(full_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    rel = next(r for r, m in manifest["files"].items() if "dcgm-exporter" in str(m.get("image")))
+    del manifest["files"][rel]
+    (bundle / rel).unlink()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    root = tmp_path / "s"
+    image = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
+    code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--bundle", str(bundle), "--answers", str(FULL))
+    assert code == 0, out + err
+    assert f"the offline bundle lacks 1 image(s) the cluster pulls here: {image}" in out
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(bundle), "--answers", str(FULL))
     assert code == 1
-    assert "cannot be fetched" not in err
-    assert "failed: command failed (exit 100): apt-get install -y linux-headers-5.15.0-125-generic" in out
-    assert "Temporary failure resolving 'archive.ubuntu.com'" in out
+    assert "gpu-operator pods in gpu-operator are failing" in out
+    assert f'failed to pull and unpack image "{image}"' in out and "dial tcp: lookup nvcr.io: no such host" in out

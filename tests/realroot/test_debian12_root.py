@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -406,3 +407,59 @@ def test_undo_purges_exactly_the_packages_an_install_added_with_the_real_dpkg_an
     assert not set(added) & before
     assert doc["undo"] == 0, str(res)
     assert installed() == before  # exactly what was there: jq and its libraries purged, nothing else touched
+
+
+# -- a bundle's packages, resolved and installed by the real apt ------------------------------------
+BUNDLE_PACKAGES_SCRIPT = r'''
+import json
+import shutil
+from pathlib import Path
+
+from gpuwizard import packages
+from gpuwizard.host import Host, Runner
+from gpuwizard.network import Network
+from gpuwizard.platform import for_host
+
+
+class Build:  # what packages.fetch_apt reads of an engine
+    host = Host("/", Runner())
+    network = Network()
+
+
+platform = for_host({"os": "debian", "version": "12", "arch": "x86_64"})
+files = packages.fetch_apt(Build, platform, ["jq"], Path("/tmp/stage"), {}, lambda text: None)
+shutil.copytree("/tmp/stage/packages", "/srv/bundle/packages")
+print(json.dumps({"files": files, "apt_config": packages.use(Build.host, Path("/srv/bundle/packages/apt"))}))
+'''
+
+
+def test_a_bundles_packages_resolve_with_the_real_apt_and_install_with_no_network(root: Root):
+    """The real apt resolves jq for bookworm on a private state with nothing installed (so libc6
+    comes along, although the root has it), the bundle's flat repository is read by the real apt
+    through APT_CONFIG with the network cut (unshare -n): jq installs from it; nothing under
+    /etc/apt names the bundle, so once it is gone the root's apt-get update still succeeds."""
+    if root.apt_update:
+        pytest.skip(f"the Debian mirror's package lists could not be refreshed: {root.apt_update}")
+    if root.dpkg_version("jq"):
+        pytest.skip("jq is already in the root")
+    (root.path / "tmp/bundle_packages.py").write_text(BUNDLE_PACKAGES_SCRIPT)
+    res = root.run("/opt/gw/venv/bin/python", "/tmp/bundle_packages.py", mounts=("/dev:/dev",), timeout=600)
+    assert res.code == 0, str(res)
+    doc = json.loads(res.out.strip().splitlines()[-1])
+    debs = {m["package"] for m in doc["files"].values() if m.get("package")}
+    assert {"jq", "libjq1", "libonig5", "libc6"} <= debs, debs
+    env = {"APT_CONFIG": doc["apt_config"], "DEBIAN_FRONTEND": "noninteractive"}
+    root.run("apt-get", "clean", mounts=("/dev:/dev",))  # no archive of an earlier install may serve this one
+    upd = root.run("unshare", "-n", "apt-get", "update", mounts=("/dev:/dev",), env=env, timeout=300)
+    assert upd.code == 0, str(upd)  # the archive's sources fail (W:), the bundle's is read
+    assert "file:/srv/bundle/packages/apt ./ Packages" in upd.out, str(upd)
+    inst = root.run("unshare", "-n", "apt-get", "install", "-y", "jq", mounts=("/dev:/dev",), env=env, timeout=600)
+    assert inst.code == 0, str(inst)
+    assert "file:/srv/bundle/packages/apt ./ jq " in inst.out, str(inst)
+    assert root.dpkg_version("jq")
+    etc = root.sh("grep -rl 'srv/bundle' /etc/apt || true", mounts=("/dev:/dev",))
+    assert etc.out.strip() == "", etc.out
+    shutil.rmtree(root.path / "srv/bundle")
+    after = root.run("apt-get", "update", "-q", mounts=("/dev:/dev",), timeout=300)
+    assert after.code == 0, str(after)
+    root.run("apt-get", "purge", "-y", "--autoremove", "jq", mounts=("/dev:/dev",), env={"DEBIAN_FRONTEND": "noninteractive"})
