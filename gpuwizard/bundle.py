@@ -318,6 +318,7 @@ class Server:
 def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None:
     """Point the session's network at the bundle: each URL base of its files at the copy served from
     ``base`` (127.0.0.1), each chart release at its archive in the bundle (helm installs from the .tgz)."""
+    network.bundle = str(bundle.resolve())
     for rel, meta in manifest["files"].items():
         if rel.startswith("files/"):
             _, scheme, host = rel.split("/", 3)[:3]

@@ -138,6 +138,8 @@ class Network:
     # it loads as: the tag, since `docker load` keeps no digest: moby/moby#22011)
     local_images: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    # the offline bundle in use (its directory), None without one
+    bundle: str | None = None
     # the bundle's APT repository (its directory on this machine), and the APT_CONFIG file that points
     # gpuwizard's apt commands at it (gpuwizard/packages.py)
     local_apt: str | None = None

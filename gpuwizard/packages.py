@@ -67,6 +67,26 @@ def wanted(platform: Platform, planned: list[PlannedStep]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def lacking(network: Any, platform: Platform, planned: list[PlannedStep]) -> dict[str, list[str]]:
+    """Step id -> the packages its install commands still to run name that the offline bundle's
+    repository does not hold (apt must fetch them from the host's own archive); empty without one."""
+    if not network.local_apt:
+        return {}
+    text = (Path(network.local_apt) / "Packages").read_text(encoding="utf-8", errors="replace")
+    held = set(re.findall(r"^Package: (\S+)$", text, re.M))
+    out: dict[str, list[str]] = {}
+    for p in planned:
+        for action, done in zip(p.actions, p.done, strict=False):
+            argv = getattr(action, "argv", None)
+            names = platform.packages_of(argv) if isinstance(argv, list) and not done else []
+            names += [n for n in p.data.get("packages") or [] if isinstance(argv, list) and not done
+                      and argv[:2] == ["ubuntu-drivers", "install"]]
+            missing = [n for n in names if n not in held]
+            if missing:
+                out.setdefault(p.step.id, []).extend(n for n in missing if n not in out.get(p.step.id, []))
+    return out
+
+
 def apt_options(work: Path, arch: str) -> list[str]:
     """apt's options for the private state under ``work``: nothing of the build machine's own state
     (its lists, its cache, its installed packages) is read or changed."""

@@ -1241,6 +1241,14 @@ def docker_exec(ctx, rest) -> int:
                     node["ldconfig_real"] = True
         _managed_mutate(ctx, c["name"], fn)
         return 0
+    if cmd[:3] == ["crictl", "inspecti", "-q"] and len(cmd) == 4:
+        # the node's containerd has the image (kind load docker-image); else crictl's error (cri-tools
+        # cmd/crictl/image.go: "no such image %q present", through logrus' Fatal)
+        if cmd[3] in (c.get("loaded_images") or []):
+            ctx.out(T._json().dumps({"status": {"repoTags": [cmd[3]]}}))
+            return 0
+        ctx.err('FATA[0000] no such image "%s" present' % cmd[3])
+        return 1
     if cmd == ["nvidia-smi", "-L"]:
         gpus = _node_gpus(ctx.world, n)
         if not gpus:

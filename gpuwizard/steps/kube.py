@@ -919,7 +919,7 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: lis
         ctx.plan_data.setdefault("cluster_images_unknown", []).extend(unknown)
     local = [r for r in refs if r in ctx.net.local_images]
     lacking = [r for r in refs if r not in ctx.net.local_images]
-    if ctx.net.local_images and lacking:  # a bundle is used and lacks some: name them before anything runs
+    if ctx.net.bundle and lacking:  # a bundle is used and lacks some: name them before anything runs
         ctx.decide(f"the offline bundle lacks {len(lacking)} image(s) the cluster pulls here: {', '.join(lacking)}; the "
                    "nodes must pull them from their registries (or mirrors.registries), else rebuild the bundle from "
                    "this answer file")
@@ -933,10 +933,17 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: lis
     acts = C.load_images(ctx, local)
     for ref in local:
         loaded = ctx.net.loaded(ref)
+
+        def on_nodes(c: StepContext, loaded: str = loaded) -> bool:
+            """Every node of the cluster has the image (``crictl inspecti`` in each node container)."""
+            listed = c.host.runner.probe(["kind", "get", "nodes", "--name", cluster])
+            names = listed.stdout.split() if listed and listed.ok else []
+            return bool(names) and all(bool((r := c.host.runner.probe(["docker", "exec", n, "crictl", "inspecti", "-q",
+                                                                       loaded])) and r.ok) for n in names)
+
         slug = re.sub(r"[^a-z0-9]+", "-", loaded.lower()).strip("-")[:60]
-        acts.append(A.Run(f"kind-load-{slug}", f"load {loaded} into the nodes of Kind cluster {cluster}",
-                          ["kind", "load", "docker-image", loaded, "--name", cluster], timeout=900,
-                          idempotent=True))  # kind skips an image every node already has
+        acts.append(C.RunIf(f"kind-load-{slug}", f"load {loaded} into the nodes of Kind cluster {cluster}",
+                            ["kind", "load", "docker-image", loaded, "--name", cluster], timeout=900, done=on_nodes))
     return acts
 
 

@@ -121,6 +121,24 @@ def test_what_a_smaller_bundle_lacks_is_named_at_plan_time(tmp_path: Path):
     assert "nvidia.github.io" not in stdout.split("cannot be fetched")[1]  # the bundle has what host.yaml needs
 
 
+def test_packages_and_images_a_smaller_bundle_lacks_are_named_in_the_plan(tmp_path: Path):
+    """A bundle of the driver alone, a plan of host.yaml (driver, CUDA, the container toolkit) and of
+    full.yaml: each step says which of its packages and images the bundle does not hold."""
+    doc = yaml.safe_load(HOST.read_text())
+    answers = tmp_path / "driver.yaml"
+    answers.write_text(yaml.safe_dump({k: v for k, v in doc.items() if k in ("version", "detect", "driver")}))
+    out = tmp_path / "driver-bundle"
+    code, stdout, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "build"), "--answers", str(answers),
+                            "--out", str(out))
+    assert code == 0, stdout + err
+    code, stdout, err = run("plan", "--simulate", "airgapped", "--root", str(tmp_path / "s"), "--bundle", str(out),
+                            "--answers", str(FULL))
+    assert "decision: the offline bundle's packages lack cuda-toolkit-12-6: apt must fetch them" in stdout
+    assert "decision: the offline bundle's packages lack nvidia-container-toolkit: apt must fetch them" in stdout
+    assert "the offline bundle's packages lack nvidia-driver" not in stdout
+    assert "the offline bundle lacks 3 image(s) the cluster pulls here: docker.io/projecthami/hami:v2.10.0" in stdout
+
+
 def test_bundle_needs_an_answer_file(tmp_path: Path):
     code, out, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "s"), "--out", str(tmp_path / "b"))
     assert code == 2 and "bundle needs the answer file of the hosts it is for: --answers FILE" in err
@@ -201,6 +219,11 @@ def test_airgapped_installs_the_whole_recipe_from_the_bundle(full_bundle: Path, 
     cluster = prepare("airgapped", root).world()["clusters"][0]
     assert set(cluster["loaded_images"]) == {m["loaded_as"] for m in json.loads(
         (full_bundle / "manifest.json").read_text())["files"].values() if m.get("pulled_by") == "cluster"}
+    # done means the node has it (crictl inspecti in the node): the next plan loads nothing again
+    code, again, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle),
+                           "--answers", str(FULL))
+    assert code == 0, again + err
+    assert "[done] load docker.io/projecthami/hami:v2.10.0 into the nodes of Kind cluster gpu-cluster" in again
     repo = full_bundle.resolve() / "packages/apt"
     assert f"refresh the package lists (with the offline bundle's packages: file:{repo}, for gpuwizard's apt commands only)" in out
     world = prepare("airgapped", root).world()
