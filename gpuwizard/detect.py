@@ -612,8 +612,9 @@ def detect(host: Host) -> Facts:
         "kubernetes": lambda: probe_kubernetes(host),
         "releases": lambda: probe_helm_releases(host),
     }
+    cache = host.runner.probe_cache()  # a plan's (Engine.plan detects inside it): its probes see these
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        futures = {name: pool.submit(fn) for name, fn in jobs.items()}
+        futures = {name: pool.submit(host.runner.in_cache, cache, fn) for name, fn in jobs.items()}
         results: dict[str, Any] = {}
         problems: dict[str, str] = {}
         for name, fut in futures.items():

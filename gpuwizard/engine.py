@@ -425,6 +425,7 @@ class Engine:
         call = Call(self, planning=True, answers={**(session or {}), **answers}, run_id=self.state.run_id)
         planned: list[PlannedStep] = []
         with self.host.runner.cached_probes():  # nothing changes while planning: each probe runs once
+            self.facts()  # detection, where it has not run yet, shares the plan's probes
             for sid in selected:
                 planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
         return planned

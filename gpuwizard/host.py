@@ -33,9 +33,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from .errors import CommandFailed, GpuwizardError, ToolMissing
+
+T = TypeVar("T")
 
 LineListener = Callable[[str, str], None]
 """Called as ``on_line(stream, line)`` with stream ``"stdout"`` or ``"stderr"``, line without newline."""
@@ -262,6 +264,20 @@ class Runner:
         self._local.cache = {} if outer is None else outer
         try:
             yield
+        finally:
+            self._local.cache = outer
+
+    def probe_cache(self) -> dict[tuple[str, ...], CommandResult | None] | None:
+        """This thread's probe cache (inside :meth:`cached_probes`), else None."""
+        return getattr(self._local, "cache", None)
+
+    def in_cache(self, cache: dict[tuple[str, ...], CommandResult | None] | None, fn: Callable[[], T]) -> T:
+        """``fn()`` on this thread with ``cache`` as its probe cache: the workers of a block that
+        caches (detection's concurrent probes inside a plan) share its results."""
+        outer = getattr(self._local, "cache", None)
+        self._local.cache = cache
+        try:
+            return fn()
         finally:
             self._local.cache = outer
 
