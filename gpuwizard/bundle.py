@@ -45,6 +45,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -185,15 +186,16 @@ def _packages(engine: Engine, planned: list[PlannedStep], stage: Path, files: di
     from .platform import for_host
 
     platform = for_host(engine.facts().get("host") or {})
-    names = packages.wanted(platform, planned)
-    if not names:
+    by_step = packages.wanted(platform, planned)
+    if not by_step:
         return {}
     if platform.manager != "apt":
+        names = [n for ns in by_step.values() for n in ns]
         say(f"not bundled: the {platform.manager} packages {' '.join(names)} (only APT hosts' packages are bundled "
             "yet); the host's own repositories must have them")
         return {}
     staged = {str(meta["url"]): stage / rel for rel, meta in files.items() if meta.get("url")}
-    return packages.fetch_apt(engine, platform, names, stage, staged, say)
+    return packages.fetch_apt(engine, platform, by_step, stage, staged, say)
 
 
 def tagged(ref: str) -> str:
@@ -258,8 +260,14 @@ def load(bundle: Path) -> dict[str, Any]:
             problems.append(f"{rel}: a path outside the bundle")
         elif not file.is_file():
             problems.append(f"{rel}: missing")
-        elif (actual := sha256_of(file)) != meta.get("sha256"):
-            problems.append(f"{rel}: sha256 {actual}, the manifest says {meta.get('sha256')} (changed or corrupted)")
+        else:
+            try:
+                actual = sha256_of(file)
+            except OSError as exc:
+                problems.append(f"{rel}: cannot be read ({exc.strerror or exc})")
+                continue
+            if actual != meta.get("sha256"):
+                problems.append(f"{rel}: sha256 {actual}, the manifest says {meta.get('sha256')} (changed or corrupted)")
     if problems:
         raise InvalidInput(f"--bundle {bundle}: {len(problems)} file(s) fail their check; nothing was executed:\n  "
                            + "\n  ".join(problems))
@@ -309,10 +317,13 @@ class Server:
         self.thread.start()
         port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{port}"
+        self.cleanup: list[Any] = []  # what else the session's use of the bundle leaves (APT_CONFIG's files)
 
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        for undo in self.cleanup:
+            undo()
 
 
 def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None:
@@ -343,6 +354,8 @@ def attach(network: Any, where: str | os.PathLike[str], host: Any) -> Server:
     if network.local_apt:
         from . import packages
 
-        network.apt_config = packages.use(host, Path(network.local_apt))
+        conf_dir = tempfile.mkdtemp(prefix="gpuwizard-bundle-apt-")
+        server.cleanup.append(lambda: shutil.rmtree(conf_dir, ignore_errors=True))
+        network.apt_config = packages.use(host, Path(network.local_apt), Path(conf_dir))
     return server
 

@@ -529,7 +529,8 @@ def _resume_service(session: Session) -> Any:
 
     args = session.args
     return ResumeService.for_session(root=session.host.root if args.root else None, simulate=args.simulate,
-                                     state_path=session.state_path, log_dir=session.log_dir)
+                                     state_path=session.state_path, log_dir=session.log_dir,
+                                     bundle=getattr(args, "bundle", None))
 
 
 def _end_unit_run(session: Session, engine: Any, log: Any, err: IO[str]) -> None:

@@ -179,7 +179,10 @@ class Runner:
             raise ToolMissing(argv[0])
         full = [exe, *argv[1:]]
         if change and self.privilege:
-            full = [*self.privilege, *full]
+            # sudo's env_reset drops the session's variables (the proxy, APT_CONFIG) and the command's own
+            # (DEBIAN_FRONTEND): env(1), run by sudo, sets them again
+            keep = {**self.extra_env, **(env or {})}
+            full = [*self.privilege, *(["env", *(f"{k}={v}" for k, v in sorted(keep.items()))] if keep else []), *full]
             sudo = self.which(self.privilege[0])
             if sudo is None:
                 if reporters:

@@ -6,8 +6,9 @@ gpu-operator: the operator's Deployment and the operands its ClusterPolicy deplo
 images have it); a component with ``enabled: false`` deploys nothing, the sandbox components only
 with ``sandboxWorkloads.enabled``; NFD's image is its subchart's
 (``registry.k8s.io/nfd/node-feature-discovery:v<its chart version>``, the dependency of Chart.yaml).
-The driver container's tag names the node's operating system (``580.126.20-ubuntu22.04``), so with
-``driver.enabled`` its image is not known here (:func:`operator_images` says so).
+The driver container's tag names the node's operating system (``580.126.20-ubuntu22.04``), and so do
+GDS's and GDRCopy's: with them enabled, their images are not known here (:func:`operator_images`
+says so).
 
 HAMi: one image for the scheduler extender, the device plugin and its monitor
 (``projecthami/hami`` at ``global.imageTag``, or ``version`` before 2.7), the kube-scheduler image
@@ -31,7 +32,10 @@ SANDBOX = ("vfioManager", "sandboxDevicePlugin", "kataSandboxDevicePlugin", "vgp
            "kataManager", "vgpuManager")
 # the components whose images are <repository>/<image>:<version>, besides the operator itself
 COMPONENTS = ("validator", "toolkit", "devicePlugin", "dcgm", "dcgmExporter", "gfd", "migManager",
-              "nodeStatusExporter", "gds", "gdrcopy", *SANDBOX)
+              "nodeStatusExporter", *SANDBOX)
+# components whose image tag names the node's operating system, as the driver's does (nvidia-fs:
+# 2.27.3-ubuntu22.04): not known from the values alone
+OS_TAGGED = ("gds", "gdrcopy")
 
 
 def _ref(node: Any, default_version: str) -> str | None:
@@ -40,7 +44,8 @@ def _ref(node: Any, default_version: str) -> str | None:
     image = str(node["image"])
     repo = str(node.get("repository") or "")
     version = str(node.get("version") or default_version)
-    return f"{repo}/{image}:{version}" if repo else f"{image}:{version}"
+    name = f"{repo}/{image}" if repo else image
+    return f"{name}@{version}" if version.startswith("sha256:") else f"{name}:{version}"  # a digest, or a tag
 
 
 def operator_images(version: str, values: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -58,6 +63,11 @@ def operator_images(version: str, values: dict[str, Any]) -> tuple[list[str], li
             out.append(ref)
         if name in ("vgpuManager",) and (ref := _ref(node.get("driverManager"), version)):
             out.append(ref)
+    for name in OS_TAGGED:
+        node = values.get(name)
+        if isinstance(node, dict) and node.get("enabled") is True:
+            unknown.append(f"{name}'s image (its tag names the node's operating system: "
+                           f"{node.get('repository')}/{node.get('image')}:{node.get('version')}-<os><release>)")
     driver = values.get("driver") or {}
     if driver.get("enabled") is not False:
         unknown.append("the driver container (its tag names the node's operating system: "

@@ -109,10 +109,12 @@ class ResumeService:
 
     @classmethod
     def for_session(cls, *, root: Path | None, simulate: str | None, state_path: Path, log_dir: Path,
-                    python: str | None = None) -> ResumeService:
+                    python: str | None = None, bundle: str | None = None) -> ResumeService:
         argv = [python or sys.executable, "-m", "gpuwizard", "--resume"]
         if simulate:
             argv += ["--simulate", simulate]
+        if bundle:  # the run installs from an offline bundle: so does its resumption
+            argv += ["--bundle", str(Path(bundle).resolve())]
         if root is not None and str(root) != "/":
             argv += ["--root", str(Path(root).resolve())]
         argv += ["--state", str(Path(state_path).absolute()), "--log-dir", str(Path(log_dir).absolute())]

@@ -121,7 +121,7 @@ class Apt(Platform):
         names = need_headers + [n for n in (self.archive_driver, self.archive_open) if n]
         if not names:
             return None
-        policy = apt_policy(ctx.host, names)
+        policy = bundle_policy(ctx, names)
         if policy is None:
             if need_headers:
                 ctx.decide("the package lists cannot be read yet (`apt-cache policy` found nothing): the kernel headers "
@@ -167,7 +167,14 @@ class Apt(Platform):
     def driver_install(self, ctx: StepContext, module: str | None, wanted: str, kernel: str, headers: str,
                        archive: ArchiveDriver | None) -> DriverInstall:
         promised: str | None
-        if self.family == "ubuntu":
+        bundled = _bundle_driver(ctx, module) if self.family == "ubuntu" and wanted == "recommended" else None
+        if bundled:  # what the bundle holds, by apt: ubuntu-drivers could pick what it lacks (a modules package)
+            pkg, argv = bundled, self.install_argv([bundled])
+            promised = bundled.split("-")[2]
+            ctx.plan_data["packages"] = [pkg]
+            ctx.decide(f"the offline bundle's driver package {pkg}, installed by apt (ubuntu-drivers would choose "
+                       "from the host's own lists, which may name packages the bundle lacks)")
+        elif self.family == "ubuntu":
             if wanted == "recommended":
                 pkg = _recommended_package(ctx) or "nvidia-driver (recommended)"
                 argv = ["ubuntu-drivers", "install"]
@@ -315,10 +322,36 @@ def fingerprints(ctx: StepContext) -> list[str]:
     return [line.split(":")[9] for line in result.stdout.splitlines() if line.startswith("fpr:") and len(line.split(":")) > 9]
 
 
+def bundle_policy(ctx: StepContext, names: list[str]) -> dict[str, dict[str, Any]] | None:
+    """`apt-cache policy` as apt answers it once the run's `apt-get update` has read an offline
+    bundle's repository too: the bundle's version is the candidate of each package it holds (its pin
+    is 990), before the update has even run; None where it cannot be told (see ``apt_policy``)."""
+    from ..packages import held
+
+    bundled = held(ctx.net)
+    found = apt_policy(ctx.host, names)
+    if not bundled:
+        return found
+    if found is None:
+        if not all(n in bundled for n in names):
+            return None
+        found = {}
+    return {**found, **{n: {**(found.get(n) or {}), "candidate": bundled[n]} for n in names if n in bundled}}
+
+
+def _bundle_driver(ctx: StepContext, module: str | None) -> str | None:
+    """The one driver package an offline bundle holds (nvidia-driver-N, -open with module: open)."""
+    from ..packages import held
+
+    pattern = r"nvidia-driver-\d+-open" if module == "open" else r"nvidia-driver-\d+"
+    found = sorted(n for n in held(ctx.net) if re.fullmatch(pattern, n))
+    return found[-1] if len(found) == 1 else None
+
+
 def _archive_has(ctx: StepContext, names: list[str]) -> bool:
     """Whether the archive has every package (after `apt-get update`); unknown is shown as a check to
     make while planning and left to apt-get while running."""
-    policy = apt_policy(ctx.host, names)
+    policy = bundle_policy(ctx, names)
     if policy is None:
         return not ctx.planning
     return all(apt_candidate(policy, n) for n in names)

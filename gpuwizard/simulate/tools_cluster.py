@@ -683,7 +683,10 @@ def reconcile(world, c) -> None:
         effective_op = effective_values(op)
         for p in ops:
             image = _operator_pod_image(op, effective_op, p["name"])
-            if _unpullable(world, c, image):
+            comp = None if "-node-feature-discovery-" in p["name"] else next(
+                (cn for prefix, cn in OPERATOR_POD_COMPONENTS if p["name"].startswith(prefix)), None)
+            policy = (effective_op.get(comp) or {}).get("imagePullPolicy", "IfNotPresent") if comp else "IfNotPresent"
+            if _unpullable(world, c, image, policy):
                 _pull_back_off(p, image)
                 ok = False
         prefix = faults.get("image_pull")
@@ -905,8 +908,8 @@ def _hami_image(hami, values):
     image = dp.get("image")
     if isinstance(image, dict):
         reg = (values.get("global") or {}).get("imageRegistry") or image.get("registry")
-        tag = image.get("tag") or (values.get("global") or {}).get("imageTag")
-        return "%s/%s:%s" % (reg, image.get("repository"), tag)
+        tag = image.get("tag") or (values.get("global") or {}).get("imageTag") or "v" + _version_of(hami)
+        return "%s/%s:%s" % (reg, image.get("repository"), tag) if reg else "%s:%s" % (image.get("repository"), tag)
     return "%s:%s" % (image, values.get("version") or "v" + _version_of(hami))
 
 
@@ -920,9 +923,12 @@ def _pull_offline(image: str) -> str:
             % (image, image, host, repo, tag, host))
 
 
-def _unpullable(world, c, image) -> bool:
-    """No network, and the image is not on the Kind cluster's nodes (kind load docker-image)."""
-    return bool(image) and tools_host_offline(world) and image not in (c.get("loaded_images") or [])
+def _unpullable(world, c, image, policy="IfNotPresent") -> bool:
+    """No network, and the image is not on the Kind cluster's nodes (kind load docker-image), or its
+    pull policy is Always (the kubelet pulls whatever the node has: kubernetes.io/docs/concepts/
+    containers/images)."""
+    return bool(image) and tools_host_offline(world) and (
+        policy == "Always" or image not in (c.get("loaded_images") or []))
 
 
 def _pull_back_off(p, image, ready="0/1") -> None:

@@ -901,7 +901,8 @@ def _apt_opts(args):
     """(words, bad option or None, options): -y/--yes/--assume-yes and ``-o APT::Get::Assume-Yes=true``, -q
     (counted; -qq), --purge, --autoremove/--auto-remove; -o pairs are otherwise ignored."""
     words = []
-    opts = {"yes": False, "quiet": 0, "purge": False, "autoremove": False, "download_only": False, "o": {}}
+    opts = {"yes": False, "quiet": 0, "purge": False, "autoremove": False, "download_only": False, "simulate": False,
+            "o": {}}
     i = 0
     while i < len(args):
         a = args[i]
@@ -925,6 +926,8 @@ def _apt_opts(args):
                 opts["autoremove"] = True
             elif a in ("-d", "--download-only"):
                 opts["download_only"] = True
+            elif a in ("-s", "--simulate", "--just-print", "--dry-run", "--recon", "--no-act"):
+                opts["simulate"] = True
             elif a != "--no-install-recommends":
                 return None, a, opts
             i += 1
@@ -1038,7 +1041,11 @@ def _apt_config_sources(ctx):
 
 
 def _flat_dirs(ctx):
-    return [uri[5:] for _opts, uri in _source_lines(_apt_config_sources(ctx)) if uri.startswith("file:")]
+    """The directories of the file: sources (their URIs percent-decoded, as apt reads them)."""
+    import urllib.parse
+
+    return [urllib.parse.unquote(uri[5:]) for _opts, uri in _source_lines(_apt_config_sources(ctx))
+            if uri.startswith("file:")]
 
 
 def _flat_packages(path):
@@ -1144,8 +1151,9 @@ def _apt_private(ctx, verb, pkgs, opts) -> int:
         os.makedirs(os.path.dirname(marker), exist_ok=True)
         _write(marker, json.dumps(repos))
         return 0
-    if verb != "install" or not opts["download_only"]:
-        return ctx.unsupported("apt-get %s on a private state (only update and install --download-only) is" % verb)
+    if verb != "install" or not (opts["download_only"] or opts["simulate"]):
+        return ctx.unsupported("apt-get %s on a private state (only update, install -s and install --download-only) is"
+                               % verb)
     repos = json.loads(_read(marker) or "[]")
     cat = _catalogue(ctx)
     ctx.out("Reading package lists...\nBuilding dependency tree...")
@@ -1162,6 +1170,10 @@ def _apt_private(ctx, verb, pkgs, opts) -> int:
     for p in pkgs:
         for d in _pkg_deps(ctx.world, p, "apt"):
             versions.setdefault(d, _dep_version(ctx.world, d, cat[p][0], "apt"))
+    if opts["simulate"]:  # what would be installed, from the lists alone ("Inst NAME (VERSION ORIGIN [ARCH])")
+        for p in closure:
+            ctx.out("Inst %s (%s Ubuntu:22.04/jammy-updates [%s])" % (p, versions[p], arch))
+        return 0
     if offline(ctx.world):
         ctx.err("E: Failed to fetch http://%s/ubuntu/pool/main/%s  Temporary failure resolving '%s'"
                 % (ARCHIVE_HOST, closure[0], ARCHIVE_HOST))
@@ -1171,6 +1183,8 @@ def _apt_private(ctx, verb, pkgs, opts) -> int:
     _apt_list(ctx, "The following NEW packages will be installed:", sorted(closure))
     ctx.out("0 upgraded, %d newly installed, 0 to remove and 0 not upgraded." % len(closure))
     for n, p in enumerate(closure, 1):
+        if os.path.exists(os.path.join(archives, _deb_name(p, versions[p], arch))):
+            continue  # in the cache already: apt fetches only what it lacks
         repo = (cat.get(p) or (None, None))[1]
         ctx.out("Get:%d %s %s %s %s" % (n, "http://%s/ubuntu jammy/main" % ARCHIVE_HOST if not repo else repo, arch, p, versions[p]))
         _fetched(ctx, "http://%s/ubuntu/pool/%s" % (ARCHIVE_HOST, _deb_name(p, versions[p], arch)))

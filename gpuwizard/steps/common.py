@@ -223,6 +223,14 @@ def cmd(argv: list[str]) -> str:
     return join_argv(argv)
 
 
+def image_slug(ref: str) -> str:
+    """An image reference as part of an action id: readable, and unique (two long references that
+    share their first 50 characters, a mirror's path say, differ by the hash)."""
+    import hashlib
+
+    return re.sub(r"[^a-z0-9]+", "-", ref.lower()).strip("-")[:50] + "-" + hashlib.sha256(ref.encode()).hexdigest()[:8]
+
+
 def load_images(ctx: StepContext, refs: list[str]) -> list[A.Action]:
     """From an offline bundle (``--bundle``): ``docker load -i ARCHIVE`` for each of ``refs`` it holds,
     done once Docker has the image; nothing without a bundle (Docker pulls them)."""
@@ -237,8 +245,7 @@ def load_images(ctx: StepContext, refs: list[str]) -> list[A.Action]:
             result = c.host.runner.probe(["docker", "image", "inspect", loaded])
             return bool(result and result.ok)
 
-        slug = re.sub(r"[^a-z0-9]+", "-", loaded.lower()).strip("-")[:60]
-        out.append(RunIf(f"load-image-{slug}", f"load {loaded} into Docker from the offline bundle ({archive})",
+        out.append(RunIf(f"load-image-{image_slug(loaded)}", f"load {loaded} into Docker from the offline bundle ({archive})",
                          ["docker", "load", "-i", archive], done=present))
     return out
 

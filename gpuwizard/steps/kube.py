@@ -941,8 +941,7 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: lis
             return bool(names) and all(bool((r := c.host.runner.probe(["docker", "exec", n, "crictl", "inspecti", "-q",
                                                                        loaded])) and r.ok) for n in names)
 
-        slug = re.sub(r"[^a-z0-9]+", "-", loaded.lower()).strip("-")[:60]
-        acts.append(C.RunIf(f"kind-load-{slug}", f"load {loaded} into the nodes of Kind cluster {cluster}",
+        acts.append(C.RunIf(f"kind-load-{C.image_slug(loaded)}", f"load {loaded} into the nodes of Kind cluster {cluster}",
                             ["kind", "load", "docker-image", loaded, "--name", cluster], timeout=900, done=on_nodes))
     return acts
 

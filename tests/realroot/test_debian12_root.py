@@ -427,17 +427,20 @@ class Build:  # what packages.fetch_apt reads of an engine
 
 
 platform = for_host({"os": "debian", "version": "12", "arch": "x86_64"})
-files = packages.fetch_apt(Build, platform, ["jq"], Path("/tmp/stage"), {}, lambda text: None)
-shutil.copytree("/tmp/stage/packages", "/srv/bundle/packages")
-print(json.dumps({"files": files, "apt_config": packages.use(Build.host, Path("/srv/bundle/packages/apt"))}))
+files = packages.fetch_apt(Build, platform, {"driver": ["jq"]}, Path("/tmp/stage"), {}, lambda text: None)
+shutil.copytree("/tmp/stage/packages", "/srv/USB DISK/packages")
+Path("/tmp/apt-conf").mkdir()
+print(json.dumps({"files": files, "apt_config": packages.use(Build.host, Path("/srv/USB DISK/packages/apt"),
+                                                             Path("/tmp/apt-conf"))}))
 '''
 
 
 def test_a_bundles_packages_resolve_with_the_real_apt_and_install_with_no_network(root: Root):
     """The real apt resolves jq for bookworm on a private state with nothing installed (so libc6
     comes along, although the root has it), the bundle's flat repository is read by the real apt
-    through APT_CONFIG with the network cut (unshare -n): jq installs from it; nothing under
-    /etc/apt names the bundle, so once it is gone the root's apt-get update still succeeds."""
+    through APT_CONFIG with the network cut (unshare -n): jq installs from it, the bundle's pin
+    its candidate; nothing under /etc/apt names the bundle, so once it is gone the root's apt-get
+    update still succeeds. The bundle's path has a space, as a USB stick's mount point may."""
     if root.apt_update:
         pytest.skip(f"the Debian mirror's package lists could not be refreshed: {root.apt_update}")
     if root.dpkg_version("jq"):
@@ -452,14 +455,16 @@ def test_a_bundles_packages_resolve_with_the_real_apt_and_install_with_no_networ
     root.run("apt-get", "clean", mounts=("/dev:/dev",))  # no archive of an earlier install may serve this one
     upd = root.run("unshare", "-n", "apt-get", "update", mounts=("/dev:/dev",), env=env, timeout=300)
     assert upd.code == 0, str(upd)  # the archive's sources fail (W:), the bundle's is read
-    assert "file:/srv/bundle/packages/apt ./ Packages" in upd.out, str(upd)
+    assert "file:/srv/USB DISK/packages/apt ./ Packages" in upd.out, str(upd)
+    policy = root.run("apt-cache", "policy", "jq", mounts=("/dev:/dev",), env=env)
+    assert "990 file:/srv/USB DISK/packages/apt ./ Packages" in policy.out, str(policy)
     inst = root.run("unshare", "-n", "apt-get", "install", "-y", "jq", mounts=("/dev:/dev",), env=env, timeout=600)
     assert inst.code == 0, str(inst)
-    assert "file:/srv/bundle/packages/apt ./ jq " in inst.out, str(inst)
+    assert "file:/srv/USB DISK/packages/apt ./ jq " in inst.out, str(inst)
     assert root.dpkg_version("jq")
-    etc = root.sh("grep -rl 'srv/bundle' /etc/apt || true", mounts=("/dev:/dev",))
+    etc = root.sh("grep -rl 'USB' /etc/apt || true", mounts=("/dev:/dev",))
     assert etc.out.strip() == "", etc.out
-    shutil.rmtree(root.path / "srv/bundle")
+    shutil.rmtree(root.path / "srv/USB DISK")
     after = root.run("apt-get", "update", "-q", mounts=("/dev:/dev",), timeout=300)
     assert after.code == 0, str(after)
     root.run("apt-get", "purge", "-y", "--autoremove", "jq", mounts=("/dev:/dev",), env={"DEBIAN_FRONTEND": "noninteractive"})

@@ -53,6 +53,21 @@ def cluster_policy_images(docs: list[dict]) -> set[str]:
     return found
 
 
+def enabled_operands(docs: list[dict]) -> dict[str, str]:
+    """The ClusterPolicy's components that deploy on a container-workload node: not disabled, not the
+    sandbox ones (sandboxWorkloads off), not those whose tag names the node's OS (driver, gds, gdrcopy)."""
+    spec = next((d["spec"] for d in docs if d.get("kind") == "ClusterPolicy"), {})
+    sandbox = (spec.get("sandboxWorkloads") or {}).get("enabled")
+    out = {}
+    for name, node in spec.items():
+        if not isinstance(node, dict) or not node.get("image") or node.get("enabled") is False:
+            continue
+        if (name in images.SANDBOX and not sandbox) or name in ("driver", *images.OS_TAGGED):
+            continue
+        out[name] = f"{node['repository']}/{node['image']}:{node['version']}"
+    return out
+
+
 def effective(chart: str, version: str, values_set: str) -> dict:
     cv = K.chart_version(chart, version if chart == "gpu-operator" else version.removeprefix("v"))
     return HV.coalesce(SETS[values_set], cv.tree)
@@ -65,6 +80,10 @@ def test_operator_images_are_the_renders(version: str, values_set: str, path: Pa
     found, unknown = images.operator_images(version, effective("gpu-operator", version, values_set))
     assert workload_images(docs) <= set(found)
     assert set(found) <= workload_images(docs) | cluster_policy_images(docs)
+    operands = enabled_operands(docs)
+    assert {"toolkit", "gfd", "dcgmExporter", "migManager", "validator"} <= set(operands)
+    for name, ref in operands.items():  # every operand the ClusterPolicy deploys here
+        assert ref in found, name
     assert (values_set == "defaults") == any("driver container" in u for u in unknown)
     # what deploys on a container-workload node: the toolkit, GFD, DCGM's exporter and the validator
     assert {i.split(":")[0].rsplit("/", 1)[1] for i in found} >= {"gpu-operator", "container-toolkit", "dcgm-exporter",

@@ -63,6 +63,18 @@ def test_paths_are_absolute_and_no_answer_file_is_passed(tmp_path: Path, monkeyp
     assert "--root" not in argv and "--answers" not in argv and Path(argv[0]).is_absolute()
 
 
+def test_a_run_from_an_offline_bundle_resumes_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """After the driver's reboot the resumed run installs CUDA and the rest from the same bundle (its
+    apt repository, its images, its served files): the unit names it, as an absolute path."""
+    monkeypatch.chdir(tmp_path)
+    svc = ResumeService.for_session(root=None, simulate=None, state_path=Path("s.json"), log_dir=Path("logs"),
+                                    bundle="usb/gpu-bundle")
+    argv = svc.exec_start
+    assert argv[argv.index("--bundle") + 1] == str(tmp_path / "usb/gpu-bundle")
+    assert "--bundle" not in ResumeService.for_session(root=None, simulate=None, state_path=Path("s.json"),
+                                                       log_dir=Path("logs")).exec_start
+
+
 def test_started_by_the_unit_needs_both_resume_and_the_units_variable():
     args = argparse.Namespace(resume=True)
     assert started_by_unit(args, {ENV_VAR: UNIT})

@@ -132,3 +132,18 @@ def test_sudo_prefixes_changes_only(bin_dir: Path):
     argv = json.loads(runner.run(["apt-get", "install", "-y", "x"]).stdout)
     assert argv[0] == "-n" and argv[1].endswith("/apt-get") and argv[2:] == ["install", "-y", "x"]
     assert runner.run(["apt-get"], change=False).stdout == "apt\n"
+
+
+def test_sudo_keeps_the_sessions_and_the_commands_variables(bin_dir: Path):
+    """sudo's env_reset would drop them: the proxy and an offline bundle's APT_CONFIG (the session's),
+    DEBIAN_FRONTEND (the command's) are set again by env(1) after sudo; a probe runs without sudo."""
+    write_tool(bin_dir, "sudo", "import sys, json; print(json.dumps(sys.argv[1:]))")
+    write_tool(bin_dir, "apt-get", "print('apt')")
+    runner = Runner(path=str(bin_dir), privilege=["sudo", "-n"],
+                    env={"https_proxy": "http://proxy:3128", "APT_CONFIG": "/var/lib/x/apt.conf"})
+    import json
+
+    argv = json.loads(runner.run(["apt-get", "install", "-y", "x"], env={"DEBIAN_FRONTEND": "noninteractive"}).stdout)
+    assert argv[:5] == ["-n", "env", "APT_CONFIG=/var/lib/x/apt.conf", "DEBIAN_FRONTEND=noninteractive",
+                        "https_proxy=http://proxy:3128"]
+    assert argv[5].endswith("/apt-get") and argv[6:] == ["install", "-y", "x"]
