@@ -34,6 +34,15 @@ def full_bundle(tmp_path_factory) -> Path:
     return out
 
 
+def built(tmp_path: Path, answers: Path, name: str, profile: str = "t4-bare") -> Path:
+    """A bundle of ``answers`` made on a connected simulated ``profile`` (its own build root)."""
+    out = tmp_path / name
+    code, stdout, err = run("bundle", "--simulate", profile, "--root", str(tmp_path / f"build-{name}"), "--answers",
+                            str(answers), "--out", str(out))
+    assert code == 0, stdout + err
+    return out
+
+
 def copy_of(bundle: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "bundle"
     shutil.copytree(bundle, dest)
@@ -109,10 +118,7 @@ def test_a_changed_file_in_the_bundle_is_refused_before_anything_runs(full_bundl
 
 
 def test_what_a_smaller_bundle_lacks_is_named_at_plan_time(tmp_path: Path):
-    out = tmp_path / "host-bundle"
-    code, stdout, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "build"), "--answers", str(HOST),
-                            "--out", str(out))
-    assert code == 0, stdout + err
+    out = built(tmp_path, HOST, "host-bundle")
     code, stdout, err = run("plan", "--simulate", "airgapped", "--root", str(tmp_path / "s"), "--bundle", str(out),
                             "--answers", str(FULL))
     assert code == 1
@@ -127,12 +133,10 @@ def test_packages_and_images_a_smaller_bundle_lacks_are_named_in_the_plan(tmp_pa
     doc = yaml.safe_load(HOST.read_text())
     answers = tmp_path / "driver.yaml"
     answers.write_text(yaml.safe_dump({k: v for k, v in doc.items() if k in ("version", "detect", "driver")}))
-    out = tmp_path / "driver-bundle"
-    code, stdout, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "build"), "--answers", str(answers),
-                            "--out", str(out))
-    assert code == 0, stdout + err
+    out = built(tmp_path, answers, "driver-bundle")
     code, stdout, err = run("plan", "--simulate", "airgapped", "--root", str(tmp_path / "s"), "--bundle", str(out),
                             "--answers", str(FULL))
+    assert code == 1 and "URL(s) of the plan cannot be fetched from this host" in stdout  # kind, helm, ... too
     assert "decision: the offline bundle's packages lack cuda-toolkit-12-6: apt must fetch them" in stdout
     assert "decision: the offline bundle's packages lack nvidia-container-toolkit: apt must fetch them" in stdout
     assert "the offline bundle's packages lack nvidia-driver" not in stdout
@@ -157,10 +161,7 @@ def test_a_host_with_its_drivers_installs_docker_kind_and_the_charts_from_the_bu
         doc.pop(key)
     answers = tmp_path / "cluster.yaml"
     answers.write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = tmp_path / "bundle"
-    code, stdout, err = run("bundle", "--simulate", "host-ready", "--root", str(tmp_path / "build"), "--answers",
-                            str(answers), "--out", str(out))
-    assert code == 0, stdout + err
+    out = built(tmp_path, answers, "bundle", profile="host-ready")
     root = tmp_path / "s"
     sb = prepare("host-ready", root)
     _offline(sb)
