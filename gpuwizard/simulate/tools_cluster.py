@@ -913,6 +913,20 @@ def _hami_image(hami, values):
     return "%s:%s" % (image, values.get("version") or "v" + _version_of(hami))
 
 
+def _hami_hook_image(chart, values, chart_values, version):
+    """The image of HAMi's admission hook Jobs (scheduler.patch.imageNew in the effective values)."""
+    if chart != "hami":
+        return None
+    eff = effective_values({"chart": "%s-%s" % (chart, version), "values": values,
+                            **({"chart_values": chart_values} if chart_values is not None else {})})
+    new = ((eff.get("scheduler") or {}).get("patch") or {}).get("imageNew")
+    if isinstance(new, dict):
+        reg = (eff.get("global") or {}).get("imageRegistry") or new.get("registry")
+        return "%s/%s:%s" % (reg, new.get("repository"), new.get("tag")) if reg else "%s:%s" % (
+            new.get("repository"), new.get("tag"))
+    return new or None
+
+
 def _pull_offline(image: str) -> str:
     """containerd's error where the registry's name does not resolve (a Go DNS error: "lookup HOST: no
     such host"), in the kubelet's "Failed to pull image" event."""
@@ -2746,6 +2760,30 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     stamp = _t.strftime("%a %b %d %H:%M:%S %Y")
     revision = (int(existing.get("revision", 1)) + 1) if existing else 1
     app = version if chart == "gpu-operator" else version
+    hook_image = _hami_hook_image(chart, values, chart_values, version)
+    if hook_image and _unpullable(ctx.world, c, hook_image):
+        # HAMi's pre-install/pre-upgrade hook Job (hami-admission-create, kube-webhook-certgen: the real
+        # render's helm.sh/hook) cannot pull its image: helm waits for it until its timeout (5m0s) and the
+        # release is left failed. The words of helm 3 (elastic/helm-charts#1765, wireapp/wire-server-deploy#470).
+        hook = "pre-upgrade" if existing else "pre-install"
+        why = "timed out waiting for the condition"
+
+        def failed(world, cl):
+            _namespaces(cl).setdefault(ns, {"labels": {"kubernetes.io/metadata.name": ns}})
+            cl["releases"] = [r for r in cl.get("releases", [])
+                              if not (r["name"] == rel and r.get("namespace", "default") == ns)]
+            entry = {"name": rel, "namespace": ns, "chart": "%s-%s" % (chart, version), "app_version": app,
+                     "revision": revision, "status": "failed", "values": values,
+                     "updated": _t.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000 UTC")}
+            entry["history"] = _next_history(existing, entry, "failed %s: %s" % (hook, why))
+            cl["releases"].append(existing if existing else entry)
+        _managed_mutate(ctx, c["name"], failed)
+        if existing:
+            ctx.err("Error: UPGRADE FAILED: pre-upgrade hooks failed: %s" % why)
+        else:
+            ctx.out('Release "%s" does not exist. Installing it now.' % rel)
+            ctx.err("Error: INSTALLATION FAILED: failed pre-install: %s" % why)
+        return 1
 
     def fn(world, cl):
         _namespaces(cl).setdefault(ns, {"labels": {"kubernetes.io/metadata.name": ns}})

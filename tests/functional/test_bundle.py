@@ -261,17 +261,35 @@ def test_airgapped_installs_the_whole_recipe_from_the_bundle(full_bundle: Path, 
     assert sb.run(["apt-get", "update"]).returncode == 0
 
 
+def without_image(full_bundle: Path, tmp_path: Path, needle: str) -> Path:
+    """A copy of the bundle without the image whose reference holds ``needle`` (a smaller or older one)."""
+    bundle = copy_of(full_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    rel = next(r for r, m in manifest["files"].items() if needle in str(m.get("image")))
+    del manifest["files"][rel]
+    (bundle / rel).unlink()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    return bundle
+
+
+def test_a_bundle_without_hamis_hook_image_fails_the_install_as_helm_does(full_bundle: Path, tmp_path: Path):
+    """HAMi's pre-install hook Job (kube-webhook-certgen) cannot pull: helm waits for it and fails the
+    install; the plan had named the image."""
+    bundle = without_image(full_bundle, tmp_path, "kube-webhook-certgen")
+    root = tmp_path / "s"
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(bundle), "--answers", str(FULL))
+    assert code == 1
+    assert "the offline bundle lacks 1 image(s) the cluster pulls here: docker.io/liangjw/kube-webhook-certgen:v1.1.1" in out
+    assert "[operator] done" in out and "[hami] failed" in out
+    assert "Error: INSTALLATION FAILED: failed pre-install: timed out waiting for the condition" in out
+
+
 def test_an_image_the_bundle_lacks_is_named_at_plan_time_and_fails_with_containerds_words(full_bundle: Path,
                                                                                           tmp_path: Path):
     """A bundle without dcgm-exporter's image (a smaller or older one): the plan names it; the run stops
     at the operator's pods, the image's pull failing as containerd says when the registry's name does
     not resolve, without waiting out the timeout."""
-    bundle = copy_of(full_bundle, tmp_path)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    rel = next(r for r, m in manifest["files"].items() if "dcgm-exporter" in str(m.get("image")))
-    del manifest["files"][rel]
-    (bundle / rel).unlink()
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    bundle = without_image(full_bundle, tmp_path, "dcgm-exporter")
     root = tmp_path / "s"
     image = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
     code, out, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--bundle", str(bundle), "--answers", str(FULL))
