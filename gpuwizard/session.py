@@ -158,6 +158,15 @@ class WizardSession:
     def run_step(self, sid: str) -> int:
         return self.run([sid])
 
+    def unfetchable(self, sids: list[str]) -> str | None:
+        """Why these steps cannot start, said before anything runs, as the unattended run refuses
+        them: the URLs of their plan this host cannot fetch (gpuwizard/reach.py), with what to do;
+        None when every one answers. Runs probes (curl): call it off the UI thread."""
+        from . import reach
+
+        missing = reach.check(self.engine, [p for sid, p in self.plan(sids).items() if sid in sids])
+        return reach.message(missing) if missing else None
+
     def run(self, sids: list[str]) -> int:
         """Run steps in order (the unattended run: all of them; the TUI: one)."""
         for sid in sids:

@@ -588,6 +588,11 @@ class WizardApp(App[int]):
     @work(thread=True, group="run", exit_on_error=False)
     def run_worker_thread(self, sid: str, answers: Any) -> None:
         try:
+            why = self.ready.unfetchable([sid])  # a closed network stops the step before it changes anything
+            if why is not None:
+                self.failures[sid] = (why, [])
+                self.call_from_thread(self._run_done, sid, EXIT_FAILED)
+                return
             code = self.ready.run_step(sid)
         except Exception as exc:  # noqa: BLE001 — the engine records step failures; this is a bug
             self.failures[sid] = (f"internal error: {type(exc).__name__}: {exc}", [])

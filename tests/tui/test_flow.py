@@ -351,3 +351,27 @@ def test_the_wizard_takes_the_lock(tmp_path: Path, monkeypatch):
         err = io.StringIO()
         code = cli.main(["--simulate", "t4-bare", "--root", str(root)], out=io.StringIO(), err=err)
         assert code == 4 and f"PID {pid}" in err.getvalue()
+
+
+async def test_a_step_whose_downloads_the_host_cannot_reach_stops_before_it_changes_anything(tmp_path: Path):
+    """No name resolves (airgapped): the CUDA step's Run checks its URLs first, as the unattended run
+    does, and shows what cannot be fetched and what to do; nothing of the step ran."""
+    app = make_app(tmp_path, profile="airgapped")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_pane(pilot, "cuda")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, FailureScreen)
+        text = screen_text(app)
+        assert "1 URL(s) of the plan cannot be fetched from this host; nothing was" in text
+        assert "curl: (6) Could not resolve host:" in text
+        assert "needed by [cuda] download NVIDIA's cuda-keyring package" in text  # brackets shown, not markup
+        assert "offline bundle on a connected machine (gpuwizard bundle --answers FILE" in text
+        assert app.state.status("cuda") != "done"
+        from gpuwizard.simulate import prepare
+
+        calls = [c["argv"] for c in prepare("airgapped", tmp_path / "host").calls()]
+        assert not [a for a in calls if a[:1] == ["apt-get"] or a[:2] == ["dpkg", "-i"] or a[:2] == ["curl", "-fsSL"]]
+        await pilot.press("q")
+        await settle(pilot)
+        await pilot.press("ctrl+q")

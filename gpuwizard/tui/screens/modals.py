@@ -152,7 +152,7 @@ class FailureScreen(_Modal[FailureChoice]):
     def body(self) -> ComposeResult:
         with Vertical(classes="dialog failure"):
             yield Static(Text(f"✗ {self.step_title} failed", style="bold red"), classes="dialog-title")
-            yield Static(self.message, classes="dialog-text")
+            yield Static(Text(self.message), classes="dialog-text")  # words of tools: brackets are not markup
             if self.tail:
                 yield Static("Last lines of output", classes="section")
                 with VerticalScroll(classes="tail"):
