@@ -440,15 +440,6 @@ def unreachable(engine: Any, planned: list[Any]) -> list[Any]:
     for p in planned:
         if p.step.id in needs and p.error is None:
             p.error = "cannot fetch " + "; ".join(f"{m.url} ({m.error})" for m in needs[p.step.id])
-    if engine.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
-        from . import packages
-        from .platform import for_host
-
-        short = packages.lacking(engine.network, for_host(engine.facts().get("host") or {}), planned)
-        for p in planned:
-            if p.step.id in short:
-                p.decisions.append(f"the offline bundle's packages lack {', '.join(short[p.step.id])}: apt must fetch "
-                                   "them from the host's own archive (else rebuild the bundle from this answer file)")
     return missing
 
 

@@ -428,6 +428,16 @@ class Engine:
             self.facts()  # detection, where it has not run yet, shares the plan's probes
             for sid in selected:
                 planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
+        if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
+            from .packages import lacking
+            from .platform import for_host
+
+            short = lacking(self.network, for_host(self.facts().get("host") or {}), planned)
+            for p in planned:
+                if p.step.id in short:
+                    p.decisions.append(f"the offline bundle's packages lack {', '.join(short[p.step.id])}: apt must "
+                                       "fetch them from the host's own archive (else rebuild the bundle from this "
+                                       "answer file)")
         return planned
 
     def _plan_step(self, call: Call, step: Step[Any], answers: Any) -> PlannedStep:
