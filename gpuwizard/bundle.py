@@ -214,6 +214,9 @@ def _slug(ref: str) -> str:
 
 
 def _docker(runner: Any, args: list[str]) -> None:
+    if runner.which("docker") is None:
+        raise BundleError("the images the plan pulls are saved with `docker pull` and `docker save`, and this "
+                          "machine has no docker on its PATH: build the bundle on a machine with Docker")
     result = runner.run(["docker", *args], change=False, timeout=3600)
     if not result.ok:
         raise BundleError(f"`docker {' '.join(args)}` failed: {(result.stderr or result.stdout).strip() or f'exit {result.rc}'}")

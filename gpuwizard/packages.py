@@ -221,6 +221,9 @@ def _nvidia_sources(runner: Any, net: Any, platform: Platform, pw: Path, staged:
 
 
 def _run(runner: Any, argv: list[str], what: str, errors_fail: bool = False) -> str:
+    if runner.which(argv[0]) is None:
+        raise PackagesError(f"the packages are resolved with {argv[0]}, which this machine lacks: build the bundle on "
+                            "a machine of the target's distribution (Debian or Ubuntu, its release and architecture)")
     result = runner.run(argv, change=False, timeout=3600)
     text = (result.stderr or "").strip()
     # apt-get update exits 0 when a source could not be fetched (a temporary error: W: lines); for a

@@ -143,6 +143,22 @@ def test_packages_and_images_a_smaller_bundle_lacks_are_named_in_the_plan(tmp_pa
     assert "the offline bundle lacks 3 image(s) the cluster pulls here: docker.io/projecthami/hami:v2.10.0" in stdout
 
 
+def test_a_build_machine_without_docker_or_apt_is_told_what_it_lacks(tmp_path: Path):
+    """k3s (containerd, no Docker) cannot save the images a bundle holds; rocky9 (dnf) says its
+    packages are not bundled: each ends with a sentence, not a traceback."""
+    answers = tmp_path / "k3s.yaml"
+    answers.write_text('version: 1\nkind: {existing_context: "default"}\noperator: {}\nhami: {}\n')
+    code, stdout, err = run("bundle", "--simulate", "k3s", "--root", str(tmp_path / "k3s"), "--answers", str(answers),
+                            "--out", str(tmp_path / "b1"))
+    assert code == 1 and "Traceback" not in err
+    assert "saved with `docker pull` and `docker save`, and this machine has no docker on its PATH" in err
+    code, stdout, err = run("bundle", "--simulate", "rocky9", "--root", str(tmp_path / "rocky"), "--answers", str(HOST),
+                            "--out", str(tmp_path / "b2"))
+    assert code == 0, stdout + err
+    assert "not bundled: the dnf packages" in stdout and "nvidia-container-toolkit" in stdout
+    assert not (tmp_path / "b2/packages").exists()
+
+
 def test_bundle_needs_an_answer_file(tmp_path: Path):
     code, out, err = run("bundle", "--simulate", "t4-bare", "--root", str(tmp_path / "s"), "--out", str(tmp_path / "b"))
     assert code == 2 and "bundle needs the answer file of the hosts it is for: --answers FILE" in err
