@@ -57,7 +57,7 @@ import yaml
 
 from . import __version__
 from .download import sha256_of
-from .errors import GpuwizardError, InvalidInput
+from .errors import GpuwizardError, InvalidInput, ToolMissing
 from .packages import APT_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -214,10 +214,11 @@ def _slug(ref: str) -> str:
 
 
 def _docker(runner: Any, args: list[str]) -> None:
-    if runner.which("docker") is None:
+    try:
+        result = runner.run(["docker", *args], change=False, timeout=3600)
+    except ToolMissing:
         raise BundleError("the images the plan pulls are saved with `docker pull` and `docker save`, and this "
-                          "machine has no docker on its PATH: build the bundle on a machine with Docker")
-    result = runner.run(["docker", *args], change=False, timeout=3600)
+                          "machine has no docker on its PATH: build the bundle on a machine with Docker") from None
     if not result.ok:
         raise BundleError(f"`docker {' '.join(args)}` failed: {(result.stderr or result.stdout).strip() or f'exit {result.rc}'}")
 

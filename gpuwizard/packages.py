@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .download import sha256_of
-from .errors import GpuwizardError
+from .errors import GpuwizardError, ToolMissing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import PlannedStep
@@ -60,18 +60,24 @@ class PackagesError(GpuwizardError):
     """The packages of a bundle could not be resolved or fetched."""
 
 
+def installs(platform: Platform, p: PlannedStep, *, pending_only: bool = False) -> list[str]:
+    """The packages the step's install commands name (its ``ubuntu-drivers install``: the package the
+    plan found it would pick, ``plan_data["packages"]``), in plan order; ``pending_only``: of the
+    actions still to do."""
+    names: list[str] = []
+    for action, done in zip(p.actions, p.done, strict=False):
+        argv = getattr(action, "argv", None)
+        if not isinstance(argv, list) or (pending_only and done):
+            continue
+        names += platform.packages_of(argv)
+        if argv[:2] == ["ubuntu-drivers", "install"]:
+            names += p.data.get("packages") or []
+    return list(dict.fromkeys(names))
+
+
 def wanted(platform: Platform, planned: list[PlannedStep]) -> dict[str, list[str]]:
     """Step id -> every package the step installs, done on this machine or not, in plan order."""
-    out: dict[str, list[str]] = {}
-    for p in planned:
-        names: list[str] = []
-        for action in p.actions:
-            argv = getattr(action, "argv", None)
-            names += platform.packages_of(argv) if isinstance(argv, list) else []
-        names += p.data.get("packages") or []
-        if names:
-            out[p.step.id] = list(dict.fromkeys(names))
-    return out
+    return {p.step.id: names for p in planned if (names := installs(platform, p))}
 
 
 @functools.cache
@@ -92,17 +98,8 @@ def lacking(network: Any, platform: Platform, planned: list[PlannedStep]) -> dic
     if not network.local_apt:
         return {}
     bundled = held(network)
-    out: dict[str, list[str]] = {}
-    for p in planned:
-        for action, done in zip(p.actions, p.done, strict=False):
-            argv = getattr(action, "argv", None)
-            names = platform.packages_of(argv) if isinstance(argv, list) and not done else []
-            names += [n for n in p.data.get("packages") or [] if isinstance(argv, list) and not done
-                      and argv[:2] == ["ubuntu-drivers", "install"]]
-            missing = [n for n in names if n not in bundled]
-            if missing:
-                out.setdefault(p.step.id, []).extend(n for n in missing if n not in out.get(p.step.id, []))
-    return out
+    short = {p.step.id: [n for n in installs(platform, p, pending_only=True) if n not in bundled] for p in planned}
+    return {sid: names for sid, names in short.items() if names}
 
 
 def apt_options(pw: Path, cache: Path, arch: str) -> list[str]:
@@ -221,10 +218,12 @@ def _nvidia_sources(runner: Any, net: Any, platform: Platform, pw: Path, staged:
 
 
 def _run(runner: Any, argv: list[str], what: str, errors_fail: bool = False) -> str:
-    if runner.which(argv[0]) is None:
+    try:
+        result = runner.run(argv, change=False, timeout=3600)
+    except ToolMissing:
         raise PackagesError(f"the packages are resolved with {argv[0]}, which this machine lacks: build the bundle on "
-                            "a machine of the target's distribution (Debian or Ubuntu, its release and architecture)")
-    result = runner.run(argv, change=False, timeout=3600)
+                            "a machine of the target's distribution (Debian or Ubuntu, its release and "
+                            "architecture)") from None
     text = (result.stderr or "").strip()
     # apt-get update exits 0 when a source could not be fetched (a temporary error: W: lines); for a
     # bundle that is a failure, the packages of that source would be missing

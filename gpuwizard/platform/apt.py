@@ -97,7 +97,7 @@ class Apt(Platform):
     def installed_argv(self, package: str) -> list[str]:
         return ["dpkg-query", "-W", "-f", "${Version}", package]
 
-    def refresh(self, done: Done, ctx: StepContext | None = None) -> list[A.Action]:
+    def refresh(self, ctx: StepContext, done: Done) -> list[A.Action]:
         return [update(ctx, done=done)]
 
     def headers_refusal(self, kernel: str, missing: list[str]) -> str:
@@ -171,7 +171,6 @@ class Apt(Platform):
         if bundled:  # what the bundle holds, by apt: ubuntu-drivers could pick what it lacks (a modules package)
             pkg, argv = bundled, self.install_argv([bundled])
             promised = bundled.split("-")[2]
-            ctx.plan_data["packages"] = [pkg]
             ctx.decide(f"the offline bundle's driver package {pkg}, installed by apt (ubuntu-drivers would choose "
                        "from the host's own lists, which may name packages the bundle lacks)")
         elif self.family == "ubuntu":
@@ -180,7 +179,7 @@ class Apt(Platform):
                 argv = ["ubuntu-drivers", "install"]
                 m = re.match(r"nvidia-driver-(\d+)", pkg)
                 promised = m.group(1) if m else None
-                if m:  # what ubuntu-drivers installs (an offline bundle holds it)
+                if m:  # what ubuntu-drivers installs (packages.installs reads it: an offline bundle holds it)
                     ctx.plan_data["packages"] = [pkg]
             else:
                 pkg = f"nvidia-driver-{driver_branch(wanted)}" + ("-open" if module == "open" else "")
@@ -199,7 +198,7 @@ class Apt(Platform):
             r = c.host.runner.probe(done_pkg)
             return bool(r and r.ok)
 
-        acts: list[A.Action] = self.refresh(lambda c: installed(c) or c.done_this_run("apt-update"), ctx)
+        acts: list[A.Action] = self.refresh(ctx, lambda c: installed(c) or c.done_this_run("apt-update"))
         if not ctx.host.exists(headers):
             hdr = self.headers_packages(kernel)
             if archive is None:  # the archive could not be read at plan time
@@ -289,11 +288,11 @@ class Apt(Platform):
         ]
 
 
-def update(ctx: StepContext | None, *, done: Done, done_when: list[str] | None = None) -> A.Action:
+def update(ctx: StepContext, *, done: Done, done_when: list[str] | None = None) -> A.Action:
     """``apt-get update``; with an offline bundle's packages the title names its repository, which
     apt reads through APT_CONFIG for gpuwizard's commands only (gpuwizard/packages.py)."""
     title = "refresh the package lists"
-    local = ctx.net.local_apt if ctx is not None else None
+    local = ctx.net.local_apt
     if local:
         title += f" (with the offline bundle's packages: file:{local}, for gpuwizard's apt commands only)"
     return RunIf("apt-update", title, ["apt-get", "update"], env=APT_ENV, done_when=done_when, done=done)
@@ -344,8 +343,8 @@ def _bundle_driver(ctx: StepContext, module: str | None) -> str | None:
     from ..packages import held
 
     pattern = r"nvidia-driver-\d+-open" if module == "open" else r"nvidia-driver-\d+"
-    found = sorted(n for n in held(ctx.net) if re.fullmatch(pattern, n))
-    return found[-1] if len(found) == 1 else None
+    found = [n for n in held(ctx.net) if re.fullmatch(pattern, n)]
+    return found[0] if len(found) == 1 else None
 
 
 def _archive_has(ctx: StepContext, names: list[str]) -> bool:

@@ -133,7 +133,7 @@ class Platform:
         return RunIf(id, title, self.install_argv(packages), creates=creates, done_when=done_when, env=self.env,
                      timeout=timeout, done=done)
 
-    def refresh(self, done: Done, ctx: StepContext | None = None) -> list[A.Action]:
+    def refresh(self, ctx: StepContext, done: Done) -> list[A.Action]:
         """Refresh the package lists (APT); dnf refreshes its metadata itself."""
         return []
 

@@ -903,28 +903,26 @@ def _operator_pod_image(op, values, pod):
     return "%s/%s:%s" % (node.get("repository"), node["image"], node.get("version") or _version_of(op))
 
 
+def _registry_image(spec, values, default_tag):
+    """``registry/repository:tag`` of one of HAMi's image maps (2.7 and later), global.imageRegistry first."""
+    reg = (values.get("global") or {}).get("imageRegistry") or spec.get("registry")
+    tag = spec.get("tag") or default_tag
+    return "%s/%s:%s" % (reg, spec.get("repository"), tag) if reg else "%s:%s" % (spec.get("repository"), tag)
+
+
 def _hami_image(hami, values):
-    dp = values.get("devicePlugin") or {}
-    image = dp.get("image")
+    image = (values.get("devicePlugin") or {}).get("image")
     if isinstance(image, dict):
-        reg = (values.get("global") or {}).get("imageRegistry") or image.get("registry")
-        tag = image.get("tag") or (values.get("global") or {}).get("imageTag") or "v" + _version_of(hami)
-        return "%s/%s:%s" % (reg, image.get("repository"), tag) if reg else "%s:%s" % (image.get("repository"), tag)
+        return _registry_image(image, values, (values.get("global") or {}).get("imageTag") or "v" + _version_of(hami))
     return "%s:%s" % (image, values.get("version") or "v" + _version_of(hami))
 
 
-def _hami_hook_image(chart, values, chart_values, version):
+def _hami_hook_image(chart, effective):
     """The image of HAMi's admission hook Jobs (scheduler.patch.imageNew in the effective values)."""
     if chart != "hami":
         return None
-    eff = effective_values({"chart": "%s-%s" % (chart, version), "values": values,
-                            **({"chart_values": chart_values} if chart_values is not None else {})})
-    new = ((eff.get("scheduler") or {}).get("patch") or {}).get("imageNew")
-    if isinstance(new, dict):
-        reg = (eff.get("global") or {}).get("imageRegistry") or new.get("registry")
-        return "%s/%s:%s" % (reg, new.get("repository"), new.get("tag")) if reg else "%s:%s" % (
-            new.get("repository"), new.get("tag"))
-    return new or None
+    new = ((effective.get("scheduler") or {}).get("patch") or {}).get("imageNew")
+    return _registry_image(new, effective, None) if isinstance(new, dict) else new or None
 
 
 def _pull_offline(image: str) -> str:
@@ -2750,8 +2748,9 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
             reset_then_reuse="--reset-then-reuse-values" in flags)
         if "--reuse-values" not in flags or "--reset-values" in flags:
             chart_values = None  # the chart's own values.yaml
-    effective_values({"chart": "%s-%s" % (chart, version), "values": values,
-                      **({"chart_values": chart_values} if chart_values is not None else {})}, _helm_warn(ctx))
+    effective = effective_values({"chart": "%s-%s" % (chart, version), "values": values,
+                                  **({"chart_values": chart_values} if chart_values is not None else {})},
+                                 _helm_warn(ctx))
     spaces = _namespaces(dict(c))
     if ns not in spaces and not create_ns:
         ctx.err('Error: INSTALLATION FAILED: create: failed to create: namespaces "%s" not found' % ns)
@@ -2760,7 +2759,7 @@ def _helm_upgrade(ctx, rest, context, namespace) -> int:
     stamp = _t.strftime("%a %b %d %H:%M:%S %Y")
     revision = (int(existing.get("revision", 1)) + 1) if existing else 1
     app = version if chart == "gpu-operator" else version
-    hook_image = _hami_hook_image(chart, values, chart_values, version)
+    hook_image = _hami_hook_image(chart, effective)
     if hook_image and _unpullable(ctx.world, c, hook_image):
         # HAMi's pre-install/pre-upgrade hook Job (hami-admission-create, kube-webhook-certgen: the real
         # render's helm.sh/hook) cannot pull its image: helm waits for it until its timeout (5m0s) and the

@@ -712,8 +712,8 @@ class HamiStep(Step[HamiAnswers]):
         acts.append(K.write(path, content, f"Helm values {path}", "hami-values"))
         repo_name, _ = K.repo(CHART)
         values = r["values"]
-        acts += K.cluster_images(ctx, context, images.hami_images(version, HV.coalesce(values, cv.tree),
-                                                                  r["image"]))
+        acts += K.cluster_images(ctx, context, images.hami_images(version, HV.coalesce(values, cv.tree), r["image"]),
+                                 on_kind=r["on_kind"])
         done = lambda c: K.release_matches(c, context, release, ns, CHART, version, values)  # noqa: E731
         if not K.from_bundle(ctx, CHART):
             acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name], done))
@@ -729,7 +729,7 @@ class HamiStep(Step[HamiAnswers]):
         acts += waits(r, a)
         op_answers = ctx.answers(OperatorStep)
         if op is not None and op["planned"] and not op["plugin"] and (op_answers is None or op_answers.verify):
-            acts += K.vectoradd_actions(ctx, context, self.id)
+            acts += K.vectoradd_actions(ctx, context, self.id, on_kind=r["on_kind"])
         acts += SH.actions(ctx, a, r, self.id)  # hami.verify_sharing: two pods on one GPU (steps/sharing.py)
         return acts
 

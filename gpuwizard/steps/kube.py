@@ -904,7 +904,17 @@ def vectoradd_image(ctx: StepContext) -> str | None:
     return None
 
 
-def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: list[str] | None = None) -> list[A.Action]:
+def kind_cluster_name(ctx: StepContext, context: str) -> str | None:
+    """The Kind cluster behind a context: ``kind-NAME`` as kind names its contexts, else read off the
+    nodes (Kind names them ``NAME-control-plane``, ``NAME-worker``...); None when neither tells."""
+    if context.startswith("kind-"):
+        return context.removeprefix("kind-")
+    names = [n["metadata"]["name"] for n in nodes(ctx, context) or []]
+    return next((n.removesuffix("-control-plane") for n in names if n.endswith("-control-plane")), None)
+
+
+def cluster_images(ctx: StepContext, context: str, refs: list[str], *, on_kind: bool,
+                   unknown: list[str] | None = None) -> list[A.Action]:
     """The images the cluster pulls for what follows: recorded for an offline bundle (plan data
     ``cluster_images``: ``gpuwizard bundle`` saves them); from a bundle that holds them, loaded into
     the nodes of a Kind cluster before use (``docker load``, then ``kind load docker-image``, which
@@ -925,11 +935,11 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: lis
                    "this answer file")
     if not local:
         return []
-    if not context.startswith("kind-"):
+    cluster = kind_cluster_name(ctx, context) if on_kind else None  # whether it is Kind: the caller's (its nodes)
+    if cluster is None:
         ctx.decide(f"the offline bundle's images ({', '.join(local)}) load into Kind clusters only: the nodes of "
                    f"{context} must have them already or pull them through mirrors.registries")
         return []
-    cluster = context.removeprefix("kind-")
     acts = C.load_images(ctx, local)
     for ref in local:
         loaded = ctx.net.loaded(ref)
@@ -946,7 +956,8 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], unknown: lis
     return acts
 
 
-def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float = 300.0) -> list[A.Action]:
+def vectoradd_actions(ctx: StepContext, context: str, step: str, *, on_kind: bool,
+                      timeout: float = 300.0) -> list[A.Action]:
     """The seed's cuda-vectoradd check as basic actions: write the pod, remove an old one, apply,
     wait for it to finish, read its log ("Test PASSED"), remove it. A check is run again in every
     run: its actions count as done only once the last of them ran in this run."""
@@ -957,7 +968,7 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, timeout: float 
                        f"the driver supports CUDA {cuda}, older than every cuda-sample vectoradd image "
                        f"(11.7 or newer); upgrade the driver, or set operator.verify: false")]
     name, ns = "gpuwizard-cuda-vectoradd", "default"
-    loads = cluster_images(ctx, context, [image])
+    loads = cluster_images(ctx, context, [image], on_kind=on_kind)
     path = f"{WORKDIR}/manifests/cuda-vectoradd.yaml"
     manifest = template("cuda-vectoradd.yaml", name=name, namespace=ns, image=image)
     marker = f"{step}-vectoradd"

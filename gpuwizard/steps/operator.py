@@ -506,7 +506,7 @@ class OperatorStep(Step[OperatorAnswers]):
                          "--version", version, "--values", K.hp(ctx, path))
         values = r["values"]
         pulled, unknown = images.operator_images(version, HV.coalesce(values, cv.tree))
-        acts += K.cluster_images(ctx, context, pulled, unknown)
+        acts += K.cluster_images(ctx, context, pulled, on_kind=r["on_kind"], unknown=unknown)
         if not K.from_bundle(ctx, CHART):
             acts.append(K.Cmd("helm-update", f"refresh the {repo_name} chart index", ["helm", "repo", "update", repo_name],
                               lambda c: K.release_matches(c, context, release, ns, CHART, version, values)))
@@ -521,7 +521,7 @@ class OperatorStep(Step[OperatorAnswers]):
         acts += ready_waits(context, ns)
         if a.verify:
             if r["plugin"]:
-                acts += K.vectoradd_actions(ctx, context, self.id)
+                acts += K.vectoradd_actions(ctx, context, self.id, on_kind=r["on_kind"])
             else:
                 ctx.decide("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
                          "nvidia.com/gpu appears once HAMi is installed")

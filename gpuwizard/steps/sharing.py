@@ -264,7 +264,7 @@ def actions(ctx: StepContext, a: Any, r: dict[str, Any], step: str) -> list[A.Ac
         return check, failure
 
     acts: list[A.Action] = [
-        *K.cluster_images(ctx, context, [image]),
+        *K.cluster_images(ctx, context, [image], on_kind=bool(r.get("on_kind"))),
         K.write(MANIFEST, manifest(image, scheduler),
                 f"write the sharing check's two pods ({', '.join(NAMES)}: nvidia.com/gpu 1, gpumem {GPUMEM}, "
                 f"gpucores {GPUCORES} each; schedulerName {scheduler}; {image})", f"{step}-sharing-manifest"),

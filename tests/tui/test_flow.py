@@ -109,16 +109,21 @@ async def test_keyboard_only_flow_reaches_summary_on_t4_bare(tmp_path: Path):
     assert list((tmp_path / "logs").glob("gpuwizard-*.log"))
 
 
+async def run_to_failure(pilot, app, sid: str) -> str:
+    """Open the step, press Run, wait for the failure dialog; its text."""
+    await open_pane(pilot, sid)
+    await pilot.press("ctrl+r")
+    await settle(pilot)
+    assert isinstance(app.screen, FailureScreen)
+    return screen_text(app)
+
+
 async def test_failure_shows_tail_and_log_then_retry_succeeds(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps(
         [{"match": ["systemctl", "restart"], "rc": 1, "stderr": "Job for docker.service failed.", "times": 1}]))
     app = make_app(tmp_path, steps=with_driver(ListPci))
     async with app.run_test(size=SIZE) as pilot:
-        await open_pane(pilot, "driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        assert isinstance(app.screen, FailureScreen)
-        text = screen_text(app)
+        text = await run_to_failure(pilot, app, "driver")
         assert "Job for docker.service failed." in text
         assert "gpuwizard-<run>.log" in text and "Retry" in text and "Skip" in text
         assert app.state.status("driver") == "failed"
@@ -358,11 +363,7 @@ async def test_a_step_whose_downloads_the_host_cannot_reach_stops_before_it_chan
     does, and shows what cannot be fetched and what to do; nothing of the step ran."""
     app = make_app(tmp_path, profile="airgapped")
     async with app.run_test(size=SIZE) as pilot:
-        await open_pane(pilot, "cuda")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
-        assert isinstance(app.screen, FailureScreen)
-        text = screen_text(app)
+        text = await run_to_failure(pilot, app, "cuda")
         assert "1 URL(s) of the plan cannot be fetched from this host; nothing was" in text
         assert "curl: (6) Could not resolve host:" in text
         assert "needed by [cuda] download NVIDIA's cuda-keyring package" in text  # brackets shown, not markup
