@@ -4,12 +4,14 @@ host's facts, whose methods return plan actions; the OS-family specifics the ste
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from gpuwizard import actions as A
 from gpuwizard import platform
 from gpuwizard.errors import PlanRefused, StepFailed
+from gpuwizard.network import Network
 from gpuwizard.platform.kinds import parse_dkms_status
 from gpuwizard.steps import cuda as U
 from gpuwizard.steps.cuda import CudaAnswers
@@ -52,9 +54,10 @@ def test_install_refresh_and_installed_query_per_package_manager():
     assert dnf.install_argv(["cuda-toolkit-12-6"]) == ["dnf", "install", "-y", "cuda-toolkit-12-6"]
     assert apt.installed_argv("nvidia-driver") == ["dpkg-query", "-W", "-f", "${Version}", "nvidia-driver"]
     assert dnf.installed_argv("epel-release") == ["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "epel-release"]
-    [refresh] = apt.refresh(lambda c: False)
+    plain = SimpleNamespace(net=Network())  # a session without mirrors or an offline bundle
+    [refresh] = apt.refresh(plain, lambda c: False)
     assert isinstance(refresh, A.Run) and refresh.argv == ["apt-get", "update"] and refresh.env == {"DEBIAN_FRONTEND": "noninteractive"}
-    assert dnf.refresh(lambda c: False) == []  # dnf refreshes its metadata itself
+    assert dnf.refresh(plain, lambda c: False) == []  # dnf refreshes its metadata itself
     with pytest.raises(StepFailed, match="no package manager"):
         platform.for_host({"os": "arch"}).install_argv(["x"])
 
