@@ -29,6 +29,26 @@ def test_write_file_is_atomic_and_reports_change(fake_root: Path):
     assert files == ["x.conf"]  # no temp files left behind
 
 
+def test_a_writer_killed_before_its_rename_leaves_nothing_for_the_next(fake_root: Path):
+    """kill -9 between the temp file and the rename leaves .<name>.<pid>.<random>.tmp; the next write of
+    that file removes it once its process is gone, and keeps a live writer's."""
+    import subprocess
+    import sys
+    d = fake_root / "var/lib/gpuwizard"
+    d.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    (d / f".state.json.{dead.stdout.strip()}.abc123.tmp").write_text("half")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (d / f".state.json.{live.pid}.def456.tmp").write_text("being written")
+        (d / ".other.json.1.x.tmp").write_text("not this file's")
+        Host(fake_root).write_file("/var/lib/gpuwizard/state.json", "{}\n")
+        assert sorted(os.listdir(d)) == [".other.json.1.x.tmp", f".state.json.{live.pid}.def456.tmp", "state.json"]
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_failed_write_keeps_the_old_file(fake_root: Path, monkeypatch):
     host = Host(fake_root)
     host.write_file("/etc/a.conf", "old\n")
