@@ -298,6 +298,14 @@ class Step(Generic[AnswersT]):
         result is called healthy again: the operator's validations, HAMi's node registration."""
         return []
 
+    def prefetch(self, ctx: StepContext, answers: AnswersT) -> list[list[str]]:
+        """Read-only probes the step's plan will make that can be named before planning it (from the
+        answers and the facts; a probe already made can be read with ``ctx.host.runner.peek``): the
+        engine runs them side by side before the plans, so a plan waits on one round trip of them
+        instead of one after another. Called in rounds until it names nothing new; a probe named
+        that the plan then does not make costs one probe, never a different plan. Default: none."""
+        return []
+
     def checks(self, ctx: StepContext, answers: AnswersT) -> list[str]:
         """What ``verify`` runs beyond read-only probes (``$ argv`` lines), for the plan."""
         return []
@@ -426,6 +434,7 @@ class Engine:
         planned: list[PlannedStep] = []
         with self.host.runner.cached_probes():  # nothing changes while planning: each probe runs once
             self.facts()  # detection, where it has not run yet, shares the plan's probes
+            self._prefetch(call, selected, answers)
             for sid in selected:
                 planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
         if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
@@ -439,6 +448,19 @@ class Engine:
                                        "fetch them from the host's own archive (else rebuild the bundle from this "
                                        "answer file)")
         return planned
+
+    def _prefetch(self, call: Call, selected: list[str], answers: Mapping[str, Any], rounds: int = 3) -> None:
+        """The steps' :meth:`Step.prefetch` probes, run side by side into the plan's probe cache, in
+        rounds (a round may name what the one before found: the values of a release it listed)."""
+        for _ in range(rounds):
+            wanted: list[list[str]] = []
+            for sid in selected:
+                try:
+                    wanted += self.steps[sid].prefetch(StepContext(self, sid, call), answers[sid])
+                except Exception:  # noqa: BLE001 — a guess that fails is no plan's problem: the plan probes itself
+                    continue
+            if not self.host.runner.prefetch(wanted):
+                return
 
     def _plan_step(self, call: Call, step: Step[Any], answers: Any) -> PlannedStep:
         ctx = StepContext(self, step.id, call)

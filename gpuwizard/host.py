@@ -284,6 +284,31 @@ class Runner:
         finally:
             self._local.cache = outer
 
+    def peek(self, argv: list[str]) -> tuple[bool, CommandResult | None]:
+        """(whether this thread's probe cache holds ``argv``, its result): what a plan already saw,
+        without running anything."""
+        cache = getattr(self._local, "cache", None)
+        key = tuple(argv)
+        if cache is None or key not in cache:
+            return False, None
+        return True, cache[key]
+
+    def prefetch(self, probes: Iterable[list[str]], *, timeout: float = 20.0, workers: int = 8) -> int:
+        """Run read-only probes side by side into this thread's probe cache (inside :meth:`cached_probes`),
+        each once, so that the plan asking for them next finds them there; returns how many ran."""
+        cache = getattr(self._local, "cache", None)
+        if cache is None:
+            return 0
+        todo = list({tuple(p): list(p) for p in probes if tuple(p) not in cache}.values())
+        if not todo:
+            return 0
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="prefetch") as pool:
+            for _ in pool.map(lambda argv: self.in_cache(cache, lambda: self.probe(argv, timeout=timeout)), todo):
+                pass
+        return len(todo)
+
     def probe(self, argv: list[str], *, timeout: float = 15.0) -> CommandResult | None:
         """Run a read-only probe; ``None`` when the tool is not installed (a fact, not an error)."""
         cache: dict[tuple[str, ...], CommandResult | None] | None = getattr(self._local, "cache", None)

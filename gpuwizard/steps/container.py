@@ -556,6 +556,10 @@ class ContainerStep(Step[ContainerAnswers]):
     facts_shown = ("driver", "container_toolkit", "docker")
     Answers = ContainerAnswers
 
+    def prefetch(self, ctx: StepContext, answers: ContainerAnswers) -> list[list[str]]:
+        running = (ctx.facts.get("docker") or {}).get("running")
+        return [DOCKER_RUNTIMES] if answers.runtime == "docker" and running else []
+
     def plan(self, ctx: StepContext, answers: ContainerAnswers) -> list[A.Action]:
         facts = ctx.facts  # host and GPUs; the container layer is probed afresh (the steps before may have changed it)
         host = facts["host"]
@@ -708,10 +712,13 @@ def _dropin_live(ctx: StepContext, dropin: A.WriteFile | None, after: str) -> bo
     return ctx.host.read_text(dropin.path) == dropin.content and (not written or ctx.done_this_run(after))
 
 
+DOCKER_RUNTIMES = ["docker", "info", "--format", "{{json .Runtimes}}|{{.DefaultRuntime}}"]  # what the daemon runs with
+
+
 def _runtime_live(ctx: StepContext, runtime: str, answers: ContainerAnswers, path: str) -> bool:
     """Does the running daemon already use the configuration (so a restart would change nothing)?"""
     if runtime == "docker":
-        result = ctx.host.runner.probe(["docker", "info", "--format", "{{json .Runtimes}}|{{.DefaultRuntime}}"])
+        result = ctx.host.runner.probe(DOCKER_RUNTIMES)
         if not result or not result.ok:
             return False
         runtimes, _, default = result.stdout.strip().partition("|")

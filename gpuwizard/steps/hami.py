@@ -37,7 +37,7 @@ from ..validate import K8sName, NodeLabel, Section, Version
 from . import kube as K
 from . import operator as O
 from . import sharing as SH
-from .kind import gpu_layout, kind_cluster_plan, target_context
+from .kind import gpu_layout, kind_cluster_plan, prefetch_context, target_context
 from .operator import OperatorStep
 
 CHART = "hami"
@@ -732,6 +732,20 @@ class HamiStep(Step[HamiAnswers]):
             acts += K.vectoradd_actions(ctx, context, self.id, on_kind=r["on_kind"])
         acts += SH.actions(ctx, a, r, self.id)  # hami.verify_sharing: two pods on one GPU (steps/sharing.py)
         return acts
+
+    def prefetch(self, ctx: StepContext, a: HamiAnswers) -> list[list[str]]:
+        context = prefetch_context(ctx)
+        if context is None:
+            return []
+        out = [*K.release_prefetch(ctx, context, CHART, a.namespace), K.vectoradd_pod_argv(context)]
+        if ctx.answers(OperatorStep) is None:  # the installed operator's values decide its device plugin
+            out += K.release_prefetch(ctx, context, "gpu-operator", a.namespace)[5:]
+        if a.verify_sharing:
+            out.append(SH.get_argv(context))
+            shared = K.peek_json(ctx, SH.get_argv(context))
+            out += [SH.exec_argv(context, p["metadata"]["name"]) for p in (shared or {}).get("items") or []
+                    if isinstance(shared, dict) and (p.get("status") or {}).get("phase") == "Running"]
+        return out
 
     def boots(self, ctx: StepContext, a: HamiAnswers) -> dict[str, str]:
         context, _ = target_context(ctx)

@@ -92,8 +92,19 @@ def render_config(a: KindAnswers, layout: dict[str, list[str]], net: Network | N
     return K.template("kind-config.yaml", name=a.cluster_name, nodes="\n".join(blocks))
 
 
+CLUSTERS = ["kind", "get", "clusters"]
+
+
+def mounts_argv(node: str) -> list[str]:
+    return ["docker", "inspect", node, "--format", "{{json .Mounts}}"]
+
+
+def ldconfig_argv(node: str) -> list[str]:
+    return ["docker", "exec", node, "test", "-e", "/sbin/ldconfig.real"]
+
+
 def clusters(ctx: StepContext) -> list[str] | None:
-    result = ctx.host.runner.probe(["kind", "get", "clusters"])
+    result = ctx.host.runner.probe(CLUSTERS)
     if result is None or not result.ok:
         return None
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
@@ -101,7 +112,7 @@ def clusters(ctx: StepContext) -> list[str] | None:
 
 def node_devices(ctx: StepContext, node: str) -> list[str] | None:
     """The nvidia-container-devices mounts of a Kind node container (None: no such container)."""
-    doc = K.probe_json(ctx, ["docker", "inspect", node, "--format", "{{json .Mounts}}"])
+    doc = K.probe_json(ctx, mounts_argv(node))
     if doc is None:
         return None
     return sorted(m["Destination"][len(DEVICES_DIR):] for m in doc if str(m.get("Destination", "")).startswith(DEVICES_DIR))
@@ -269,6 +280,20 @@ def target_context(ctx: StepContext) -> tuple[str | None, bool]:
     return current, bool(current and current.startswith("kind-"))
 
 
+def prefetch_context(ctx: StepContext) -> str | None:
+    """The context the cluster steps will act on, where it is told without a probe and detection found
+    it answering: its probes may run ahead of the plans (Step.prefetch); else None."""
+    kind = ctx.answers(KindStep)
+    context: str | None
+    if kind is not None:
+        if kind.kubeconfig:
+            return None
+        context = kind.existing_context or f"kind-{kind.cluster_name}"
+    else:
+        context = (ctx.facts.get("kubernetes") or {}).get("context")
+    return context if K.answering(ctx, context) else None
+
+
 def nodes_are_kind(ctx: StepContext, context: str) -> bool:
     """The cluster's nodes are all Kind node containers (Kind's provider ID), whatever the context is called."""
     items = K.nodes(ctx, context) if ctx.has_tool("kubectl") else None
@@ -401,7 +426,7 @@ class KindStep(Step[KindAnswers]):
                 continue
 
             def linked(c: StepContext, node: str = node) -> bool:
-                r = c.host.runner.probe(["docker", "exec", node, "test", "-e", "/sbin/ldconfig.real"])
+                r = c.host.runner.probe(ldconfig_argv(node))
                 return bool(r and r.ok)
 
             acts.append(K.Cmd(f"ldconfig-{node}", f"/sbin/ldconfig.real exists in {node}",
@@ -440,6 +465,15 @@ class KindStep(Step[KindAnswers]):
             out.append(Promise("cluster", {"context": f"kind-{a.cluster_name}", "kind": True},
                                f"the Kind cluster {a.cluster_name} exists (the kind step of this run creates it)"))
         return out
+
+    def prefetch(self, ctx: StepContext, a: KindAnswers) -> list[list[str]]:
+        if a.existing_context or not (ctx.facts.get("docker") or {}).get("running"):
+            return []
+        seen, listed = ctx.host.runner.peek(CLUSTERS)
+        if not (seen and listed is not None and listed.ok and a.cluster_name in listed.stdout.split()):
+            return [CLUSTERS]
+        layout = gpu_layout(a, len(ctx.facts.get("gpus") or []))  # the cluster exists: its nodes' mounts
+        return [CLUSTERS, *(mounts_argv(n) for n in layout), *(ldconfig_argv(n) for n, d in layout.items() if d)]
 
     def boots(self, ctx: StepContext, a: KindAnswers) -> dict[str, str]:
         context, _ = target_context(ctx)

@@ -573,6 +573,41 @@ def release_values(ctx: StepContext, context: str, release: str, namespace: str)
     return doc if isinstance(doc, dict) else {}
 
 
+def answering(ctx: StepContext, context: str | None) -> bool:
+    """``context`` is the one detection found answering (its nodes listed, the default kubeconfig):
+    the cluster's probes may be run ahead of a plan (Step.prefetch) without waiting on a dead server."""
+    kube = ctx.facts.get("kubernetes") or {}
+    return bool(context) and not getattr(context, "kubeconfig", None) and kube.get("context") == context \
+        and bool(kube.get("nodes"))
+
+
+def peek_json(ctx: StepContext, argv: list[str]) -> Any:
+    """:func:`probe_json` of a probe this plan already made; None when it made none (nothing runs)."""
+    seen, result = ctx.host.runner.peek(argv)
+    if not seen or result is None or not result.ok:
+        return None
+    try:
+        return json.loads(result.stdout or "null")
+    except ValueError:
+        return None
+
+
+def release_prefetch(ctx: StepContext, context: str, chart: str, namespace: str) -> list[list[str]]:
+    """What a cluster step's plan reads of ``context`` for ``chart`` in ``namespace``: the nodes, the
+    server's version, the releases, the chart repositories, the namespace's pods, and, once the
+    releases are listed, the installed release's values (Step.prefetch)."""
+    out = [kubectl(context, "get", "nodes", "-o", "json"), helm(context, "list", "--all-namespaces", "-o", "json"),
+           kubectl(context, "version", "-o", "json"), ["helm", "repo", "list", "-o", "json"],
+           kubectl(context, "get", "pods", "-n", namespace, "-o", "json")]
+    listed = peek_json(ctx, out[1])
+    rel = find_release(listed, chart) if isinstance(listed, list) else None
+    if rel and rel.get("release") and rel.get("namespace"):
+        r, ns = str(rel["release"]), str(rel["namespace"])
+        out += [helm(context, "get", "values", r, "-n", ns, "-o", "json"),
+                helm(context, "get", "values", r, "-n", ns, "--all", "-o", "json")]
+    return out
+
+
 def release_computed(ctx: StepContext, context: str, release: str, namespace: str) -> dict[str, Any] | None:
     """What the installed release's templates see (``helm get values --all``): its user values over the
     chart values it was installed with."""
@@ -956,6 +991,15 @@ def cluster_images(ctx: StepContext, context: str, refs: list[str], *, on_kind: 
     return acts
 
 
+VECTORADD_POD = ("gpuwizard-cuda-vectoradd", "default")  # (name, namespace) of the check's pod
+
+
+def vectoradd_pod_argv(context: str) -> list[str]:
+    """The probe of the check's pod (its done-tests; Step.prefetch names it too)."""
+    name, ns = VECTORADD_POD
+    return kubectl(context, "get", "pod", name, "-n", ns, "-o", "json")
+
+
 def vectoradd_actions(ctx: StepContext, context: str, step: str, *, on_kind: bool,
                       timeout: float = 300.0) -> list[A.Action]:
     """The seed's cuda-vectoradd check as basic actions: write the pod, remove an old one, apply,
@@ -967,7 +1011,7 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, *, on_kind: boo
         return [A.Fail(f"{step}-vectoradd", "cuda-vectoradd check",
                        f"the driver supports CUDA {cuda}, older than every cuda-sample vectoradd image "
                        f"(11.7 or newer); upgrade the driver, or set operator.verify: false")]
-    name, ns = "gpuwizard-cuda-vectoradd", "default"
+    name, ns = VECTORADD_POD
     loads = cluster_images(ctx, context, [image], on_kind=on_kind)
     path = f"{WORKDIR}/manifests/cuda-vectoradd.yaml"
     manifest = template("cuda-vectoradd.yaml", name=name, namespace=ns, image=image)
@@ -977,7 +1021,7 @@ def vectoradd_actions(ctx: StepContext, context: str, step: str, *, on_kind: boo
         return c.done_this_run(marker)
 
     def pod(c: StepContext) -> dict[str, Any] | None:
-        doc = probe_json(c, kubectl(context, "get", "pod", name, "-n", ns, "-o", "json"))
+        doc = probe_json(c, vectoradd_pod_argv(context))
         return doc if isinstance(doc, dict) else None
 
     def finished(c: StepContext) -> bool:

@@ -35,7 +35,7 @@ from ..journal import HelmRelease, Label, Namespace
 from ..parsers import normalize_kube_version, parse_kube_version_json
 from ..validate import Auto, K8sName, Section, Version
 from . import kube as K
-from .kind import DEFAULT_NODE_IMAGE, kind_cluster_plan, target_context
+from .kind import DEFAULT_NODE_IMAGE, kind_cluster_plan, prefetch_context, target_context
 
 CHART = "gpu-operator"
 PSA = "pod-security.kubernetes.io/enforce"
@@ -526,6 +526,14 @@ class OperatorStep(Step[OperatorAnswers]):
                 ctx.decide("the cuda-vectoradd check runs in the hami step: with the operator's device plugin off, "
                          "nvidia.com/gpu appears once HAMi is installed")
         return acts
+
+    def prefetch(self, ctx: StepContext, a: OperatorAnswers) -> list[list[str]]:
+        context = prefetch_context(ctx)
+        if context is None:
+            return []
+        return [*K.release_prefetch(ctx, context, CHART, a.namespace),
+                K.kubectl(context, "get", "namespace", a.namespace, "-o", "json"),
+                K.kubectl(context, "get", "clusterpolicies.nvidia.com", "-o", "json"), K.vectoradd_pod_argv(context)]
 
     def boots(self, ctx: StepContext, a: OperatorAnswers) -> dict[str, str]:
         context, _ = target_context(ctx)

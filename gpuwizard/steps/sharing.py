@@ -244,6 +244,8 @@ def actions(ctx: StepContext, a: Any, r: dict[str, Any], step: str) -> list[A.Ac
 
     def sees(name: str) -> tuple[Callable[[StepContext], bool], Callable[[StepContext], str]]:
         def check(c: StepContext) -> bool:
+            if c.planning and name not in pods(c, context):  # a plan sees no pod to exec into: not yet seen
+                return False
             mem, text = memory_seen(c, context, name)
             state.setdefault("mem", {})[name] = mem
             state[f"text-{name}"] = text

@@ -147,3 +147,41 @@ def test_a_later_run_refreshes_the_package_lists_again_a_resume_does_not(tmp_pat
     code, out, err = run("--simulate", "multi-gpu", "--root", root, "--answers", path)
     assert code == 0, out + err
     assert updates() == 2  # a new run: the lists are refreshed again before installing
+
+
+def test_a_plan_on_a_running_cluster_waits_on_its_probes_side_by_side_not_one_after_another(tmp_path, monkeypatch):
+    """On `ready` (a Kind cluster with the operator and HAMi installed) the plan of full.yaml reads the
+    cluster's nodes, releases, their values, the operator's and the check's pods: the steps name those
+    probes ahead (Step.prefetch) and they run side by side. Each probe runs once; every probe run ahead
+    is one the plans then read; few are left for the plans to make one after another."""
+    import threading
+
+    ran: list[tuple[str, tuple[str, ...]]] = []  # (thread, argv) of every probe started
+    asked: list[tuple[str, tuple[str, ...]]] = []  # (thread, argv) of every probe asked for, cached or not
+    real_run, real_probe = H.Runner.run, H.Runner.probe
+
+    def recording_run(self, argv, *args, **kwargs):
+        if not kwargs.get("change", True):
+            ran.append((threading.current_thread().name, tuple(argv)))
+        return real_run(self, argv, *args, **kwargs)
+
+    def recording_probe(self, argv, **kwargs):
+        asked.append((threading.current_thread().name, tuple(argv)))
+        return real_probe(self, argv, **kwargs)
+
+    monkeypatch.setattr(H.Runner, "run", recording_run)
+    monkeypatch.setattr(H.Runner, "probe", recording_probe)
+    root = tmp_path / "s"
+    code, out, err = run("--simulate", "ready", "--root", str(root), "doctor")  # the sandbox, prepared
+    ran.clear()
+    asked.clear()
+    code, out, err = run("--simulate", "ready", "--root", str(root), "plan", "--answers", str(FULL))
+    assert code == 0, out + err
+    argvs = [a for _, a in ran]
+    assert len(argvs) == len(set(argvs)), [a for a in argvs if argvs.count(a) > 1]
+    ahead = {a for t, a in ran if t.startswith("prefetch")}
+    read = {a for t, a in asked if not t.startswith("prefetch")}
+    assert len(ahead) >= 15, sorted(ahead)
+    assert ahead <= read, sorted(ahead - read)  # no guess wasted
+    serial = [a for t, a in ran if t == "MainThread"]  # the probes the plans waited on one by one
+    assert serial == [], serial

@@ -147,3 +147,25 @@ def test_sudo_keeps_the_sessions_and_the_commands_variables(bin_dir: Path):
     assert argv[:5] == ["-n", "env", "APT_CONFIG=/var/lib/x/apt.conf", "DEBIAN_FRONTEND=noninteractive",
                         "https_proxy=http://proxy:3128"]
     assert argv[5].endswith("/apt-get") and argv[6:] == ["install", "-y", "x"]
+
+
+def test_prefetched_probes_run_side_by_side_once_into_the_plan_cache(tmp_path: Path):
+    """Runner.prefetch: each probe of a plan's cache runs once, all at the same time (each of these
+    two waits for the other to have started, so one after another would end in their timeouts), and
+    the plan then reads them without running anything; outside a plan's cache nothing runs."""
+    a, b = tmp_path / "a", tmp_path / "b"
+
+    def waits(mine: Path, other: Path) -> list[str]:
+        return ["bash", "-c", f"touch {mine}; n=0; while [ ! -e {other} ] && [ $n -lt 300 ]; do sleep 0.01; n=$((n+1)); done; "
+                f"[ -e {other} ] && echo met"]
+
+    runner = Runner()
+    assert runner.prefetch([waits(a, b)]) == 0 and not a.exists()  # no plan: nothing to keep it for
+    with runner.cached_probes():
+        assert runner.peek(waits(a, b)) == (False, None)
+        assert runner.prefetch([waits(a, b), waits(b, a), waits(a, b)], timeout=10) == 2
+        seen, first = runner.peek(waits(a, b))
+        assert seen and first is not None and first.stdout == "met\n"
+        a.unlink()
+        assert runner.probe(waits(a, b)) is first and not a.exists()  # read from the cache: not run again
+        assert runner.prefetch([waits(a, b), waits(b, a)]) == 0
