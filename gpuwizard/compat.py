@@ -76,7 +76,7 @@ class Finding:
 
 # -- the table's shape ----------------------------------------------------------------------------
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class _Row(_Model):

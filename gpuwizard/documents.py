@@ -268,6 +268,15 @@ class VerifyDocument(TypedDict):
     layers: list[VerifyLayer]
 
 
-FACTS = TypeAdapter(Facts)
-STATE = TypeAdapter(StateData)
-VERIFY = TypeAdapter(VerifyDocument)
+_ADAPTED: dict[str, Any] = {"FACTS": Facts, "STATE": StateData, "VERIFY": VerifyDocument}
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def __getattr__(name: str) -> TypeAdapter[Any]:
+    """``FACTS``, ``STATE``, ``VERIFY``: validators of the three documents, each built at its first
+    use (building one takes milliseconds that a wizard starting up does not need to spend)."""
+    if name not in _ADAPTED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _ADAPTERS:
+        _ADAPTERS[name] = TypeAdapter(_ADAPTED[name])
+    return _ADAPTERS[name]

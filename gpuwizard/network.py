@@ -53,7 +53,7 @@ def _url(value: str) -> str:
 class Mirrors(BaseModel):
     """Mirrors of what gpuwizard downloads (gpuwizard/network.py)."""
 
-    model_config = ConfigDict(extra="forbid", title="mirrors")
+    model_config = ConfigDict(extra="forbid", title="mirrors", defer_build=True)
 
     cuda_repo: str | None = Field(default=None, description=f"mirror of NVIDIA's CUDA repositories ({UPSTREAM['cuda_repo']})")
     cuda_runfiles: str | None = Field(default=None, description=f"mirror of the CUDA runfiles ({UPSTREAM['cuda_runfiles']})")
@@ -95,7 +95,7 @@ class Mirrors(BaseModel):
 class Proxy(BaseModel):
     """An HTTP(S) proxy for every download (gpuwizard/network.py)."""
 
-    model_config = ConfigDict(extra="forbid", title="proxy")
+    model_config = ConfigDict(extra="forbid", title="proxy", defer_build=True)
 
     http: str | None = Field(default=None, description="http_proxy: the proxy for http:// URLs")
     https: str | None = Field(default=None, description="https_proxy: the proxy for https:// URLs")

@@ -37,8 +37,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # CUDA toolkit X.Y -> minimum Linux driver (toolkit GA), from the "CUDA Toolkit and Corresponding
 # Driver Versions" table, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/ (Table 3): the
-# cuda-driver/<X.Y> rows of the compatibility table, gpuwizard/assets/compat.yaml (gpuwizard.compat).
-CUDA_MIN_DRIVER: dict[str, str] = compat.cuda_min_driver_table()
+# cuda-driver/<X.Y> rows of the compatibility table, gpuwizard/assets/compat.yaml (gpuwizard.compat),
+# read at the first use (not at import: a starting wizard does not wait on the table).
+def cuda_min_driver() -> dict[str, str]:
+    """CUDA toolkit X.Y -> minimum Linux driver, every row of the table (a new dict each call)."""
+    return compat.cuda_min_driver_table()
+
 # CUDA X.Y -> (the latest update's full version, the driver bundled in its runfile name), as in
 # https://developer.download.nvidia.com/compute/cuda/<full>/local_installers/cuda_<full>_<drv>_linux.run
 # (the seed recipe: cuda_12.6.2_560.35.03_linux.run).
@@ -68,7 +72,7 @@ def meets_minimum(driver_version: str, minimum: str) -> bool:
 def cuda_for_driver(driver_version: str) -> str | None:
     """The newest CUDA X.Y of NVIDIA's table whose minimum driver the given driver (a version or a
     bare branch such as 565) meets."""
-    fits = [xy for xy, need in CUDA_MIN_DRIVER.items() if meets_minimum(driver_version, need)]
+    fits = [xy for xy, need in cuda_min_driver().items() if meets_minimum(driver_version, need)]
     return max(fits, key=V.key) if fits else None
 
 

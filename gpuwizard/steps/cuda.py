@@ -123,9 +123,9 @@ class CudaStep(Step[CudaAnswers]):
 
     def plan(self, ctx: StepContext, answers: CudaAnswers) -> list[A.Action]:
         xy, now = self._target(ctx, answers)
-        need = C.CUDA_MIN_DRIVER.get(xy)
+        need = C.cuda_min_driver().get(xy)
         need_text = f"driver ≥ {need}" if need else "a newer driver"
-        row = compat.cuda_row(xy)  # where CUDA_MIN_DRIVER's value comes from, named in a refusal
+        row = compat.cuda_row(xy)  # where that minimum comes from, named in a refusal
         cite = f" (row {row.id}, source {row.source})" if row and need == row.min_driver else ""
         if now["status"] == "ok" and now.get("cuda_version") and V.key(xy) > V.key(now["cuda_version"]):
             which = "the driver this run installs" if now.get("promised") else "the installed driver"

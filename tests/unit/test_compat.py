@@ -57,7 +57,7 @@ def test_the_table_is_read_once() -> None:
 
 def test_driver_by_cuda_is_what_common_had_before() -> None:
     assert K.cuda_min_driver_table() == CUDA_MIN_DRIVER_BEFORE
-    assert C.CUDA_MIN_DRIVER == CUDA_MIN_DRIVER_BEFORE
+    assert C.cuda_min_driver() == CUDA_MIN_DRIVER_BEFORE
     assert K.cuda_min_driver("12.6") == "560.28.03" and K.cuda_min_driver("12.6.2") == "560.28.03"
     assert K.cuda_min_driver("12.7") is None  # NVIDIA never shipped a 12.7 toolkit
     assert C.cuda_for_driver("565") == "12.6"  # behaviour of the users of the dict unchanged

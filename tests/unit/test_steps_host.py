@@ -154,7 +154,7 @@ def test_runfile_needs_a_version(tmp_path):
 
 def test_cuda_tables_and_choice():
     assert C.newest_cuda_for("12.7") == "12.6" and C.newest_cuda_for("12.4") == "12.4" and C.newest_cuda_for(None) is None
-    assert C.CUDA_MIN_DRIVER["12.6"] == "560.28.03"
+    assert C.cuda_min_driver()["12.6"] == "560.28.03"
     assert C.CUDA_RUNFILES["12.6"] == ("12.6.2", "560.35.03")  # the seed's cuda_12.6.2_560.35.03_linux.run
 
 
