@@ -183,6 +183,9 @@ def log_block(text: str, name: str) -> str:
     return "".join(rest[len(mark):] + "\n" for rest in rests if rest.startswith(mark))
 
 
+LOG_SLICE = 512  # output lines written to the log file at a time
+
+
 class LogFile:
     """The per-run log file (mode 0600): every event, every line of every command's output, and
     every command the runner ran — probes too — with its exit code and duration.
@@ -291,7 +294,15 @@ class LogFile:
             lines = ev.data.get("lines") if ev.data else None
             if lines is None:
                 lines = ev.text.split("\n")
-            self._put(prefix + ("\n" + prefix).join(lines) + "\n")
+            sep = "\n" + prefix
+            # in slices: one string of a whole read (thousands of lines) is large enough for malloc
+            # to map fresh pages for it, and for its encoding, at every read (tens of thousands of
+            # page faults in a flood, most of the time spent on it); slices reuse the same memory
+            with self._lock:
+                if self._closed:
+                    return
+                for at in range(0, len(lines), LOG_SLICE):
+                    self._fh.write(prefix + sep.join(lines[at:at + LOG_SLICE]) + "\n")
             return
         parts: list[Any] = [ev.kind]
         if ev.step:

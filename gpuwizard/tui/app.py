@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,12 @@ if TYPE_CHECKING:  # pragma: no cover — loaded after the first frame (see Wiza
     from .screens.step import StepPane
 
 FLUSH_INTERVAL = 0.05
+# while a step floods its output (a drain found more lines than the log view keeps), the queue is
+# drained at this pace instead: each drain then rewrites the whole view, and what the UI thread
+# spends on it, it takes from the thread reading the command's output (they share the GIL)
+FLOOD_INTERVAL = 0.2
+FLOOD_LINES = 2000  # as many lines as the log view keeps (widgets.runview.MAX_LINES; not imported here:
+# the run view's module is loaded with the first step pane, after the first frame)
 PANE_SHOWN_WAIT = 1.0  # seconds a worker waits at most for a pane being opened to be on the screen
 OUTPUT_KEEP = 5000  # lines of output kept per step in memory (the Log shows at most its max_lines)
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -173,6 +180,10 @@ class WizardApp(App[int]):
         self.exported: Path | None = None
         self._queue: collections.deque[Event] = collections.deque()
         self._queue_lock = threading.Lock()
+        self._received = 0  # output lines the engine emitted since the last drain
+        self._queued = 0  # of them, those the queue holds (the last OUTPUT_KEEP of each read at most)
+        self._flooding = False  # the last drain found more lines than the log view keeps
+        self._drained_at = 0.0  # time.monotonic() of the last drain
         # set once the step pane mounted last is on the screen: the workers its opening starts (its
         # plan, a custom widget's check) wait for it, so that they do not share the GIL with the
         # pane's first layout and paint; an already mounted pane is shown without one
@@ -260,7 +271,7 @@ class WizardApp(App[int]):
             self.sub_title = f"simulated host: {self.session.args.simulate}"
         elif self.host.dry_run:
             self.sub_title = "dry run"
-        self.set_interval(FLUSH_INTERVAL, self._drain_events)
+        self.set_interval(FLUSH_INTERVAL, self._drain_tick)
         self.set_interval(1.0, self._tick)
         self.main.statuses = {sid: self.status(sid) for sid in self.step_ids}  # the keys change once loaded
         self.call_after_refresh(self.load_worker)
@@ -600,16 +611,57 @@ class WizardApp(App[int]):
         self.call_from_thread(self._run_done, sid, code)
 
     def _on_engine_event(self, ev: Event) -> None:
-        """Called on the engine's thread: queue only; the UI thread drains the queue."""
+        """Called on the engine's thread: queue only; the UI thread drains the queue.
+
+        Of output, the queue holds only what the view can still show: the last ``OUTPUT_KEEP`` lines
+        of each read, and none of the reads that newer ones push out of those lines. What is left
+        out is freed on this thread at once, while its memory is still in use (the log file has
+        every line): a flood's lines kept until the next drain and freed then would have the
+        allocator hand their memory back and map it anew for the next reads, a page fault every
+        few lines, which doubled the time a flood takes to reach the log file."""
+        if ev.kind == "output":
+            lines = ev.data.get("lines") if ev.data else None
+            lines = lines if lines is not None else ev.text.split("\n")
+            received = len(lines)
+            ev = replace(ev, text="", data={**ev.data, "lines": lines[-OUTPUT_KEEP:]})
         with self._queue_lock:
             self._queue.append(ev)
+            if ev.kind == "output":
+                self._received += received
+                self._queued += len(ev.data["lines"])
+                if self._queued > 2 * OUTPUT_KEEP:
+                    self._prune_queue()
 
-    def _drain_events(self) -> None:
+    def _prune_queue(self) -> None:
+        """Drop the queued reads whose lines newer reads push out of the last ``OUTPUT_KEEP`` (under
+        the queue's lock); every other event stays, in its order."""
+        kept: list[Event] = []
+        newer = 0
+        for ev in reversed(self._queue):
+            if ev.kind == "output":
+                if newer >= OUTPUT_KEEP:
+                    continue
+                newer += len(ev.data["lines"])
+            kept.append(ev)
+        kept.reverse()
+        self._queue = collections.deque(kept)
+        self._queued = newer
+
+    def _drain_tick(self) -> None:
+        now = time.monotonic()
+        if self._flooding and now - self._drained_at < FLOOD_INTERVAL:
+            return
+        self._drained_at = now
+        self._flooding = self._drain_events() >= FLOOD_LINES
+
+    def _drain_events(self) -> int:
+        """Hand the queued events to their panes; returns how many output lines they carried."""
         with self._queue_lock:
             if not self._queue:
-                return
+                return 0
             events = list(self._queue)
             self._queue.clear()
+            count, self._received, self._queued = self._received, 0, 0
         batches: dict[str, tuple[list[Event], list[str]]] = {}
         status_changed = False
         for ev in events:
@@ -644,6 +696,7 @@ class WizardApp(App[int]):
                 mounted[sid].on_events(evs, lines)
         if status_changed:
             self.refresh_statuses()
+        return count
 
     def _tick(self) -> None:
         if self.running:

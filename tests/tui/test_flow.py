@@ -279,6 +279,43 @@ async def test_a_flood_of_output_is_batched_and_bounded(tmp_path: Path):
     assert "line 0\n" in text and "line 29999\n" in text
 
 
+async def test_a_flood_queued_between_drains_keeps_only_what_the_view_can_show(tmp_path: Path):
+    """Reads queued between two drains: the queue holds no more output than the view can still show
+    (older reads are freed as newer ones arrive), and the drain shows exactly the lines it showed
+    when it was handed every read: the last OUTPUT_KEEP of them, the event lines among them, in order."""
+    from gpuwizard.tui.app import OUTPUT_KEEP, event_lines
+
+    app = make_app(tmp_path, steps=with_driver(Flood))
+    add_tool(app, "flood", "print('line 0')")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open("driver")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        app._drain_events()
+        before = list(app.outputs["driver"])
+        events = [Event("action-started", "driver", "flood", "second read")]
+        n = 0
+        for read in range(12):  # 12 reads of 3,000 lines, a note after the sixth
+            lines = [f"read {read} line {i}" for i in range(3000)]
+            n += len(lines)
+            events.append(Event("output", "driver", "flood", "\n".join(lines), data={"lines": lines}))
+            if read == 5:
+                events.append(Event("note", "driver", "flood", "halfway"))
+        events.append(Event("action-finished", "driver", "flood", "second read", status="ok"))
+        most = 0
+        for ev in events:
+            app._on_engine_event(ev)
+            most = max(most, sum(len(e.data["lines"]) for e in app._queue if e.kind == "output"))
+        # what the view shows: the last OUTPUT_KEEP lines of all the events' lines
+        every = [line for ev in events for line in event_lines(ev)]
+        assert most <= 2 * OUTPUT_KEEP + 3000
+        assert [e.text for e in app._queue if e.kind != "output"] == ["second read", "halfway", "second read"]
+        assert app._drain_events() == n  # the reads' lines are counted, not only those kept
+        assert list(app.outputs["driver"]) == (before + every)[-OUTPUT_KEEP:]
+        assert app.pane("driver").runview.log_view.lines[-1] == every[-1]
+
+
 async def test_output_drained_while_the_app_closes_its_widgets_is_dropped_not_a_crash(tmp_path: Path):
     """When the app closes, its widgets are removed while the output timer may still fire with a
     run's last lines queued (seen in the flood benchmark: NoMatches, and the app ended with a

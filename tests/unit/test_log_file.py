@@ -157,6 +157,21 @@ def test_writes_from_many_threads_never_interleave(tmp_path: Path):
     assert sum(1 for line in lines if line == "  | second") == threads * n
 
 
+def test_a_read_of_thousands_of_lines_is_written_whole_each_line_stamped(tmp_path: Path):
+    """A read longer than the slices the log writes at a time (LOG_SLICE): every line, in order, each
+    with its stamp and stream mark, none run together where two slices meet."""
+    from gpuwizard.console import LOG_SLICE
+
+    n = 3 * LOG_SLICE + 7
+    log = LogFile(tmp_path / "logs")
+    log(Event("output", "driver", "install", stream="stderr", data={"lines": [f"err {i}" for i in range(n)]}))
+    log(Event("output", "driver", "install", stream="stdout", data={"lines": ["after"]}))
+    log.close()
+    raw = log.path.read_text().splitlines()
+    assert len(raw) == n + 1 and all(re.match(r"^\S+ {3}! err \d+$", line) for line in raw[:n])
+    assert body("\n".join(raw) + "\n") == [f"  ! err {i}" for i in range(n)] + ["  | after"]
+
+
 def test_the_header_holds_the_effective_answers_and_the_facts(tmp_path: Path):
     answers = parse_answers("version: 1\ndriver: {reboot: never}\ncuda: {version: '12.6'}\n")
     doc = {"version": 1, "driver": answers.driver, "cuda": answers.cuda,

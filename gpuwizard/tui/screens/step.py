@@ -160,9 +160,10 @@ class StepPane(Vertical):
         if self.wizard.outputs.get(self.sid):  # output from before this pane was mounted
             self.call_later(self.ensure_run_view)
         elif self.wizard.steps[self.sid].implemented:
-            # built while the plan is read, once the pane is on the screen: a Run pressed at once
-            # builds it then (ensure_run_view), and a key pressed during the run's first moments
-            # does not wait behind it
+            # built while the plan is read (once it is shown, show_plan; at the latest after
+            # RUN_VIEW_DELAY), once the pane is on the screen: a Run pressed at once builds it then
+            # (ensure_run_view), and a key pressed during the run's first moments does not wait
+            # behind it
             self.set_timer(RUN_VIEW_DELAY, self.ensure_run_view)
         if self.wizard.steps[self.sid].implemented:
             self.sync_run(current_answers(self))  # before the pane's first focus: Run may be off
@@ -302,6 +303,8 @@ class StepPane(Vertical):
         self._one("step-plan").update(plan_text(self.wizard.ready.engine, planned))
         if planned is not None and not planned.error:
             self.actions_total = len(planned.actions) or None
+        if not self._run_view_started:  # the plan is being read: the run view is built now, after
+            self.call_after_refresh(self.ensure_run_view)  # the frame that shows the plan
 
     def focus_default(self) -> None:
         switcher = self._one("step-switcher")
