@@ -20,7 +20,9 @@ Layout::
     DIR/charts/<alias>/<chart>-<version>.tgz
 
 Installing from it: every file's sha256 is checked before anything runs (a missing or changed file
-is refused, exit 2); then DIR is served on 127.0.0.1 for the length of the run, and each URL of the
+is refused, exit 2); the plan refuses a bundle built on another architecture, or, for the steps
+that still install packages, another distribution or release (:func:`mismatch`: the manifest's
+``host`` against this host's facts); then DIR is served on 127.0.0.1 for the length of the run, and each URL of the
 bundle and each chart repository is fetched from there (:class:`gpuwizard.network.Network`'s local
 map, applied after the answer file's mirrors). A URL the plan needs that the bundle lacks is named
 by the URL check at plan time.
@@ -334,6 +336,7 @@ def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None
     """Point the session's network at the bundle: each URL base of its files at the copy served from
     ``base`` (127.0.0.1), each chart release at its archive in the bundle (helm installs from the .tgz)."""
     network.bundle = str(bundle.resolve())
+    network.bundle_host = dict(manifest.get("host") or {}) or None
     for rel, meta in manifest["files"].items():
         if rel.startswith("files/"):
             _, scheme, host = rel.split("/", 3)[:3]
@@ -344,6 +347,30 @@ def use(network: Any, bundle: Path, manifest: dict[str, Any], base: str) -> None
             network.local_apt = str((bundle / APT_DIR).resolve())
         elif rel.startswith("images/") and meta.get("image"):
             network.local_images[str(meta["image"])] = (str((bundle / rel).resolve()), str(meta["loaded_as"]))
+
+
+def _described(host: dict[str, Any]) -> str:
+    name = host.get("pretty_name") or " ".join(str(host[k]) for k in ("os", "version") if host.get(k)) or "an unknown system"
+    return f"{name} ({host.get('arch') or 'unknown architecture'})"
+
+
+def mismatch(built: dict[str, Any] | None, target: dict[str, Any], packages: bool) -> str | None:
+    """Why a bundle built on ``built`` (its manifest's host) cannot serve ``target`` (this host's
+    facts), or None. Its binaries, runfiles and images are of the build machine's architecture; its
+    packages (``packages``: the steps still to install some) were resolved for the build machine's
+    distribution and release, and apt would install them here with the bundle's pin."""
+    if not built:
+        return None
+    arch, here = built.get("arch"), target.get("arch")
+    if arch and here and arch != here:
+        return (f"the offline bundle was built on {_described(built)}: its binaries, images and packages are for "
+                f"{arch}, and this host is {here} ({_described(target)}); build the bundle on a {here} machine")
+    same = all(built.get(k) == target.get(k) for k in ("os", "version"))
+    if packages and not same:
+        return (f"the offline bundle's packages were resolved for {_described(built)}, and this host is "
+                f"{_described(target)}: apt would install another release's packages here; build the bundle on a "
+                f"machine of this host's distribution and release")
+    return None
 
 
 def attach(network: Any, where: str | os.PathLike[str], host: Any) -> Server:

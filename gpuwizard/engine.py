@@ -437,17 +437,32 @@ class Engine:
             self._prefetch(call, selected, answers)
             for sid in selected:
                 planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
-        if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
-            from .packages import lacking
-            from .platform import for_host
+        if self.network.bundle:
+            self._check_bundle(planned)
+        return planned
 
-            short = lacking(self.network, for_host(self.facts().get("host") or {}), planned)
+    def _check_bundle(self, planned: list[PlannedStep]) -> None:
+        """An offline bundle made for another machine is refused where a step still uses it (before
+        anything runs); of its packages, what it lacks is said."""
+        from .bundle import mismatch
+        from .packages import installs, lacking
+        from .platform import for_host
+
+        target = self.facts().get("host") or {}
+        platform = for_host(target)
+        for p in planned:
+            pending = not all(p.done)
+            why = mismatch(self.network.bundle_host, target,
+                           packages=bool(self.network.local_apt and installs(platform, p, pending_only=True)))
+            if why and pending and p.error is None:
+                p.error, p.refused = why, True
+        if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
+            short = lacking(self.network, platform, planned)
             for p in planned:
-                if p.step.id in short:
+                if p.step.id in short and not p.refused:
                     p.decisions.append(f"the offline bundle's packages lack {', '.join(short[p.step.id])}: apt must "
                                        "fetch them from the host's own archive (else rebuild the bundle from this "
                                        "answer file)")
-        return planned
 
     def _prefetch(self, call: Call, selected: list[str], answers: Mapping[str, Any], rounds: int = 3) -> None:
         """The steps' :meth:`Step.prefetch` probes, run side by side into the plan's probe cache, in

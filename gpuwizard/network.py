@@ -138,8 +138,10 @@ class Network:
     # it loads as: the tag, since `docker load` keeps no digest: moby/moby#22011)
     local_images: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    # the offline bundle in use (its directory), None without one
+    # the offline bundle in use (its directory), None without one; and the host it was built on
+    # (its manifest's "host": the facts' os, version, arch), which the target must match
     bundle: str | None = None
+    bundle_host: dict[str, Any] | None = None
     # the bundle's APT repository (its directory on this machine), and the APT_CONFIG file that points
     # gpuwizard's apt commands at it (gpuwizard/packages.py)
     local_apt: str | None = None

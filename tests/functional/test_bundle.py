@@ -143,6 +143,42 @@ def test_packages_and_images_a_smaller_bundle_lacks_are_named_in_the_plan(tmp_pa
     assert "the offline bundle lacks 3 image(s) the cluster pulls here: docker.io/projecthami/hami:v2.10.0" in stdout
 
 
+def test_a_bundle_built_for_another_release_or_architecture_is_refused_before_anything_runs(full_bundle: Path,
+                                                                                              tmp_path: Path):
+    """The full bundle was built on Ubuntu 22.04 (x86_64). On Debian 12 its packages would be another
+    release's (apt would install them with the bundle's pin): the steps that install packages are
+    refused, exit 2, nothing runs; the cluster steps (charts, images of the same architecture) plan.
+    Its manifest saying aarch64: every step that still has work is refused, its binaries and images
+    being of another architecture."""
+    from .test_host_layer import changing_calls
+
+    root = tmp_path / "d12"
+    sb = prepare("debian12", root)
+    code, out, err = run("plan", "--simulate", "debian12", "--root", str(root), "--bundle", str(full_bundle),
+                         "--answers", str(FULL))
+    assert code == 2, out + err
+    assert ("refused: the offline bundle's packages were resolved for Ubuntu 22.04.5 LTS (x86_64), and this host is "
+            "Debian GNU/Linux 12 (bookworm) (x86_64): apt would install another release's packages here") in out
+    assert "not plannable: driver (refused), cuda (refused), container (refused)" in out  # cuda: also its own reason
+    code, out, err = run("--simulate", "debian12", "--root", str(root), "--bundle", str(full_bundle), "--answers", str(FULL))
+    assert code == 2 and "nothing was executed" in err and "another release's packages" in err, out + err
+    assert changing_calls(sb.calls()) == []
+
+    bundle = copy_of(full_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["host"]["arch"] = "aarch64"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    root = tmp_path / "t4"
+    sb = prepare("t4-bare", root)
+    code, out, err = run("plan", "--simulate", "t4-bare", "--root", str(root), "--bundle", str(bundle), "--answers", str(FULL))
+    assert code == 2, out + err
+    assert ("refused: the offline bundle was built on Ubuntu 22.04.5 LTS (aarch64): its binaries, images and packages "
+            "are for aarch64, and this host is x86_64") in out
+    assert "not plannable: driver (refused), cuda (refused), container (refused), kind (refused), operator (refused), " \
+           "hami (refused), podspec (refused)" in out
+    assert changing_calls(sb.calls()) == []
+
+
 def test_a_build_machine_without_docker_or_apt_is_told_what_it_lacks(tmp_path: Path):
     """k3s (containerd, no Docker) cannot save the images a bundle holds; rocky9 (dnf) says its
     packages are not bundled: each ends with a sentence, not a traceback."""
