@@ -191,7 +191,8 @@ class EditJson(Action):
 @dataclass
 class WaitFor(Action):
     """Wait until a read-only condition holds (polling with an event wait, not a sleep loop).
-    ``check`` may raise StepFailed for a state that waiting will not fix."""
+    ``check`` may raise StepFailed for a state that waiting will not fix. A dry run checks once and
+    records the wait (what it waits for was not started)."""
 
     id: str
     title: str
@@ -212,6 +213,11 @@ class WaitFor(Action):
         return bool(self.check(ctx))
 
     def apply(self, ctx: StepContext) -> None:
+        if ctx.host.dry_run:
+            # nothing was started that the wait would see come up: shown as the run would wait
+            if not self.check(ctx):
+                ctx.host.runner.recorded.append(["<wait>", f"{self.timeout:g}s", self.title])
+            return
         deadline = time.monotonic() + self.timeout
         waiter = ctx.host.runner.cancel
         while True:

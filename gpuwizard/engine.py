@@ -153,6 +153,9 @@ class StepContext:
         self.plan_data: dict[str, Any] = {}  # what the plan resolved, for provides() and exports
         self._facts: FactsView | None = None
         self._assumed: list[str] = []
+        # a dry run: actions of this step that would have changed the host (none did): what a later
+        # check of the step reads is not what it would read in the real run
+        self.dry_changes = 0
 
     @property
     def host(self) -> Host:
@@ -585,12 +588,12 @@ class Engine:
                     continue
                 if isinstance(action, A.Reboot):
                     return self._reboot(ctx, action)
-                self._apply_journaled(ctx, action)
+                self._apply_dry(ctx, action) if self.host.dry_run else self._apply_journaled(ctx, action)
                 self.state.record_action(sid, action.id, "changed", run=ctx.call.run_id)
                 self._save()
                 self.emit(Event("action-finished", sid, action.id, action.title, status="changed"))
             ctx.current_action = None
-            summary = step.verify(ctx, answers)
+            summary = self._verify_dry(ctx, step, answers) if self.host.dry_run else step.verify(ctx, answers)
         except Exception as exc:  # noqa: BLE001 — every failure is recorded, then reported
             return self._fail(ctx, exc)
         finally:
@@ -621,6 +624,36 @@ class Engine:
             action.apply(ctx)
         finally:  # a failure half-way still leaves what it changed reversible
             J.finish(ctx, pending)
+
+    # A dry run records each command instead of running it. Once an action would have changed the
+    # host, what a later read finds (a check of the key a download would have fetched, the runtime
+    # nvidia-ctk would have configured, a step's verification) is not what the real run will find:
+    # a failure from there on is said as a note, the check the real run makes at that point, and the
+    # step goes on. Before that, the host is as the run will find it, and a failure fails.
+    def _apply_dry(self, ctx: StepContext, action: A.Action) -> None:
+        recorded = len(self.host.runner.recorded)
+        try:
+            action.apply(ctx)
+        except StepFailed as exc:
+            if not (ctx.dry_changes or len(self.host.runner.recorded) > recorded):
+                raise
+            self._dry_note(ctx, str(exc))
+        ctx.dry_changes += 1
+
+    def _verify_dry(self, ctx: StepContext, step: Step[Any], answers: Any) -> str:
+        try:
+            return step.verify(ctx, answers) or ""
+        except GpuwizardError as exc:
+            if not ctx.dry_changes:
+                raise
+            self._dry_note(ctx, str(exc))
+            return "dry run: nothing was executed"
+
+    def _dry_note(self, ctx: StepContext, what: str) -> None:
+        # ctx.note keeps quiet in a dry run (a plan's probes note nothing); this is the run's own word
+        self.emit(Event("note", ctx.step_id, ctx.current_action,
+                        f"dry run: the real run checks here what the commands before would have changed; on this "
+                        f"host as it is now: {what}"))
 
     def _boots(self, ctx: StepContext, step: Step[Any], answers: Any) -> dict[str, str]:
         try:

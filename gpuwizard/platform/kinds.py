@@ -50,7 +50,7 @@ class Check(A.Action):
     def apply(self, ctx: StepContext) -> None:
         if self.check(ctx):
             return
-        if self.on_failure is not None:
+        if self.on_failure is not None and not ctx.host.dry_run:  # a dry run changes nothing
             self.on_failure(ctx)
         reason = self.failure(ctx) if callable(self.failure) else self.failure
         raise StepFailed(reason or f"check failed: {self.title}")

@@ -262,6 +262,31 @@ async def test_dry_run_is_marked_on_the_main_screen_and_in_dialogs(tmp_path: Pat
         assert app.screen.query(DryRunBanner) and DRY_RUN_TEXT in screen_text(app)
 
 
+async def test_a_dry_run_runs_a_step_through_the_checks_of_what_it_would_change(tmp_path: Path):
+    """The container step in a dry run: its check of the key the download would have fetched, and of
+    the runtime nvidia-ctk would have configured, are said in its log as the checks the real run
+    makes, and the step ends done (it failed, "holds no key", before). CUDA, with no driver on the
+    host, fails as a real run would; its dialog says the state file was not written."""
+    from gpuwizard.tui.screens.modals import FailureScreen
+
+    app = make_app_with(tmp_path, "--dry-run")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_pane(pilot, "container")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.state.status("container") == "done", app.state.steps.get("container")
+        log = "\n".join(app.outputs["container"])
+        assert "dry run: the real run checks here" in log and "holds no key" in log
+        app.open("cuda")
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, FailureScreen)
+        text = " ".join(screen_text(app).replace("█", " ").replace("│", " ").split())
+        assert "(not written: a dry run changes nothing, the state file included)" in text
+    assert not (tmp_path / "s/var/lib/gpuwizard/state.json").exists()
+
+
 async def test_no_dry_run_banner_otherwise(tmp_path: Path):
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:

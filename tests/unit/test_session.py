@@ -13,6 +13,8 @@ from gpuwizard import actions as A
 from gpuwizard.answers import parse_answers, sections
 from gpuwizard.cli import Session, build_parser
 from gpuwizard.engine import Engine, Step
+from gpuwizard.platform.apt import KEY_FINGERPRINT
+from gpuwizard.platform.kinds import Check
 from gpuwizard.session import WizardSession
 from gpuwizard.state import State, UnsavedState
 from gpuwizard.steps import registry
@@ -117,6 +119,33 @@ def test_a_dry_run_shows_progress_but_never_writes_the_state_file(tmp_path):
     assert not Path(model.state.path).exists()  # the real state file is untouched
 
 
+def test_a_dry_run_of_the_host_layer_runs_each_step_through_its_checks(tmp_path):
+    """In a dry run nothing is downloaded or configured, so the container step's check of NVIDIA's key
+    (the key the download before it would have fetched) and of daemon.json (which nvidia-ctk would
+    have written) cannot hold: each is said as the check the real run makes there, and the step goes
+    on (it failed, "holds no key", before). The state file is not written."""
+    model = make(tmp_path / "s", "t4-bare", "--dry-run")
+    events = []
+    model.engine.listeners.append(events.append)
+    for sid in ("driver", "container"):
+        assert model.run_step(sid) in (0, 3), model.state.steps.get(sid)
+        assert model.state.status(sid) in ("done", "reboot-required"), model.state.steps.get(sid)
+    said = [e.text for e in events if e.kind == "note" and e.text.startswith("dry run: the real run checks here")]
+    assert any(f"holds no key, not NVIDIA's {KEY_FINGERPRINT}" in text for text in said), said
+    assert any("does not configure the nvidia runtime as asked" in text for text in said), said
+    assert not (model.engine.host.root / "usr/share/keyrings/nvidia-container-toolkit-keyring.gpg").exists()
+    assert not Path(model.state.path).exists()
+
+
+def test_a_failing_check_still_fails_a_dry_run_when_nothing_came_before_it(tmp_path):
+    """A check before any action that would change the host reads the host as the run would: a dry
+    run fails on it as the run does."""
+    model = make(tmp_path / "s", "t4-bare", "--dry-run")
+    model.engine.steps = {**model.engine.steps, "cuda": _CheckFirst()}
+    assert model.run_step("cuda") == 1
+    assert "the precondition is false" in model.state.steps["cuda"]["message"]
+
+
 def test_an_export_pins_the_chart_versions_the_session_planned(tmp_path):
     model = make(tmp_path / "s")
     model.plan(["hami"])
@@ -127,6 +156,16 @@ def test_an_export_pins_the_chart_versions_the_session_planned(tmp_path):
     assert doc["hami"]["chart_version"] == "2.10.0"
     replay = parse_answers(model.export_text())  # what is exported loads back
     assert replay.hami.chart_version == "2.10.0"
+
+
+class _CheckFirst(Step):
+    id = "cuda"
+    title = "stand-in"
+    Answers = CudaAnswers
+
+    def plan(self, ctx, answers):
+        return [Check("pre", "a precondition", lambda c: False, "the precondition is false"),
+                A.Run("after", "a change", ["true"], idempotent=True)]
 
 
 class _Notes(Step):

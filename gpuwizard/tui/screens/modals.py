@@ -157,8 +157,10 @@ class FailureScreen(_Modal[FailureChoice]):
                 yield Static("Last lines of output", classes="section")
                 with VerticalScroll(classes="tail"):
                     yield Static(Text("\n".join(f"| {t}" for t in self.tail)))
+            saved = (" (not written: a dry run changes nothing, the state file included)" if is_dry_run(self.app)
+                     else " (saved; `gpuwizard --resume` continues)")
             yield Static(Text.assemble(("full log: ", "bold"), self.log_path, "\n", ("state: ", "bold"), self.state_path,
-                                       " (saved; `gpuwizard --resume` continues)"), classes="dialog-text")
+                                       saved), classes="dialog-text")
             with Horizontal(classes="buttons"):
                 yield compact_button("Retry", variant="primary", name="retry", id="retry")
                 yield compact_button("Skip step", name="skip", id="skip")
