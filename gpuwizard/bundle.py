@@ -356,16 +356,17 @@ def _described(host: dict[str, Any]) -> str:
 
 def mismatch(built: dict[str, Any] | None, target: dict[str, Any], packages: bool) -> str | None:
     """Why a bundle built on ``built`` (its manifest's host) cannot serve ``target`` (this host's
-    facts), or None. Its binaries, runfiles and images are of the build machine's architecture; its
-    packages (``packages``: the steps still to install some) were resolved for the build machine's
-    distribution and release, and apt would install them here with the bundle's pin."""
+    facts) for a step that uses it, or None. Its binaries, runfiles and images are of the build
+    machine's architecture; its packages (``packages``: the step still installs some) were resolved
+    for the build machine's distribution and release, and apt would install them here with the
+    bundle's pin. What either side does not tell (an unreadable os-release) is not held against it."""
     if not built:
         return None
     arch, here = built.get("arch"), target.get("arch")
     if arch and here and arch != here:
         return (f"the offline bundle was built on {_described(built)}: its binaries, images and packages are for "
                 f"{arch}, and this host is {here} ({_described(target)}); build the bundle on a {here} machine")
-    same = all(built.get(k) == target.get(k) for k in ("os", "version"))
+    same = all(built.get(k) == target.get(k) for k in ("os", "version") if built.get(k) and target.get(k))
     if packages and not same:
         return (f"the offline bundle's packages were resolved for {_described(built)}, and this host is "
                 f"{_described(target)}: apt would install another release's packages here; build the bundle on a "

@@ -446,18 +446,25 @@ class Engine:
 
     def _check_bundle(self, planned: list[PlannedStep]) -> None:
         """An offline bundle made for another machine is refused where a step still uses it (before
-        anything runs); of its packages, what it lacks is said."""
+        anything runs): a file it serves, an image it holds, a package of its repository; of its
+        packages, what it lacks is said."""
         from .bundle import mismatch
         from .packages import installs, lacking
         from .platform import for_host
+        from .reach import urls
 
         target = self.facts().get("host") or {}
         platform = for_host(target)
+        copies = tuple(copy + "/" for copy in self.network.local_urls.values())
         for p in planned:
-            pending = not all(p.done)
-            why = mismatch(self.network.bundle_host, target,
-                           packages=bool(self.network.local_apt and installs(platform, p, pending_only=True)))
-            if why and pending and p.error is None:
+            if p.error is not None or all(p.done):
+                continue
+            packages = bool(self.network.local_apt and installs(platform, p, pending_only=True))
+            images = [*(p.data.get("images") or []), *(p.data.get("cluster_images") or [])]
+            uses = (packages or any(url.startswith(copies) for url in urls([p]))
+                    or any(ref in self.network.local_images for ref in images))
+            why = mismatch(self.network.bundle_host, target, packages=packages) if uses else None
+            if why:
                 p.error, p.refused = why, True
         if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
             short = lacking(self.network, platform, planned)
@@ -635,10 +642,12 @@ class Engine:
         try:
             action.apply(ctx)
         except StepFailed as exc:
-            if not (ctx.dry_changes or len(self.host.runner.recorded) > recorded):
+            # a refusal of the plan (A.Fail) fails the real run whatever ran before it: so here
+            if isinstance(action, A.Fail) or not (ctx.dry_changes or len(self.host.runner.recorded) > recorded):
                 raise
             self._dry_note(ctx, str(exc))
-        ctx.dry_changes += 1
+        if len(self.host.runner.recorded) > recorded:
+            ctx.dry_changes += 1
 
     def _verify_dry(self, ctx: StepContext, step: Step[Any], answers: Any) -> str:
         try:

@@ -91,6 +91,9 @@ class MakeDir(A.Action):
         return [TreeChange(self.path, drift=False), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
+        if ctx.host.dry_run:
+            ctx.host.runner.recorded.append(["<mkdir>", self.path])
+            return
         ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
 
 

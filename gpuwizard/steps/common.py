@@ -192,6 +192,9 @@ class Download(A.Action):
         return [FileChange(self.dest, drift=False), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
+        if ctx.host.dry_run:
+            ctx.host.runner.recorded.append(["<download>", self.source, self.dest])
+            return
         target = ctx.host.path(self.dest)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.source.startswith(("http://", "https://")):

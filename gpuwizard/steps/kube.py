@@ -887,11 +887,16 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
 
     def mismatch(c: StepContext) -> str:
         expected = published(c)
-        actual = sha256_of(c.host.path(dest)) if c.host.exists(dest) else "(no file)"
-        if c.host.exists(dest):
-            c.host.path(dest).rename(c.host.path(dest + ".rejected"))
+        rejected = c.host.path(dest + ".rejected")
+        here = c.host.path(dest) if c.host.exists(dest) else rejected if rejected.exists() else None
+        actual = sha256_of(here) if here is not None else "(no file)"
         return (f"checksum mismatch for {url}: the published sha256 is {expected or '(unreadable)'}, the download has "
                 f"{actual}; moved aside to {dest}.rejected and NOT installed")
+
+    def reject(c: StepContext) -> None:
+        """The download that does not match is moved aside (never in a dry run: Check skips it)."""
+        if c.host.exists(dest):
+            c.host.path(dest).rename(c.host.path(dest + ".rejected"))
 
     acts: list[A.Action] = [
         MakeDir(f"download-dir-{name}", f"the download directory for {name} ({d})", d, mode=0o755),
@@ -900,7 +905,8 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
             timeout=600, hint=offline).with_changes(FileChange(dest_sum, drift=False)),
         Cmd(f"download-{name}", f"download {name} {version} ({ctx.net.show(upstream)})", ["curl", "-fsSL", "-o", hp(ctx, dest), url],
             matches, timeout=600, hint=offline).with_changes(FileChange(dest, drift=False)),
-        Check(f"verify-{name}", f"sha256({fname}) = the published {fname}{TOOL_SUMS[name]}", matches, mismatch),
+        Check(f"verify-{name}", f"sha256({fname}) = the published {fname}{TOOL_SUMS[name]}", matches, mismatch,
+              on_failure=reject),
     ]
     if name == "helm":
         acts.append(Cmd(f"unpack-{name}", f"unpack {fname}",

@@ -148,8 +148,8 @@ def test_a_bundle_built_for_another_release_or_architecture_is_refused_before_an
     """The full bundle was built on Ubuntu 22.04 (x86_64). On Debian 12 its packages would be another
     release's (apt would install them with the bundle's pin): the steps that install packages are
     refused, exit 2, nothing runs; the cluster steps (charts, images of the same architecture) plan.
-    Its manifest saying aarch64: every step that still has work is refused, its binaries and images
-    being of another architecture."""
+    Its manifest saying aarch64: every step that still uses the bundle is refused (its binaries,
+    images and packages are of another architecture); the pod spec, a file it writes, is not."""
     from .test_host_layer import changing_calls
 
     root = tmp_path / "d12"
@@ -175,8 +175,20 @@ def test_a_bundle_built_for_another_release_or_architecture_is_refused_before_an
     assert ("refused: the offline bundle was built on Ubuntu 22.04.5 LTS (aarch64): its binaries, images and packages "
             "are for aarch64, and this host is x86_64") in out
     assert "not plannable: driver (refused), cuda (refused), container (refused), kind (refused), operator (refused), " \
-           "hami (refused), podspec (refused)" in out
+           "hami (refused)\n" in out
     assert changing_calls(sb.calls()) == []
+
+
+def test_what_a_manifest_or_the_host_does_not_tell_is_not_held_against_the_bundle():
+    from gpuwizard.bundle import mismatch
+
+    built = {"os": "ubuntu", "version": "22.04", "arch": "x86_64"}
+    assert mismatch(built, {"os": None, "version": None, "arch": "x86_64"}, packages=True) is None
+    assert mismatch({"arch": "x86_64"}, {"os": "debian", "version": "12", "arch": "x86_64"}, packages=True) is None
+    assert mismatch(built, {"os": "debian", "version": "12", "arch": "x86_64"}, packages=False) is None
+    assert "another release's packages" in mismatch(built, {"os": "ubuntu", "version": "24.04", "arch": "x86_64"},
+                                                     packages=True)
+    assert mismatch(None, {"arch": "aarch64"}, packages=True) is None  # no host in the manifest
 
 
 def test_a_build_machine_without_docker_or_apt_is_told_what_it_lacks(tmp_path: Path):
@@ -322,6 +334,44 @@ def without_image(full_bundle: Path, tmp_path: Path, needle: str) -> Path:
     (bundle / rel).unlink()
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     return bundle
+
+
+def test_images_load_into_a_kind_cluster_whose_context_was_renamed(full_bundle: Path, tmp_path: Path):
+    """The Kind cluster made from the bundle, its context then renamed (``kubectl config
+    rename-context kind-gpu-cluster lab``): the operator and HAMi, given ``existing_context: lab``,
+    still load the bundle's images into its nodes, the cluster's name read off them
+    (gpu-cluster-control-plane), not off the context's name; the charts then run with no registry."""
+    root = tmp_path / "s"
+    host = yaml.safe_load(FULL.read_text())
+    first = tmp_path / "first.yaml"
+    first.write_text(yaml.safe_dump({k: v for k, v in host.items() if k in ("version", "detect", "driver", "cuda",
+                                                                            "container", "kind")}))
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle), "--answers", str(first))
+    assert code == 0, out + err
+    sb = prepare("airgapped", root)
+    assert sb.world()["clusters"][0].get("loaded_images", []) == []  # nothing the cluster pulls loaded yet
+
+    def renamed(world: dict) -> None:
+        world["clusters"][0]["context"] = "lab"
+        world["current_context"] = "lab"
+
+    sb.mutate(renamed)
+    rest = tmp_path / "rest.yaml"
+    rest.write_text(yaml.safe_dump({"version": 1, "kind": {"existing_context": "lab"},
+                                    **{k: v for k, v in host.items() if k in ("operator", "hami")}}))
+    code, plan, err = run("plan", "--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle),
+                          "--answers", str(rest))
+    assert code == 0, plan + err
+    assert "load docker.io/projecthami/hami:v2.10.0 into the nodes of Kind cluster gpu-cluster" in plan
+    assert "load into Kind clusters only" not in plan
+    before = len(sb.calls())
+    code, out, err = run("--simulate", "airgapped", "--root", str(root), "--bundle", str(full_bundle), "--answers", str(rest))
+    assert code == 0, out + err
+    assert "all requested steps done" in out
+    loads = [c["argv"] for c in sb.calls()[before:] if c["argv"][:3] == ["kind", "load", "docker-image"]]
+    assert loads and all(argv[-2:] == ["--name", "gpu-cluster"] for argv in loads)
+    assert set(sb.world()["clusters"][0]["loaded_images"]) == {m["loaded_as"] for m in json.loads(
+        (full_bundle / "manifest.json").read_text())["files"].values() if m.get("pulled_by") == "cluster"}
 
 
 def test_a_bundle_without_hamis_hook_image_fails_the_install_as_helm_does(full_bundle: Path, tmp_path: Path):

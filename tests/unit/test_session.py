@@ -16,10 +16,13 @@ from gpuwizard.engine import Engine, Step
 from gpuwizard.platform.apt import KEY_FINGERPRINT
 from gpuwizard.platform.kinds import Check
 from gpuwizard.session import WizardSession
+from gpuwizard.simulate import prepare
 from gpuwizard.state import State, UnsavedState
 from gpuwizard.steps import registry
 from gpuwizard.steps.cuda import CudaAnswers
 from gpuwizard.steps.driver import DriverAnswers
+
+from ..functional.test_host_layer import changing_calls
 
 
 def make(root: Path, profile: str = "t4-bare", *extra: str) -> WizardSession:
@@ -133,8 +136,23 @@ def test_a_dry_run_of_the_host_layer_runs_each_step_through_its_checks(tmp_path)
     said = [e.text for e in events if e.kind == "note" and e.text.startswith("dry run: the real run checks here")]
     assert any(f"holds no key, not NVIDIA's {KEY_FINGERPRINT}" in text for text in said), said
     assert any("does not configure the nvidia runtime as asked" in text for text in said), said
-    assert not (model.engine.host.root / "usr/share/keyrings/nvidia-container-toolkit-keyring.gpg").exists()
+    root = model.engine.host.root
+    assert not (root / "usr/share/keyrings/nvidia-container-toolkit-keyring.gpg").exists()
+    assert not (root / "var/cache/gpuwizard").exists()  # the download cache: a mkdir the run would make
+    assert ["<mkdir>", "/var/cache/gpuwizard"] in model.engine.host.runner.recorded
+    assert changing_calls(prepare("t4-bare", root).calls()) == []
     assert not Path(model.state.path).exists()
+
+
+def test_a_dry_run_fails_on_a_refusal_of_the_plan_even_after_what_would_change(tmp_path):
+    """An A.Fail fails the real run whatever ran before it: a dry run fails on it too. A wait in a
+    dry run checks once, is recorded, and does not wait."""
+    model = make(tmp_path / "s", "t4-bare", "--dry-run")
+    model.engine.steps = {**model.engine.steps, "cuda": _FailAfterChange()}
+    assert model.run_step("cuda") == 1
+    assert model.state.steps["cuda"]["message"] == "the plan cannot go on"
+    recorded = model.engine.host.runner.recorded
+    assert ["<wait>", "600s", "something that never comes"] in recorded and ["touch", "/tmp/x"] in recorded
 
 
 def test_a_failing_check_still_fails_a_dry_run_when_nothing_came_before_it(tmp_path):
@@ -156,6 +174,17 @@ def test_an_export_pins_the_chart_versions_the_session_planned(tmp_path):
     assert doc["hami"]["chart_version"] == "2.10.0"
     replay = parse_answers(model.export_text())  # what is exported loads back
     assert replay.hami.chart_version == "2.10.0"
+
+
+class _FailAfterChange(Step):
+    id = "cuda"
+    title = "stand-in"
+    Answers = CudaAnswers
+
+    def plan(self, ctx, answers):
+        return [A.Run("change", "a change", ["touch", "/tmp/x"], idempotent=True),
+                A.WaitFor("wait", "something that never comes", lambda c: False, timeout=600),
+                A.Fail("refused", "refused", "the plan cannot go on")]
 
 
 class _CheckFirst(Step):
