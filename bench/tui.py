@@ -124,7 +124,10 @@ async def flood(tmp: Path, lines: int, presses: int = 5) -> dict:
         app.open("driver")
         # the app settled, as a person finds it who has read the pane: detection shown (it is still
         # running when the steps have loaded) and the step's plan with it
+        waited = time.perf_counter()
         while app.facts is None:
+            if time.perf_counter() - waited > 60:
+                raise RuntimeError("detection never showed its facts")
             await asyncio.sleep(0.005)
         await app.workers.wait_for_complete()
         await pilot.pause()
