@@ -140,10 +140,7 @@ async def test_failure_skip_and_quit(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("GPUWIZARD_SIM_FAIL", json.dumps([{"match": ["systemctl", "restart"], "rc": 1}]))
     app = make_app(tmp_path, steps=with_driver(ListPci))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        await run_driver(app, pilot)
         await pilot.press("s")  # Skip
         await settle(pilot)
         assert app.state.status("driver") == "skipped" and app.current != "driver"
@@ -159,10 +156,7 @@ async def test_failure_skip_and_quit(tmp_path: Path, monkeypatch):
 async def test_reboot_then_resume_reopens_and_finishes_the_step(tmp_path: Path):
     app = make_app(tmp_path, steps=with_driver(NeedsReboot))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        await run_driver(app, pilot)
         assert isinstance(app.screen, RebootScreen)
         text = screen_text(app)
         assert "nvidia kernel module loads at the next boot" in text and "--resume" in text
@@ -262,14 +256,19 @@ async def test_quit_mid_run_asks_first(tmp_path: Path):
     assert app.state.status("driver") == "failed"
 
 
+async def run_driver(app, pilot) -> None:
+    """The app settled, the driver step's pane opened and its run started (Ctrl+R), then settled."""
+    await settle(pilot)
+    app.open("driver")
+    await pilot.press("ctrl+r")
+    await settle(pilot)
+
+
 async def test_a_flood_of_output_is_batched_and_bounded(tmp_path: Path):
     app = make_app(tmp_path, steps=with_driver(Flood))
     add_tool(app, "flood", "import sys\nsys.stdout.write(''.join(f'line {i}\\n' for i in range(30000)))")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        await run_driver(app, pilot)
         log = app.pane("driver").query_one(Log)
         assert app.state.status("driver") == "done"
         assert log.line_count <= MAX_LINES
@@ -288,10 +287,7 @@ async def test_a_flood_queued_between_drains_keeps_only_what_the_view_can_show(t
     app = make_app(tmp_path, steps=with_driver(Flood))
     add_tool(app, "flood", "print('line 0')")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        await run_driver(app, pilot)
         app._drain_events()
         before = list(app.outputs["driver"])
         events = [Event("action-started", "driver", "flood", "second read")]
@@ -323,10 +319,7 @@ async def test_output_drained_while_the_app_closes_its_widgets_is_dropped_not_a_
     app = make_app(tmp_path, steps=with_driver(Flood))
     add_tool(app, "flood", "print('line 0')")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open("driver")
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        await run_driver(app, pilot)
         pane = app.pane("driver")
         await pane.runview.remove()  # as at shutdown: the pane's children go first
         app._on_engine_event(Event("output", "driver", "flood", "line 1", data={"lines": ["line 1"]}))
