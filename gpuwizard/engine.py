@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -512,10 +512,17 @@ class Engine:
         return result
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, selected: list[str], answers: Mapping[str, Any], *, session: Mapping[str, Any] | None = None) -> int:
-        """Run the selected steps in order; returns the exit code of the contract."""
+    def run(self, selected: list[str], answers: Mapping[str, Any], *, session: Mapping[str, Any] | None = None,
+            dry_after: Sequence[str] = ()) -> int:
+        """Run the selected steps in order; returns the exit code of the contract. ``dry_after``: in
+        a dry run, the steps of the session before these whose changes (none made) they build on:
+        planned first in the same call, so that what they promise holds, as in the whole plan (the
+        CUDA step after the driver step's dry run plans against the driver that step installs)."""
         call = Call(self, planning=False, answers={**(session or {}), **answers}, run_id=self.state.run_id)
         self._running = call
+        if self.host.dry_run:
+            for sid in dry_after:
+                self._plan_step(call, self.steps[sid], call.answers.get(sid))
         try:
             self.state.data["boot_id"] = self.host.boot_id()
             self.emit(Event("run-started", data={"steps": list(selected), "run": call.run_id}))

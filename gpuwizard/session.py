@@ -168,10 +168,16 @@ class WizardSession:
         return reach.message(missing) if missing else None
 
     def run(self, sids: list[str]) -> int:
-        """Run steps in order (the unattended run: all of them; the TUI: one)."""
+        """Run steps in order (the unattended run: all of them; the TUI: one). In a dry run, the
+        session's steps before them are planned first (their promises: nothing they would do was done)."""
         for sid in sids:
             self.record_answers(sid)
-        return self.engine.run(sids, {sid: self.answers[sid] for sid in sids}, session=self.session_answers())
+        ids = self.step_ids()
+        first = min((ids.index(sid) for sid in sids if sid in ids), default=0)
+        before = [sid for sid in ids[:first] if self.in_session(sid) and self.answers.get(sid) is not None] \
+            if self.dry_run else []
+        return self.engine.run(sids, {sid: self.answers[sid] for sid in sids}, session=self.session_answers(),
+                               dry_after=before)
 
     def skip(self, sid: str, message: str = "skipped in the wizard") -> None:
         self.state.set_status(sid, "skipped", message=message)

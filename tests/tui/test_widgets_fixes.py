@@ -265,8 +265,10 @@ async def test_dry_run_is_marked_on_the_main_screen_and_in_dialogs(tmp_path: Pat
 async def test_a_dry_run_runs_a_step_through_the_checks_of_what_it_would_change(tmp_path: Path):
     """The container step in a dry run: its check of the key the download would have fetched, and of
     the runtime nvidia-ctk would have configured, are said in its log as the checks the real run
-    makes, and the step ends done (it failed, "holds no key", before). CUDA, with no driver on the
-    host, fails as a real run would; its dialog says the state file was not written."""
+    makes, and the step ends done (it failed, "holds no key", before). CUDA's dry run plans against
+    the driver the driver step of the session installs (it failed "no working NVIDIA driver"). With
+    the driver step skipped, CUDA fails as a real run would; its dialog says the state file was not
+    written."""
     from gpuwizard.tui.screens.modals import FailureScreen
 
     app = make_app_with(tmp_path, "--dry-run")
@@ -281,10 +283,20 @@ async def test_a_dry_run_runs_a_step_through_the_checks_of_what_it_would_change(
         await settle(pilot)
         await pilot.press("ctrl+r")
         await settle(pilot)
+        assert app.state.status("cuda") == "done", app.state.steps.get("cuda")
+    app = make_app_with(tmp_path / "second", "--dry-run")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.skip_step("driver")
+        app.open("cuda")
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
         assert isinstance(app.screen, FailureScreen)
         text = " ".join(screen_text(app).replace("█", " ").replace("│", " ").split())
         assert "(not written: a dry run changes nothing, the state file included)" in text
-    assert not (tmp_path / "s/var/lib/gpuwizard/state.json").exists()
+    assert not (tmp_path / "host/var/lib/gpuwizard/state.json").exists()
+    assert not (tmp_path / "second/host/var/lib/gpuwizard/state.json").exists()
 
 
 async def test_no_dry_run_banner_otherwise(tmp_path: Path):
