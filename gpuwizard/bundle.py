@@ -374,6 +374,35 @@ def mismatch(built: dict[str, Any] | None, target: dict[str, Any], packages: boo
     return None
 
 
+def check_plan(network: Any, target: dict[str, Any], planned: list[PlannedStep]) -> None:
+    """With an offline bundle in use: a bundle made for another machine (:func:`mismatch`) is
+    refused where a step still uses it (before anything runs): a file it serves, an image it holds,
+    a package of its repository; of its packages, what it lacks is said."""
+    from .packages import installs, lacking
+    from .platform import for_host
+    from .reach import urls
+
+    platform = for_host(target)
+    copies = tuple(copy + "/" for copy in network.local_urls.values())
+    for p in planned:
+        if p.error is not None or all(p.done):
+            continue
+        packages = bool(network.local_apt and installs(platform, p, pending_only=True))
+        images = [*(p.data.get("images") or []), *(p.data.get("cluster_images") or [])]
+        uses = (packages or any(url.startswith(copies) for url in urls([p]))
+                or any(ref in network.local_images for ref in images))
+        why = mismatch(network.bundle_host, target, packages=packages) if uses else None
+        if why:
+            p.error, p.refused = why, True
+    if network.local_apt:  # the bundle's packages: what it lacks, said before anything runs
+        short = lacking(network, platform, planned)
+        for p in planned:
+            if p.step.id in short and not p.refused:
+                p.decisions.append(f"the offline bundle's packages lack {', '.join(short[p.step.id])}: apt must "
+                                   "fetch them from the host's own archive (else rebuild the bundle from this "
+                                   "answer file)")
+
+
 def attach(network: Any, where: str | os.PathLike[str], host: Any) -> Server:
     """``--bundle DIR``: every file checked (a changed or missing one refused: InvalidInput, nothing
     run), then the bundle served on 127.0.0.1 and ``network`` pointed at it; with packages, the

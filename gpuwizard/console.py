@@ -219,11 +219,13 @@ class LogFile:
         self._runners: list[Runner] = []
 
     # -- writing ----------------------------------------------------------------------------------
-    def _put(self, data: str, flush: bool = False) -> None:
+    def _put(self, data: str | Iterable[str], flush: bool = False) -> None:
+        """Write ``data`` (a string, or strings written one after another as one entry)."""
         with self._lock:
             if self._closed:  # a worker's last probe after the run ended: nowhere to go
                 return
-            self._fh.write(data)
+            for part in (data,) if isinstance(data, str) else data:
+                self._fh.write(part)
             if flush:
                 self._fh.flush()
 
@@ -291,18 +293,11 @@ class LogFile:
     def __call__(self, ev: Event) -> None:
         if ev.kind == "output":
             prefix = f"{stamp()} {'  ! ' if ev.stream == 'stderr' else '  | '}"
-            lines = ev.data.get("lines") if ev.data else None
-            if lines is None:
-                lines = ev.text.split("\n")
-            sep = "\n" + prefix
+            lines, sep = ev.output_lines(), "\n" + prefix
             # in slices: one string of a whole read (thousands of lines) is large enough for malloc
             # to map fresh pages for it, and for its encoding, at every read (tens of thousands of
             # page faults in a flood, most of the time spent on it); slices reuse the same memory
-            with self._lock:
-                if self._closed:
-                    return
-                for at in range(0, len(lines), LOG_SLICE):
-                    self._fh.write(prefix + sep.join(lines[at:at + LOG_SLICE]) + "\n")
+            self._put(prefix + sep.join(lines[at:at + LOG_SLICE]) + "\n" for at in range(0, len(lines), LOG_SLICE))
             return
         parts: list[Any] = [ev.kind]
         if ev.step:

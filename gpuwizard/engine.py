@@ -62,6 +62,11 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
+    def output_lines(self) -> list[str]:
+        """An output event's lines (``data["lines"]``, else ``text`` split at newlines)."""
+        lines = self.data.get("lines") if self.data else None
+        return lines if lines is not None else self.text.split("\n")
+
 
 Listener = Callable[[Event], None]
 PERCENT_RE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d+)?)\s?%")
@@ -441,38 +446,10 @@ class Engine:
             for sid in selected:
                 planned.append(self._plan_step(call, self.steps[sid], answers[sid]))
         if self.network.bundle:
-            self._check_bundle(planned)
+            from .bundle import check_plan
+
+            check_plan(self.network, self.facts().get("host") or {}, planned)
         return planned
-
-    def _check_bundle(self, planned: list[PlannedStep]) -> None:
-        """An offline bundle made for another machine is refused where a step still uses it (before
-        anything runs): a file it serves, an image it holds, a package of its repository; of its
-        packages, what it lacks is said."""
-        from .bundle import mismatch
-        from .packages import installs, lacking
-        from .platform import for_host
-        from .reach import urls
-
-        target = self.facts().get("host") or {}
-        platform = for_host(target)
-        copies = tuple(copy + "/" for copy in self.network.local_urls.values())
-        for p in planned:
-            if p.error is not None or all(p.done):
-                continue
-            packages = bool(self.network.local_apt and installs(platform, p, pending_only=True))
-            images = [*(p.data.get("images") or []), *(p.data.get("cluster_images") or [])]
-            uses = (packages or any(url.startswith(copies) for url in urls([p]))
-                    or any(ref in self.network.local_images for ref in images))
-            why = mismatch(self.network.bundle_host, target, packages=packages) if uses else None
-            if why:
-                p.error, p.refused = why, True
-        if self.network.local_apt:  # an offline bundle's packages: what it lacks, said before anything runs
-            short = lacking(self.network, platform, planned)
-            for p in planned:
-                if p.step.id in short and not p.refused:
-                    p.decisions.append(f"the offline bundle's packages lack {', '.join(short[p.step.id])}: apt must "
-                                       "fetch them from the host's own archive (else rebuild the bundle from this "
-                                       "answer file)")
 
     def _prefetch(self, call: Call, selected: list[str], answers: Mapping[str, Any], rounds: int = 3) -> None:
         """The steps' :meth:`Step.prefetch` probes, run side by side into the plan's probe cache, in

@@ -528,6 +528,13 @@ class Host:
         return self.path(SYSTEMD_RUNTIME_DIR).is_dir()
 
     # -- changes --------------------------------------------------------------------------------
+    def make_dir(self, system_path: str, mode: int = 0o700) -> None:
+        """``mkdir -p`` (mode for what it creates). Dry-run: records only."""
+        if self.dry_run:
+            self.runner.recorded.append(["<mkdir>", system_path])
+            return
+        self.path(system_path).mkdir(parents=True, exist_ok=True, mode=mode)
+
     def write_file(self, system_path: str, content: str, mode: int = 0o644) -> bool:
         """Atomically replace a file; returns True when it changed. Dry-run: records only."""
         current = self.read_text(system_path)

@@ -90,6 +90,16 @@ class WizardSession:
             return "running"
         return self.state.shown_status(sid)
 
+    def before(self, sids: list[str], *, last: bool = False) -> list[str]:
+        """The session's steps (with their answers) before the first of ``sids``, in order; ``last``:
+        up to the last of them, ``sids`` included whatever their answers."""
+        ids = self.step_ids()
+        at = [ids.index(sid) for sid in sids if sid in ids]
+        if not at:
+            return []
+        end = max(at) + 1 if last else min(at)
+        return [sid for sid in ids[:end] if sid in sids or (self.in_session(sid) and self.answers.get(sid) is not None)]
+
     def in_session(self, sid: str) -> bool:
         return self.steps[sid].implemented and self.state.status(sid) != "skipped"
 
@@ -131,11 +141,8 @@ class WizardSession:
         wanted = [sid for sid in sids if sid in self.steps and self.steps[sid].implemented]
         if not wanted:
             return {}
-        ids = self.step_ids()
-        last = max(ids.index(sid) for sid in wanted)
         # the given steps, and the session's steps before them still to run (with their answers)
-        order = [sid for sid in ids[: last + 1] if sid in wanted or (
-            self.in_session(sid) and self.state.status(sid) != "done" and self.answers.get(sid) is not None)]
+        order = [sid for sid in self.before(wanted, last=True) if sid in wanted or self.state.status(sid) != "done"]
         with self._plan_lock:
             answers = {sid: self.answers.get(sid) for sid in order}
             try:
@@ -172,12 +179,8 @@ class WizardSession:
         session's steps before them are planned first (their promises: nothing they would do was done)."""
         for sid in sids:
             self.record_answers(sid)
-        ids = self.step_ids()
-        first = min((ids.index(sid) for sid in sids if sid in ids), default=0)
-        before = [sid for sid in ids[:first] if self.in_session(sid) and self.answers.get(sid) is not None] \
-            if self.dry_run else []
         return self.engine.run(sids, {sid: self.answers[sid] for sid in sids}, session=self.session_answers(),
-                               dry_after=before)
+                               dry_after=self.before(sids) if self.dry_run else [])
 
     def skip(self, sid: str, message: str = "skipped in the wizard") -> None:
         self.state.set_status(sid, "skipped", message=message)

@@ -50,9 +50,9 @@ class Check(A.Action):
     def apply(self, ctx: StepContext) -> None:
         if self.check(ctx):
             return
+        reason = self.failure(ctx) if callable(self.failure) else self.failure  # what is there, before the cleanup
         if self.on_failure is not None and not ctx.host.dry_run:  # a dry run changes nothing
             self.on_failure(ctx)
-        reason = self.failure(ctx) if callable(self.failure) else self.failure
         raise StepFailed(reason or f"check failed: {self.title}")
 
 
@@ -91,10 +91,7 @@ class MakeDir(A.Action):
         return [TreeChange(self.path, drift=False), *self.changes]
 
     def apply(self, ctx: StepContext) -> None:
-        if ctx.host.dry_run:
-            ctx.host.runner.recorded.append(["<mkdir>", self.path])
-            return
-        ctx.host.path(self.path).mkdir(parents=True, exist_ok=True, mode=self.mode)
+        ctx.host.make_dir(self.path, self.mode)
 
 
 # -- APT (Ubuntu, Debian): what the configured archive holds, read at plan time -----------------------

@@ -887,9 +887,7 @@ def _tool_install(ctx: StepContext, name: str) -> list[A.Action]:
 
     def mismatch(c: StepContext) -> str:
         expected = published(c)
-        rejected = c.host.path(dest + ".rejected")
-        here = c.host.path(dest) if c.host.exists(dest) else rejected if rejected.exists() else None
-        actual = sha256_of(here) if here is not None else "(no file)"
+        actual = sha256_of(c.host.path(dest)) if c.host.exists(dest) else "(no file)"
         return (f"checksum mismatch for {url}: the published sha256 is {expected or '(unreadable)'}, the download has "
                 f"{actual}; moved aside to {dest}.rejected and NOT installed")
 

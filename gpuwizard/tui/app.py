@@ -86,8 +86,7 @@ def event_lines(ev: Event, limit: int | None = None) -> list[str]:
     """The log view's lines for an event (an output event carries one read: one line or thousands).
     ``limit``: only the last lines are cleaned and kept; the log file on disk has every line."""
     if ev.kind == "output":
-        lines = ev.data.get("lines") if ev.data else None
-        lines = lines if lines is not None else ev.text.split("\n")
+        lines = ev.output_lines()
         if limit is not None:
             lines = lines[-limit:]
         return [clean_line(t) for t in lines]
@@ -620,8 +619,7 @@ class WizardApp(App[int]):
         allocator hand their memory back and map it anew for the next reads, a page fault every
         few lines, which doubled the time a flood takes to reach the log file."""
         if ev.kind == "output":
-            lines = ev.data.get("lines") if ev.data else None
-            lines = lines if lines is not None else ev.text.split("\n")
+            lines = ev.output_lines()
             received = len(lines)
             ev = replace(ev, text="", data={**ev.data, "lines": lines[-OUTPUT_KEEP:]})
         with self._queue_lock:
@@ -673,8 +671,7 @@ class WizardApp(App[int]):
             # raw lines here; only the last OUTPUT_KEEP of the whole batch are cleaned below (a flood's
             # older lines would scroll out of view unseen; the log file on disk has every line)
             if ev.kind == "output":
-                new = ev.data.get("lines") if ev.data else None
-                new = new if new is not None else ev.text.split("\n")
+                new = ev.output_lines()
             else:
                 new = event_lines(ev)
             lines.extend(new[-OUTPUT_KEEP:])

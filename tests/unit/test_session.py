@@ -213,3 +213,23 @@ def test_a_plan_holds_its_decisions_not_the_notes_of_its_probes(tmp_path):
     model.engine.steps = {**model.engine.steps, "cuda": _Notes()}
     (planned,) = model.engine.plan(["cuda"], {"cuda": CudaAnswers()})
     assert planned.decisions == ["chose this"]
+
+
+def test_a_failed_check_says_what_was_there_before_its_cleanup_removes_it(tmp_path):
+    """The check's words are read off the host before its on_failure cleans up (the key check
+    removes the keyring: its message names the key that keyring held, not "no key")."""
+    import pytest
+
+    from gpuwizard.errors import StepFailed
+
+    path = tmp_path / "keyring"
+    path.write_text("WRONGKEY")
+    check = Check("key", "the keyring holds the key", lambda c: False,
+                  lambda c: f"holds {path.read_text() if path.exists() else 'no key'}",
+                  on_failure=lambda c: path.unlink())
+    model = make(tmp_path / "s")
+    from gpuwizard.engine import StepContext
+
+    with pytest.raises(StepFailed, match="holds WRONGKEY"):
+        check.apply(StepContext(model.engine, "container"))
+    assert not path.exists()
